@@ -1,0 +1,116 @@
+/**
+ * Foundation figures (printed, never asserted):
+ *  - time for `npm start`'s stack (node local/start.ts) to serve /v1, from process spawn;
+ *  - the api Lambda bundled as CDK bundles it (esbuild, minified, ESM): size, and cold
+ *    init (module load + first invocation of GET /v1) in a fresh Node process each time.
+ *
+ *   npm run bench -- foundation
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { freePort } from '../local/moto.ts';
+import { printTable, summarize } from './support.ts';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+
+async function timeStackStartup(): Promise<number> {
+  const [api, ws, moto] = [await freePort(), await freePort(), await freePort()];
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    ['local/start.ts', '--api-port', String(api), '--ws-port', String(ws), '--moto-port', String(moto)],
+    {
+      stdio: 'ignore',
+    },
+  );
+  try {
+    for (let attempt = 0; attempt < 600; attempt++) {
+      try {
+        const response = await fetch(`http://127.0.0.1:${api}/v1`, { signal: AbortSignal.timeout(500) });
+        if (response.ok) return performance.now() - started;
+      } catch {
+        // not yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error('stack did not serve /v1 within the bound');
+  } finally {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGINT');
+    await exited;
+  }
+}
+
+async function bundleApi(dir: string): Promise<string> {
+  const outfile = join(dir, 'index.mjs');
+  await build({
+    entryPoints: ['lambda/api/handler.ts'],
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    target: 'node24',
+    format: 'esm',
+    outfile,
+    banner: { js: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);" },
+    logLevel: 'silent',
+  });
+  return outfile;
+}
+
+/** Module load + first GET /v1, measured inside a fresh Node process (what a cold start pays). */
+async function timeColdInit(bundle: string, dir: string): Promise<{ loadMs: number; firstMs: number }> {
+  const probe = join(dir, 'probe.mjs');
+  writeFileSync(
+    probe,
+    `const t0 = performance.now();
+const { handler } = await import(${JSON.stringify(bundle)});
+const t1 = performance.now();
+await handler({ version: '2.0', routeKey: '$default', rawPath: '/v1', rawQueryString: '', headers: { host: 'x' },
+  requestContext: { http: { method: 'GET', path: '/v1' }, domainName: 'x', requestId: 'r' }, isBase64Encoded: false },
+  { getRemainingTimeInMillis: () => 29000, awsRequestId: 'r', functionName: 'api' });
+const t2 = performance.now();
+process.stdout.write(JSON.stringify({ loadMs: t1 - t0, firstMs: t2 - t1 }));`,
+  );
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [probe], {
+      env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`probe exited ${code}`))));
+  });
+  return JSON.parse(output) as { loadMs: number; firstMs: number };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'metalplane-bench-'));
+try {
+  const startups: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) startups.push(await timeStackStartup());
+  const bundle = await bundleApi(dir);
+  const loads: number[] = [];
+  const firsts: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const { loadMs, firstMs } = await timeColdInit(bundle, dir);
+    loads.push(loadMs);
+    firsts.push(firstMs);
+  }
+  const row = (name: string, samples: number[]) => {
+    const s = summarize(samples);
+    return { figure: name, rounds: s.n, 'min ms': s.min, 'p50 ms': s.p50, 'max ms': s.max };
+  };
+  printTable('Foundation', [
+    row('local stack start → /v1 served', startups),
+    row('api bundle: module load (cold)', loads),
+    row('api bundle: first GET /v1', firsts),
+  ]);
+  process.stdout.write(
+    `\napi bundle size (esbuild, minified, ESM): ${(statSync(bundle).size / 1024).toFixed(1)} KiB\n`,
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,139 @@
+/**
+ * The one definition of Metalplane's stateful AWS resources.
+ *
+ * Both the CDK stack (`infra/stack.ts`) and the local bootstrap (`local/bootstrap.ts`)
+ * build their tables, queues and bucket from these plain objects, so the cloud and the
+ * local stack cannot drift; `test/integration/resources-parity.test.ts` proves it.
+ * This module is pure data: no aws-cdk-lib and no AWS SDK imports.
+ */
+
+export type AttributeType = 'S' | 'N' | 'B';
+
+export interface KeyAttribute {
+  readonly name: string;
+  readonly type: AttributeType;
+}
+
+export interface IndexDefinition {
+  readonly name: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+}
+
+export interface TableDefinition {
+  /** Stable id: the CDK logical id and the suffix of the physical name. */
+  readonly id: string;
+  /** Environment variable through which the Lambdas and the agent learn the name. */
+  readonly envVar: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+  readonly indexes: readonly IndexDefinition[];
+  /** Attribute holding an epoch-seconds expiry, if the table has TTL. */
+  readonly ttlAttribute?: string;
+}
+
+export interface QueueDefinition {
+  readonly id: string;
+  readonly envVar?: string;
+  readonly fifo: boolean;
+  readonly visibilityTimeoutSeconds: number;
+  readonly retentionSeconds: number;
+  /** Dead-letter queue (by id) and how many receives before a message goes there. */
+  readonly deadLetter?: { readonly queueId: string; readonly maxReceiveCount: number };
+}
+
+export interface BucketDefinition {
+  readonly id: string;
+  readonly envVar: string;
+  /** Days after which an unfinished multipart upload is aborted. */
+  readonly abortIncompleteMultipartUploadDays: number;
+}
+
+const S = (name: string): KeyAttribute => ({ name, type: 'S' });
+
+/**
+ * Inventory: one table for every resource an operator enrolls (nodes, ports,
+ * portgroups, chassis, allocations, deploy templates, sites, agents, images, users,
+ * tokens) and the uniqueness records that keep names and MAC addresses unique.
+ * `pk`/`sk` address one item; the indexes serve every listing without a scan.
+ */
+export const inventoryTable: TableDefinition = {
+  id: 'Inventory',
+  envVar: 'METALPLANE_INVENTORY_TABLE',
+  partitionKey: S('pk'),
+  sortKey: S('sk'),
+  indexes: [
+    // All items of a kind in creation order (the default listing order, as Ironic's `id`).
+    { name: 'byKind', partitionKey: S('kindPk'), sortKey: S('kindSk') },
+    // Children of a parent: ports of a node, nodes of a chassis, agents of a site ...
+    { name: 'byParent', partitionKey: S('parentPk'), sortKey: S('parentSk') },
+  ],
+  ttlAttribute: 'expiresAt',
+};
+
+/** Commands for agents (DESIGN.md, "Commands"): the durable record of each one. */
+export const commandsTable: TableDefinition = {
+  id: 'Commands',
+  envVar: 'METALPLANE_COMMANDS_TABLE',
+  partitionKey: S('pk'),
+  sortKey: S('sk'),
+  indexes: [{ name: 'byNode', partitionKey: S('nodePk'), sortKey: S('nodeSk') }],
+  ttlAttribute: 'expiresAt',
+};
+
+/** Open agent WebSocket connections, by site, so the control plane can push. */
+export const connectionsTable: TableDefinition = {
+  id: 'Connections',
+  envVar: 'METALPLANE_CONNECTIONS_TABLE',
+  partitionKey: S('pk'),
+  sortKey: S('sk'),
+  indexes: [],
+  ttlAttribute: 'expiresAt',
+};
+
+export const tables: readonly TableDefinition[] = [inventoryTable, commandsTable, connectionsTable];
+
+/**
+ * Every site's command queue is a FIFO queue created when the site is created
+ * (`siteCommandQueue`); they all dead-letter into this one static FIFO queue, where a
+ * command that could not be delivered waits for an operator.
+ */
+export const commandsDeadLetterQueue: QueueDefinition = {
+  id: 'CommandsDeadLetter',
+  envVar: 'METALPLANE_COMMANDS_DLQ',
+  fifo: true,
+  visibilityTimeoutSeconds: 30,
+  retentionSeconds: 14 * 24 * 3600,
+};
+
+export const queues: readonly QueueDefinition[] = [commandsDeadLetterQueue];
+
+/** The command queue of one site: group = node, deduplication id = command id. */
+export function siteCommandQueue(site: string): QueueDefinition {
+  return {
+    id: `SiteCommands-${site}`,
+    fifo: true,
+    visibilityTimeoutSeconds: 60,
+    retentionSeconds: 14 * 24 * 3600,
+    deadLetter: { queueId: commandsDeadLetterQueue.id, maxReceiveCount: 10 },
+  };
+}
+
+export const imagesBucket: BucketDefinition = {
+  id: 'Images',
+  envVar: 'METALPLANE_IMAGES_BUCKET',
+  abortIncompleteMultipartUploadDays: 2,
+};
+
+/** Physical names, derived from a prefix (the stack name on AWS, `metalplane-local` locally). */
+export function tableName(prefix: string, table: TableDefinition): string {
+  return `${prefix}-${table.id}`;
+}
+
+export function queueName(prefix: string, queue: QueueDefinition): string {
+  return `${prefix}-${queue.id}${queue.fifo ? '.fifo' : ''}`;
+}
+
+export function bucketName(prefix: string, bucket: BucketDefinition): string {
+  return `${prefix}-${bucket.id}`.toLowerCase();
+}

@@ -1,0 +1,247 @@
+/**
+ * Metalplane's CDK stack: the tables, queues and bucket of `infra/resources.ts` (the
+ * local bootstrap builds the same ones from the same definitions), and the HTTP API in
+ * front of the api Lambda. Physical names are the resources.ts helpers' with the stack
+ * name as prefix. Environment-agnostic: `cdk synth` needs no credentials and looks
+ * nothing up.
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import { resourcePrefixEnvVar } from '../lambda/adapters/resource-factory.ts';
+import {
+  type BucketDefinition,
+  bucketName,
+  imagesBucket,
+  type KeyAttribute,
+  type QueueDefinition,
+  queueName,
+  queues,
+  siteCommandQueue,
+  type TableDefinition,
+  tableName,
+  tables,
+} from './resources.ts';
+
+const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Lifecycle rule id, the same as the local bootstrap's (the parity test compares them). */
+export const abortIncompleteUploadsRuleId = 'AbortIncompleteMultipartUploads';
+
+/**
+ * Item-level DynamoDB actions of the api Lambda (tables and their indexes). No Scan: no
+ * request path scans (DESIGN.md, "State"), and IAM holds it to that. Transactions are
+ * authorized by these same item actions.
+ */
+const tableActions = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:DescribeTable',
+];
+
+/** Images: presigned GET/PUT (multipart included), HEAD, delete, and listing. */
+const bucketActions = ['s3:ListBucket', 's3:ListBucketMultipartUploads'];
+const objectActions = [
+  's3:GetObject',
+  's3:GetObjectAttributes',
+  's3:PutObject',
+  's3:DeleteObject',
+  's3:AbortMultipartUpload',
+  's3:ListMultipartUploadParts',
+];
+
+/** Actions the api Lambda needs on site command queues, which the sites API creates. */
+const siteQueueActions = [
+  'sqs:CreateQueue',
+  'sqs:DeleteQueue',
+  'sqs:GetQueueUrl',
+  'sqs:GetQueueAttributes',
+  'sqs:SetQueueAttributes',
+  'sqs:TagQueue',
+  'sqs:SendMessage',
+  'sqs:ReceiveMessage',
+  'sqs:DeleteMessage',
+  'sqs:ChangeMessageVisibility',
+];
+
+export class MetalplaneStack extends Stack {
+  readonly tables = new Map<string, dynamodb.Table>();
+  readonly queues = new Map<string, sqs.Queue>();
+  readonly bucket: s3.Bucket;
+  readonly apiFunction: nodejs.NodejsFunction;
+  readonly httpApi: HttpApi;
+
+  constructor(scope: Construct, id: string, props: StackProps = {}) {
+    super(scope, id, props);
+    for (const definition of tables) this.tables.set(definition.id, this.addTable(definition));
+    for (const definition of deadLettersFirst(queues)) {
+      this.queues.set(definition.id, this.addQueue(definition));
+    }
+    this.bucket = this.addBucket(imagesBucket);
+    this.apiFunction = this.addApiFunction();
+    this.grantApi(this.apiFunction);
+    this.httpApi = new HttpApi(this, 'HttpApi', {
+      apiName: this.stackName,
+      defaultIntegration: new HttpLambdaIntegration('ApiIntegration', this.apiFunction),
+    });
+    new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url ?? this.httpApi.apiEndpoint });
+  }
+
+  private addTable(definition: TableDefinition): dynamodb.Table {
+    const table = new dynamodb.Table(this, definition.id, {
+      tableName: tableName(this.stackName, definition),
+      partitionKey: attribute(definition.partitionKey),
+      ...(definition.sortKey ? { sortKey: attribute(definition.sortKey) } : {}),
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      ...(definition.ttlAttribute ? { timeToLiveAttribute: definition.ttlAttribute } : {}),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    for (const index of definition.indexes) {
+      table.addGlobalSecondaryIndex({
+        indexName: index.name,
+        partitionKey: attribute(index.partitionKey),
+        ...(index.sortKey ? { sortKey: attribute(index.sortKey) } : {}),
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    }
+    return table;
+  }
+
+  private addQueue(definition: QueueDefinition): sqs.Queue {
+    const deadLetterId = definition.deadLetter?.queueId;
+    const deadLetterQueue = deadLetterId === undefined ? undefined : this.queues.get(deadLetterId);
+    if (deadLetterId !== undefined && !deadLetterQueue) {
+      throw new Error(`queue ${definition.id}: no queue ${deadLetterId}`);
+    }
+    return buildQueue(this, this.stackName, definition, deadLetterQueue);
+  }
+
+  private addBucket(definition: BucketDefinition): s3.Bucket {
+    return new s3.Bucket(this, definition.id, {
+      bucketName: bucketName(this.stackName, definition),
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      lifecycleRules: [
+        {
+          id: abortIncompleteUploadsRuleId,
+          enabled: true,
+          abortIncompleteMultipartUploadAfter: Duration.days(definition.abortIncompleteMultipartUploadDays),
+        },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+
+  private addApiFunction(): nodejs.NodejsFunction {
+    return new nodejs.NodejsFunction(this, 'ApiFunction', {
+      entry: join(projectRoot, 'lambda', 'api', 'handler.ts'),
+      handler: 'handler',
+      projectRoot,
+      depsLockFilePath: join(projectRoot, 'package-lock.json'),
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 512,
+      timeout: Duration.seconds(29),
+      environment: { ...this.resourceEnvironment(), NODE_OPTIONS: '--enable-source-maps' },
+      logGroup: new logs.LogGroup(this, 'ApiLogs', {
+        retention: logs.RetentionDays.ONE_MONTH,
+        removalPolicy: RemovalPolicy.DESTROY,
+      }),
+      bundling: {
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        format: nodejs.OutputFormat.ESM,
+        target: 'node24',
+        mainFields: ['module', 'main'],
+        // Bundled CommonJS dependencies may call require(); ESM has none.
+        banner:
+          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+        forceDockerBundling: false,
+      },
+    });
+  }
+
+  /** Each definition's envVar → physical name (queues by name, as `local/bootstrap.ts`). */
+  private resourceEnvironment(): Record<string, string> {
+    const environment: Record<string, string> = { [resourcePrefixEnvVar]: this.stackName };
+    for (const definition of tables)
+      environment[definition.envVar] = this.tables.get(definition.id)!.tableName;
+    for (const definition of queues) {
+      if (definition.envVar) environment[definition.envVar] = this.queues.get(definition.id)!.queueName;
+    }
+    environment[imagesBucket.envVar] = this.bucket.bucketName;
+    return environment;
+  }
+
+  private grantApi(fn: lambda.IFunction): void {
+    for (const table of this.tables.values()) table.grant(fn, ...tableActions);
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ actions: bucketActions, resources: [this.bucket.bucketArn] }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ actions: objectActions, resources: [this.bucket.arnForObjects('*')] }),
+    );
+    for (const queue of this.queues.values()) queue.grant(fn, 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes');
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: siteQueueActions,
+        resources: [
+          this.formatArn({ service: 'sqs', resource: queueName(this.stackName, siteCommandQueue('*')) }),
+        ],
+      }),
+    );
+  }
+}
+
+/** The SQS queue of `definition`, named from `prefix`, dead-lettering to `deadLetterQueue`. */
+export function buildQueue(
+  scope: Construct,
+  prefix: string,
+  definition: QueueDefinition,
+  deadLetterQueue?: sqs.IQueue,
+): sqs.Queue {
+  const maxReceiveCount = definition.deadLetter?.maxReceiveCount;
+  return new sqs.Queue(scope, definition.id, {
+    queueName: queueName(prefix, definition),
+    ...(definition.fifo ? { fifo: true } : {}),
+    visibilityTimeout: Duration.seconds(definition.visibilityTimeoutSeconds),
+    retentionPeriod: Duration.seconds(definition.retentionSeconds),
+    encryption: sqs.QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    ...(deadLetterQueue && maxReceiveCount
+      ? { deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount } }
+      : {}),
+  });
+}
+
+function attribute(key: KeyAttribute): dynamodb.Attribute {
+  const types = {
+    S: dynamodb.AttributeType.STRING,
+    N: dynamodb.AttributeType.NUMBER,
+    B: dynamodb.AttributeType.BINARY,
+  };
+  return { name: key.name, type: types[key.type] };
+}
+
+function deadLettersFirst(definitions: readonly QueueDefinition[]): QueueDefinition[] {
+  return [...definitions].sort((a, b) => Number(!!a.deadLetter) - Number(!!b.deadLetter));
+}

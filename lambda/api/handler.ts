@@ -1,0 +1,18 @@
+/**
+ * The api Lambda: Ironic's v1 REST API (and Metalplane's own resources) behind API
+ * Gateway's HTTP API. The local stack serves this very handler (`local/http-gateway.ts`).
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { createApiHandler } from '../http/middlewares.ts';
+import { Router } from '../http/router.ts';
+import { registerVersionRoutes } from './routes/versions.ts';
+
+const logger = new Logger({ serviceName: 'metalplane-api' });
+
+export function buildRouter(): Router {
+  const router = new Router();
+  registerVersionRoutes(router);
+  return router;
+}
+
+export const handler = createApiHandler(buildRouter(), logger);

@@ -1,0 +1,65 @@
+/**
+ * `npm start`: runs the whole local stack in the foreground until Ctrl-C.
+ *
+ *   npm start [-- --api-port 6385 --ws-port 6386 --moto-port 4566]
+ */
+import { parseArgs } from 'node:util';
+import { startLocalStack } from './stack.ts';
+
+const { values } = parseArgs({
+  options: {
+    host: { type: 'string', default: '127.0.0.1' },
+    'api-port': { type: 'string', default: '6385' },
+    'ws-port': { type: 'string', default: '6386' },
+    'moto-port': { type: 'string', default: '4566' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (values.help) {
+  process.stdout.write(
+    'usage: npm start [-- --host 127.0.0.1 --api-port 6385 --ws-port 6386 --moto-port 4566]\n',
+  );
+  process.exit(0);
+}
+
+function port(name: string, value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535) {
+    process.stderr.write(`--${name} must be a port number (0-65535), not '${value}'\n`);
+    process.exit(2);
+  }
+  return parsed;
+}
+
+const started = Date.now();
+const stack = await startLocalStack({
+  host: values.host,
+  apiPort: port('api-port', values['api-port']),
+  webSocketPort: port('ws-port', values['ws-port']),
+  motoPort: port('moto-port', values['moto-port']),
+}).catch((error: Error) => {
+  process.stderr.write(`metalplane: the local stack did not start: ${error.message}\n`);
+  process.exit(1);
+});
+
+process.stdout.write(
+  [
+    `metalplane local stack ready in ${Date.now() - started} ms`,
+    `  API (Ironic v1):     ${stack.apiUrl}/v1`,
+    `  agent WebSocket:     ${stack.webSocketUrl}`,
+    `  AWS emulator (moto): ${stack.awsEndpoint}`,
+    'Ctrl-C stops everything.',
+    '',
+  ].join('\n'),
+);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('\nstopping the local stack...\n');
+    stack.stop().then(() => process.exit(0));
+  });
+}

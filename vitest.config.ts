@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // One moto server for the whole run; each test file isolates itself by resource names.
+    globalSetup: ['test/support/global-setup.ts'],
+    // Handlers log JSON lines through Powertools; tests that read logs turn them on.
+    env: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    reporters: ['default', './test/support/totals-reporter.ts'],
+  },
+});
