@@ -64,9 +64,18 @@ export const inventoryTable: TableDefinition = {
   sortKey: S('sk'),
   indexes: [
     // All items of a kind in creation order (the default listing order, as Ironic's `id`).
-    { name: 'byKind', partitionKey: S('kindPk'), sortKey: S('kindSk') },
-    // Children of a parent: ports of a node, nodes of a chassis, agents of a site ...
-    { name: 'byParent', partitionKey: S('parentPk'), sortKey: S('parentSk') },
+    { name: 'byKind', partitionKey: S('kindPk'), sortKey: S('listSk') },
+    // All items of a kind by name (`sort_key=name`).
+    { name: 'byName', partitionKey: S('kindPk'), sortKey: S('nameSk') },
+    // Children of a parent: ports of a node, nodes of a chassis, tokens of a user ...
+    { name: 'byParent', partitionKey: S('parentPk'), sortKey: S('listSk') },
+    // Node listing filters, each `<kind>#<value>` in creation order.
+    { name: 'byState', partitionKey: S('statePk'), sortKey: S('listSk') },
+    { name: 'byDriver', partitionKey: S('driverPk'), sortKey: S('listSk') },
+    { name: 'bySite', partitionKey: S('sitePk'), sortKey: S('listSk') },
+    { name: 'byOwner', partitionKey: S('ownerPk'), sortKey: S('listSk') },
+    { name: 'byLessee', partitionKey: S('lesseePk'), sortKey: S('listSk') },
+    { name: 'byResourceClass', partitionKey: S('classPk'), sortKey: S('listSk') },
   ],
   ttlAttribute: 'expiresAt',
 };

@@ -5,14 +5,18 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { createApiHandler } from '../http/middlewares.ts';
 import { Router } from '../http/router.ts';
+import { authenticatorFromEnv } from './authentication.ts';
+import { type Dependencies, dependenciesFromEnv } from './dependencies.ts';
+import { registerNodeRoutes } from './routes/nodes.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
 
 const logger = new Logger({ serviceName: 'metalplane-api' });
 
-export function buildRouter(): Router {
+export function buildRouter(deps: Dependencies): Router {
   const router = new Router();
   registerVersionRoutes(router);
+  registerNodeRoutes(router, deps);
   return router;
 }
 
-export const handler = createApiHandler(buildRouter(), logger);
+export const handler = createApiHandler(buildRouter(dependenciesFromEnv()), logger, authenticatorFromEnv());

@@ -6,6 +6,7 @@
  * `{"code", "title", "description"}` for version negotiation failures (406). Handlers
  * throw these classes; `errorResponses()` turns them into responses.
  */
+import type { DomainError, ErrorKind } from '../domain/errors.ts';
 import { pythonJsonDumps } from './python-json.ts';
 
 export type FaultCode = 'Client' | 'Server';
@@ -95,4 +96,18 @@ export class InternalError extends ApiError {
 
 export function errorBody(error: ApiError): string {
   return JSON.stringify({ error_message: pythonJsonDumps(error.fault()) });
+}
+
+const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = {
+  invalid: 400,
+  forbidden: 403,
+  'not-found': 404,
+  'not-acceptable': 406,
+  conflict: 409,
+  'too-large': 413,
+};
+
+/** A domain error as an API error (Ironic's faultcode/faultstring body). */
+export function fromDomainError(error: DomainError): ApiError {
+  return new ApiError(STATUS_OF_KIND[error.kind], error.message);
 }

@@ -12,7 +12,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { ApiError, errorBody, InternalError, PayloadTooLarge } from './errors.ts';
+import { DomainError } from '../domain/errors.ts';
+import { ApiError, errorBody, fromDomainError, InternalError, PayloadTooLarge } from './errors.ts';
 import {
   type ApiVersion,
   formatVersion,
@@ -104,6 +105,8 @@ export function errorResponses(logger: Logger): ApiMiddleware {
       let apiError: ApiError;
       if (error instanceof ApiError) {
         apiError = error;
+      } else if (error instanceof DomainError) {
+        apiError = fromDomainError(error);
       } else {
         logger.error('unhandled error', { requestId: request.context.requestId, error: error as Error });
         apiError = new InternalError();
@@ -127,12 +130,28 @@ export function versionNegotiation(): ApiMiddleware {
   };
 }
 
+/** Who is asking, from the request's headers; throws Unauthorized when nobody valid is. */
+export type Authenticator = (headers: Readonly<Record<string, string>>) => Promise<unknown>;
+
+/** The routes anyone may call: Ironic's version documents. */
+export function isPublicRoute(method: string, path: string): boolean {
+  return method === 'GET' && (path === '/' || path === '/v1');
+}
+
 /** Builds an ApiRequest from the event, dispatches it, and serializes the response. */
-export async function dispatch(router: Router, event: ApiEvent, context: ApiContext): Promise<ApiResult> {
+export async function dispatch(
+  router: Router,
+  event: ApiEvent,
+  context: ApiContext,
+  authenticate?: Authenticator,
+): Promise<ApiResult> {
   const method = event.requestContext.http.method.toUpperCase();
   const path = normalizePath(event.rawPath);
-  const { handler, params } = router.match(method, path);
   const headers = headersOf(event);
+  // Authentication comes before routing, so that an anonymous caller learns nothing,
+  // not even which paths exist.
+  const principal = authenticate && !isPublicRoute(method, path) ? await authenticate(headers) : undefined;
+  const { handler, params } = router.match(method, path);
   const request: ApiRequest = {
     method,
     path,
@@ -143,6 +162,7 @@ export async function dispatch(router: Router, event: ApiEvent, context: ApiCont
     version: context.apiVersion ?? { major: 1, minor: 1 },
     baseUrl: baseUrlOf(headers, event.requestContext.domainName),
     requestId: context.requestId ?? event.requestContext.requestId,
+    ...(principal !== undefined ? { principal } : {}),
   };
   return serialize(await handler(request));
 }
@@ -178,11 +198,11 @@ function withHeaders(response: ApiResult, headers: Record<string, string>): ApiR
 }
 
 /** The API handler: the router behind Metalplane's middleware stack. */
-export function createApiHandler(router: Router, logger: Logger) {
+export function createApiHandler(router: Router, logger: Logger, authenticate?: Authenticator) {
   return middy<ApiEvent, ApiResult, Error, ApiContext>()
     .use(accessLog(logger))
     .use(versionHeaders())
     .use(errorResponses(logger))
     .use(versionNegotiation())
-    .handler((event, context) => dispatch(router, event, context));
+    .handler((event, context) => dispatch(router, event, context, authenticate));
 }

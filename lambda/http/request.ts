@@ -17,6 +17,8 @@ export interface ApiRequest {
   /** Scheme, host and port the client used, for `links` (`http://127.0.0.1:6385`). */
   readonly baseUrl: string;
   readonly requestId: string;
+  /** Who is asking, set by authentication (undefined only on the public routes). */
+  readonly principal?: unknown;
 }
 
 export interface ApiResponse {

@@ -1,0 +1,23 @@
+/**
+ * The DynamoDB document client the repositories share: one per container, keep-alive
+ * connections, and undefined values dropped (absent attributes, not NULLs).
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+let shared: DynamoDBDocumentClient | undefined;
+
+export function documentClient(): DynamoDBDocumentClient {
+  shared ??= DynamoDBDocumentClient.from(
+    new DynamoDBClient({ maxAttempts: 4, requestHandler: { requestTimeout: 5000, connectionTimeout: 2000 } }),
+    { marshallOptions: { removeUndefinedValues: true } },
+  );
+  return shared;
+}
+
+/** The physical name of a table, from the environment variable its definition names. */
+export function tableFromEnv(envVar: string): string {
+  const name = process.env[envVar];
+  if (!name) throw new Error(`${envVar} is not set: the table name comes from the environment`);
+  return name;
+}

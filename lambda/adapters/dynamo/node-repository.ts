@@ -1,0 +1,302 @@
+/**
+ * Nodes in the inventory table: one item per node, unique names and instance UUIDs
+ * claimed in the same transaction, the listing indexes kept on the item, and every
+ * write conditional on the version that was read.
+ */
+import { conflict, type DomainError, invalid, notFound } from '../../domain/errors.ts';
+import type { Node } from '../../domain/nodes/node.ts';
+import type {
+  Filter,
+  IndexAttributes,
+  InventoryStore,
+  ItemWrite,
+  StoredItem,
+  WriteOp,
+} from './inventory-store.ts';
+
+export interface VersionedNode {
+  readonly node: Node;
+  readonly version: number;
+}
+
+export interface NodeListQuery {
+  readonly limit: number;
+  readonly markerUuid?: string;
+  readonly sortKey: 'created_at' | 'name';
+  readonly descending: boolean;
+  /** Exact-match filters on node fields (driver, provision_state, maintenance ...). */
+  readonly equals: Readonly<Record<string, string | boolean | null>>;
+  /** `associated=True/False`: instance_uuid set or not. */
+  readonly associated?: boolean;
+  /** A project-scoped caller sees nodes it owns or leases, nothing else. */
+  readonly project?: string;
+}
+
+export interface NodePage {
+  readonly nodes: Node[];
+  readonly more: boolean;
+}
+
+const KIND = 'node';
+
+/** Node fields with an index of their own, and the index's partition attribute. */
+const INDEXED: ReadonlyArray<readonly [field: string, index: string, attribute: string]> = [
+  ['provision_state', 'byState', 'statePk'],
+  ['conductor_group', 'bySite', 'sitePk'],
+  ['driver', 'byDriver', 'driverPk'],
+  ['owner', 'byOwner', 'ownerPk'],
+  ['lessee', 'byLessee', 'lesseePk'],
+  ['resource_class', 'byResourceClass', 'classPk'],
+];
+
+export function listSortKey(node: Node): string {
+  return `${node.created_at}#${node.uuid}`;
+}
+
+function nameSortKey(node: Node): string {
+  return `${node.name ?? ''}#${node.uuid}`;
+}
+
+function indexAttributes(node: Node): IndexAttributes {
+  const source = node as unknown as Record<string, unknown>;
+  const attributes: Record<string, string | undefined> = { kindPk: KIND, nameSk: nameSortKey(node) };
+  for (const [field, , attribute] of INDEXED) {
+    const value = source[field];
+    attributes[attribute] = typeof value === 'string' && value !== '' ? `${KIND}#${value}` : undefined;
+  }
+  if (node.chassis_uuid) attributes.parentPk = `node@chassis#${node.chassis_uuid}`;
+  return attributes;
+}
+
+export function nodeWrite(node: Node): ItemWrite<Node> {
+  return { kind: KIND, id: node.uuid, doc: node, listSk: listSortKey(node), indexes: indexAttributes(node) };
+}
+
+const nameTaken = (name: string) => conflict(`A node with name ${name} already exists.`);
+const instanceTaken = (uuid: string) => conflict(`Instance ${uuid} is already associated with a node.`);
+const concurrentChange = (uuid: string) =>
+  conflict(`Node ${uuid} was changed by another request at the same time; retry with the current node.`);
+
+export class NodeRepository {
+  private readonly store: InventoryStore;
+
+  constructor(store: InventoryStore) {
+    this.store = store;
+  }
+
+  async get(uuid: string): Promise<VersionedNode | undefined> {
+    const item = await this.store.get<Node>(KIND, uuid);
+    return item && { node: item.doc, version: item.version };
+  }
+
+  async uuidForName(name: string): Promise<string | undefined> {
+    return this.store.lookupUnique('node-name', name);
+  }
+
+  /** Creates the node; `checks` are references that must exist (site, chassis). */
+  async create(node: Node, checks: readonly WriteOp[] = []): Promise<void> {
+    const ops: WriteOp[] = [
+      { type: 'create', item: nodeWrite(node), onConflict: conflict(`Node ${node.uuid} already exists.`) },
+      ...this.claims(node),
+      ...checks,
+    ];
+    await this.store.write(ops);
+  }
+
+  /** Replaces `before` (read at `version`) with `after`, moving unique claims as needed. */
+  async update(before: Node, after: Node, version: number, checks: readonly WriteOp[] = []): Promise<void> {
+    const ops: WriteOp[] = [
+      {
+        type: 'replace',
+        item: nodeWrite(after),
+        expectedVersion: version,
+        onConflict: concurrentChange(after.uuid),
+      },
+      ...checks,
+    ];
+    if (before.name !== after.name) {
+      if (after.name) ops.push(this.claimName(after));
+      if (before.name)
+        ops.push({ type: 'release', scope: 'node-name', value: before.name, ownerId: before.uuid });
+    }
+    if (before.instance_uuid !== after.instance_uuid) {
+      if (after.instance_uuid) ops.push(this.claimInstance(after));
+      if (before.instance_uuid) {
+        ops.push({
+          type: 'release',
+          scope: 'node-instance',
+          value: before.instance_uuid,
+          ownerId: before.uuid,
+        });
+      }
+    }
+    await this.store.write(ops);
+  }
+
+  /** Deletes the node, its unique claims and whatever `children` ops remove with it. */
+  async delete(node: Node, version: number, children: readonly WriteOp[] = []): Promise<void> {
+    const ops: WriteOp[] = [
+      {
+        type: 'delete',
+        kind: KIND,
+        id: node.uuid,
+        expectedVersion: version,
+        onConflict: concurrentChange(node.uuid),
+      },
+      ...children,
+    ];
+    if (node.name) ops.push({ type: 'release', scope: 'node-name', value: node.name, ownerId: node.uuid });
+    if (node.instance_uuid) {
+      ops.push({ type: 'release', scope: 'node-instance', value: node.instance_uuid, ownerId: node.uuid });
+    }
+    await this.store.write(ops);
+  }
+
+  async uuidForInstance(instanceUuid: string): Promise<string | undefined> {
+    return this.store.lookupUnique('node-instance', instanceUuid);
+  }
+
+  async list(query: NodeListQuery): Promise<NodePage> {
+    const after = await this.markerPosition(query);
+    if (query.project !== undefined) return this.listForProject(query, query.project, after);
+    return this.listOne(query, after, undefined);
+  }
+
+  /** The sort value the page starts after; an unknown marker is a client error. */
+  private async markerPosition(query: NodeListQuery): Promise<string | undefined> {
+    if (!query.markerUuid) return undefined;
+    const marker = await this.get(query.markerUuid);
+    if (!marker) throw notFound(`Node ${query.markerUuid} could not be found.`);
+    return query.sortKey === 'name' ? nameSortKey(marker.node) : listSortKey(marker.node);
+  }
+
+  private async listOne(
+    query: NodeListQuery,
+    after: string | undefined,
+    scope: readonly [string, string] | undefined,
+  ): Promise<NodePage> {
+    if (query.equals.instance_uuid !== undefined) return this.listByInstance(query);
+    const equals = { ...query.equals };
+    let index = 'byKind';
+    let partitionAttribute = 'kindPk';
+    let partitionValue = KIND;
+    if (scope) {
+      [index, partitionAttribute] = scope[0] === 'owner' ? ['byOwner', 'ownerPk'] : ['byLessee', 'lesseePk'];
+      partitionValue = `${KIND}#${scope[1]}`;
+    } else if (query.sortKey !== 'name') {
+      const indexed = INDEXED.find(([field]) => typeof equals[field] === 'string' && equals[field] !== '');
+      if (indexed) {
+        const [field, name, attribute] = indexed;
+        [index, partitionAttribute, partitionValue] = [name, attribute, `${KIND}#${equals[field]}`];
+        delete equals[field];
+      } else if (typeof equals.chassis_uuid === 'string') {
+        [index, partitionAttribute, partitionValue] = [
+          'byParent',
+          'parentPk',
+          `node@chassis#${equals.chassis_uuid}`,
+        ];
+        delete equals.chassis_uuid;
+      }
+    }
+    if (query.sortKey === 'name' && !scope) index = 'byName';
+    const page = await this.store.query<Node>({
+      index,
+      partitionAttribute,
+      partitionValue,
+      sortAttribute: index === 'byName' ? 'nameSk' : 'listSk',
+      after,
+      descending: query.descending,
+      limit: query.limit,
+      filters: filtersFor(equals, query.associated),
+    });
+    return { nodes: page.items.map((item: StoredItem<Node>) => item.doc), more: page.more };
+  }
+
+  /** Owned or leased: two index queries merged in creation order. */
+  private async listForProject(
+    query: NodeListQuery,
+    project: string,
+    after: string | undefined,
+  ): Promise<NodePage> {
+    const [owned, leased] = await Promise.all([
+      this.listOne(query, after, ['owner', project]),
+      this.listOne(query, after, ['lessee', project]),
+    ]);
+    const byUuid = new Map<string, Node>();
+    for (const node of [...owned.nodes, ...leased.nodes]) byUuid.set(node.uuid, node);
+    const merged = [...byUuid.values()].sort((a, b) => {
+      const order = listSortKey(a) < listSortKey(b) ? -1 : 1;
+      return query.descending ? -order : order;
+    });
+    return {
+      nodes: merged.slice(0, query.limit),
+      more: owned.more || leased.more || merged.length > query.limit,
+    };
+  }
+
+  private async listByInstance(query: NodeListQuery): Promise<NodePage> {
+    const instance = query.equals.instance_uuid;
+    const uuid = typeof instance === 'string' ? await this.uuidForInstance(instance) : undefined;
+    const found = uuid ? await this.get(uuid) : undefined;
+    const { instance_uuid: _ignored, ...rest } = query.equals;
+    const matches =
+      found &&
+      Object.entries(rest).every(
+        ([field, value]) => (found.node as unknown as Record<string, unknown>)[field] === value,
+      ) &&
+      (query.project === undefined ||
+        found.node.owner === query.project ||
+        found.node.lessee === query.project);
+    return { nodes: matches ? [found.node] : [], more: false };
+  }
+
+  private claims(node: Node): WriteOp[] {
+    const ops: WriteOp[] = [];
+    if (node.name) ops.push(this.claimName(node));
+    if (node.instance_uuid) ops.push(this.claimInstance(node));
+    return ops;
+  }
+
+  private claimName(node: Node): WriteOp {
+    return {
+      type: 'claim',
+      scope: 'node-name',
+      value: node.name as string,
+      ownerId: node.uuid,
+      onConflict: nameTaken(node.name as string),
+    };
+  }
+
+  private claimInstance(node: Node): WriteOp {
+    const instance = node.instance_uuid as string;
+    return {
+      type: 'claim',
+      scope: 'node-instance',
+      value: instance,
+      ownerId: node.uuid,
+      onConflict: instanceTaken(instance),
+    };
+  }
+}
+
+function filtersFor(
+  equals: Readonly<Record<string, string | boolean | null>>,
+  associated: boolean | undefined,
+): Filter[] {
+  const filters: Filter[] = Object.entries(equals).map(([field, value]) => ({
+    path: ['doc', field],
+    op: '=',
+    value,
+  }));
+  if (associated !== undefined)
+    filters.push({ path: ['doc', 'instance_uuid'], op: associated ? '<>' : '=', value: null });
+  return filters;
+}
+
+/** A reference that must exist for the write to happen (checked inside the transaction). */
+export function mustExist(kind: string, id: string, error: DomainError): WriteOp {
+  return { type: 'exists', kind, id, onConflict: error };
+}
+
+export const siteMissing = (site: string) =>
+  invalid(`Site "${site}" does not exist: create it first, or give an existing site as conductor_group.`);
