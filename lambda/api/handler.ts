@@ -7,6 +7,7 @@ import { createApiHandler } from '../http/middlewares.ts';
 import { Router } from '../http/router.ts';
 import { authenticatorFromEnv } from './authentication.ts';
 import { type Dependencies, dependenciesFromEnv } from './dependencies.ts';
+import { registerDriverRoutes } from './routes/drivers.ts';
 import { registerNodeRoutes } from './routes/nodes.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
 
@@ -16,6 +17,7 @@ export function buildRouter(deps: Dependencies): Router {
   const router = new Router();
   registerVersionRoutes(router);
   registerNodeRoutes(router, deps);
+  registerDriverRoutes(router, deps);
   return router;
 }
 

@@ -1,0 +1,76 @@
+/**
+ * metalplane-admin: operations that act on the store directly, before (or beside) the
+ * API — the counterparts of `ironic-dbsync` and of creating Ironic's first user.
+ *
+ *   metalplane-admin --prefix STACK dbsync [--status]
+ *   metalplane-admin --prefix STACK site create NAME [--default] [--description TEXT]
+ *
+ * AWS credentials and region come from the environment as for any AWS CLI; `--prefix`
+ * is the stack name (resource names derive from it as in infra/resources.ts), or set
+ * METALPLANE_INVENTORY_TABLE directly.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { inventoryTable, tableName } from '../infra/resources.ts';
+import { documentClient } from '../lambda/adapters/dynamo/client.ts';
+import { InventoryStore } from '../lambda/adapters/dynamo/inventory-store.ts';
+import { LATEST_SCHEMA_VERSION, migrate, schemaState } from '../lambda/adapters/dynamo/schema-migrations.ts';
+import { SiteRepository } from '../lambda/adapters/dynamo/site-repository.ts';
+import { ironicTimestamp } from '../lambda/api/dependencies.ts';
+import { validateSiteName } from '../lambda/domain/sites/site.ts';
+
+function inventoryTableName(prefix: string | undefined): string {
+  const name = prefix ? tableName(prefix, inventoryTable) : process.env[inventoryTable.envVar];
+  if (!name) throw new InvalidArgumentError(`give --prefix STACK or set ${inventoryTable.envVar}`);
+  return name;
+}
+
+export function adminProgram(out: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Command {
+  const program = new Command('metalplane-admin')
+    .description('Administer a Metalplane control plane directly (schema, sites, users)')
+    .option('--prefix <stack>', 'the stack name (prefix of the resource names)')
+    .exitOverride();
+  const table = () => inventoryTableName(program.opts<{ prefix?: string }>().prefix);
+
+  program
+    .command('dbsync')
+    .description('apply pending schema migrations to the inventory table (like ironic-dbsync upgrade)')
+    .option('--status', 'only print the current and latest schema versions')
+    .action(async (options: { status?: boolean }) => {
+      const db = documentClient();
+      if (options.status) {
+        const state = await schemaState(db, table());
+        out(`schema version ${state.version} (latest ${LATEST_SCHEMA_VERSION})`);
+        return;
+      }
+      const applied = await migrate(db, table());
+      out(applied.length ? `applied migrations: ${applied.join(', ')}` : 'schema is up to date');
+    });
+
+  const site = program.command('site').description('sites (datacenters)');
+  site
+    .command('create <name>')
+    .description('create a site; --default makes it the site of nodes created without conductor_group')
+    .option('--default', 'make it the default site')
+    .option('--description <text>')
+    .action(async (name: string, options: { default?: boolean; description?: string }) => {
+      const sites = new SiteRepository(new InventoryStore(documentClient(), table()));
+      const now = ironicTimestamp();
+      await sites.create(
+        { name: validateSiteName(name), description: options.description ?? null, location: null, created_at: now, updated_at: null },
+        { makeDefault: options.default === true },
+      );
+      out(`site ${name} created${options.default ? ' (default)' : ''}`);
+    });
+
+  return program;
+}
+
+if (import.meta.main) {
+  try {
+    await adminProgram().parseAsync(process.argv);
+  } catch (error) {
+    const code = (error as { exitCode?: number }).exitCode;
+    if (code === undefined) process.stderr.write(`metalplane-admin: ${(error as Error).message}\n`);
+    process.exit(code ?? 1);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The inventory table's schema version and its migrations — the counterpart of
+ * `ironic-dbsync`. DynamoDB has no schema for attributes, so a migration rewrites items
+ * (backfills an index attribute, renames a field); tables and indexes themselves come
+ * from `infra/resources.ts` through CloudFormation or the local bootstrap.
+ *
+ * The version lives in one item (`meta#schema`), and each migration is recorded there
+ * with a conditional write on the version it started from: two `dbsync` runs at once
+ * cannot both apply the same step.
+ */
+import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly up: (db: DynamoDBDocumentClient, table: string) => Promise<void>;
+}
+
+export interface SchemaState {
+  readonly version: number;
+  readonly applied: ReadonlyArray<{ version: number; description: string; applied_at: string }>;
+}
+
+/** Every migration, in order. Append only; never edit one that has shipped. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'baseline: the inventory layout of infra/resources.ts (items, unique claims, listing indexes)',
+    up: async () => undefined,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = Math.max(...MIGRATIONS.map((migration) => migration.version));
+
+const KEY = { pk: 'meta#schema', sk: 'item' };
+
+export async function schemaState(db: DynamoDBDocumentClient, table: string): Promise<SchemaState> {
+  const { Item } = await db.send(new GetCommand({ TableName: table, Key: KEY, ConsistentRead: true }));
+  return { version: (Item?.version as number | undefined) ?? 0, applied: (Item?.applied as SchemaState['applied']) ?? [] };
+}
+
+/** Applies every pending migration in order; returns the versions it applied. */
+export async function migrate(
+  db: DynamoDBDocumentClient,
+  table: string,
+  migrations: readonly Migration[] = MIGRATIONS,
+  now: () => string = () => new Date().toISOString(),
+): Promise<number[]> {
+  const applied: number[] = [];
+  let state = await schemaState(db, table);
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (migration.version <= state.version) continue;
+    await migration.up(db, table);
+    const record = { version: migration.version, description: migration.description, applied_at: now() };
+    try {
+      await db.send(
+        new PutCommand({
+          TableName: table,
+          Item: { ...KEY, version: migration.version, applied: [...state.applied, record] },
+          ConditionExpression: state.version === 0 ? 'attribute_not_exists(pk)' : '#v = :from',
+          ...(state.version === 0 ? {} : { ExpressionAttributeNames: { '#v': 'version' }, ExpressionAttributeValues: { ':from': state.version } }),
+        }),
+      );
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') {
+        throw new Error(`another dbsync moved the schema past version ${state.version} while this one ran; run it again`);
+      }
+      throw error;
+    }
+    applied.push(migration.version);
+    state = { version: migration.version, applied: [...state.applied, record] };
+  }
+  return applied;
+}

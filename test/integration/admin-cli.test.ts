@@ -1,0 +1,67 @@
+/** metalplane-admin against moto: dbsync migrations and site creation. */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { inventoryTable } from '../../infra/resources.ts';
+import { documentClient } from '../../lambda/adapters/dynamo/client.ts';
+import { InventoryStore } from '../../lambda/adapters/dynamo/inventory-store.ts';
+import { LATEST_SCHEMA_VERSION, type Migration, migrate, schemaState } from '../../lambda/adapters/dynamo/schema-migrations.ts';
+import { SiteRepository } from '../../lambda/adapters/dynamo/site-repository.ts';
+import { adminProgram } from '../../cli/metalplane-admin.ts';
+import { isolatedResources } from '../support/aws.ts';
+
+let prefix: string;
+let table: string;
+beforeAll(async () => {
+  ({ prefix } = await isolatedResources());
+  table = process.env[inventoryTable.envVar] as string;
+});
+
+async function run(...args: string[]): Promise<string[]> {
+  const lines: string[] = [];
+  await adminProgram((line) => lines.push(line)).parseAsync(['node', 'metalplane-admin', '--prefix', prefix, ...args]);
+  return lines;
+}
+
+describe('dbsync', () => {
+  it('migrates a fresh table to the latest version once, then reports it up to date', async () => {
+    expect(await run('dbsync', '--status')).toStrictEqual([`schema version 0 (latest ${LATEST_SCHEMA_VERSION})`]);
+    expect(await run('dbsync')).toStrictEqual(['applied migrations: 1']);
+    expect(await run('dbsync')).toStrictEqual(['schema is up to date']);
+    const state = await schemaState(documentClient(), table);
+    expect(state.version).toBe(LATEST_SCHEMA_VERSION);
+    expect(state.applied.map((entry) => entry.version)).toStrictEqual([1]);
+  });
+
+  it('applies later migrations in order and refuses to apply one twice when two runs race', async () => {
+    const calls: number[] = [];
+    const extra: Migration[] = [3, 2].map((version) => ({
+      version,
+      description: `test ${version}`,
+      up: async () => {
+        calls.push(version);
+      },
+    }));
+    const db = documentClient();
+    const results = await Promise.allSettled([migrate(db, table, [...extra]), migrate(db, table, [...extra])]);
+    const fulfilled = results.filter((result) => result.status === 'fulfilled');
+    expect(fulfilled.length).toBeGreaterThanOrEqual(1);
+    const state = await schemaState(db, table);
+    expect(state.version).toBe(3);
+    expect(state.applied.map((entry) => entry.version)).toStrictEqual([1, 2, 3]);
+  });
+});
+
+describe('site create', () => {
+  it('creates a site and makes it the default', async () => {
+    expect(await run('site', 'create', 'fra1', '--default')).toStrictEqual(['site fra1 created (default)']);
+    const sites = new SiteRepository(new InventoryStore(documentClient(), table));
+    expect((await sites.get('fra1'))?.name).toBe('fra1');
+    expect(await sites.defaultSite()).toBe('fra1');
+    await run('site', 'create', 'ams2', '--default');
+    expect(await sites.defaultSite()).toBe('ams2');
+  });
+
+  it('refuses an invalid name and a duplicate, writing nothing', async () => {
+    await expect(run('site', 'create', 'Bad Name')).rejects.toThrow(/Invalid site name/);
+    await expect(run('site', 'create', 'fra1')).rejects.toThrow(/already exists/);
+  });
+});
