@@ -24,7 +24,9 @@ function inventoryTableName(prefix: string | undefined): string {
   return name;
 }
 
-export function adminProgram(out: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Command {
+export function adminProgram(
+  out: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+): Command {
   const program = new Command('metalplane-admin')
     .description('Administer a Metalplane control plane directly (schema, sites, users)')
     .option('--prefix <stack>', 'the stack name (prefix of the resource names)')
@@ -56,7 +58,13 @@ export function adminProgram(out: (line: string) => void = (line) => process.std
       const sites = new SiteRepository(new InventoryStore(documentClient(), table()));
       const now = ironicTimestamp();
       await sites.create(
-        { name: validateSiteName(name), description: options.description ?? null, location: null, created_at: now, updated_at: null },
+        {
+          name: validateSiteName(name),
+          description: options.description ?? null,
+          location: null,
+          created_at: now,
+          updated_at: null,
+        },
         { makeDefault: options.default === true },
       );
       out(`site ${name} created${options.default ? ' (default)' : ''}`);

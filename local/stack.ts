@@ -28,6 +28,24 @@ export interface LocalStack {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
+/** The local stack's one site, `local`, which nodes join by default. */
+export const LOCAL_SITE = 'local';
+
+async function ensureLocalSite(): Promise<void> {
+  const { dependenciesFromEnv } = await import('../lambda/api/dependencies.ts');
+  const { sites, now } = dependenciesFromEnv();
+  if (!(await sites.get(LOCAL_SITE))) {
+    await sites.create({
+      name: LOCAL_SITE,
+      description: 'the local stack',
+      location: null,
+      created_at: now(),
+      updated_at: null,
+    });
+  }
+  if ((await sites.defaultSite()) !== LOCAL_SITE) await sites.setDefault(LOCAL_SITE);
+}
+
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const host = options.host ?? '127.0.0.1';
   if (!LOOPBACK.test(host)) throw new Error(`the local stack binds loopback addresses only, not ${host}`);
@@ -41,6 +59,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const prefix = options.prefix ?? 'metalplane-local';
     Object.assign(process.env, emulatorEnvironment(moto.endpoint), resourceEnvironment(prefix));
     await bootstrapResources(prefix);
+    await ensureLocalSite();
     // Imported only now: the handlers read their configuration from the environment.
     const { handler: apiHandler } = await import('../lambda/api/handler.ts');
     const { handler: agentsHandler } = await import('../lambda/agents/handler.ts');

@@ -4,9 +4,11 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { createApiHandler } from '../http/middlewares.ts';
+import { json } from '../http/request.ts';
 import { Router } from '../http/router.ts';
 import { authenticatorFromEnv } from './authentication.ts';
 import { type Dependencies, dependenciesFromEnv } from './dependencies.ts';
+import { openApiDocument } from './openapi.ts';
 import { registerDriverRoutes } from './routes/drivers.ts';
 import { registerNodeRoutes } from './routes/nodes.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
@@ -18,6 +20,7 @@ export function buildRouter(deps: Dependencies): Router {
   registerVersionRoutes(router);
   registerNodeRoutes(router, deps);
   registerDriverRoutes(router, deps);
+  router.on('GET', '/v1/openapi.json', async (request) => json(openApiDocument(router, request.baseUrl)));
   return router;
 }
 

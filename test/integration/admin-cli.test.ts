@@ -1,11 +1,16 @@
 /** metalplane-admin against moto: dbsync migrations and site creation. */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { adminProgram } from '../../cli/metalplane-admin.ts';
 import { inventoryTable } from '../../infra/resources.ts';
 import { documentClient } from '../../lambda/adapters/dynamo/client.ts';
 import { InventoryStore } from '../../lambda/adapters/dynamo/inventory-store.ts';
-import { LATEST_SCHEMA_VERSION, type Migration, migrate, schemaState } from '../../lambda/adapters/dynamo/schema-migrations.ts';
+import {
+  LATEST_SCHEMA_VERSION,
+  type Migration,
+  migrate,
+  schemaState,
+} from '../../lambda/adapters/dynamo/schema-migrations.ts';
 import { SiteRepository } from '../../lambda/adapters/dynamo/site-repository.ts';
-import { adminProgram } from '../../cli/metalplane-admin.ts';
 import { isolatedResources } from '../support/aws.ts';
 
 let prefix: string;
@@ -17,13 +22,21 @@ beforeAll(async () => {
 
 async function run(...args: string[]): Promise<string[]> {
   const lines: string[] = [];
-  await adminProgram((line) => lines.push(line)).parseAsync(['node', 'metalplane-admin', '--prefix', prefix, ...args]);
+  await adminProgram((line) => lines.push(line)).parseAsync([
+    'node',
+    'metalplane-admin',
+    '--prefix',
+    prefix,
+    ...args,
+  ]);
   return lines;
 }
 
 describe('dbsync', () => {
   it('migrates a fresh table to the latest version once, then reports it up to date', async () => {
-    expect(await run('dbsync', '--status')).toStrictEqual([`schema version 0 (latest ${LATEST_SCHEMA_VERSION})`]);
+    expect(await run('dbsync', '--status')).toStrictEqual([
+      `schema version 0 (latest ${LATEST_SCHEMA_VERSION})`,
+    ]);
     expect(await run('dbsync')).toStrictEqual(['applied migrations: 1']);
     expect(await run('dbsync')).toStrictEqual(['schema is up to date']);
     const state = await schemaState(documentClient(), table);
@@ -41,7 +54,10 @@ describe('dbsync', () => {
       },
     }));
     const db = documentClient();
-    const results = await Promise.allSettled([migrate(db, table, [...extra]), migrate(db, table, [...extra])]);
+    const results = await Promise.allSettled([
+      migrate(db, table, [...extra]),
+      migrate(db, table, [...extra]),
+    ]);
     const fulfilled = results.filter((result) => result.status === 'fulfilled');
     expect(fulfilled.length).toBeGreaterThanOrEqual(1);
     const state = await schemaState(db, table);

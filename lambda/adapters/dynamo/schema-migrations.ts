@@ -8,7 +8,7 @@
  * with a conditional write on the version it started from: two `dbsync` runs at once
  * cannot both apply the same step.
  */
-import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 
 export interface Migration {
   readonly version: number;
@@ -25,7 +25,8 @@ export interface SchemaState {
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    description: 'baseline: the inventory layout of infra/resources.ts (items, unique claims, listing indexes)',
+    description:
+      'baseline: the inventory layout of infra/resources.ts (items, unique claims, listing indexes)',
     up: async () => undefined,
   },
 ];
@@ -36,7 +37,10 @@ const KEY = { pk: 'meta#schema', sk: 'item' };
 
 export async function schemaState(db: DynamoDBDocumentClient, table: string): Promise<SchemaState> {
   const { Item } = await db.send(new GetCommand({ TableName: table, Key: KEY, ConsistentRead: true }));
-  return { version: (Item?.version as number | undefined) ?? 0, applied: (Item?.applied as SchemaState['applied']) ?? [] };
+  return {
+    version: (Item?.version as number | undefined) ?? 0,
+    applied: (Item?.applied as SchemaState['applied']) ?? [],
+  };
 }
 
 /** Applies every pending migration in order; returns the versions it applied. */
@@ -58,12 +62,19 @@ export async function migrate(
           TableName: table,
           Item: { ...KEY, version: migration.version, applied: [...state.applied, record] },
           ConditionExpression: state.version === 0 ? 'attribute_not_exists(pk)' : '#v = :from',
-          ...(state.version === 0 ? {} : { ExpressionAttributeNames: { '#v': 'version' }, ExpressionAttributeValues: { ':from': state.version } }),
+          ...(state.version === 0
+            ? {}
+            : {
+                ExpressionAttributeNames: { '#v': 'version' },
+                ExpressionAttributeValues: { ':from': state.version },
+              }),
         }),
       );
     } catch (error) {
       if ((error as Error).name === 'ConditionalCheckFailedException') {
-        throw new Error(`another dbsync moved the schema past version ${state.version} while this one ran; run it again`);
+        throw new Error(
+          `another dbsync moved the schema past version ${state.version} while this one ran; run it again`,
+        );
       }
       throw error;
     }

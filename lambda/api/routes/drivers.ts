@@ -75,7 +75,8 @@ export function registerDriverRoutes(router: Router, deps: Dependencies): void {
   router.on('GET', '/v1/drivers/{driver}', async (request) => {
     authorize(request, 'driver:get');
     const name = request.params.driver as string;
-    if (!hardwareType(name)) throw notFound(`Could not find the following driver(s) or hardware type(s): ${name}.`);
+    if (!hardwareType(name))
+      throw notFound(`Could not find the following driver(s) or hardware type(s): ${name}.`);
     return json(driverView(request, name, await agents.all(), true));
   });
 

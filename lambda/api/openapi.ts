@@ -1,0 +1,140 @@
+/**
+ * The OpenAPI 3.1 description of the API, built from the router itself (so it cannot
+ * list a route that does not exist, or miss one: `test/integration/openapi.test.ts`
+ * checks every route has an entry here and every entry a route) and from the JSON
+ * Schemas the handlers validate with. Served at `GET /v1/openapi.json`.
+ */
+import { PATCH_SCHEMA } from '../domain/json-patch.ts';
+import { NODE_CREATE_SCHEMA } from '../domain/nodes/node.ts';
+import type { JsonSchema } from '../domain/schema.ts';
+import { formatVersion, MAX_VERSION, MIN_VERSION } from '../http/microversion.ts';
+import type { Router } from '../http/router.ts';
+
+export interface OperationDoc {
+  readonly summary: string;
+  readonly tag: string;
+  readonly requestSchema?: JsonSchema;
+  /** Status of success (200 unless given). */
+  readonly status?: number;
+  readonly public?: boolean;
+}
+
+/** `METHOD pattern` → its description. Keep one line per route. */
+export const OPERATIONS: Record<string, OperationDoc> = {
+  'GET /': { summary: 'Root version document', tag: 'versions', public: true },
+  'GET /v1': { summary: 'v1 version document (microversion negotiation)', tag: 'versions', public: true },
+  'GET /v1/openapi.json': { summary: 'This OpenAPI document', tag: 'versions' },
+  'GET /v1/nodes': {
+    summary: 'List nodes (filters, limit/marker, sort_key/sort_dir, fields, detail)',
+    tag: 'nodes',
+  },
+  'POST /v1/nodes': {
+    summary: 'Create (enroll) a node',
+    tag: 'nodes',
+    requestSchema: NODE_CREATE_SCHEMA,
+    status: 201,
+  },
+  'GET /v1/nodes/detail': { summary: 'List nodes with every field', tag: 'nodes' },
+  'GET /v1/nodes/{node}': { summary: 'Show a node by UUID or name', tag: 'nodes' },
+  'PATCH /v1/nodes/{node}': {
+    summary: 'Update a node with an RFC 6902 JSON Patch',
+    tag: 'nodes',
+    requestSchema: PATCH_SCHEMA,
+  },
+  'DELETE /v1/nodes/{node}': {
+    summary: 'Delete a node (and its ports, portgroups, volume records)',
+    tag: 'nodes',
+    status: 204,
+  },
+  'GET /v1/nodes/{node}/states': { summary: 'Power, provision and RAID states of a node', tag: 'nodes' },
+  'PUT /v1/nodes/{node}/maintenance': {
+    summary: 'Put a node in maintenance (with a reason)',
+    tag: 'nodes',
+    status: 202,
+  },
+  'DELETE /v1/nodes/{node}/maintenance': {
+    summary: 'Take a node out of maintenance',
+    tag: 'nodes',
+    status: 202,
+  },
+  'GET /v1/nodes/{node}/traits': { summary: 'List the traits of a node', tag: 'nodes' },
+  'PUT /v1/nodes/{node}/traits': { summary: 'Replace all traits of a node', tag: 'nodes', status: 204 },
+  'DELETE /v1/nodes/{node}/traits': { summary: 'Remove all traits of a node', tag: 'nodes', status: 204 },
+  'PUT /v1/nodes/{node}/traits/{trait}': { summary: 'Add one trait to a node', tag: 'nodes', status: 204 },
+  'DELETE /v1/nodes/{node}/traits/{trait}': {
+    summary: 'Remove one trait from a node',
+    tag: 'nodes',
+    status: 204,
+  },
+  'GET /v1/drivers': { summary: 'List hardware types and the agents serving them', tag: 'drivers' },
+  'GET /v1/drivers/{driver}': { summary: 'Show a hardware type and its interfaces', tag: 'drivers' },
+  'GET /v1/drivers/{driver}/properties': { summary: 'driver_info keys of a hardware type', tag: 'drivers' },
+  'GET /v1/conductors': { summary: 'List agents as conductors', tag: 'conductors' },
+  'GET /v1/conductors/{hostname}': { summary: 'Show an agent as a conductor', tag: 'conductors' },
+};
+
+const ERROR_SCHEMA = {
+  type: 'object',
+  properties: { error_message: { type: 'string', description: 'JSON: {faultcode, faultstring, debuginfo}' } },
+  required: ['error_message'],
+};
+
+export function openApiDocument(router: Router, baseUrl: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const { pattern, methods } of router.patterns()) {
+    for (const method of methods) {
+      const doc = OPERATIONS[`${method} ${pattern}`];
+      if (!doc) continue;
+      const parameters = [...pattern.matchAll(/\{(\w+)\}/g)].map((match) => ({
+        name: match[1],
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+      }));
+      const status = String(doc.status ?? 200);
+      paths[pattern] ??= {};
+      (paths[pattern] as Record<string, unknown>)[method.toLowerCase()] = {
+        summary: doc.summary,
+        tags: [doc.tag],
+        ...(doc.public ? { security: [] } : {}),
+        parameters: [
+          ...parameters,
+          {
+            name: 'X-OpenStack-Ironic-API-Version',
+            in: 'header',
+            required: false,
+            schema: { type: 'string' },
+          },
+        ],
+        ...(doc.requestSchema
+          ? {
+              requestBody: { required: true, content: { 'application/json': { schema: doc.requestSchema } } },
+            }
+          : {}),
+        responses: {
+          [status]: { description: 'Success' },
+          default: {
+            description: 'Ironic error body',
+            content: { 'application/json': { schema: ERROR_SCHEMA } },
+          },
+        },
+      };
+    }
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Metalplane API (OpenStack Ironic v1 dialect)',
+      version: `${formatVersion(MIN_VERSION)}-${formatVersion(MAX_VERSION)}`,
+    },
+    servers: [{ url: baseUrl }],
+    security: [{ basic: [] }, { bearer: [] }],
+    components: {
+      securitySchemes: {
+        basic: { type: 'http', scheme: 'basic' },
+        bearer: { type: 'http', scheme: 'bearer' },
+      },
+    },
+    paths,
+  };
+}
