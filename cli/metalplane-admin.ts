@@ -4,19 +4,24 @@
  *
  *   metalplane-admin --prefix STACK dbsync [--status]
  *   metalplane-admin --prefix STACK site create NAME [--default] [--description TEXT]
+ *   metalplane-admin --prefix STACK user create NAME --role admin|member|reader [--project P] [--password-stdin]
  *
  * AWS credentials and region come from the environment as for any AWS CLI; `--prefix`
  * is the stack name (resource names derive from it as in infra/resources.ts), or set
  * METALPLANE_INVENTORY_TABLE directly.
  */
+import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 import { inventoryTable, tableName } from '../infra/resources.ts';
 import { documentClient } from '../lambda/adapters/dynamo/client.ts';
 import { InventoryStore } from '../lambda/adapters/dynamo/inventory-store.ts';
 import { LATEST_SCHEMA_VERSION, migrate, schemaState } from '../lambda/adapters/dynamo/schema-migrations.ts';
 import { SiteRepository } from '../lambda/adapters/dynamo/site-repository.ts';
+import { UserRepository } from '../lambda/adapters/dynamo/user-repository.ts';
 import { ironicTimestamp } from '../lambda/api/dependencies.ts';
+import { hashPassword, validatePassword } from '../lambda/domain/auth/passwords.ts';
 import { validateSiteName } from '../lambda/domain/sites/site.ts';
+import { validateRole, validateUserName } from '../lambda/domain/users/user.ts';
 
 function inventoryTableName(prefix: string | undefined): string {
   const name = prefix ? tableName(prefix, inventoryTable) : process.env[inventoryTable.envVar];
@@ -70,7 +75,39 @@ export function adminProgram(
       out(`site ${name} created${options.default ? ' (default)' : ''}`);
     });
 
+  const user = program.command('user').description('API users (HTTP Basic) — create the first admin here');
+  user
+    .command('create <name>')
+    .description('create a user; without --password-stdin a strong password is generated and printed once')
+    .requiredOption('--role <role>', 'admin, member or reader')
+    .option('--project <project>', "a member's project (the owner/lessee of its nodes)")
+    .option('--password-stdin', 'read the password from standard input')
+    .action(async (name: string, options: { role: string; project?: string; passwordStdin?: boolean }) => {
+      const password = options.passwordStdin
+        ? (await readStdin()).replace(/\r?\n$/, '')
+        : randomBytes(18).toString('base64url');
+      validatePassword(password);
+      const { role, project } = validateRole(options.role, options.project);
+      const users = new UserRepository(new InventoryStore(documentClient(), table()));
+      await users.create({
+        name: validateUserName(name),
+        role,
+        project,
+        password_hash: await hashPassword(password),
+        created_at: ironicTimestamp(),
+        updated_at: null,
+      });
+      out(`user ${name} created (${role}${project ? `, project ${project}` : ''})`);
+      if (!options.passwordStdin) out(`password: ${password}`);
+    });
+
   return program;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 if (import.meta.main) {

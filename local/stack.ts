@@ -4,6 +4,10 @@
  * local WebSocket gateway. `local/start.ts` is its command line; tests and benchmarks
  * start it in-process.
  */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { bootstrapResources, resourceEnvironment } from './bootstrap.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { emulatorEnvironment, type MotoServer, startMoto } from './moto.ts';
@@ -17,9 +21,13 @@ export interface LocalStackOptions {
   readonly motoPort?: number;
   /** Name prefix of tables, queues and bucket. */
   readonly prefix?: string;
+  /** Serve without authentication (everyone is admin): loopback only, never on AWS. */
+  readonly noauth?: boolean;
 }
 
 export interface LocalStack {
+  /** The admin the local stack created (none with noauth). */
+  readonly admin?: { readonly username: string; readonly password: string; readonly cloudsYaml: string };
   readonly apiUrl: string;
   readonly webSocketUrl: string;
   readonly awsEndpoint: string;
@@ -46,6 +54,54 @@ async function ensureLocalSite(): Promise<void> {
   if ((await sites.defaultSite()) !== LOCAL_SITE) await sites.setDefault(LOCAL_SITE);
 }
 
+const STATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '.local');
+
+/**
+ * The local admin: user `admin`, with a random password kept in `.local/` (0600) so it
+ * survives restarts of the in-memory emulator. Never a fixed, guessable password.
+ */
+async function ensureLocalAdmin(): Promise<{ username: string; password: string; cloudsYaml: string }> {
+  mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
+  const passwordFile = join(STATE_DIR, 'admin-password');
+  if (!existsSync(passwordFile))
+    writeFileSync(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 });
+  const password = readFileSync(passwordFile, 'utf8').trim();
+  const { dependenciesFromEnv } = await import('../lambda/api/dependencies.ts');
+  const { UserRepository } = await import('../lambda/adapters/dynamo/user-repository.ts');
+  const { hashPassword } = await import('../lambda/domain/auth/passwords.ts');
+  const { store, now } = dependenciesFromEnv();
+  const users = new UserRepository(store);
+  if (!(await users.get('admin'))) {
+    await users.create({
+      name: 'admin',
+      role: 'admin',
+      project: null,
+      password_hash: await hashPassword(password),
+      created_at: now(),
+      updated_at: null,
+    });
+  }
+  return { username: 'admin', password, cloudsYaml: join(STATE_DIR, 'clouds.yaml') };
+}
+
+/** A clouds.yaml for the real `baremetal` CLI: OS_CLIENT_CONFIG_FILE=.local/clouds.yaml OS_CLOUD=metalplane-local. */
+function writeCloudsYaml(
+  admin: { username: string; password: string; cloudsYaml: string },
+  apiUrl: string,
+): void {
+  const yaml = [
+    'clouds:',
+    '  metalplane-local:',
+    '    auth_type: http_basic',
+    '    auth:',
+    `      username: ${admin.username}`,
+    `      password: ${admin.password}`,
+    `    baremetal_endpoint_override: ${apiUrl}`,
+    '',
+  ].join('\n');
+  writeFileSync(admin.cloudsYaml, yaml, { mode: 0o600 });
+}
+
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const host = options.host ?? '127.0.0.1';
   if (!LOOPBACK.test(host)) throw new Error(`the local stack binds loopback addresses only, not ${host}`);
@@ -57,9 +113,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const moto: MotoServer = await startMoto(options.motoPort ? { port: options.motoPort } : {});
     stoppers.push(() => moto.stop());
     const prefix = options.prefix ?? 'metalplane-local';
-    Object.assign(process.env, emulatorEnvironment(moto.endpoint), resourceEnvironment(prefix));
+    Object.assign(process.env, emulatorEnvironment(moto.endpoint), resourceEnvironment(prefix), {
+      METALPLANE_LOCAL_STACK: 'true',
+      ...(options.noauth ? { METALPLANE_AUTH_STRATEGY: 'noauth' } : {}),
+    });
     await bootstrapResources(prefix);
     await ensureLocalSite();
+    const admin = options.noauth ? undefined : await ensureLocalAdmin();
     // Imported only now: the handlers read their configuration from the environment.
     const { handler: apiHandler } = await import('../lambda/api/handler.ts');
     const { handler: agentsHandler } = await import('../lambda/agents/handler.ts');
@@ -75,7 +135,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       handler: agentsHandler,
     });
     stoppers.push(() => webSocket.close());
-    return { apiUrl: api.url, webSocketUrl: webSocket.url, awsEndpoint: moto.endpoint, stop };
+    if (admin) writeCloudsYaml(admin, api.url);
+    return {
+      ...(admin ? { admin } : {}),
+      apiUrl: api.url,
+      webSocketUrl: webSocket.url,
+      awsEndpoint: moto.endpoint,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

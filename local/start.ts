@@ -12,13 +12,14 @@ const { values } = parseArgs({
     'api-port': { type: 'string', default: '6385' },
     'ws-port': { type: 'string', default: '6386' },
     'moto-port': { type: 'string', default: '4566' },
+    noauth: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (values.help) {
   process.stdout.write(
-    'usage: npm start [-- --host 127.0.0.1 --api-port 6385 --ws-port 6386 --moto-port 4566]\n',
+    'usage: npm start [-- --host 127.0.0.1 --api-port 6385 --ws-port 6386 --moto-port 4566 --noauth]\n',
   );
   process.exit(0);
 }
@@ -38,6 +39,7 @@ const stack = await startLocalStack({
   apiPort: port('api-port', values['api-port']),
   webSocketPort: port('ws-port', values['ws-port']),
   motoPort: port('moto-port', values['moto-port']),
+  noauth: values.noauth,
 }).catch((error: Error) => {
   process.stderr.write(`metalplane: the local stack did not start: ${error.message}\n`);
   process.exit(1);
@@ -49,6 +51,10 @@ process.stdout.write(
     `  API (Ironic v1):     ${stack.apiUrl}/v1`,
     `  agent WebSocket:     ${stack.webSocketUrl}`,
     `  AWS emulator (moto): ${stack.awsEndpoint}`,
+    stack.admin
+      ? `  admin (HTTP Basic):  ${stack.admin.username} / password in .local/admin-password\n` +
+        `  baremetal CLI:       OS_CLIENT_CONFIG_FILE=${stack.admin.cloudsYaml} OS_CLOUD=metalplane-local .venv/bin/baremetal node list`
+      : '  authentication:      none (--noauth): every caller is admin',
     'Ctrl-C stops everything.',
     '',
   ].join('\n'),

@@ -11,6 +11,8 @@ import { type Dependencies, dependenciesFromEnv } from './dependencies.ts';
 import { openApiDocument } from './openapi.ts';
 import { registerDriverRoutes } from './routes/drivers.ts';
 import { registerNodeRoutes } from './routes/nodes.ts';
+import { registerPortRoutes } from './routes/ports.ts';
+import { registerUserRoutes } from './routes/users.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
 
 const logger = new Logger({ serviceName: 'metalplane-api' });
@@ -19,9 +21,12 @@ export function buildRouter(deps: Dependencies): Router {
   const router = new Router();
   registerVersionRoutes(router);
   registerNodeRoutes(router, deps);
+  registerPortRoutes(router, deps);
   registerDriverRoutes(router, deps);
+  registerUserRoutes(router, deps);
   router.on('GET', '/v1/openapi.json', async (request) => json(openApiDocument(router, request.baseUrl)));
   return router;
 }
 
-export const handler = createApiHandler(buildRouter(dependenciesFromEnv()), logger, authenticatorFromEnv());
+const deps = dependenciesFromEnv();
+export const handler = createApiHandler(buildRouter(deps), logger, authenticatorFromEnv(deps));

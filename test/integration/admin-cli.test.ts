@@ -81,3 +81,25 @@ describe('site create', () => {
     await expect(run('site', 'create', 'fra1')).rejects.toThrow(/already exists/);
   });
 });
+
+describe('user create', () => {
+  it('creates the first admin with a generated password, shown once and stored hashed', async () => {
+    const lines = await run('user', 'create', 'root', '--role', 'admin');
+    expect(lines[0]).toBe('user root created (admin)');
+    const password = lines[1]?.replace('password: ', '') ?? '';
+    expect(password.length).toBeGreaterThanOrEqual(20);
+    const stored = await new InventoryStore(documentClient(), table).get<{
+      password_hash: string;
+      role: string;
+    }>('user', 'root');
+    expect(stored?.doc.role).toBe('admin');
+    expect(stored?.doc.password_hash).toMatch(/^scrypt\$/);
+    const { verifyPassword } = await import('../../lambda/domain/auth/passwords.ts');
+    expect(await verifyPassword(password, stored?.doc.password_hash ?? '')).toBe(true);
+  });
+
+  it('refuses a member without a project and a duplicate', async () => {
+    await expect(run('user', 'create', 'm1', '--role', 'member')).rejects.toThrow(/needs a project/);
+    await expect(run('user', 'create', 'root', '--role', 'admin')).rejects.toThrow(/already exists/);
+  });
+});

@@ -3,16 +3,18 @@
  * field for field with what Ironic answered (the reference exchanges).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler } from '../../lambda/api/handler.ts';
-import { type HttpGateway, startHttpGateway } from '../../local/http-gateway.ts';
+import { startApi, type TestApi } from '../support/api.ts';
 import { exchange, rehost } from '../support/reference.ts';
 
-let gateway: HttpGateway;
+// The reference was recorded from an Ironic in noauth mode: compare against ours in noauth.
+let api: TestApi;
+let gateway: { url: string };
 
 beforeAll(async () => {
-  gateway = await startHttpGateway({ handler });
+  api = await startApi();
+  gateway = { url: api.url };
 });
-afterAll(() => gateway.close());
+afterAll(() => api.close());
 
 async function replay(number: number) {
   const { request, response: expected } = exchange(number);

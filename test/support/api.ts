@@ -3,14 +3,29 @@
  * integration tests: `const api = await startApi(); await api.call('GET', '/v1/nodes')`.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { UserRepository } from '../../lambda/adapters/dynamo/user-repository.ts';
 import { AUTH_STRATEGY_ENV, authenticatorFromEnv, LOCAL_STACK_ENV } from '../../lambda/api/authentication.ts';
 import { type Dependencies, dependenciesFromEnv } from '../../lambda/api/dependencies.ts';
 import { buildRouter } from '../../lambda/api/handler.ts';
+import { hashPassword } from '../../lambda/domain/auth/passwords.ts';
+import type { Role } from '../../lambda/domain/users/user.ts';
 import { createApiHandler } from '../../lambda/http/middlewares.ts';
 import { type HttpGateway, startHttpGateway } from '../../local/http-gateway.ts';
 import { isolatedResources } from './aws.ts';
 
+export interface Credentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface ApiOptions {
+  /** `noauth` (everyone is admin; the default) or real HTTP Basic users. */
+  readonly auth?: 'noauth' | 'basic';
+}
+
 export interface CallOptions {
+  /** Send HTTP Basic credentials (with `auth: 'basic'`; the admin's by default). */
+  readonly as?: Credentials | null;
   readonly body?: unknown;
   /** Raw body text (for malformed-JSON tests); wins over `body`. */
   readonly rawBody?: string;
@@ -32,19 +47,52 @@ export interface TestApi {
   readonly prefix: string;
   /** The default site nodes join when created without conductor_group. */
   readonly site: string;
+  /** With `auth: 'basic'`: an admin, a reader, and members of projects p1 and p2. */
+  readonly admin: Credentials;
+  readonly reader: Credentials;
+  readonly member1: Credentials;
+  readonly member2: Credentials;
   call(method: string, path: string, options?: CallOptions): Promise<CallResult>;
   close(): Promise<void>;
 }
 
-export async function startApi(): Promise<TestApi> {
+const USERS: ReadonlyArray<
+  readonly [key: 'admin' | 'reader' | 'member1' | 'member2', role: Role, project: string | null]
+> = [
+  ['admin', 'admin', null],
+  ['reader', 'reader', null],
+  ['member1', 'member', 'p1'],
+  ['member2', 'member', 'p2'],
+];
+
+export async function startApi(options: ApiOptions = {}): Promise<TestApi> {
   const { prefix } = await isolatedResources();
-  process.env[AUTH_STRATEGY_ENV] = 'noauth';
+  const basic = options.auth === 'basic';
+  if (basic) delete process.env[AUTH_STRATEGY_ENV];
+  else process.env[AUTH_STRATEGY_ENV] = 'noauth';
   process.env[LOCAL_STACK_ENV] = 'true';
   const deps = dependenciesFromEnv();
+  const credentials: Record<string, Credentials> = {};
+  const users = new UserRepository(deps.store);
+  for (const [key, role, project] of USERS) {
+    const own = { username: `${key}-user`, password: `${key}-password-${prefix}` };
+    credentials[key] = own;
+    if (basic) {
+      const hash = await hashPassword(own.password);
+      await users.create({
+        name: own.username,
+        role,
+        project,
+        password_hash: hash,
+        created_at: deps.now(),
+        updated_at: null,
+      });
+    }
+  }
   const handler = createApiHandler(
     buildRouter(deps),
     new Logger({ logLevel: 'SILENT' }),
-    authenticatorFromEnv(),
+    authenticatorFromEnv(deps),
   );
   const gateway: HttpGateway = await startHttpGateway({ handler });
   const site = 'test-site';
@@ -57,13 +105,26 @@ export async function startApi(): Promise<TestApi> {
     deps,
     prefix,
     site,
-    call: (method, path, options = {}) => call(gateway.url, method, path, options),
+    admin: credentials.admin as Credentials,
+    reader: credentials.reader as Credentials,
+    member1: credentials.member1 as Credentials,
+    member2: credentials.member2 as Credentials,
+    call: (method, path, callOptions = {}) =>
+      call(
+        gateway.url,
+        method,
+        path,
+        basic && callOptions.as === undefined ? { ...callOptions, as: credentials.admin } : callOptions,
+      ),
     close: () => gateway.close(),
   };
 }
 
 async function call(url: string, method: string, path: string, options: CallOptions): Promise<CallResult> {
   const headers: Record<string, string> = { ...options.headers };
+  if (options.as) {
+    headers.Authorization = `Basic ${Buffer.from(`${options.as.username}:${options.as.password}`).toString('base64')}`;
+  }
   if (options.version !== null) headers['X-OpenStack-Ironic-API-Version'] = options.version ?? '1.82';
   let body: string | undefined;
   if (options.rawBody !== undefined) body = options.rawBody;

@@ -151,7 +151,7 @@ export class InventoryStore {
     try {
       await this.db.send(new TransactWriteCommand({ TransactItems: items }));
     } catch (error) {
-      throw transactionError(error, ops);
+      throw contentError(error) ?? transactionError(error, ops);
     }
   }
 
@@ -237,7 +237,7 @@ export class InventoryStore {
     } catch (error) {
       if ((error as Error).name === 'ConditionalCheckFailedException' && 'onConflict' in op)
         throw op.onConflict;
-      throw error;
+      throw contentError(error) ?? error;
     }
   }
 
@@ -358,6 +358,32 @@ function buildFilter(
     return `${path} ${filter.op} :f${i}`;
   });
   return clauses.length > 0 ? clauses.join(' AND ') : undefined;
+}
+
+/**
+ * DynamoDB's own limits on what a record holds (400 KB, 32 levels of nesting) are the
+ * client's to respect: they become a clear 413/400, not a 500.
+ */
+function contentError(error: unknown): DomainError | undefined {
+  const message = (error as Error).message ?? '';
+  if (
+    (error as Error).name !== 'ValidationException' &&
+    (error as Error).name !== 'TransactionCanceledException'
+  )
+    return undefined;
+  if (/item size|size has exceeded/i.test(message)) {
+    return new DomainError(
+      'too-large',
+      'The resource is larger than the 400 KB one record may hold: store less in extra, properties or *_info.',
+    );
+  }
+  if (/nesting levels/i.test(message)) {
+    return new DomainError(
+      'invalid',
+      'The resource nests objects more than 32 levels deep, more than a record may hold.',
+    );
+  }
+  return undefined;
 }
 
 /** Maps a cancelled transaction to the error of the first op whose condition failed. */

@@ -3,7 +3,7 @@
  * result. Pure: ids, times and the existence of referenced records come from callers.
  */
 import { type HardwareType, hardwareType, INTERFACE_NAMES } from '../drivers.ts';
-import { invalid, notAcceptable } from '../errors.ts';
+import { forbidden, invalid, notAcceptable } from '../errors.ts';
 import { isUuidLike, isValidLogicalName } from '../identifiers.ts';
 import { applyPatch, checkPatchAllowed, type PatchOp, validatePatch } from '../json-patch.ts';
 import { validator } from '../schema.ts';
@@ -294,7 +294,15 @@ export function patchNode(node: Node, body: unknown, context: PatchContext): Nod
   const allowed = UPDATABLE_FIELDS.filter((field) => (fieldSince(field) ?? 1) <= context.minor);
   checkPatchAllowed(patch, allowed);
   rejectNewerPatch(patch, context.minor);
-  if (context.allowedFields) checkPatchAllowed(patch, context.allowedFields);
+  const allowedForCaller = context.allowedFields;
+  if (allowedForCaller) {
+    const refused = patch.find((op) => !allowedForCaller.includes(op.path.split('/')[1] as string));
+    if (refused) {
+      throw forbidden(
+        `Access was denied to ${refused.path}: this role may change only ${[...allowedForCaller].sort().join(', ')}.`,
+      );
+    }
+  }
   const patched = applyPatch(node as unknown as Record<string, unknown>, patch);
   for (const op of patch) {
     const field = op.path.split('/')[1] as string;
