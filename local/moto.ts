@@ -12,6 +12,9 @@ import { fileURLToPath } from 'node:url';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const motoBinary = join(projectRoot, '.venv', 'bin', 'moto_server');
+const venvPython = join(projectRoot, '.venv', 'bin', 'python');
+/** moto with item-scoped DynamoDB transactions (see the file's docstring). */
+const motoShim = join(projectRoot, 'local', 'moto_shim.py');
 
 export interface MotoServer {
   readonly endpoint: string;
@@ -43,7 +46,7 @@ export async function startMoto(
     throw new Error(`moto server not found at ${motoBinary}: run 'npm run setup:venv' first`);
   }
   const port = options.port ?? (await freePort());
-  const child = spawn(motoBinary, ['-H', '127.0.0.1', '-p', String(port)], {
+  const child = spawn(venvPython, [motoShim, '-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'false' },
   });

@@ -4,7 +4,7 @@
  * link of a page.
  */
 import { invalid } from '../domain/errors.ts';
-import { isUuidLike } from '../domain/identifiers.ts';
+import { canonicalUuid, isUuidLike } from '../domain/identifiers.ts';
 import type { ApiRequest } from '../http/request.ts';
 
 /** Ironic's `[api]max_limit` default. */

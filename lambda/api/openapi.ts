@@ -9,6 +9,7 @@ import { NODE_CREATE_SCHEMA } from '../domain/nodes/node.ts';
 import type { JsonSchema } from '../domain/schema.ts';
 import { formatVersion, MAX_VERSION, MIN_VERSION } from '../http/microversion.ts';
 import type { Router } from '../http/router.ts';
+import { PORT_OPERATIONS } from './routes/ports.ts';
 
 export interface OperationDoc {
   readonly summary: string;
@@ -71,6 +72,15 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/drivers/{driver}/properties': { summary: 'driver_info keys of a hardware type', tag: 'drivers' },
   'GET /v1/conductors': { summary: 'List agents as conductors', tag: 'conductors' },
   'GET /v1/conductors/{hostname}': { summary: 'Show an agent as a conductor', tag: 'conductors' },
+  'GET /v1/users': { summary: 'List users (admin)', tag: 'users' },
+  'POST /v1/users': { summary: 'Create a user (admin)', tag: 'users', status: 201 },
+  'GET /v1/users/{user}': { summary: 'Show a user (admin, or the user itself)', tag: 'users' },
+  'PATCH /v1/users/{user}': { summary: 'Change a user role, project or password (admin)', tag: 'users' },
+  'DELETE /v1/users/{user}': { summary: 'Delete a user and its tokens (admin)', tag: 'users', status: 204 },
+  'GET /v1/users/{user}/tokens': { summary: "List a user's API tokens (no secrets)", tag: 'users' },
+  'POST /v1/users/{user}/tokens': { summary: 'Create an API token; the secret is shown once', tag: 'users', status: 201 },
+  'DELETE /v1/users/{user}/tokens/{token}': { summary: 'Revoke an API token', tag: 'users', status: 204 },
+  ...PORT_OPERATIONS,
 };
 
 const ERROR_SCHEMA = {

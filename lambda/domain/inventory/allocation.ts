@@ -10,6 +10,7 @@ import type { Node } from '../nodes/node.ts';
 import { pythonRepr } from '../python-repr.ts';
 import { validator } from '../schema.ts';
 import {
+  assertStorable,
   type JsonObject,
   links,
   patchDocument,
@@ -82,6 +83,7 @@ function checkTraits(body: AllocationBody, what: string): void {
 export function validateAllocationCreate(value: unknown): AllocationBody {
   const body = validateSchema(value);
   checkTraits(body, 'allocation');
+  assertStorable(body, 'allocation');
   return body;
 }
 
@@ -126,6 +128,7 @@ export function patchAllocation(allocation: Allocation, body: unknown, now: stri
   const view = schemaView(patched, ALLOCATION_SCHEMA);
   validatePatchedSchema(view);
   checkTraits(view as AllocationBody, 'patch');
+  assertStorable(view, 'patch');
   return {
     ...allocation,
     name: (patched.name as string | null) || null,
@@ -188,15 +191,9 @@ export function allocationFailure(allocation: Allocation, error: string): string
   return `Failed to process allocation ${allocation.uuid}: ${error}.`;
 }
 
-/** The allocation failed: no node, state `error`, the reason in last_error. */
-export function failAllocation(allocation: Allocation, error: string, now: string): Allocation {
-  return {
-    ...allocation,
-    state: 'error',
-    node_uuid: null,
-    last_error: allocationFailure(allocation, error),
-    updated_at: now,
-  };
+/** The allocation failed: no node, state `error`, `lastError` as Ironic records it. */
+export function failAllocation(allocation: Allocation, lastError: string, now: string): Allocation {
+  return { ...allocation, state: 'error', node_uuid: null, last_error: lastError, updated_at: now };
 }
 
 /** The allocation holds `node`: state `active`. */

@@ -4,7 +4,15 @@
  */
 import { invalid } from '../errors.ts';
 import { validator } from '../schema.ts';
-import { type JsonObject, links, patchDocument, requireUuid, schemaView, selectFields } from './common.ts';
+import {
+  assertStorable,
+  type JsonObject,
+  links,
+  patchDocument,
+  requireUuid,
+  schemaView,
+  selectFields,
+} from './common.ts';
 
 export interface Chassis {
   uuid: string;
@@ -31,7 +39,13 @@ export interface ChassisBody {
   description?: string | null;
 }
 
-export const validateChassisCreate = validator<ChassisBody>('chassis', CHASSIS_SCHEMA);
+const validateChassisSchema = validator<ChassisBody>('chassis', CHASSIS_SCHEMA);
+
+export function validateChassisCreate(value: unknown): ChassisBody {
+  const body = validateChassisSchema(value);
+  assertStorable(body, 'chassis');
+  return body;
+}
 const validatePatchedChassis = validator<ChassisBody>('patch', CHASSIS_SCHEMA);
 
 /** What `GET /v1/chassis` shows per chassis without `fields` or `detail`. */
@@ -60,7 +74,9 @@ export function patchChassis(chassis: Chassis, body: unknown, now: string): Chas
     allowed: Object.keys(CHASSIS_SCHEMA.properties),
     objectFields: ['extra'],
   });
-  validatePatchedChassis(schemaView(patched, CHASSIS_SCHEMA));
+  const view = schemaView(patched, CHASSIS_SCHEMA);
+  validatePatchedChassis(view);
+  assertStorable(view, 'patch');
   if (patched.uuid !== null && patched.uuid !== undefined) requireUuid(patched.uuid, 'uuid');
   if (patched.uuid !== chassis.uuid) throw invalid('Cannot overwrite UUID for an existing Chassis.');
   return {

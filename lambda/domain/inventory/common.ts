@@ -75,6 +75,29 @@ export function traitSchemaError(value: unknown): string | undefined {
   }
 }
 
+/** The smallest magnitude DynamoDB stores; the largest is the SDK's (Number.MAX_SAFE_INTEGER). */
+const MIN_MAGNITUDE = 1e-130;
+
+/**
+ * Refuses (400) a number the inventory table cannot hold — beyond ±(2^53 - 1), which
+ * the DynamoDB SDK will not marshal, or nearer to zero than 1e-130 — anywhere in a
+ * body, instead of failing the write with a 500.
+ */
+export function assertStorable(value: unknown, what: string): void {
+  if (typeof value === 'number') {
+    const magnitude = Math.abs(value);
+    if (magnitude > Number.MAX_SAFE_INTEGER || (magnitude !== 0 && magnitude < MIN_MAGNITUDE)) {
+      throw invalid(
+        `Schema error for ${what}: ${pythonRepr(value)} is out of the range of numbers Metalplane stores (magnitudes from 1e-130 to 2**53 - 1)`,
+      );
+    }
+  } else if (Array.isArray(value)) {
+    for (const item of value) assertStorable(item, what);
+  } else if (value !== null && typeof value === 'object') {
+    for (const item of Object.values(value)) assertStorable(item, what);
+  }
+}
+
 /** Ironic's `patch_validate_allowed_fields`, naming the allowed fields in the given order. */
 export function checkPatchFields(patch: readonly PatchOp[], allowed: readonly string[]): void {
   for (const op of patch) {

@@ -8,6 +8,7 @@ import { maskSecrets } from '../masking.ts';
 import { pythonRepr } from '../python-repr.ts';
 import { validator } from '../schema.ts';
 import {
+  assertStorable,
   type JsonObject,
   links,
   patchDocument,
@@ -121,6 +122,7 @@ export function validateDeployTemplate(value: unknown, what: 'template' | 'patch
     );
   }
   if (body.uuid !== undefined && body.uuid !== null) requireUuid(body.uuid, 'uuid');
+  assertStorable(body, what);
   return body;
 }
 

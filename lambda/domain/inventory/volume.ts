@@ -9,6 +9,7 @@ import { isUuidLike } from '../identifiers.ts';
 import type { Node } from '../nodes/node.ts';
 import { validator } from '../schema.ts';
 import {
+  assertStorable,
   type JsonObject,
   links,
   patchDocument,
@@ -48,7 +49,8 @@ export interface VolumeTarget {
 export const CONNECTOR_SCHEMA = {
   type: 'object',
   properties: {
-    connector_id: { type: 'string' },
+    // Not in Ironic's schema (its column holds 255): the value is part of a unique key here.
+    connector_id: { type: 'string', maxLength: 255 },
     extra: { type: ['object', 'null'] },
     node_uuid: { type: 'string' },
     type: { type: 'string', enum: [...CONNECTOR_TYPES] },
@@ -134,11 +136,15 @@ const patchedTargetSchema = validator<TargetBody>('patch', TARGET_SCHEMA);
 
 /** The schema, then node_uuid and uuid as UUIDs (canonical form). */
 export function validateConnectorCreate(value: unknown): ConnectorBody {
-  return canonicalIds(connectorSchema(value));
+  const body = canonicalIds(connectorSchema(value));
+  assertStorable(body, 'connector');
+  return body;
 }
 
 export function validateTargetCreate(value: unknown): TargetBody {
-  return canonicalIds(targetSchema(value));
+  const body = canonicalIds(targetSchema(value));
+  assertStorable(body, 'target');
+  return body;
 }
 
 function canonicalIds<T extends { node_uuid: string; uuid?: string | null | undefined }>(body: T): T {
@@ -187,6 +193,7 @@ export function patchConnector(connector: VolumeConnector, body: unknown, now: s
   checkPatchedNodeUuid(body);
   const patched = patchDocument(connector, body, { allowed: CONNECTOR_PATCHABLE, objectFields: ['extra'] });
   const valid = canonicalIds(patchedConnectorSchema(schemaView(patched, CONNECTOR_SCHEMA)));
+  assertStorable(valid, 'patch');
   return {
     ...connector,
     node_uuid: valid.node_uuid,
@@ -204,6 +211,7 @@ export function patchTarget(target: VolumeTarget, body: unknown, now: string): V
     objectFields: ['extra', 'properties'],
   });
   const valid = canonicalIds(patchedTargetSchema(schemaView(patched, TARGET_SCHEMA)));
+  assertStorable(valid, 'patch');
   return {
     ...target,
     node_uuid: valid.node_uuid,

@@ -1,0 +1,108 @@
+"""moto server, with its DynamoDB transactions made item-scoped.
+
+moto's TransactWriteItems deep-copies every table a transaction touches, to roll back
+on failure. That costs time in proportion to the whole table (seconds with 10,000
+nodes), and it races with concurrent writes: a deepcopy taken while another request
+thread inserts an item fails ("dictionary changed size during iteration", a 500), and
+a rollback restores the whole table, losing writes other requests made meanwhile.
+
+This shim snapshots only the items the transaction names, serializes transactions
+with one lock, and on failure restores exactly those items: DynamoDB's own semantics,
+at a cost independent of table size.
+
+moto also serializes data-plane answers (Query, GetItem ...) through its generic,
+model-driven serializer, which walks every attribute of every item: about 10 ms per
+node-sized item, a second for a 100-node page. Those answers are already DynamoDB JSON,
+so the shim writes them with json.dumps, as DynamoDB's wire protocol (JSON 1.0) is.
+Everything else is moto as released.
+Usage: the same arguments as moto_server (local/moto.ts starts it).
+"""
+
+import copy
+import json
+import sys
+import threading
+
+import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
+from moto.server import main
+
+_transactions = threading.RLock()
+_original_transact = DynamoDBBackend.transact_write_items
+
+
+class _TableKeepingCopy:
+    """`copy` for moto's DynamoDB module: a Table is not deep-copied (we snapshot items)."""
+
+    @staticmethod
+    def deepcopy(value, memo=None):
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    copy = staticmethod(copy.copy)
+
+
+def _item_key(table, op):
+    if "Item" in op:
+        attrs = op["Item"]
+        key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+        if table.range_key_attr is not None:
+            key[table.range_key_attr] = attrs[table.range_key_attr]
+        return key
+    return op["Key"]
+
+
+def _transact_write_items(self, transact_items):
+    with _transactions:
+        snapshots = []
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            try:
+                key = _item_key(table, op)
+                current = self.get_item(op["TableName"], key)
+            except Exception:  # malformed op: moto's own validation reports it
+                continue
+            snapshots.append((op["TableName"], key, None if current is None else current.to_json()["Attributes"]))
+        try:
+            return _original_transact(self, transact_items)
+        except Exception:
+            for table_name, key, attributes in reversed(snapshots):
+                if attributes is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, attributes, overwrite=True)
+            raise
+
+
+class _JsonResult(DynamoResult):
+    """A data-plane answer, already DynamoDB JSON: written as is."""
+
+    def __init__(self, result):  # noqa: D107 - the result is already transformed
+        self._result = result
+
+    def execute_result(self, context):
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(self._result)
+
+
+def _fast(method):
+    def wrapper(self, *args, **kwargs):
+        result = method(self, *args, **kwargs)
+        return _JsonResult(result.result) if isinstance(result, DynamoResult) else result
+
+    wrapper.__name__ = method.__name__
+    wrapper.__wrapped__ = method
+    return wrapper
+
+
+for _name in ("query", "get_item", "batch_get_item", "scan"):
+    setattr(DynamoHandler, _name, _fast(getattr(DynamoHandler, _name)))
+
+dynamodb_models.copy = _TableKeepingCopy
+DynamoDBBackend.transact_write_items = _transact_write_items
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
