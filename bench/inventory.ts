@@ -133,7 +133,25 @@ interface Target {
   readonly emulator?: { readonly endpoint: string; readonly table: string };
   /** Metalplane only: the username every request authenticates as (one user lookup each). */
   readonly username?: string;
+  /** Resolves once the target serves (again): after a pause, Ironic's conductor must heartbeat. */
+  ready(): Promise<void>;
   stop(): Promise<void>;
+}
+
+async function pollUntil(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  log(`  (${what} not seen within ${timeoutMs / 1000} s: going on)`);
+}
+
+async function getJson(url: string, headers: Record<string, string> = {}): Promise<unknown> {
+  const response = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${url} → ${response.status}`);
+  return JSON.parse(text);
 }
 
 async function startMetalplane(): Promise<Target> {
@@ -217,6 +235,8 @@ async function startMetalplane(): Promise<Target> {
       }),
       emulator: { endpoint: motoUrl, table: tableName('metalplane-local', inventoryTable) },
       ...(credentials ? { username: credentials.slice(0, credentials.indexOf(':')) } : {}),
+      ready: () =>
+        pollUntil('Metalplane serving /v1', async () => Boolean(await getJson(`${apiUrl}/v1`)), 30_000),
       stop,
     };
   } catch (error) {
@@ -239,6 +259,18 @@ async function startIronic(): Promise<Target> {
     processes: [{ label: 'ironic', pid: anchor.pid }],
     // No conductor_group: a group no conductor serves is refused ("No valid host was found").
     createBody: (i) => ({ driver: 'fake-hardware', name: `bench-${i}` }),
+    // Every conductor must be alive again (heartbeat) before nodes can be created.
+    ready: () =>
+      pollUntil(
+        "Ironic's conductor alive",
+        async () => {
+          const { conductors } = (await getJson(`${anchor.url}/v1/conductors`, {
+            'X-OpenStack-Ironic-API-Version': API_VERSION,
+          })) as { conductors?: Array<{ alive?: boolean }> };
+          return Boolean(conductors?.length) && (conductors ?? []).every((conductor) => conductor.alive);
+        },
+        90_000,
+      ),
     stop,
   };
 }
@@ -287,81 +319,129 @@ interface TargetRun {
   error?: string;
 }
 
-async function runWorkloads(target: Target, run: TargetRun): Promise<void> {
-  const tag = `[${target.name}]`;
-  const uuids: string[] = [];
-  const json = { ...target.headers, 'Content-Type': 'application/json' };
-  const collect = (_i: number, status: number, body: string) => {
+/** A started target with what the run learnt about it. */
+interface Running {
+  readonly target: Target;
+  readonly run: TargetRun;
+  readonly uuids: string[];
+}
+
+function signalAll(target: Target, signal: 'SIGSTOP' | 'SIGCONT'): void {
+  for (const { pid } of target.processes) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone
+    }
+  }
+}
+
+/**
+ * Runs `step` on one target with the other targets' server processes paused (SIGSTOP),
+ * so that an idle target's background work (Ironic's periodic tasks over every node) is
+ * not charged to the one measured; resumed (SIGCONT) afterwards, whatever happens.
+ */
+async function alone(all: readonly Running[], active: Running, step: () => Promise<void>): Promise<void> {
+  const others = all.filter((running) => running !== active && !running.run.error);
+  for (const other of others) signalAll(other.target, 'SIGSTOP');
+  try {
+    await active.target.ready();
+    await step();
+  } catch (error) {
+    active.run.error = (error as Error).message;
+    log(`[${active.target.name}] failed: ${active.run.error}`);
+  } finally {
+    for (const other of others) signalAll(other.target, 'SIGCONT');
+  }
+}
+
+const jsonHeaders = (target: Target) => ({ ...target.headers, 'Content-Type': 'application/json' });
+
+function collector(uuids: string[]) {
+  return (_i: number, status: number, body: string) => {
     const uuid = status === 201 ? uuidOf(body) : undefined;
     if (uuid) uuids.push(uuid);
   };
+}
 
-  log(`${tag} creating ${CREATE} nodes sequentially (measured)...`);
+async function createPhase({ target, run, uuids }: Running): Promise<void> {
+  log(`[${target.name}] creating ${CREATE} nodes sequentially (measured)...`);
   run.phases.create = await measure(target, {
     concurrency: 1,
     count: CREATE,
     maxDurationMs: 15 * 60_000,
     abortAfterFailures: 50,
-    makeRequest: (i) => ({ method: 'POST', path: '/v1/nodes', headers: json, body: target.createBody(i) }),
-    onResponse: collect,
+    makeRequest: (i) => ({
+      method: 'POST',
+      path: '/v1/nodes',
+      headers: jsonHeaders(target),
+      body: target.createBody(i),
+    }),
+    onResponse: collector(uuids),
   });
-  if (uuids.length > 0 && NODES > uuids.length) {
-    const missing = NODES - uuids.length;
-    log(`${tag} seeding ${missing} more nodes at c=${SEED_CONCURRENCY} (not measured)...`);
-    run.seed = await runLoad({
-      baseUrl: target.baseUrl,
-      concurrency: SEED_CONCURRENCY,
-      count: missing,
-      maxDurationMs: 30 * 60_000,
-      abortAfterFailures: 100,
-      makeRequest: (i) => ({
-        method: 'POST',
-        path: '/v1/nodes',
-        headers: json,
-        body: target.createBody(CREATE + i),
-      }),
-      onResponse: collect,
-    });
-  }
   run.stored = uuids.length;
+}
+
+async function seedPhase({ target, run, uuids }: Running): Promise<void> {
+  if (uuids.length === 0 || NODES <= uuids.length) return;
+  const missing = NODES - uuids.length;
+  log(`[${target.name}] seeding ${missing} more nodes at c=${SEED_CONCURRENCY} (not measured)...`);
+  run.seed = await runLoad({
+    baseUrl: target.baseUrl,
+    concurrency: SEED_CONCURRENCY,
+    count: missing,
+    maxDurationMs: 30 * 60_000,
+    abortAfterFailures: 100,
+    makeRequest: (i) => ({
+      method: 'POST',
+      path: '/v1/nodes',
+      headers: jsonHeaders(target),
+      body: target.createBody(CREATE + i),
+    }),
+    onResponse: collector(uuids),
+  });
+  run.stored = uuids.length;
+}
+
+function requestFor(workload: Exclude<Workload, 'create'>, { target, uuids }: Running) {
   const pick = (i: number) => uuids[i % Math.max(1, uuids.length)] ?? MISSING_UUID;
-
-  const timed = async (workload: Workload, makeRequest: (i: number) => LoadRequest) => {
-    // Warm-up (not measured): JIT, connection pools, caches.
-    await runLoad({
-      baseUrl: target.baseUrl,
-      concurrency: CONCURRENCY,
-      count: CONCURRENCY * 4,
-      maxDurationMs: 30_000,
-      makeRequest: (i) => makeRequest(1_000_000 + i),
-    });
-    log(`${tag} ${WORKLOAD_LABEL[workload]} for ${SECONDS} s with ${run.stored} nodes stored...`);
-    run.phases[workload] = await measure(target, {
-      concurrency: CONCURRENCY,
-      durationMs: SECONDS * 1000,
-      maxDurationMs: SECONDS * 1000 + 60_000,
-      abortAfterFailures: 500,
-      makeRequest,
-    });
+  return (i: number): LoadRequest => {
+    switch (workload) {
+      case 'show':
+        return { method: 'GET', path: `/v1/nodes/${pick(i)}`, headers: target.headers };
+      case 'patch':
+        // `add` rather than `replace`: replacing a key that is not there yet is an error in both.
+        return {
+          method: 'PATCH',
+          path: `/v1/nodes/${pick(i)}`,
+          headers: jsonHeaders(target),
+          body: [{ op: 'add', path: '/extra/bench', value: String(i) }],
+        };
+      case 'list':
+        return { method: 'GET', path: '/v1/nodes?limit=100&detail=True', headers: target.headers };
+    }
   };
-  await timed('show', (i) => ({ method: 'GET', path: `/v1/nodes/${pick(i)}`, headers: target.headers }));
-  // `add` rather than `replace`: replacing a key that is not there yet is an error in both.
-  await timed('patch', (i) => ({
-    method: 'PATCH',
-    path: `/v1/nodes/${pick(i)}`,
-    headers: json,
-    body: [{ op: 'add', path: '/extra/bench', value: String(i) }],
-  }));
-  await timed('list', () => ({
-    method: 'GET',
-    path: '/v1/nodes?limit=100&detail=True',
-    headers: target.headers,
-  }));
+}
 
-  if (target.emulator) {
-    log(`${tag} timing the AWS emulator alone (raw DynamoDB calls)...`);
-    run.emulator = await timeEmulator(target, uuids);
-  }
+async function timedPhase(workload: Exclude<Workload, 'create'>, running: Running): Promise<void> {
+  const { target, run } = running;
+  const makeRequest = requestFor(workload, running);
+  // Warm-up (not measured): JIT, connection pools, caches.
+  await runLoad({
+    baseUrl: target.baseUrl,
+    concurrency: CONCURRENCY,
+    count: CONCURRENCY * 4,
+    maxDurationMs: 60_000,
+    makeRequest: (i) => makeRequest(1_000_000 + i),
+  });
+  log(`[${target.name}] ${WORKLOAD_LABEL[workload]} for ${SECONDS} s with ${run.stored} nodes stored...`);
+  run.phases[workload] = await measure(target, {
+    concurrency: CONCURRENCY,
+    durationMs: SECONDS * 1000,
+    maxDurationMs: SECONDS * 1000 + 60_000,
+    abortAfterFailures: 500,
+    makeRequest,
+  });
 }
 
 // --- the AWS emulator alone ------------------------------------------------------------------
@@ -656,32 +736,51 @@ log(
   `inventory bench: ${NODES} nodes (${CREATE} created sequentially), ${SECONDS} s per workload at c=${CONCURRENCY}, targets ${TARGETS.join(', ')}`,
 );
 const runs: TargetRun[] = [];
+const running: Running[] = [];
 let ironicSkipped: string | undefined;
-for (const name of TARGETS) {
-  if (name !== 'metalplane' && name !== 'ironic') {
-    log(`unknown target '${name}' (metalplane, ironic): skipped`);
-    continue;
-  }
-  if (name === 'ironic') {
-    ironicSkipped = ironicUnavailable();
-    if (ironicSkipped) {
-      log(`\nThe Ironic column is skipped: ${ironicSkipped}\n(to install: ${IRONIC_INSTALL_HINT})`);
+try {
+  for (const name of TARGETS) {
+    if (name !== 'metalplane' && name !== 'ironic') {
+      log(`unknown target '${name}' (metalplane, ironic): skipped`);
       continue;
     }
+    if (name === 'ironic') {
+      ironicSkipped = ironicUnavailable();
+      if (ironicSkipped) {
+        log(`\nThe Ironic column is skipped: ${ironicSkipped}`);
+        continue;
+      }
+    }
+    const run: TargetRun = { name, phases: {}, stored: 0 };
+    runs.push(run);
+    try {
+      log(`[${name}] starting...`);
+      const target = name === 'metalplane' ? await startMetalplane() : await startIronic();
+      log(`[${name}] serving on ${target.baseUrl}`);
+      running.push({ target, run, uuids: [] });
+    } catch (error) {
+      run.error = (error as Error).message;
+      log(`[${name}] did not start: ${run.error}`);
+    }
   }
-  const run: TargetRun = { name, phases: {}, stored: 0 };
-  runs.push(run);
-  let target: Target | undefined;
-  try {
-    log(`\n[${name}] starting...`);
-    target = name === 'metalplane' ? await startMetalplane() : await startIronic();
-    log(`[${name}] serving on ${target.baseUrl}`);
-    await runWorkloads(target, run);
-  } catch (error) {
-    run.error = (error as Error).message;
-    log(`[${name}] failed: ${run.error}`);
-  } finally {
-    await target?.stop();
+  // Phase by phase, one target after the other: both columns see the machine as it is then.
+  const live = () => running.filter((one) => !one.run.error);
+  for (const one of live()) await alone(running, one, () => createPhase(one));
+  for (const one of live()) await alone(running, one, () => seedPhase(one));
+  for (const workload of ['show', 'patch', 'list'] as const)
+    for (const one of live()) await alone(running, one, () => timedPhase(workload, one));
+  for (const one of live()) {
+    if (!one.target.emulator) continue;
+    await alone(running, one, async () => {
+      log(`[${one.target.name}] timing the AWS emulator alone (raw DynamoDB calls)...`);
+      const figures = await timeEmulator(one.target, one.uuids);
+      if (figures) one.run.emulator = figures;
+    });
+  }
+} finally {
+  for (const { target } of running) {
+    signalAll(target, 'SIGCONT');
+    await target.stop().catch((error: Error) => log(`[${target.name}] stop: ${error.message}`));
   }
 }
 report(runs, ironicSkipped, startedAt);

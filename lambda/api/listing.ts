@@ -80,7 +80,7 @@ export function parseListParams(request: ApiRequest, options: ListOptions): List
       : [...options.defaultFields];
   return {
     limit,
-    ...(marker ? { marker: marker.toLowerCase() } : {}),
+    ...(marker ? { marker: canonicalUuid(marker) } : {}),
     sortKey,
     descending: sortDir === 'desc',
     fields,

@@ -34,7 +34,6 @@ import { emulatorEnvironment } from '../../local/moto.ts';
 const prefix = `t-${randomBytes(4).toString('hex')}`;
 const site = 'fra1';
 
-// biome-ignore lint/suspicious/noExplicitAny: CloudFormation properties are untyped JSON, read field by field.
 type Resource = { Type: string; Properties: Record<string, any> };
 type Resources = Record<string, Resource>;
 

@@ -1,9 +1,11 @@
 /** Volume connectors and targets, and node VIFs, through the api handler on moto (exchanges 106-107). */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { portParent } from '../../lambda/adapters/dynamo/port-repository.ts';
 import { type Dependencies, dependenciesFromEnv } from '../../lambda/api/dependencies.ts';
 import { registerNodeRoutes } from '../../lambda/api/routes/nodes.ts';
 import { registerVolumeRoutes } from '../../lambda/api/routes/volume.ts';
+import { conflict } from '../../lambda/domain/errors.ts';
 import type { Node } from '../../lambda/domain/nodes/node.ts';
 import { createApiHandler } from '../../lambda/http/middlewares.ts';
 import { Router } from '../../lambda/http/router.ts';
@@ -405,6 +407,24 @@ describe('node VIFs (exchange 107)', () => {
     expect(vifs.status).toBe(exchange(107).response.status);
     expect(vifs.body).toStrictEqual(exchange(107).response.body);
     expect((await api.call('GET', '/v1/nodes/vif-node/vifs')).body).toStrictEqual({ vifs: [] });
+  });
+
+  it("with a real network interface, lists the ports' tenant VIFs", async () => {
+    const uuid = await newNode();
+    await setNode(uuid, { network_interface: 'flat' });
+    const port = (id: string, vif?: string) => ({
+      type: 'create' as const,
+      item: {
+        kind: 'port',
+        id,
+        doc: { uuid: id, internal_info: vif ? { tenant_vif_port_id: vif } : {} },
+        listSk: `2026#${id}`,
+        indexes: { kindPk: 'port', parentPk: portParent(uuid) },
+      },
+      onConflict: conflict('exists'),
+    });
+    await api.deps.store.write([port('p-1', 'vif-a'), port('p-2')]);
+    expect((await api.call('GET', `/v1/nodes/${uuid}/vifs`)).body).toStrictEqual({ vifs: [{ id: 'vif-a' }] });
   });
 
   it('does not exist below 1.28; unknown node is 404', async () => {
