@@ -26,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inventoryTable, tableName } from '../infra/resources.ts';
 import { freePort } from '../local/moto.ts';
-import { IRONIC_INSTALL_HINT, ironicUnavailable, startIronicAnchor } from './ironic-anchor.ts';
+import { ironicUnavailable, startIronicAnchor } from './ironic-anchor.ts';
 import { describeFailures, type LoadRequest, type LoadResult, runLoad } from './load.ts';
 import { printTable } from './support.ts';
 

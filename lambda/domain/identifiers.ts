@@ -3,6 +3,7 @@
  * unreserved characters), MAC addresses (normalized to lower case), traits.
  */
 import { invalid } from './errors.ts';
+import { pythonRepr } from './python-repr.ts';
 
 const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 const LOGICAL_NAME = /^[A-Za-z0-9._~-]{1,255}$/;
@@ -35,10 +36,11 @@ export function normalizeMac(value: unknown, field = 'address'): string {
   throw invalid(`Expected valid MAC address for ${field}: ${String(value)}`);
 }
 
-/** Standard traits are os-traits' names; we accept their shape and every CUSTOM_ trait. */
+/** Standard traits are os-traits' names; we accept their namespaces' shape and every CUSTOM_ trait. */
 const STANDARD_TRAIT = /^(COMPUTE|HW|STORAGE|MISC|OWNER)_[A-Z0-9_]+$/;
 
-export function validateTrait(trait: unknown, prefix = 'Invalid trait'): string {
+/** A trait, or Ironic's jsonschema message for an invalid one ("Schema error for trait: ..."). */
+export function validateTrait(trait: unknown, what = 'trait'): string {
   if (
     typeof trait === 'string' &&
     trait.length > 0 &&
@@ -47,7 +49,8 @@ export function validateTrait(trait: unknown, prefix = 'Invalid trait'): string 
   ) {
     return trait;
   }
+  const shown = pythonRepr(trait);
   throw invalid(
-    `${prefix}. A valid trait must be no longer than 255 characters. Standard traits are defined in the os_traits library. A custom trait must start with the prefix CUSTOM_ and use the following characters: A-Z, 0-9 and _`,
+    `Schema error for ${what}: ${shown} is not valid under any of the given schemas. Possible root cause: ${shown} does not match '^CUSTOM_[A-Z0-9_]+$'`,
   );
 }

@@ -270,6 +270,7 @@ describe('node show, list, patch, delete', () => {
     expect((await api.call('PUT', `/v1/nodes/${uuid}/traits/CUSTOM_FAST`)).status).toBe(204);
     const bad = await api.call('PUT', `/v1/nodes/${uuid}/traits/lowercase`);
     expect(bad.status).toBe(400);
+    expect(bad.body).toStrictEqual(exchange(82).response.body);
     expect((await api.call('GET', `/v1/nodes/${uuid}/traits`)).body).toStrictEqual(
       exchange(83).response.body,
     );

@@ -322,11 +322,11 @@ function registerTraitRoutes(router: Router, deps: Dependencies): void {
     return json({ traits: [...node.traits].sort() });
   });
   router.on('PUT', '/v1/nodes/{node}/traits', (request) =>
-    update(request, () => validateTraitsBody(jsonBody(request)).traits.map((trait) => validateTrait(trait))),
+    update(request, () => validateTraitsBody(jsonBody(request)).traits.map((trait) => validateTrait(trait, 'traits'))),
   );
   router.on('DELETE', '/v1/nodes/{node}/traits', (request) => update(request, () => []));
   router.on('PUT', '/v1/nodes/{node}/traits/{trait}', (request) =>
-    update(request, (traits) => [...traits, validateTrait(request.params.trait, 'Schema error for trait')]),
+    update(request, (traits) => [...traits, validateTrait(request.params.trait)]),
   );
   router.on('DELETE', '/v1/nodes/{node}/traits/{trait}', async (request) => {
     const trait = request.params.trait as string;
