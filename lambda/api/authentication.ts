@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { UserRepository } from '../adapters/dynamo/user-repository.ts';
 import { parseAuthorization } from '../domain/auth/basic.ts';
-import { verifyPassword } from '../domain/auth/passwords.ts';
+import { verifyPassword, verifyUnknownUser } from '../domain/auth/passwords.ts';
 import { parseToken, verifySecret } from '../domain/auth/tokens.ts';
 import { isTokenUsable, type User } from '../domain/users/user.ts';
 import { Unauthorized } from '../http/errors.ts';
@@ -59,7 +59,12 @@ export function credentialAuthenticator(users: UserRepository): Authenticator {
     if (!credentials) throw new Unauthorized('Authentication required', CHALLENGE);
     if (credentials.scheme === 'basic') {
       const found = await users.get(credentials.username);
-      if (!found || !(await checkPassword(found.user, credentials.username, credentials.password))) {
+      if (!found) {
+        // As slow as a wrong password, so timing does not tell which user names exist.
+        await verifyUnknownUser(credentials.password);
+        throw new Unauthorized('Invalid username or password', CHALLENGE);
+      }
+      if (!(await checkPassword(found.user, credentials.username, credentials.password))) {
         throw new Unauthorized('Invalid username or password', CHALLENGE);
       }
       return principalOf(found.user, 'user');

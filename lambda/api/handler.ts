@@ -9,11 +9,16 @@ import { Router } from '../http/router.ts';
 import { authenticatorFromEnv } from './authentication.ts';
 import { type Dependencies, dependenciesFromEnv } from './dependencies.ts';
 import { openApiDocument } from './openapi.ts';
+import { registerAllocationRoutes } from './routes/allocations.ts';
+import { registerBiosRoutes } from './routes/bios.ts';
+import { registerChassisRoutes } from './routes/chassis.ts';
+import { registerDeployTemplateRoutes } from './routes/deploy-templates.ts';
 import { registerDriverRoutes } from './routes/drivers.ts';
 import { registerNodeRoutes } from './routes/nodes.ts';
 import { registerPortRoutes } from './routes/ports.ts';
 import { registerUserRoutes } from './routes/users.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
+import { registerVolumeRoutes } from './routes/volume.ts';
 
 const logger = new Logger({ serviceName: 'metalplane-api' });
 
@@ -22,6 +27,11 @@ export function buildRouter(deps: Dependencies): Router {
   registerVersionRoutes(router);
   registerNodeRoutes(router, deps);
   registerPortRoutes(router, deps);
+  registerChassisRoutes(router, deps);
+  registerAllocationRoutes(router, deps);
+  registerDeployTemplateRoutes(router, deps);
+  registerVolumeRoutes(router, deps);
+  registerBiosRoutes(router, deps);
   registerDriverRoutes(router, deps);
   registerUserRoutes(router, deps);
   router.on('GET', '/v1/openapi.json', async (request) => json(openApiDocument(router, request.baseUrl)));

@@ -9,7 +9,12 @@ import { NODE_CREATE_SCHEMA } from '../domain/nodes/node.ts';
 import type { JsonSchema } from '../domain/schema.ts';
 import { formatVersion, MAX_VERSION, MIN_VERSION } from '../http/microversion.ts';
 import type { Router } from '../http/router.ts';
+import { ALLOCATION_OPERATIONS } from './routes/allocations.ts';
+import { BIOS_OPERATIONS } from './routes/bios.ts';
+import { CHASSIS_OPERATIONS } from './routes/chassis.ts';
+import { DEPLOY_TEMPLATE_OPERATIONS } from './routes/deploy-templates.ts';
 import { PORT_OPERATIONS } from './routes/ports.ts';
+import { VOLUME_OPERATIONS } from './routes/volume.ts';
 
 export interface OperationDoc {
   readonly summary: string;
@@ -78,9 +83,18 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'PATCH /v1/users/{user}': { summary: 'Change a user role, project or password (admin)', tag: 'users' },
   'DELETE /v1/users/{user}': { summary: 'Delete a user and its tokens (admin)', tag: 'users', status: 204 },
   'GET /v1/users/{user}/tokens': { summary: "List a user's API tokens (no secrets)", tag: 'users' },
-  'POST /v1/users/{user}/tokens': { summary: 'Create an API token; the secret is shown once', tag: 'users', status: 201 },
+  'POST /v1/users/{user}/tokens': {
+    summary: 'Create an API token; the secret is shown once',
+    tag: 'users',
+    status: 201,
+  },
   'DELETE /v1/users/{user}/tokens/{token}': { summary: 'Revoke an API token', tag: 'users', status: 204 },
   ...PORT_OPERATIONS,
+  ...CHASSIS_OPERATIONS,
+  ...ALLOCATION_OPERATIONS,
+  ...DEPLOY_TEMPLATE_OPERATIONS,
+  ...VOLUME_OPERATIONS,
+  ...BIOS_OPERATIONS,
 };
 
 const ERROR_SCHEMA = {

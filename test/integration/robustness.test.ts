@@ -138,6 +138,17 @@ describe('no 500 from client input', () => {
     expect(calls).toBeGreaterThan(100);
   }, 120_000);
 
+  it.each([1e200, -1e200, 2 ** 60])(
+    'a number that cannot be stored exactly (%d) is a 400 that writes nothing',
+    async (n) => {
+      const created = await api.call('POST', '/v1/nodes', {
+        body: { driver: 'fake-hardware', extra: { n } },
+      });
+      expect(created.status).toBe(400);
+      expect(created.fault?.faultstring).toContain('outside what can be stored exactly');
+    },
+  );
+
   it('an object over 400 KB is refused clearly (413), not a 500', async () => {
     const own = (await api.call('POST', '/v1/nodes', { body: { driver: 'fake-hardware' } })).body.uuid;
     const result = await api.call('PATCH', `/v1/nodes/${own}`, {

@@ -366,6 +366,16 @@ function buildFilter(
  */
 function contentError(error: unknown): DomainError | undefined {
   const message = (error as Error).message ?? '';
+  // The SDK refuses numbers JavaScript cannot hold exactly; DynamoDB those past 38 digits.
+  if (/MAX_SAFE_INTEGER|MIN_SAFE_INTEGER|number underflow|number overflow|too many digits/i.test(message)) {
+    return new DomainError(
+      'invalid',
+      'A number in the request is outside what can be stored exactly (at most 2^53 - 1, at least 1e-130 from zero).',
+    );
+  }
+  if (/size of (hash|range)key has exceeded/i.test(message)) {
+    return new DomainError('invalid', 'A unique value (a name, an address) is longer than can be stored.');
+  }
   if (
     (error as Error).name !== 'ValidationException' &&
     (error as Error).name !== 'TransactionCanceledException'

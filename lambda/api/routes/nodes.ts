@@ -23,7 +23,14 @@ import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, nextLink, parseBoolean, parseListParams } from '../listing.ts';
 
 /** Parents of everything a node owns, deleted with it (see InventoryStore.cascadeDeleteOps). */
-const NODE_CHILD_KINDS = ['port', 'portgroup', 'volume_connector', 'volume_target', 'bios_setting'];
+const NODE_CHILD_KINDS = [
+  'port',
+  'portgroup',
+  'volume_connector',
+  'volume_target',
+  'bios_setting',
+  'allocation',
+];
 
 /** Filters of GET /v1/nodes: query parameter → [node field, minimum microversion]. */
 const STRING_FILTERS: Readonly<Record<string, readonly [string, number]>> = {
@@ -322,7 +329,9 @@ function registerTraitRoutes(router: Router, deps: Dependencies): void {
     return json({ traits: [...node.traits].sort() });
   });
   router.on('PUT', '/v1/nodes/{node}/traits', (request) =>
-    update(request, () => validateTraitsBody(jsonBody(request)).traits.map((trait) => validateTrait(trait, 'traits'))),
+    update(request, () =>
+      validateTraitsBody(jsonBody(request)).traits.map((trait) => validateTrait(trait, 'traits')),
+    ),
   );
   router.on('DELETE', '/v1/nodes/{node}/traits', (request) => update(request, () => []));
   router.on('PUT', '/v1/nodes/{node}/traits/{trait}', (request) =>

@@ -84,7 +84,7 @@ export function registerUserRoutes(router: Router, deps: Dependencies): void {
   };
 
   router.on('GET', '/v1/users', async (request) => {
-    authorize(request, 'user:admin');
+    authorize(request, 'user:list');
     const page = await users.list(parseLimit(request.query.limit), request.query.marker);
     const body: Record<string, unknown> = { users: page.users.map((user) => render(request, user)) };
     const last = page.users.at(-1);
@@ -94,7 +94,7 @@ export function registerUserRoutes(router: Router, deps: Dependencies): void {
   });
 
   router.on('POST', '/v1/users', async (request) => {
-    authorize(request, 'user:admin');
+    authorize(request, 'user:create');
     const body = validateUserCreate(jsonBody(request));
     const name = validateUserName(body.name);
     const { role, project } = validateRole(body.role, body.project);
@@ -117,7 +117,7 @@ export function registerUserRoutes(router: Router, deps: Dependencies): void {
   });
 
   router.on('PATCH', '/v1/users/{user}', async (request) => {
-    authorize(request, 'user:admin');
+    authorize(request, 'user:update');
     const { user, version } = await find(request.params.user as string);
     const body = validateUserUpdate(jsonBody(request));
     const roleChange = body.role !== undefined || body.project !== undefined;
@@ -135,7 +135,7 @@ export function registerUserRoutes(router: Router, deps: Dependencies): void {
   });
 
   router.on('DELETE', '/v1/users/{user}', async (request) => {
-    authorize(request, 'user:admin');
+    authorize(request, 'user:delete');
     const name = request.params.user as string;
     if ((request.principal as Principal).name === name) throw invalid('A user cannot delete itself.');
     await find(name);

@@ -3,8 +3,9 @@
  * instance asks for the trait of the same name (Ironic 21.4's
  * `api/controllers/v1/deploy_template.py`). Pure.
  */
+
+import { maskSecrets } from '../auth/secrets.ts';
 import { type DomainError, invalid } from '../errors.ts';
-import { maskSecrets } from '../masking.ts';
 import { pythonRepr } from '../python-repr.ts';
 import { validator } from '../schema.ts';
 import {

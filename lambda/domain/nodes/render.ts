@@ -2,7 +2,7 @@
  * A node as the API shows it at a microversion: Ironic's field order, fields hidden
  * below the version that introduced them, secrets masked, links built from the request.
  */
-import { maskSecrets } from '../masking.ts';
+import { maskDriverInfo, maskDriverInternalInfo, maskInstanceInfo } from '../auth/secrets.ts';
 import { NODE_FIELDS, NODE_LINK_FIELDS } from './fields.ts';
 import type { Node } from './node.ts';
 
@@ -51,20 +51,15 @@ function fieldValue(
     case 'conductor':
       return options.conductor ?? null;
     case 'driver_info':
-      return maskSecrets(node.driver_info);
+      return maskDriverInfo(node.driver_info);
     case 'instance_info':
       return maskInstanceInfo(node.instance_info);
+    case 'driver_internal_info':
+      return maskDriverInternalInfo(node.driver_internal_info);
     case 'provision_state':
       // Before 1.2, "available" was called "None" (NOSTATE).
       return options.minor < 2 && node.provision_state === 'available' ? null : node.provision_state;
     default:
       return source[field] ?? null;
   }
-}
-
-/** Ironic masks passwords in instance_info too, and any image_url (a signed URL). */
-function maskInstanceInfo(info: Node['instance_info']): Record<string, unknown> {
-  const masked = maskSecrets(info);
-  if (masked.image_url) masked.image_url = '******';
-  return masked;
 }
