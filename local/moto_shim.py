@@ -14,6 +14,11 @@ moto also serializes data-plane answers (Query, GetItem ...) through its generic
 model-driven serializer, which walks every attribute of every item: about 10 ms per
 node-sized item, a second for a 100-node page. Those answers are already DynamoDB JSON,
 so the shim writes them with json.dumps, as DynamoDB's wire protocol (JSON 1.0) is.
+
+Finally, every Query on an index sorts the whole table, then the matches, comparing
+moto's DynamoType objects (each comparison re-parses the value): 1.3 s for a 100-node
+page with 10,000 nodes stored. The shim sorts by a plain (type, value) key instead —
+the same order DynamoDB defines (strings and binaries bytewise, numbers numerically).
 Everything else is moto as released.
 Usage: the same arguments as moto_server (local/moto.ts starts it).
 """
@@ -22,6 +27,7 @@ import copy
 import json
 import sys
 import threading
+from decimal import Decimal
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
@@ -101,6 +107,34 @@ def _fast(method):
 for _name in ("query", "get_item", "batch_get_item", "scan"):
     setattr(DynamoHandler, _name, _fast(getattr(DynamoHandler, _name)))
 
+def _sort_key(value):
+    """DynamoDB's ordering of a key attribute, as a cheap Python sort key."""
+    if value is None:
+        return ("", "")
+    kind = value.type
+    if kind == "N":
+        return (kind, Decimal(value.value))
+    return (kind, value.value)
+
+
+def _all_items(self):
+    items = []
+    for hash_set in self.items.values():
+        if self.range_key_attr:
+            items.extend(hash_set.values())
+        else:
+            items.append(hash_set)
+    return sorted(items, key=lambda item: (_sort_key(item.hash_key), _sort_key(item.range_key)))
+
+
+def _sorted_items(self, hash_key_attrs, range_key_attrs, items):
+    attrs_to_sort_by = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+    items.sort(key=lambda item: tuple(_sort_key(item.attrs.get(key)) for key in attrs_to_sort_by))
+    return items
+
+
+Table.all_items = _all_items
+Table.sorted_items = _sorted_items
 dynamodb_models.copy = _TableKeepingCopy
 DynamoDBBackend.transact_write_items = _transact_write_items
 

@@ -1,0 +1,178 @@
+/**
+ * The messages between the control plane and a site's agent (DESIGN.md, "Commands"):
+ * TypeScript types and the JSON Schemas both ends validate with, versioned. The same
+ * messages travel over the WebSocket and over the HTTPS long-polling fallback.
+ *
+ * Delivery: a command is a record plus a message on the site's SQS FIFO queue (group =
+ * node). The control plane sends `wake` when one is queued; the agent answers `pull`;
+ * the control plane receives from the queue for it (FIFO order per node; a node's next
+ * command stays hidden until the previous one is deleted) and answers `commands`. The
+ * agent sends `command_ack` when it starts one and `command_result` when it ends; the
+ * result deletes the queue message. A redelivered command (same id) is answered from
+ * the agent's journal, never run twice.
+ *
+ * This module imports nothing of `lambda/` or `agent/`; both import it.
+ */
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+
+export const PROTOCOL_VERSION = 1;
+/** API Gateway's WebSocket frame limit is 32 KiB and its message limit 128 KiB. */
+export const MAX_MESSAGE_BYTES = 128 * 1024;
+
+export type CommandStatus = 'succeeded' | 'failed';
+
+export interface Command {
+  readonly id: string;
+  readonly node: string;
+  readonly action: string;
+  readonly args: Record<string, unknown>;
+  /** ISO time after which the control plane no longer waits for a result. */
+  readonly deadline: string;
+  readonly attempt: number;
+  /** Opaque handle the result must carry back (the SQS receipt). */
+  readonly receipt: string;
+}
+
+export type AgentMessage =
+  | { v: 1; type: 'hello'; hostname: string; agent_version: string; drivers: string[] }
+  | { v: 1; type: 'heartbeat'; sent_at: string }
+  | { v: 1; type: 'pull'; max: number }
+  | { v: 1; type: 'command_ack'; command_id: string; receipt: string }
+  | {
+      v: 1;
+      type: 'command_result';
+      command_id: string;
+      receipt: string;
+      status: CommandStatus;
+      result?: Record<string, unknown>;
+      error?: string;
+      finished_at: string;
+    }
+  | {
+      v: 1;
+      type: 'power_report';
+      reports: Array<{ node: string; power_state: string | null; error?: string; observed_at: string }>;
+    };
+
+export type ServerMessage =
+  | { v: 1; type: 'wake' }
+  | { v: 1; type: 'commands'; commands: Command[] }
+  | { v: 1; type: 'error'; message: string };
+
+const id = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' };
+const time = { type: 'string', maxLength: 40, pattern: '^\\d{4}-\\d{2}-\\d{2}T' };
+const envelope = (type: string, properties: Record<string, unknown>, required: string[]) => ({
+  type: 'object',
+  properties: { v: { const: PROTOCOL_VERSION }, type: { const: type }, ...properties },
+  required: ['v', 'type', ...required],
+  additionalProperties: false,
+});
+
+const COMMAND_SCHEMA = {
+  type: 'object',
+  properties: {
+    id,
+    node: id,
+    action: { type: 'string', pattern: '^[a-z][a-z0-9_.]{0,63}$' },
+    args: { type: 'object' },
+    deadline: time,
+    attempt: { type: 'integer', minimum: 1, maximum: 1000 },
+    receipt: { type: 'string', minLength: 1, maxLength: 2048 },
+  },
+  required: ['id', 'node', 'action', 'args', 'deadline', 'attempt', 'receipt'],
+  additionalProperties: false,
+};
+
+export const AGENT_MESSAGE_SCHEMA = {
+  oneOf: [
+    envelope(
+      'hello',
+      {
+        hostname: { type: 'string', pattern: '^[A-Za-z0-9.-]{1,253}$' },
+        agent_version: { type: 'string', maxLength: 64 },
+        drivers: { type: 'array', items: { type: 'string', maxLength: 64 }, maxItems: 16 },
+      },
+      ['hostname', 'agent_version', 'drivers'],
+    ),
+    envelope('heartbeat', { sent_at: time }, ['sent_at']),
+    envelope('pull', { max: { type: 'integer', minimum: 1, maximum: 10 } }, ['max']),
+    envelope('command_ack', { command_id: id, receipt: COMMAND_SCHEMA.properties.receipt }, ['command_id', 'receipt']),
+    envelope(
+      'command_result',
+      {
+        command_id: id,
+        receipt: COMMAND_SCHEMA.properties.receipt,
+        status: { enum: ['succeeded', 'failed'] },
+        result: { type: 'object' },
+        error: { type: 'string', maxLength: 4096 },
+        finished_at: time,
+      },
+      ['command_id', 'receipt', 'status', 'finished_at'],
+    ),
+    envelope(
+      'power_report',
+      {
+        reports: {
+          type: 'array',
+          maxItems: 500,
+          items: {
+            type: 'object',
+            properties: {
+              node: id,
+              power_state: { enum: ['power on', 'power off', null] },
+              error: { type: 'string', maxLength: 1024 },
+              observed_at: time,
+            },
+            required: ['node', 'power_state', 'observed_at'],
+            additionalProperties: false,
+          },
+        },
+      },
+      ['reports'],
+    ),
+  ],
+};
+
+export const SERVER_MESSAGE_SCHEMA = {
+  oneOf: [
+    envelope('wake', {}, []),
+    envelope('commands', { commands: { type: 'array', items: COMMAND_SCHEMA, maxItems: 10 } }, ['commands']),
+    envelope('error', { message: { type: 'string', maxLength: 4096 } }, ['message']),
+  ],
+};
+
+const ajv = new Ajv2020({ strict: true, allowUnionTypes: true });
+let agentValidator: ValidateFunction | undefined;
+let serverValidator: ValidateFunction | undefined;
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+}
+
+function parse(text: string | Buffer, validator: ValidateFunction): unknown {
+  const raw = typeof text === 'string' ? text : text.toString('utf8');
+  if (Buffer.byteLength(raw) > MAX_MESSAGE_BYTES) throw new ProtocolError(`message larger than ${MAX_MESSAGE_BYTES} bytes`);
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new ProtocolError('message is not JSON');
+  }
+  if (!validator(value)) {
+    const kind = (value as { type?: unknown } | null)?.type;
+    throw new ProtocolError(`invalid ${typeof kind === 'string' ? kind.slice(0, 32) : 'message'}: ${ajv.errorsText(validator.errors?.slice(0, 1))}`);
+  }
+  return value;
+}
+
+/** An agent's message, validated; throws ProtocolError for anything else. */
+export function parseAgentMessage(text: string | Buffer): AgentMessage {
+  agentValidator ??= ajv.compile(AGENT_MESSAGE_SCHEMA);
+  return parse(text, agentValidator) as AgentMessage;
+}
+
+/** A control-plane message, validated; throws ProtocolError for anything else. */
+export function parseServerMessage(text: string | Buffer): ServerMessage {
+  serverValidator ??= ajv.compile(SERVER_MESSAGE_SCHEMA);
+  return parse(text, serverValidator) as ServerMessage;
+}
