@@ -96,7 +96,10 @@ export const AGENT_MESSAGE_SCHEMA = {
     ),
     envelope('heartbeat', { sent_at: time }, ['sent_at']),
     envelope('pull', { max: { type: 'integer', minimum: 1, maximum: 10 } }, ['max']),
-    envelope('command_ack', { command_id: id, receipt: COMMAND_SCHEMA.properties.receipt }, ['command_id', 'receipt']),
+    envelope('command_ack', { command_id: id, receipt: COMMAND_SCHEMA.properties.receipt }, [
+      'command_id',
+      'receipt',
+    ]),
     envelope(
       'command_result',
       {
@@ -151,7 +154,8 @@ export class ProtocolError extends Error {
 
 function parse(text: string | Buffer, validator: ValidateFunction): unknown {
   const raw = typeof text === 'string' ? text : text.toString('utf8');
-  if (Buffer.byteLength(raw) > MAX_MESSAGE_BYTES) throw new ProtocolError(`message larger than ${MAX_MESSAGE_BYTES} bytes`);
+  if (Buffer.byteLength(raw) > MAX_MESSAGE_BYTES)
+    throw new ProtocolError(`message larger than ${MAX_MESSAGE_BYTES} bytes`);
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -160,7 +164,9 @@ function parse(text: string | Buffer, validator: ValidateFunction): unknown {
   }
   if (!validator(value)) {
     const kind = (value as { type?: unknown } | null)?.type;
-    throw new ProtocolError(`invalid ${typeof kind === 'string' ? kind.slice(0, 32) : 'message'}: ${ajv.errorsText(validator.errors?.slice(0, 1))}`);
+    throw new ProtocolError(
+      `invalid ${typeof kind === 'string' ? kind.slice(0, 32) : 'message'}: ${ajv.errorsText(validator.errors?.slice(0, 1))}`,
+    );
   }
   return value;
 }
