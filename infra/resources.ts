@@ -86,7 +86,13 @@ export const commandsTable: TableDefinition = {
   envVar: 'METALPLANE_COMMANDS_TABLE',
   partitionKey: S('pk'),
   sortKey: S('sk'),
-  indexes: [{ name: 'byNode', partitionKey: S('nodePk'), sortKey: S('nodeSk') }],
+  indexes: [
+    // A node's commands in creation order (the admin's debugging view).
+    { name: 'byNode', partitionKey: S('nodePk'), sortKey: S('nodeSk') },
+    // Sparse: only open commands carry `openPk` (a few shards), sorted by deadline, so the
+    // periodic tick finds the overdue ones without a scan.
+    { name: 'byOpen', partitionKey: S('openPk'), sortKey: S('openSk') },
+  ],
   ttlAttribute: 'expiresAt',
 };
 

@@ -1,16 +1,19 @@
 /**
  * Metalplane's CDK stack: the tables, queues and bucket of `infra/resources.ts` (the
- * local bootstrap builds the same ones from the same definitions), and the HTTP API in
- * front of the api Lambda. Physical names are the resources.ts helpers' with the stack
- * name as prefix. Environment-agnostic: `cdk synth` needs no credentials and looks
- * nothing up.
+ * local bootstrap builds the same ones from the same definitions), the HTTP API in
+ * front of the api Lambda, the agents' WebSocket API in front of the agents Lambda, and
+ * the conductor Lambda on a one-minute schedule. Physical names are the resources.ts
+ * helpers' with the stack name as prefix. Environment-agnostic: `cdk synth` needs no
+ * credentials and looks nothing up.
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
-import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { HttpApi, WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration, WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -18,6 +21,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { managementEndpointEnvVar, webSocketUrlEnvVar } from '../lambda/adapters/connection-notifier.ts';
 import { resourcePrefixEnvVar } from '../lambda/adapters/resource-factory.ts';
 import {
   type BucketDefinition,
@@ -80,12 +84,34 @@ const siteQueueActions = [
   'sqs:ChangeMessageVisibility',
 ];
 
+/**
+ * What the agents Lambda does with site queues: receive, delete (results), change
+ * visibility, and find a queue by name. It never creates, deletes or sends.
+ */
+const agentQueueActions = [
+  'sqs:GetQueueUrl',
+  'sqs:GetQueueAttributes',
+  'sqs:ReceiveMessage',
+  'sqs:DeleteMessage',
+  'sqs:ChangeMessageVisibility',
+];
+
+/** The conductor's tick expires commands: it deletes an expired command's message in flight. */
+const conductorQueueActions = ['sqs:GetQueueUrl', 'sqs:DeleteMessage'];
+
+/** The agents' WebSocket API stage (its URLs end in `/agents`). */
+export const webSocketStageName = 'agents';
+
 export class MetalplaneStack extends Stack {
   readonly tables = new Map<string, dynamodb.Table>();
   readonly queues = new Map<string, sqs.Queue>();
   readonly bucket: s3.Bucket;
   readonly apiFunction: nodejs.NodejsFunction;
   readonly httpApi: HttpApi;
+  readonly agentsFunction: nodejs.NodejsFunction;
+  readonly webSocketApi: WebSocketApi;
+  readonly webSocketStage: WebSocketStage;
+  readonly conductorFunction: nodejs.NodejsFunction;
 
   constructor(scope: Construct, id: string, props: StackProps = {}) {
     super(scope, id, props);
@@ -94,13 +120,71 @@ export class MetalplaneStack extends Stack {
       this.queues.set(definition.id, this.addQueue(definition));
     }
     this.bucket = this.addBucket(imagesBucket);
-    this.apiFunction = this.addApiFunction();
+
+    // The agents' WebSocket API. Its stage's callback URL is the management endpoint
+    // every Lambda that pushes to (or closes) an agent's socket is given.
+    this.webSocketApi = new WebSocketApi(this, 'AgentsWebSocketApi', {
+      apiName: `${this.stackName}-agents`,
+      description: 'Metalplane site agents: commands, results, heartbeats (protocol/messages.ts)',
+    });
+    this.webSocketStage = new WebSocketStage(this, 'AgentsWebSocketStage', {
+      webSocketApi: this.webSocketApi,
+      stageName: webSocketStageName,
+      autoDeploy: true,
+    });
+    const channelEnvironment = {
+      [managementEndpointEnvVar]: this.webSocketStage.callbackUrl,
+    };
+
+    this.apiFunction = this.addFunction('ApiFunction', 'ApiLogs', ['api', 'handler.ts'], {
+      memorySize: 512,
+      timeout: Duration.seconds(29),
+      environment: { ...channelEnvironment, [webSocketUrlEnvVar]: this.webSocketStage.url },
+    });
     this.grantApi(this.apiFunction);
+    this.webSocketStage.grantManagementApiAccess(this.apiFunction);
     this.httpApi = new HttpApi(this, 'HttpApi', {
       apiName: this.stackName,
       defaultIntegration: new HttpLambdaIntegration('ApiIntegration', this.apiFunction),
     });
+
+    this.agentsFunction = this.addFunction('AgentsFunction', 'AgentsLogs', ['agents', 'handler.ts'], {
+      memorySize: 512,
+      timeout: Duration.seconds(29),
+      environment: channelEnvironment,
+    });
+    this.grantTables(this.agentsFunction);
+    this.grantSiteQueues(this.agentsFunction, agentQueueActions);
+    this.webSocketStage.grantManagementApiAccess(this.agentsFunction);
+    const integration = (name: string) => new WebSocketLambdaIntegration(name, this.agentsFunction);
+    this.webSocketApi.addRoute('$connect', { integration: integration('AgentsConnect') });
+    this.webSocketApi.addRoute('$disconnect', { integration: integration('AgentsDisconnect') });
+    // Two-way: a `pull` is answered with the `commands` message as the route response.
+    this.webSocketApi.addRoute('$default', {
+      integration: integration('AgentsDefault'),
+      returnResponse: true,
+    });
+
+    this.conductorFunction = this.addFunction(
+      'ConductorFunction',
+      'ConductorLogs',
+      ['conductor', 'handler.ts'],
+      {
+        memorySize: 256,
+        timeout: Duration.seconds(55),
+        environment: {},
+      },
+    );
+    this.grantTables(this.conductorFunction);
+    this.grantSiteQueues(this.conductorFunction, conductorQueueActions);
+    new events.Rule(this, 'ConductorTick', {
+      description: 'The conductor tick: expires overdue agent commands',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(this.conductorFunction, { retryAttempts: 0 })],
+    });
+
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url ?? this.httpApi.apiEndpoint });
+    new CfnOutput(this, 'AgentsWebSocketUrl', { value: this.webSocketStage.url });
   }
 
   private addTable(definition: TableDefinition): dynamodb.Table {
@@ -150,18 +234,28 @@ export class MetalplaneStack extends Stack {
     });
   }
 
-  private addApiFunction(): nodejs.NodejsFunction {
-    return new nodejs.NodejsFunction(this, 'ApiFunction', {
-      entry: join(projectRoot, 'lambda', 'api', 'handler.ts'),
+  /** A Node.js 24 arm64 Lambda from `lambda/<entry>`, esbuild-bundled as ESM, with its log group. */
+  private addFunction(
+    id: string,
+    logGroupId: string,
+    entry: readonly string[],
+    options: { memorySize: number; timeout: Duration; environment: Record<string, string> },
+  ): nodejs.NodejsFunction {
+    return new nodejs.NodejsFunction(this, id, {
+      entry: join(projectRoot, 'lambda', ...entry),
       handler: 'handler',
       projectRoot,
       depsLockFilePath: join(projectRoot, 'package-lock.json'),
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: 512,
-      timeout: Duration.seconds(29),
-      environment: { ...this.resourceEnvironment(), NODE_OPTIONS: '--enable-source-maps' },
-      logGroup: new logs.LogGroup(this, 'ApiLogs', {
+      memorySize: options.memorySize,
+      timeout: options.timeout,
+      environment: {
+        ...this.resourceEnvironment(),
+        ...options.environment,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      logGroup: new logs.LogGroup(this, logGroupId, {
         retention: logs.RetentionDays.ONE_MONTH,
         removalPolicy: RemovalPolicy.DESTROY,
       }),
@@ -192,8 +286,24 @@ export class MetalplaneStack extends Stack {
     return environment;
   }
 
-  private grantApi(fn: lambda.IFunction): void {
+  private grantTables(fn: lambda.IFunction): void {
     for (const table of this.tables.values()) table.grant(fn, ...tableActions);
+  }
+
+  /** `actions` on the site command queues only (`<stack>-SiteCommands-*.fifo`). */
+  private grantSiteQueues(fn: lambda.IFunction, actions: readonly string[]): void {
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: [...actions],
+        resources: [
+          this.formatArn({ service: 'sqs', resource: queueName(this.stackName, siteCommandQueue('*')) }),
+        ],
+      }),
+    );
+  }
+
+  private grantApi(fn: lambda.IFunction): void {
+    this.grantTables(fn);
     fn.addToRolePolicy(
       new iam.PolicyStatement({ actions: bucketActions, resources: [this.bucket.bucketArn] }),
     );
@@ -201,14 +311,7 @@ export class MetalplaneStack extends Stack {
       new iam.PolicyStatement({ actions: objectActions, resources: [this.bucket.arnForObjects('*')] }),
     );
     for (const queue of this.queues.values()) queue.grant(fn, 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes');
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: siteQueueActions,
-        resources: [
-          this.formatArn({ service: 'sqs', resource: queueName(this.stackName, siteCommandQueue('*')) }),
-        ],
-      }),
-    );
+    this.grantSiteQueues(fn, siteQueueActions);
   }
 }
 

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bootstrapResources, resourceEnvironment } from './bootstrap.ts';
+import { bootstrapResources, createSiteCommandQueue, resourceEnvironment } from './bootstrap.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { emulatorEnvironment, type MotoServer, startMoto } from './moto.ts';
 import { startWebSocketGateway, type WebSocketGateway } from './ws-gateway.ts';
@@ -23,6 +23,8 @@ export interface LocalStackOptions {
   readonly prefix?: string;
   /** Serve without authentication (everyone is admin): loopback only, never on AWS. */
   readonly noauth?: boolean;
+  /** How often the conductor tick runs (AWS: every minute; locally 10 s by default). */
+  readonly tickIntervalMs?: number;
 }
 
 export interface LocalStack {
@@ -39,7 +41,7 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 /** The local stack's one site, `local`, which nodes join by default. */
 export const LOCAL_SITE = 'local';
 
-async function ensureLocalSite(): Promise<void> {
+async function ensureLocalSite(prefix: string): Promise<void> {
   const { dependenciesFromEnv } = await import('../lambda/api/dependencies.ts');
   const { sites, now } = dependenciesFromEnv();
   if (!(await sites.get(LOCAL_SITE))) {
@@ -49,6 +51,7 @@ async function ensureLocalSite(): Promise<void> {
       location: null,
       created_at: now(),
       updated_at: null,
+      queue_url: await createSiteCommandQueue(prefix, LOCAL_SITE),
     });
   }
   if ((await sites.defaultSite()) !== LOCAL_SITE) await sites.setDefault(LOCAL_SITE);
@@ -115,10 +118,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const prefix = options.prefix ?? 'metalplane-local';
     Object.assign(process.env, emulatorEnvironment(moto.endpoint), resourceEnvironment(prefix), {
       METALPLANE_LOCAL_STACK: 'true',
+      // The WebSocket gateway's address is known before it starts (its port is fixed).
+      METALPLANE_WS_URL: `ws://${host}:${options.webSocketPort ?? 6386}/local`,
+      METALPLANE_WS_MANAGEMENT_ENDPOINT: `http://${host}:${options.webSocketPort ?? 6386}/local`,
       ...(options.noauth ? { METALPLANE_AUTH_STRATEGY: 'noauth' } : {}),
     });
     await bootstrapResources(prefix);
-    await ensureLocalSite();
+    await ensureLocalSite(prefix);
     const admin = options.noauth ? undefined : await ensureLocalAdmin();
     // Imported only now: the handlers read their configuration from the environment.
     const { handler: apiHandler } = await import('../lambda/api/handler.ts');
@@ -135,6 +141,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       handler: agentsHandler,
     });
     stoppers.push(() => webSocket.close());
+    // The conductor's periodic tick (EventBridge, once a minute, on AWS): command expiry.
+    const { tick } = await import('../lambda/conductor/handler.ts');
+    const ticker = setInterval(() => {
+      tick().catch((error: Error) => process.stderr.write(`conductor tick failed: ${error.message}\n`));
+    }, options.tickIntervalMs ?? 10_000);
+    ticker.unref();
+    stoppers.push(async () => clearInterval(ticker));
     if (admin) writeCloudsYaml(admin, api.url);
     return {
       ...(admin ? { admin } : {}),

@@ -1,18 +1,104 @@
 /**
- * The agents Lambda: API Gateway WebSocket routes ($connect, $disconnect, $default)
- * through which site agents receive commands and report results.
+ * The agents Lambda: API Gateway WebSocket routes through which site agents receive
+ * commands and report results, heartbeats and power states.
  *
- * Agent enrollment and credentials do not exist yet, so no credential can be valid:
- * every connection is refused with 401 before the upgrade, and nothing else is routed.
+ * - `$connect` authenticates the agent credential from the `Authorization: Bearer
+ *   mpa_...` header (401 otherwise, before the upgrade) and records the connection for
+ *   its site. The credential is accepted in that header only, never in the query string:
+ *   URLs end up in access logs and proxies' histories, and the agent (not a browser) can
+ *   always set a header.
+ * - `$disconnect` forgets the connection.
+ * - `$default` carries every agent message (`protocol/messages.ts`): the connection
+ *   record says who is speaking (it is deleted when the agent's credentials are revoked,
+ *   so the next message is refused at once, and the socket closed), then `channel.ts`
+ *   handles it. A `pull` is answered with the `commands` message as the route response
+ *   (the stack configures the route to return one); a refused message with an `error`;
+ *   a message on a connection whose credential is gone with an `error`, and the socket
+ *   is closed.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
+import { type AgentRuntime, agentRuntimeFromEnv, handleAgentMessage } from './channel.ts';
 
-const logger = new Logger({ serviceName: 'metalplane-agents' });
+export type AgentsEvent = APIGatewayProxyWebsocketEventV2 & {
+  readonly headers?: Record<string, string | undefined>;
+};
 
-export async function handler(event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> {
-  const { routeKey, connectionId } = event.requestContext;
-  if (routeKey === '$disconnect') return { statusCode: 200 };
-  logger.warn('agent connection refused: no agent credential is valid yet', { routeKey, connectionId });
-  return { statusCode: routeKey === '$connect' ? 401 : 403 };
+function header(event: AgentsEvent, name: string): string | undefined {
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (key.toLowerCase() === name) return value;
+  }
+  return undefined;
 }
+
+function bearer(value: string | undefined): string | undefined {
+  const match = /^[ \t]*Bearer[ \t]+(\S+)[ \t]*$/i.exec(value ?? '');
+  return match?.[1];
+}
+
+const reply = (message: unknown): APIGatewayProxyResultV2 => ({
+  statusCode: 200,
+  body: JSON.stringify(message),
+});
+
+export function createAgentsHandler(runtime: AgentRuntime | (() => AgentRuntime)) {
+  const resolve = typeof runtime === 'function' ? runtime : () => runtime;
+  return async (event: AgentsEvent): Promise<APIGatewayProxyResultV2> => {
+    const channel = resolve();
+    const { routeKey, connectionId } = event.requestContext;
+    const log = channel.logger;
+
+    if (routeKey === '$connect') {
+      const identity = await channel.credentials.authenticate(bearer(header(event, 'authorization')));
+      if (!identity) {
+        log.warn('agent connection refused: no valid agent credential', { connectionId });
+        return { statusCode: 401 };
+      }
+      await channel.connections.put({
+        connectionId,
+        site: identity.site,
+        hostname: identity.hostname,
+        credentialId: identity.credentialId,
+        credentialExpiresAt: identity.credentialExpiresAt,
+        connectedAt: channel.now().toISOString(),
+      });
+      log.info('agent connected', { connectionId, hostname: identity.hostname, site: identity.site });
+      return { statusCode: 200 };
+    }
+
+    if (routeKey === '$disconnect') {
+      const connection = await channel.connections.get(connectionId);
+      if (connection) await channel.connections.delete(connection);
+      return { statusCode: 200 };
+    }
+
+    const connection = await channel.connections.get(connectionId);
+    const now = channel.now().toISOString();
+    if (!connection || (connection.credentialExpiresAt !== null && connection.credentialExpiresAt <= now)) {
+      log.warn('agent message refused: the connection has no valid credential', { connectionId });
+      if (connection) await channel.connections.delete(connection);
+      // Said before the socket is closed (a route response would come after the close).
+      const refusal = JSON.stringify({
+        v: 1,
+        type: 'error',
+        message: 'The credential of this connection is revoked or expired.',
+      });
+      await channel.notifier.post(connectionId, refusal).catch(() => undefined);
+      await channel.notifier.close(connectionId).catch(() => undefined);
+      return { statusCode: 403 };
+    }
+    const outcome = await handleAgentMessage(
+      channel,
+      {
+        hostname: connection.hostname,
+        site: connection.site,
+        credentialId: connection.credentialId,
+        credentialExpiresAt: connection.credentialExpiresAt,
+      },
+      event.body ?? '',
+      'websocket',
+    );
+    return outcome.reply ? reply(outcome.reply) : { statusCode: 200 };
+  };
+}
+
+export const handler = createAgentsHandler(agentRuntimeFromEnv);

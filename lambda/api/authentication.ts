@@ -1,7 +1,13 @@
 /**
  * Who is asking. HTTP Basic users (Ironic's `http_basic` strategy, so the real
- * `baremetal --os-auth-type http_basic` works) and bearer API tokens, both stored only
- * as hashes; `noauth` only where the local stack explicitly turned it on, on loopback.
+ * `baremetal --os-auth-type http_basic` works), bearer API tokens (`mpt_...`) and agent
+ * credentials (`mpa_...`), all stored only as hashes; `noauth` only where the local stack
+ * explicitly turned it on, on loopback.
+ *
+ * An agent credential authenticates as `{kind: 'agent', name: <hostname>, role:
+ * 'reader', site}`: the policy refuses that principal every ordinary route; it reaches
+ * only its own site's agent routes (`routes/agents.ts`). It is read on every request
+ * (no cache), so a revoked one is refused at once.
  *
  * A scrypt check costs tens of milliseconds by design; a successful one is remembered
  * for a short while, keyed by a SHA-256 of the credentials *and* the stored hash, so a
@@ -9,9 +15,11 @@
  */
 import { createHash } from 'node:crypto';
 import { UserRepository } from '../adapters/dynamo/user-repository.ts';
+import { agentRuntimeFor } from '../agents/channel.ts';
+import type { AgentCredentials } from '../agents/credentials.ts';
 import { parseAuthorization } from '../domain/auth/basic.ts';
 import { verifyPassword, verifyUnknownUser } from '../domain/auth/passwords.ts';
-import { parseToken, verifySecret } from '../domain/auth/tokens.ts';
+import { parseCredential, parseToken, verifySecret } from '../domain/auth/tokens.ts';
 import { isTokenUsable, type User } from '../domain/users/user.ts';
 import { Unauthorized } from '../http/errors.ts';
 import type { Authenticator } from '../http/middlewares.ts';
@@ -36,12 +44,34 @@ export function authenticatorFromEnv(deps: Dependencies): Authenticator {
     if (process.env[LOCAL_STACK_ENV] !== 'true') {
       throw new Error('noauth is only allowed in the local stack on loopback');
     }
-    return async () => NOAUTH_PRINCIPAL;
+    // Agents still present their credential: the agent routes need to know which agent.
+    const agents = agentCredentialsFor(deps);
+    return async (headers) => {
+      const credentials = parseAuthorization(headers.authorization);
+      if (credentials?.scheme === 'bearer' && parseCredential(credentials.token)?.kind === 'agent') {
+        return agentPrincipal(agents(), credentials.token);
+      }
+      return NOAUTH_PRINCIPAL;
+    };
   }
-  return credentialAuthenticator(new UserRepository(deps.store));
+  return credentialAuthenticator(new UserRepository(deps.store), agentCredentialsFor(deps));
 }
 
-export function credentialAuthenticator(users: UserRepository): Authenticator {
+async function agentPrincipal(agents: AgentCredentials, token: string): Promise<Principal> {
+  const agent = await agents.authenticate(token);
+  if (!agent) throw new Unauthorized('Invalid, expired or revoked agent credential', CHALLENGE);
+  return { kind: 'agent', name: agent.hostname, role: 'reader', site: agent.site };
+}
+
+/** The agents' credentials, on the same store as the rest of `deps` (built at first use). */
+function agentCredentialsFor(deps: Dependencies): () => AgentCredentials {
+  return () => agentRuntimeFor(deps).credentials;
+}
+
+export function credentialAuthenticator(
+  users: UserRepository,
+  agents?: () => AgentCredentials,
+): Authenticator {
   const verified = new Map<string, number>();
 
   const checkPassword = async (user: User, username: string, password: string): Promise<boolean> => {
@@ -68,6 +98,9 @@ export function credentialAuthenticator(users: UserRepository): Authenticator {
         throw new Unauthorized('Invalid username or password', CHALLENGE);
       }
       return principalOf(found.user, 'user');
+    }
+    if (parseCredential(credentials.token)?.kind === 'agent' && agents) {
+      return agentPrincipal(agents(), credentials.token);
     }
     const parsed = parseToken(credentials.token);
     const found = parsed ? await users.getToken(parsed.id) : undefined;

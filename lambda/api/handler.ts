@@ -9,13 +9,16 @@ import { Router } from '../http/router.ts';
 import { authenticatorFromEnv } from './authentication.ts';
 import { type Dependencies, dependenciesFromEnv } from './dependencies.ts';
 import { openApiDocument } from './openapi.ts';
+import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAllocationRoutes } from './routes/allocations.ts';
 import { registerBiosRoutes } from './routes/bios.ts';
 import { registerChassisRoutes } from './routes/chassis.ts';
+import { registerCommandRoutes } from './routes/commands.ts';
 import { registerDeployTemplateRoutes } from './routes/deploy-templates.ts';
 import { registerDriverRoutes } from './routes/drivers.ts';
 import { registerNodeRoutes } from './routes/nodes.ts';
 import { registerPortRoutes } from './routes/ports.ts';
+import { registerSiteRoutes } from './routes/sites.ts';
 import { registerUserRoutes } from './routes/users.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
 import { registerVolumeRoutes } from './routes/volume.ts';
@@ -34,6 +37,9 @@ export function buildRouter(deps: Dependencies): Router {
   registerBiosRoutes(router, deps);
   registerDriverRoutes(router, deps);
   registerUserRoutes(router, deps);
+  registerSiteRoutes(router, deps);
+  registerAgentRoutes(router, deps);
+  registerCommandRoutes(router, deps);
   router.on('GET', '/v1/openapi.json', async (request) => json(openApiDocument(router, request.baseUrl)));
   return router;
 }

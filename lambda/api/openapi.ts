@@ -9,11 +9,14 @@ import { NODE_CREATE_SCHEMA } from '../domain/nodes/node.ts';
 import type { JsonSchema } from '../domain/schema.ts';
 import { formatVersion, MAX_VERSION, MIN_VERSION } from '../http/microversion.ts';
 import type { Router } from '../http/router.ts';
+import { AGENT_OPERATIONS } from './routes/agents.ts';
 import { ALLOCATION_OPERATIONS } from './routes/allocations.ts';
 import { BIOS_OPERATIONS } from './routes/bios.ts';
 import { CHASSIS_OPERATIONS } from './routes/chassis.ts';
+import { COMMAND_OPERATIONS } from './routes/commands.ts';
 import { DEPLOY_TEMPLATE_OPERATIONS } from './routes/deploy-templates.ts';
 import { PORT_OPERATIONS } from './routes/ports.ts';
+import { SITE_OPERATIONS } from './routes/sites.ts';
 import { VOLUME_OPERATIONS } from './routes/volume.ts';
 
 export interface OperationDoc {
@@ -95,6 +98,9 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   ...DEPLOY_TEMPLATE_OPERATIONS,
   ...VOLUME_OPERATIONS,
   ...BIOS_OPERATIONS,
+  ...SITE_OPERATIONS,
+  ...AGENT_OPERATIONS,
+  ...COMMAND_OPERATIONS,
 };
 
 const ERROR_SCHEMA = {

@@ -12,6 +12,8 @@ export interface AgentRecord {
   readonly updated_at: string | null;
   /** ISO time of the last heartbeat, or null before the first. */
   readonly last_heartbeat: string | null;
+  /** What the agent said it runs (its `hello`), if it said. */
+  readonly agent_version?: string | null;
 }
 
 export const HEARTBEAT_TIMEOUT_MS = 60_000;

@@ -133,8 +133,12 @@ export function versionNegotiation(): ApiMiddleware {
 /** Who is asking, from the request's headers; throws Unauthorized when nobody valid is. */
 export type Authenticator = (headers: Readonly<Record<string, string>>) => Promise<unknown>;
 
-/** The routes anyone may call: Ironic's version documents. */
+/**
+ * The routes anyone may call: Ironic's version documents, and an agent's enrollment
+ * (its one-time enrollment token, in the body, is the proof; `routes/agents.ts`).
+ */
 export function isPublicRoute(method: string, path: string): boolean {
+  if (method === 'POST' && path === '/v1/agents/enroll') return true;
   return method === 'GET' && (path === '/' || path === '/v1');
 }
 

@@ -10,6 +10,7 @@ import { buildRouter } from '../../lambda/api/handler.ts';
 import { hashPassword } from '../../lambda/domain/auth/passwords.ts';
 import type { Role } from '../../lambda/domain/users/user.ts';
 import { createApiHandler } from '../../lambda/http/middlewares.ts';
+import type { Router } from '../../lambda/http/router.ts';
 import { type HttpGateway, startHttpGateway } from '../../local/http-gateway.ts';
 import { isolatedResources } from './aws.ts';
 
@@ -21,6 +22,8 @@ export interface Credentials {
 export interface ApiOptions {
   /** `noauth` (everyone is admin; the default) or real HTTP Basic users. */
   readonly auth?: 'noauth' | 'basic';
+  /** Registers more routes (or re-registers some with test wiring) after `buildRouter`'s. */
+  readonly extend?: (router: Router, deps: Dependencies) => void;
 }
 
 export interface CallOptions {
@@ -89,11 +92,9 @@ export async function startApi(options: ApiOptions = {}): Promise<TestApi> {
       });
     }
   }
-  const handler = createApiHandler(
-    buildRouter(deps),
-    new Logger({ logLevel: 'SILENT' }),
-    authenticatorFromEnv(deps),
-  );
+  const router = buildRouter(deps);
+  options.extend?.(router, deps);
+  const handler = createApiHandler(router, new Logger({ logLevel: 'SILENT' }), authenticatorFromEnv(deps));
   const gateway: HttpGateway = await startHttpGateway({ handler });
   const site = 'test-site';
   await deps.sites.create(

@@ -140,27 +140,57 @@ describe('bucket', () => {
   });
 });
 
+/** The logical id of the one API Gateway v2 API of this protocol. */
+function apiOf(protocol: 'HTTP' | 'WEBSOCKET'): string {
+  const found = resources('AWS::ApiGatewayV2::Api').filter(
+    ([, api]) => api.Properties.ProtocolType === protocol,
+  );
+  expect(found).toHaveLength(1);
+  return found[0]![0];
+}
+
+/** The integration and the Lambda (logical id, resource) behind a route of an API. */
+function routeTarget(
+  apiId: string,
+  routeKey: string,
+): { route: Resource; integration: Resource; fn: [string, Resource] } {
+  const [, route] = resources('AWS::ApiGatewayV2::Route').find(
+    ([, r]) => r.Properties.RouteKey === routeKey && (r.Properties.ApiId as { Ref?: string }).Ref === apiId,
+  )!;
+  const target = route.Properties.Target as { 'Fn::Join': [string, unknown[]] };
+  const integrationId = (target['Fn::Join'][1][1] as { Ref: string }).Ref;
+  const integration = template.toJSON().Resources[integrationId] as Resource;
+  const uri = integration.Properties.IntegrationUri as
+    | { 'Fn::GetAtt': [string, string] }
+    | { 'Fn::Join': [string, unknown[]] };
+  // HTTP integrations name the function's ARN; WebSocket ones the Lambda invocation URI.
+  const functionId =
+    'Fn::GetAtt' in uri
+      ? uri['Fn::GetAtt'][0]
+      : (
+          uri['Fn::Join'][1].find(
+            (part) => typeof part === 'object' && part !== null && 'Fn::GetAtt' in part,
+          ) as {
+            'Fn::GetAtt': [string, string];
+          }
+        )['Fn::GetAtt'][0];
+  return { route, integration, fn: [functionId, template.toJSON().Resources[functionId] as Resource] };
+}
+
 describe('HTTP API', () => {
   function apiFunction(): [string, Resource] {
-    const [, route] = resources('AWS::ApiGatewayV2::Route').find(
-      ([, r]) => r.Properties.RouteKey === '$default',
-    )!;
-    const target = route.Properties.Target as { 'Fn::Join': [string, unknown[]] };
-    const integrationId = (target['Fn::Join'][1][1] as { Ref: string }).Ref;
-    const integration = template.toJSON().Resources[integrationId] as Resource;
+    const { integration, fn } = routeTarget(apiOf('HTTP'), '$default');
     expect(integration.Properties).toMatchObject({
       IntegrationType: 'AWS_PROXY',
       PayloadFormatVersion: '2.0',
     });
-    const functionId = (integration.Properties.IntegrationUri as { 'Fn::GetAtt': [string, string] })[
-      'Fn::GetAtt'
-    ][0];
-    return [functionId, template.toJSON().Resources[functionId] as Resource];
+    return fn;
   }
 
   it('routes $default to the api Lambda: nodejs24.x on arm64, 512 MB, 29 s', () => {
-    template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
-    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
+    // One HTTP API (the Ironic API) and one WebSocket API (the agents').
+    template.resourceCountIs('AWS::ApiGatewayV2::Api', 2);
+    apiOf('HTTP');
     const [, fn] = apiFunction();
     expect(fn.Type).toBe('AWS::Lambda::Function');
     expect(fn.Properties).toMatchObject({
@@ -226,5 +256,136 @@ describe('IAM', () => {
     const [arn] = list(creators[0]!.Resource) as [{ 'Fn::Join': [string, unknown[]] }];
     const parts = arn['Fn::Join'][1];
     expect(parts.at(-1)).toBe(`:${stackName}-SiteCommands-*.fifo`);
+  });
+});
+
+describe('agents WebSocket API', () => {
+  it('routes $connect, $disconnect and $default (two-way) to the agents Lambda', () => {
+    const api = apiOf('WEBSOCKET');
+    const functions = ['$connect', '$disconnect', '$default'].map((key) => {
+      const { route, integration, fn } = routeTarget(api, key);
+      expect(integration.Properties).toMatchObject({ IntegrationType: 'AWS_PROXY' });
+      expect(route.Properties.AuthorizationType).toBe('NONE');
+      return fn;
+    });
+    expect(new Set(functions.map(([id]) => id)).size).toBe(1);
+    const [agentsId, agents] = functions[0]!;
+    expect(agentsId).toMatch(/^AgentsFunction/);
+    expect(agents.Properties).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+      Timeout: 29,
+    });
+    // `pull` is answered with the route response.
+    const { route } = routeTarget(api, '$default');
+    expect(route.Properties.RouteResponseSelectionExpression).toBe('$default');
+    template.hasResourceProperties('AWS::ApiGatewayV2::RouteResponse', {
+      ApiId: { Ref: api },
+      RouteResponseKey: '$default',
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      ApiId: { Ref: api },
+      StageName: 'agents',
+      AutoDeploy: true,
+    });
+    template.hasOutput('AgentsWebSocketUrl', { Value: Match.anyValue() });
+  });
+
+  it('gives the agents and api Lambdas the tables, the prefix and the management endpoint', () => {
+    const api = apiOf('WEBSOCKET');
+    const [, agents] = routeTarget(api, '$default').fn;
+    const [, http] = routeTarget(apiOf('HTTP'), '$default').fn;
+    for (const fn of [agents, http]) {
+      const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(Object.keys(variables)).toEqual(expect.arrayContaining(tables.map((t) => t.envVar)));
+      expect(variables.METALPLANE_RESOURCE_PREFIX).toBe(stackName);
+      // https://{apiId}.execute-api.{region}.{suffix}/agents
+      expect(JSON.stringify(variables.METALPLANE_WS_MANAGEMENT_ENDPOINT)).toContain(api);
+      expect(JSON.stringify(variables.METALPLANE_WS_MANAGEMENT_ENDPOINT)).toMatch(/^.*https:\/\/.*\/agents"/);
+    }
+    const httpVariables = (http.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(JSON.stringify(httpVariables.METALPLANE_WS_URL)).toMatch(/wss:\/\/.*\/agents"/);
+  });
+});
+
+describe('conductor', () => {
+  function conductor(): [string, Resource] {
+    const rules = resources('AWS::Events::Rule');
+    expect(rules).toHaveLength(1);
+    const [, rule] = rules[0]!;
+    expect(rule.Properties).toMatchObject({ ScheduleExpression: 'rate(1 minute)', State: 'ENABLED' });
+    const [target] = rule.Properties.Targets as Array<{ Arn: { 'Fn::GetAtt': [string, string] } }>;
+    const id = target!.Arn['Fn::GetAtt'][0];
+    return [id, template.toJSON().Resources[id] as Resource];
+  }
+
+  it('runs the conductor Lambda every minute, allowed to be invoked by that rule only', () => {
+    const [id, fn] = conductor();
+    expect(fn.Properties).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      FunctionName: { 'Fn::GetAtt': [id, 'Arn'] },
+      Principal: 'events.amazonaws.com',
+    });
+    const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(Object.keys(variables)).toEqual(expect.arrayContaining(tables.map((t) => t.envVar)));
+  });
+});
+
+describe('IAM of the agent channel', () => {
+  type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
+  const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+  /** The statements of the policy attached to the role of the function `functionPrefix`. */
+  function statementsOf(functionPrefix: string): Statement[] {
+    const policies = resources('AWS::IAM::Policy').filter(([id]) =>
+      id.startsWith(`${functionPrefix}ServiceRoleDefaultPolicy`),
+    );
+    expect(policies).toHaveLength(1);
+    return (policies[0]![1].Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+  }
+  const actionsOf = (statements: Statement[]) => statements.flatMap((s) => list(s.Action));
+
+  it('lets only the api and agents Lambdas manage connections, of this API stage only', () => {
+    const api = apiOf('WEBSOCKET');
+    const managing = resources('AWS::IAM::Policy').flatMap(([id, p]) =>
+      (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.filter((s) =>
+        list(s.Action).includes('execute-api:ManageConnections'),
+      ).map((s) => [id, s] as const),
+    );
+    expect(managing.map(([id]) => id.replace(/ServiceRole.*$/, '')).sort()).toStrictEqual([
+      'AgentsFunction',
+      'ApiFunction',
+    ]);
+    for (const [, statement] of managing) {
+      expect(list(statement.Action)).toStrictEqual(['execute-api:ManageConnections']);
+      const arn = JSON.stringify(statement.Resource);
+      expect(arn).toContain(`{"Ref":"${api}"}`);
+      expect(arn).toContain('"/agents/*/@connections/*"');
+    }
+    expect(actionsOf(statementsOf('ConductorFunction'))).not.toContain('execute-api:ManageConnections');
+  });
+
+  it('lets the agents Lambda receive and delete on site queues only: no create, delete, send', () => {
+    const sqsStatements = statementsOf('AgentsFunction').filter((s) =>
+      list(s.Action).some((action) => action.startsWith('sqs:')),
+    );
+    expect(sqsStatements).toHaveLength(1);
+    expect([...list(sqsStatements[0]!.Action)].sort()).toStrictEqual(
+      [
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:ReceiveMessage',
+      ].sort(),
+    );
+    const arn = sqsStatements[0]!.Resource as { 'Fn::Join': [string, unknown[]] };
+    expect(arn['Fn::Join'][1].at(-1)).toBe(`:${stackName}-SiteCommands-*.fifo`);
+    const conductorSqs = actionsOf(statementsOf('ConductorFunction')).filter((a) => a.startsWith('sqs:'));
+    expect(conductorSqs.sort()).toStrictEqual(['sqs:DeleteMessage', 'sqs:GetQueueUrl']);
   });
 });

@@ -3,9 +3,9 @@
  * when it is created without `conductor_group` (the local stack makes `local` the
  * default; on AWS an operator chooses). No site is hard-coded.
  */
-import { conflict } from '../../domain/errors.ts';
+import { conflict, notFound } from '../../domain/errors.ts';
 import type { Site } from '../../domain/sites/site.ts';
-import type { InventoryStore, WriteOp } from './inventory-store.ts';
+import type { InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
 
 const KIND = 'site';
 const DEFAULT_SCOPE = 'site-default';
@@ -21,17 +21,62 @@ export class SiteRepository {
     return (await this.store.get<Site>(KIND, name))?.doc;
   }
 
+  async getVersioned(name: string): Promise<{ site: Site; version: number } | undefined> {
+    const item = await this.store.get<Site>(KIND, name);
+    return item && { site: item.doc, version: item.version };
+  }
+
+  /** Sites by name, `limit` at a time after the `after` name. */
+  async list(limit: number, after?: string): Promise<{ sites: Site[]; more: boolean }> {
+    const page = await this.store.query<Site>({
+      index: 'byName',
+      partitionAttribute: 'kindPk',
+      partitionValue: KIND,
+      sortAttribute: 'nameSk',
+      ...(after !== undefined ? { after } : {}),
+      limit,
+    });
+    return { sites: page.items.map((item) => item.doc), more: page.more };
+  }
+
+  async update(site: Site, version: number): Promise<void> {
+    await this.store.write([
+      {
+        type: 'replace',
+        item: siteWrite(site),
+        expectedVersion: version,
+        onConflict: conflict(`Site ${site.name} was changed concurrently; retry.`),
+      },
+    ]);
+  }
+
+  /** Deletes the site record (and the default marker if it is the default). */
+  async delete(name: string, version: number): Promise<void> {
+    const ops: WriteOp[] = [
+      {
+        type: 'delete',
+        kind: KIND,
+        id: name,
+        expectedVersion: version,
+        onConflict: notFound(`Site ${name} could not be found, or changed during the deletion.`),
+      },
+    ];
+    if ((await this.defaultSite()) === name) {
+      ops.push({ type: 'release', scope: DEFAULT_SCOPE, value: 'default', ownerId: name });
+    }
+    await this.store.write(ops);
+  }
+
+  /** Makes no site the default (if `name` is the default now). */
+  async clearDefault(name: string): Promise<void> {
+    await this.store.write([{ type: 'release', scope: DEFAULT_SCOPE, value: 'default', ownerId: name }]);
+  }
+
   async create(site: Site, options: { makeDefault?: boolean } = {}): Promise<void> {
     const ops: WriteOp[] = [
       {
         type: 'create',
-        item: {
-          kind: KIND,
-          id: site.name,
-          doc: site,
-          listSk: `${site.created_at}#${site.name}`,
-          indexes: { kindPk: KIND, nameSk: site.name },
-        },
+        item: siteWrite(site),
         onConflict: conflict(`A site with name ${site.name} already exists.`),
       },
     ];
@@ -59,4 +104,14 @@ export class SiteRepository {
     ];
     await this.store.write(ops);
   }
+}
+
+function siteWrite(site: Site): ItemWrite<Site> {
+  return {
+    kind: KIND,
+    id: site.name,
+    doc: site,
+    listSk: `${site.created_at}#${site.name}`,
+    indexes: { kindPk: KIND, nameSk: site.name },
+  };
 }

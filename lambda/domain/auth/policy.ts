@@ -162,6 +162,9 @@ export const POLICY = {
   'agent:get':                                 rule('all',    'none',    'Metalplane'),
   'agent:enroll':                              rule('none',   'none',    'Metalplane: mints a one-time enrollment token'),
   'agent:delete':                              rule('none',   'none',    'Metalplane'),
+  'agent:credentials':                         rule('none',   'none',    'Metalplane: rotate or revoke (an agent may rotate its own)'),
+  'command:get':                               rule('none',   'none',    'Metalplane: commands carry driver arguments (debugging)'),
+  'command:create':                            rule('none',   'none',    'Metalplane: a raw agent command, like vendor_passthru (SYSTEM_ADMIN)'),
 } as const satisfies Record<string, Rule>;
 
 export type Action = keyof typeof POLICY;

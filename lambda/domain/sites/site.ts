@@ -11,6 +11,12 @@ export interface Site {
   location: string | null;
   created_at: string;
   updated_at: string | null;
+  /**
+   * URL of the site's SQS FIFO command queue, recorded when the sites API creates it.
+   * Sites made before (or by `metalplane-admin site create`) have none: the command
+   * queue adapter then creates or finds the queue by its name.
+   */
+  queue_url?: string | null;
 }
 
 const SITE_NAME = /^[a-z0-9_.-]{1,64}$/;
@@ -23,3 +29,32 @@ export function validateSiteName(value: unknown): string {
   }
   return value;
 }
+
+export const SITE_TEXT_MAX = 255;
+
+/** `POST /v1/sites`. */
+export const SITE_CREATE_SCHEMA = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', maxLength: 64 },
+    description: { type: ['string', 'null'], maxLength: SITE_TEXT_MAX },
+    location: { type: ['string', 'null'], maxLength: SITE_TEXT_MAX },
+    default: { type: 'boolean' },
+  },
+  required: ['name'],
+  additionalProperties: false,
+} as const;
+
+/** What a PATCH may change, and the shape the patched view must keep. */
+export const SITE_PATCHABLE_FIELDS = ['description', 'location', 'default'] as const;
+
+export const SITE_VIEW_SCHEMA = {
+  type: 'object',
+  properties: {
+    description: { type: ['string', 'null'], maxLength: SITE_TEXT_MAX },
+    location: { type: ['string', 'null'], maxLength: SITE_TEXT_MAX },
+    default: { type: 'boolean' },
+  },
+  required: ['description', 'location', 'default'],
+  additionalProperties: false,
+} as const;

@@ -1,0 +1,570 @@
+/**
+ * The agent's link to the control plane.
+ *
+ * - WebSocket (`ws`) to the control plane's WebSocket URL with `Authorization: Bearer
+ *   <credential>`. On open: `hello`, then the outbox is replayed and a `pull` drains the
+ *   backlog. `wake` → `pull {max}`; `commands` → the executor. Messages bigger than API
+ *   Gateway's 32 KiB frame limit are sent fragmented.
+ * - HTTPS long polling, the fallback where WebSockets are blocked: `GET
+ *   {url}/v1/agent/commands?wait=S&max=N` answers a `commands` message (or 204), `POST
+ *   {url}/v1/agent/messages` carries every agent message; same bearer credential.
+ *   `transport: auto` falls back to it after N failed WebSocket attempts and probes the
+ *   WebSocket again every `websocket_retry_interval`.
+ * - Every reconnection waits per exponential backoff with full jitter (AWS Architecture
+ *   Blog, "Exponential Backoff And Jitter"): uniform in [0, min(cap, base·2^attempt)).
+ * - Every incoming message is validated by `parseServerMessage`; an invalid one is
+ *   logged and ignored.
+ */
+import WebSocket from 'ws';
+import {
+  type AgentMessage,
+  type Command,
+  MAX_MESSAGE_BYTES,
+  parseServerMessage,
+  type ServerMessage,
+} from '../protocol/messages.ts';
+import type { Transport } from './config.ts';
+import { errorMessage, type Logger } from './log.ts';
+import { AGENT_VERSION } from './version.ts';
+
+/** API Gateway's WebSocket frame quota: larger messages go out as continuation frames. */
+export const MAX_FRAME_BYTES = 32 * 1024;
+/** The protocol's `pull.max` ceiling. */
+export const MAX_PULL = 10;
+/** A pull with no answer after this long no longer holds back the next one. */
+const PULL_ANSWER_TIMEOUT_MS = 5000;
+/** A connection that stayed up this long resets the backoff when it drops. */
+const STABLE_CONNECTION_MS = 10_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const HTTP_TIMEOUT_MS = 15_000;
+
+export interface BackoffOptions {
+  readonly initialMs: number;
+  readonly maxMs: number;
+  readonly random?: () => number;
+}
+
+/** Exponential backoff with full jitter: the n-th delay is uniform in [0, min(max, initial·2^n)). */
+export class Backoff {
+  readonly #o: BackoffOptions;
+  attempt = 0;
+  constructor(options: BackoffOptions) {
+    this.#o = options;
+  }
+  /** The ceiling of the next delay. */
+  ceiling(): number {
+    return Math.min(this.#o.maxMs, this.#o.initialMs * 2 ** Math.min(this.attempt, 40));
+  }
+  next(): number {
+    const delay = Math.floor((this.#o.random ?? Math.random)() * this.ceiling());
+    this.attempt++;
+    return delay;
+  }
+  reset(): void {
+    this.attempt = 0;
+  }
+}
+
+export type ChannelState = 'connecting' | 'websocket' | 'polling' | 'offline' | 'stopped';
+
+export interface ChannelOptions {
+  /** Control plane base URL (no trailing slash). */
+  readonly url: string;
+  readonly websocketUrl: string;
+  readonly transport: Transport;
+  readonly credential: string;
+  readonly hostname: string;
+  readonly drivers: readonly string[];
+  readonly heartbeatIntervalMs: number;
+  readonly pollWaitSeconds: number;
+  readonly reconnect: {
+    readonly initialDelayMs: number;
+    readonly maxDelayMs: number;
+    readonly websocketFailuresBeforePolling: number;
+    readonly websocketRetryIntervalMs: number;
+  };
+  readonly log: Logger;
+  /** How many commands the agent can take now (0: none). */
+  readonly capacity: () => number;
+  readonly onCommands: (commands: Command[]) => void;
+  /** The channel is up (after `hello`): replay what waits. */
+  readonly onUp?: () => void;
+  readonly onStateChange?: (state: ChannelState) => void;
+  readonly random?: () => number;
+}
+
+/** A message that no retry will get through (too large): the caller drops it. */
+export class UnsendableError extends Error {
+  override readonly name = 'UnsendableError';
+}
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class Channel {
+  readonly #o: ChannelOptions;
+  readonly #backoff: Backoff;
+  readonly #stop = new AbortController();
+  #state: ChannelState = 'offline';
+  #transport: 'websocket' | 'polling';
+  #ws: WebSocket | undefined;
+  #wsOpenedAt = 0;
+  #wsFailures = 0;
+  #lastSeen = 0;
+  #pongSeen = false;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #probeTimer: NodeJS.Timeout | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #pullInFlight = false;
+  #pullSentAt = 0;
+  #pullWanted = false;
+  #pollAbort: AbortController | undefined;
+  #pollKick: (() => void) | undefined;
+  #pollUp = false;
+  #polling = false;
+  reconnects = 0;
+  invalidMessages = 0;
+  connectedSince: number | undefined;
+
+  constructor(options: ChannelOptions) {
+    this.#o = options;
+    this.#backoff = new Backoff({
+      initialMs: options.reconnect.initialDelayMs,
+      maxMs: options.reconnect.maxDelayMs,
+      random: options.random,
+    });
+    this.#transport = options.transport === 'polling' ? 'polling' : 'websocket';
+  }
+
+  #stopped(): boolean {
+    return this.#state === 'stopped';
+  }
+
+  get state(): ChannelState {
+    return this.#state;
+  }
+
+  get transport(): 'websocket' | 'polling' {
+    return this.#transport;
+  }
+
+  /** Can messages be sent now? */
+  get up(): boolean {
+    return this.#state === 'websocket' || this.#state === 'polling';
+  }
+
+  start(): void {
+    this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#o.heartbeatIntervalMs);
+    this.#heartbeatTimer.unref();
+    if (this.#transport === 'polling') void this.#pollLoop();
+    else this.#connectWebSocket(false);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped') return;
+    this.#setState('stopped');
+    this.#stop.abort();
+    clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#probeTimer);
+    clearInterval(this.#heartbeatTimer);
+    this.#pollAbort?.abort();
+    this.#pollKick?.();
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 1000);
+        ws.once('close', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        ws.close(1000, 'agent stopping');
+      });
+    } else ws?.terminate();
+  }
+
+  /** Sends one message; rejects when the channel is down or the send fails. */
+  async send(msg: AgentMessage): Promise<void> {
+    const text = JSON.stringify(msg);
+    if (Buffer.byteLength(text) > MAX_MESSAGE_BYTES) {
+      throw new UnsendableError(`message larger than ${MAX_MESSAGE_BYTES} bytes`);
+    }
+    if (this.#state === 'websocket' && this.#ws) return sendText(this.#ws, text);
+    if (this.#state === 'polling') return this.#post(text);
+    throw new Error(`channel is ${this.#state}`);
+  }
+
+  /**
+   * Asks for work: on `wake`, on connect, after each result, and once more after a burst
+   * of results. `wake` always sends a pull; other reasons are coalesced with a pull still
+   * waiting for its answer (sent again when it comes). `capacity` only releases a pull
+   * held back because the agent was full.
+   */
+  requestPull(reason: 'wake' | 'connect' | 'capacity' | 'result' | 'more' | 'drain'): void {
+    if (!this.up) return;
+    if (this.#transport === 'polling') {
+      this.#pollKick?.(); // wakes a poll loop that waits for free capacity
+      return;
+    }
+    // Freed capacity matters only to a pull held back for the lack of it.
+    if (reason === 'capacity' && !this.#pullWanted) return;
+    const waiting = this.#pullInFlight && performance.now() - this.#pullSentAt < PULL_ANSWER_TIMEOUT_MS;
+    if (reason !== 'wake' && waiting) {
+      this.#pullWanted = true;
+      return;
+    }
+    const max = Math.min(MAX_PULL, this.#o.capacity());
+    if (max <= 0) {
+      this.#pullWanted = true;
+      return;
+    }
+    this.#pullWanted = false;
+    this.#pullInFlight = true;
+    this.#pullSentAt = performance.now();
+    this.#o.log.debug('pull', { reason, max });
+    this.send({ v: 1, type: 'pull', max }).catch((error) =>
+      this.#o.log.warn('pull not sent', { error: errorMessage(error) }),
+    );
+  }
+
+  #setState(state: ChannelState): void {
+    if (this.#state === state) return;
+    if (this.#state === 'stopped') return;
+    const up = state === 'websocket' || state === 'polling';
+    this.connectedSince = up ? Date.now() : undefined;
+    this.#state = state;
+    this.#o.log.info('channel state', { state, transport: this.#transport });
+    this.#o.onStateChange?.(state);
+  }
+
+  #hello(): AgentMessage {
+    return {
+      v: 1,
+      type: 'hello',
+      hostname: this.#o.hostname,
+      agent_version: AGENT_VERSION,
+      drivers: [...this.#o.drivers],
+    };
+  }
+
+  #heartbeat(): void {
+    if (!this.up) return;
+    this.send({ v: 1, type: 'heartbeat', sent_at: new Date().toISOString() }).catch((error) =>
+      this.#o.log.warn('heartbeat not sent', { error: errorMessage(error) }),
+    );
+    const ws = this.#ws;
+    if (this.#state === 'websocket' && ws) {
+      // Only a peer that has answered a ping once is declared dead for not answering.
+      const silentFor = performance.now() - this.#lastSeen;
+      if (this.#pongSeen && silentFor > 3 * this.#o.heartbeatIntervalMs) {
+        this.#o.log.warn('no answer from the control plane: reconnecting', {
+          silent_ms: Math.round(silentFor),
+        });
+        ws.terminate();
+        return;
+      }
+      ws.ping();
+    }
+  }
+
+  #handle(msg: ServerMessage): void {
+    switch (msg.type) {
+      case 'wake':
+        this.requestPull('wake');
+        break;
+      case 'commands':
+        this.#pullInFlight = false;
+        if (msg.commands.length > 0) this.#o.onCommands(msg.commands);
+        if (msg.commands.length > 0 || this.#pullWanted) this.requestPull('more');
+        break;
+      case 'error':
+        this.#o.log.warn('control plane error', { message: msg.message });
+        break;
+    }
+  }
+
+  #receive(data: WebSocket.RawData, isBinary: boolean): void {
+    this.#lastSeen = performance.now();
+    const text = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    let msg: ServerMessage;
+    try {
+      if (isBinary) throw new Error('binary frame');
+      msg = parseServerMessage(text);
+    } catch (error) {
+      this.invalidMessages++;
+      this.#o.log.warn('invalid message from the control plane ignored', {
+        error: errorMessage(error),
+        bytes: text.length,
+      });
+      return;
+    }
+    this.#handle(msg);
+  }
+
+  // --- WebSocket -------------------------------------------------------------------------
+
+  #connectWebSocket(probe: boolean): void {
+    if (this.#state === 'stopped') return;
+    if (!probe) this.#setState('connecting');
+    const ws = new WebSocket(this.#o.websocketUrl, {
+      headers: {
+        Authorization: `Bearer ${this.#o.credential}`,
+        'User-Agent': `metalplane-agent/${AGENT_VERSION}`,
+      },
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      maxPayload: MAX_MESSAGE_BYTES,
+      perMessageDeflate: false,
+    });
+    let opened = false;
+    ws.on('open', () => {
+      if (this.#state === 'stopped') {
+        ws.terminate();
+        return;
+      }
+      opened = true;
+      if (probe) {
+        this.#o.log.info('WebSocket reachable again: leaving long polling');
+        this.#stopPolling();
+      }
+      this.#ws = ws;
+      this.#transport = 'websocket';
+      this.#wsOpenedAt = performance.now();
+      this.#lastSeen = this.#wsOpenedAt;
+      this.#pongSeen = false;
+      this.#wsFailures = 0;
+      this.#pullInFlight = false;
+      this.#setState('websocket');
+      this.send(this.#hello()).catch(() => {});
+      this.#o.onUp?.();
+      this.requestPull('connect');
+    });
+    ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
+    ws.on('pong', () => {
+      this.#lastSeen = performance.now();
+      this.#pongSeen = true;
+    });
+    ws.on('error', (error) => {
+      const status = /Unexpected server response: (\d+)/.exec(error.message)?.[1];
+      const fields = {
+        url: this.#o.websocketUrl,
+        error: error.message,
+        status: status ? Number(status) : undefined,
+      };
+      if (status === '401' || status === '403') {
+        this.#o.log.error(
+          'the control plane refused the agent credential (re-enroll if it was revoked)',
+          fields,
+        );
+      } else this.#o.log.warn('WebSocket error', fields);
+    });
+    ws.on('close', (code, reason) => {
+      if (this.#ws === ws) this.#ws = undefined;
+      if (this.#state === 'stopped') return;
+      if (probe && !opened) {
+        this.#scheduleProbe();
+        return;
+      }
+      const lasted = opened ? performance.now() - this.#wsOpenedAt : 0;
+      if (opened) {
+        this.#o.log.warn('WebSocket closed', {
+          code,
+          reason: reason.toString('utf8'),
+          lasted_ms: Math.round(lasted),
+        });
+        if (lasted >= STABLE_CONNECTION_MS) this.#backoff.reset();
+      } else this.#wsFailures++;
+      this.#setState('offline');
+      if (
+        this.#o.transport === 'auto' &&
+        !opened &&
+        this.#wsFailures >= this.#o.reconnect.websocketFailuresBeforePolling
+      ) {
+        this.#o.log.warn('WebSocket unreachable: falling back to HTTPS long polling', {
+          failures: this.#wsFailures,
+        });
+        this.#wsFailures = 0;
+        this.#transport = 'polling';
+        this.#backoff.reset();
+        void this.#pollLoop();
+        this.#scheduleProbe();
+        return;
+      }
+      const delay = this.#backoff.next();
+      this.reconnects++;
+      this.#o.log.info('reconnecting', { delay_ms: delay, attempt: this.#backoff.attempt });
+      this.#reconnectTimer = setTimeout(() => this.#connectWebSocket(false), delay);
+    });
+  }
+
+  #scheduleProbe(): void {
+    if (this.#state === 'stopped' || this.#o.transport !== 'auto') return;
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = setTimeout(() => {
+      if (this.#transport === 'polling') this.#connectWebSocket(true);
+    }, this.#o.reconnect.websocketRetryIntervalMs);
+    this.#probeTimer.unref();
+  }
+
+  // --- HTTPS long polling --------------------------------------------------------------------
+
+  #headers(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      Authorization: `Bearer ${this.#o.credential}`,
+      'User-Agent': `metalplane-agent/${AGENT_VERSION}`,
+      Accept: 'application/json',
+      ...extra,
+    };
+  }
+
+  async #post(text: string): Promise<void> {
+    const res = await fetch(`${this.#o.url}/v1/agent/messages`, {
+      method: 'POST',
+      headers: this.#headers({ 'Content-Type': 'application/json' }),
+      body: text,
+      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(HTTP_TIMEOUT_MS)]),
+    });
+    const body = await res.text();
+    if (!res.ok) {
+      if (res.status === 401 || res.status === 403) this.#markPollDown();
+      throw new HttpError(res.status, `POST /v1/agent/messages: HTTP ${res.status} ${body.slice(0, 200)}`);
+    }
+    if (body.trim()) this.#receiveHttp(body);
+  }
+
+  #receiveHttp(body: string): void {
+    let msg: ServerMessage;
+    try {
+      msg = parseServerMessage(body);
+    } catch (error) {
+      this.invalidMessages++;
+      this.#o.log.warn('invalid message from the control plane ignored', { error: errorMessage(error) });
+      return;
+    }
+    if (msg.type === 'commands') {
+      if (msg.commands.length > 0) this.#o.onCommands(msg.commands);
+    } else if (msg.type === 'error') this.#o.log.warn('control plane error', { message: msg.message });
+  }
+
+  #markPollDown(): void {
+    if (this.#transport === 'polling' && this.#pollUp) {
+      this.#pollUp = false;
+      this.#setState('offline');
+    }
+  }
+
+  #stopPolling(): void {
+    this.#pollUp = false;
+    this.#polling = false;
+    this.#pollAbort?.abort();
+    this.#pollKick?.();
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#stop.signal.addEventListener('abort', done, { once: true });
+      this.#pollKick = done;
+    });
+    this.#pollKick = undefined;
+  }
+
+  async #pollLoop(): Promise<void> {
+    if (this.#polling) return;
+    this.#polling = true;
+    this.#pollUp = false;
+    this.#setState('connecting');
+    while (this.#polling && this.#state !== 'stopped' && this.#transport === 'polling') {
+      try {
+        if (!this.#pollUp) {
+          this.#setState('connecting');
+          await this.#postDirect(JSON.stringify(this.#hello()));
+          if (!this.#polling || this.#transport !== 'polling' || this.#stopped()) break;
+          this.#pollUp = true;
+          this.#backoff.reset();
+          this.#setState('polling');
+          this.#o.onUp?.();
+        }
+        const max = Math.min(MAX_PULL, this.#o.capacity());
+        if (max <= 0) {
+          await this.#sleep(this.#o.pollWaitSeconds * 1000);
+          continue;
+        }
+        this.#pollAbort = new AbortController();
+        const res = await fetch(
+          `${this.#o.url}/v1/agent/commands?wait=${this.#o.pollWaitSeconds}&max=${max}`,
+          {
+            headers: this.#headers(),
+            signal: AbortSignal.any([
+              this.#pollAbort.signal,
+              AbortSignal.timeout(this.#o.pollWaitSeconds * 1000 + HTTP_TIMEOUT_MS),
+            ]),
+          },
+        );
+        const body = await res.text();
+        if (res.status === 204) continue;
+        if (!res.ok)
+          throw new HttpError(res.status, `GET /v1/agent/commands: HTTP ${res.status} ${body.slice(0, 200)}`);
+        if (body.trim()) this.#receiveHttp(body);
+      } catch (error) {
+        if (!this.#polling || this.#stopped()) break;
+        const status = error instanceof HttpError ? error.status : undefined;
+        if (status === 401 || status === 403) {
+          this.#o.log.error('the control plane refused the agent credential (re-enroll if it was revoked)', {
+            status,
+          });
+        } else this.#o.log.warn('long poll failed', { error: errorMessage(error), status });
+        if (this.#pollUp) this.reconnects++;
+        this.#pollUp = false;
+        this.#setState('offline');
+        const delay = this.#backoff.next();
+        await this.#sleep(delay);
+      }
+    }
+    this.#polling = false;
+  }
+
+  /** A POST that does not depend on the channel state (the `hello` that brings polling up). */
+  async #postDirect(text: string): Promise<void> {
+    const res = await fetch(`${this.#o.url}/v1/agent/messages`, {
+      method: 'POST',
+      headers: this.#headers({ 'Content-Type': 'application/json' }),
+      body: text,
+      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(HTTP_TIMEOUT_MS)]),
+    });
+    const body = await res.text();
+    if (!res.ok)
+      throw new HttpError(res.status, `POST /v1/agent/messages: HTTP ${res.status} ${body.slice(0, 200)}`);
+  }
+}
+
+/** Sends a text message, split into frames of at most MAX_FRAME_BYTES. */
+export function sendText(ws: WebSocket, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error | null) => (error ? reject(error) : resolve());
+    const buf = Buffer.from(text, 'utf8');
+    if (buf.length <= MAX_FRAME_BYTES) {
+      ws.send(text, done);
+      return;
+    }
+    for (let off = 0; off < buf.length; off += MAX_FRAME_BYTES) {
+      const last = off + MAX_FRAME_BYTES >= buf.length;
+      ws.send(
+        buf.subarray(off, off + MAX_FRAME_BYTES),
+        { binary: false, fin: last },
+        last ? done : undefined,
+      );
+    }
+  });
+}

@@ -1,0 +1,207 @@
+/**
+ * The agent daemon: state, executor, channel, reporter and status endpoint wired
+ * together, and its orderly stop.
+ *
+ * Start-up: take the state directory's lock, read the credential, open the journal
+ * (compacting it) and the outbox; every command the journal shows started but not
+ * finished was cut short by a crash: it is queued as a failed report (INTERRUPTED) and
+ * journaled finished, never run again. Only then does the channel connect.
+ *
+ * Stop (SIGTERM/SIGINT): stop taking commands; give running ones `shutdown_grace`, then
+ * abort and journal them as interrupted; try to hand the outbox over for a moment;
+ * close the channel. What was queued but not started is simply redelivered later.
+ */
+import type { Command } from '../protocol/messages.ts';
+import { defaultRegistry } from './actions/registry.ts';
+import { Channel } from './channel.ts';
+import { type AgentConfig, deriveWebSocketUrl } from './config.ts';
+import { Executor } from './executor.ts';
+import { createLogger, errorMessage, type Logger } from './log.ts';
+import { Reporter } from './reporter.ts';
+import {
+  acquireLock,
+  ensureStateDir,
+  Journal,
+  Outbox,
+  readCredential,
+  readEnrollment,
+  recoverInterrupted,
+} from './state.ts';
+import { type AgentSnapshot, type StatusServer, startStatusServer } from './status.ts';
+import { AGENT_VERSION } from './version.ts';
+
+/** How long a stop waits for the outbox to drain. */
+const STOP_FLUSH_MS = 2000;
+/** One more pull this long after the last result (catches a pull that overtook a result). */
+const DRAIN_FOLLOWUP_MS = 1000;
+
+export interface RunningAgent {
+  readonly log: Logger;
+  readonly status: StatusServer | undefined;
+  snapshot(): AgentSnapshot;
+  /** Stops in order; resolves when everything is closed. Idempotent. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves when the agent has stopped. */
+  readonly stopped: Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, options: { log?: Logger } = {}): Promise<RunningAgent> {
+  const log =
+    options.log ?? createLogger({ level: config.logLevel, fields: { component: 'metalplane-agent' } });
+  if (!config.url) throw new Error(`${config.file ?? 'config'}:url: required to run`);
+  const url = config.url;
+  await ensureStateDir(config.stateDir);
+  const credential = await readCredential(config.stateDir);
+  log.addSecret(credential);
+  const releaseLock = await acquireLock(config.stateDir);
+  const startedAt = Date.now();
+  const enrollment = await readEnrollment(config.stateDir);
+
+  const opened = await Journal.open(config.stateDir, { retentionMs: config.journalRetentionMs, log });
+  const { journal } = opened;
+  const outbox = await Outbox.open(config.stateDir, { log });
+  await recoverInterrupted(opened.interrupted, journal, outbox, log);
+  log.info('state loaded', {
+    state_dir: config.stateDir,
+    journal_entries: journal.size,
+    journal_expired: opened.expired,
+    journal_damaged_lines: opened.damaged,
+    interrupted: opened.interrupted.length,
+    outbox: outbox.length,
+  });
+
+  const registry = defaultRegistry(config.drivers);
+  let channel: Channel | undefined;
+  let followup: NodeJS.Timeout | undefined;
+  const reporter = new Reporter({
+    outbox,
+    channel: () => channel,
+    log,
+    onSent: (report) => {
+      if (report.type !== 'command_result') return;
+      // A result frees its node's next command on the queue: ask for it, and once more a
+      // little later, in case the pull overtook the result on the control plane side.
+      channel?.requestPull('result');
+      clearTimeout(followup);
+      followup = setTimeout(() => channel?.requestPull('drain'), DRAIN_FOLLOWUP_MS);
+      followup.unref();
+    },
+  });
+  const executor: Executor = new Executor({
+    limit: config.maxCommands,
+    journal,
+    registry,
+    log,
+    onStart: (command) => {
+      channel
+        ?.send({ v: 1, type: 'command_ack', command_id: command.id, receipt: command.receipt })
+        .catch((error) => log.debug('ack not sent', { command_id: command.id, error: errorMessage(error) }));
+    },
+    onResult: (report) => reporter.add(report),
+    onCapacity: () => channel?.requestPull('capacity'),
+  });
+
+  const websocketUrl =
+    config.websocketUrl ??
+    (typeof enrollment.websocket_url === 'string' ? enrollment.websocket_url : undefined) ??
+    deriveWebSocketUrl(url);
+  channel = new Channel({
+    url,
+    websocketUrl,
+    transport: config.transport,
+    credential,
+    hostname: config.hostname,
+    drivers: registry.driverNames(),
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    pollWaitSeconds: config.pollWaitSeconds,
+    reconnect: config.reconnect,
+    log,
+    capacity: () => (executor.stopping ? 0 : config.maxCommands - executor.load),
+    onCommands: (commands: Command[]) => {
+      for (const command of commands) {
+        const outcome = executor.submit(command);
+        log.debug('command received', { command_id: command.id, node: command.node, outcome });
+      }
+    },
+    onUp: () => void reporter.pump(),
+  });
+
+  let stopping = false;
+  const site = typeof enrollment.site === 'string' ? enrollment.site : undefined;
+  const snapshot = (): AgentSnapshot => ({
+    version: AGENT_VERSION,
+    hostname: config.hostname,
+    site,
+    connection: channel?.state ?? 'offline',
+    transport: channel?.transport ?? 'websocket',
+    connectedSince: channel?.connectedSince,
+    reconnects: channel?.reconnects ?? 0,
+    invalidMessages: channel?.invalidMessages ?? 0,
+    outboxLength: reporter.length,
+    reportsSent: reporter.sent,
+    running: executor.running,
+    queued: executor.queued,
+    limit: config.maxCommands,
+    executed: executor.executed,
+    deduplicated: executor.deduplicated,
+    interruptedAtStart: opened.interrupted.length,
+    journalEntries: journal.size,
+    startedAt,
+    stopping,
+  });
+
+  let status: StatusServer | undefined;
+  if (config.status) {
+    try {
+      status = await startStatusServer({ ...config.status, snapshot, log });
+      log.info('status endpoint listening', {
+        address: `${status.host}:${status.port}`,
+        host: status.host,
+        port: status.port,
+      });
+    } catch (error) {
+      await journal.close();
+      await outbox.close();
+      await releaseLock();
+      throw new Error(`status endpoint ${config.status.host}:${config.status.port}: ${errorMessage(error)}`);
+    }
+  }
+
+  log.info('agent starting', {
+    version: AGENT_VERSION,
+    hostname: config.hostname,
+    url,
+    websocket_url: websocketUrl,
+    transport: config.transport,
+    drivers: registry.driverNames(),
+    max_commands: config.maxCommands,
+    pid: process.pid,
+  });
+  channel.start();
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  let stopPromise: Promise<void> | undefined;
+  const stop = (reason = 'stop requested'): Promise<void> => {
+    stopPromise ??= (async () => {
+      stopping = true;
+      clearTimeout(followup);
+      log.info('agent stopping', { reason, running: executor.running, queued: executor.queued });
+      await executor.stop(config.shutdownGraceMs);
+      const flushed = await reporter.flush(STOP_FLUSH_MS);
+      if (!flushed) log.info('reports kept in the outbox for the next start', { outbox: reporter.length });
+      await channel?.stop();
+      await status?.close();
+      await journal.close();
+      await outbox.close();
+      await releaseLock();
+      log.info('agent stopped');
+      resolveStopped();
+    })();
+    return stopPromise;
+  };
+
+  return { log, status, snapshot, stop, stopped };
+}

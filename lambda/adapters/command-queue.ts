@@ -1,0 +1,401 @@
+/**
+ * The command channel's durable half (DESIGN.md, "Commands"): a command is a record in
+ * the Commands table plus a message on its site's SQS FIFO queue (group = node,
+ * deduplication id = command id).
+ *
+ * - `enqueue` writes the record, sends the message, then pushes `wake` to the site's
+ *   open connections: when it returns, the command is durable (accepted means durable),
+ *   and a connected agent has been told to pull.
+ * - `receive` (an agent's `pull`, or its long poll) takes up to `max` messages from the
+ *   site's queue and marks their records `delivered` with the attempt number SQS counts.
+ *   SQS FIFO keeps a node's later commands hidden while an earlier one is in flight (not
+ *   yet deleted); one receive may return several of one node's commands, in order. A
+ *   message whose command has already finished is deleted, not delivered; one whose
+ *   deadline has passed is expired and deleted.
+ * - `acknowledge` marks a command running; `complete` stores its result and deletes its
+ *   message. Both are idempotent: a finished command never changes again.
+ * - `expire` fails an overdue command and writes its node's `last_error`.
+ */
+import {
+  DeleteMessageCommand,
+  DeleteQueueCommand,
+  GetQueueUrlCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { queueName, siteCommandQueue } from '../../infra/resources.ts';
+import type { Command, CommandStatus } from '../../protocol/messages.ts';
+import { ironicTimestamp } from '../api/dependencies.ts';
+import {
+  type CommandRecord,
+  createCommand,
+  expiryMessage,
+  isOverdue,
+  wireCommand,
+} from '../domain/commands/command.ts';
+import { DomainError } from '../domain/errors.ts';
+import type { ConnectionNotifier } from './connection-notifier.ts';
+import type { CommandRepository } from './dynamo/command-repository.ts';
+import type { ConnectionRepository } from './dynamo/connection-repository.ts';
+import type { NodeRepository } from './dynamo/node-repository.ts';
+import type { SiteRepository } from './dynamo/site-repository.ts';
+import { createSiteCommandQueue } from './resource-factory.ts';
+
+/** What the channel logs through (Powertools' Logger, or anything alike in tests). */
+export interface ChannelLogger {
+  info(message: string, extra: Record<string, unknown>): void;
+  warn(message: string, extra: Record<string, unknown>): void;
+  error(message: string, extra: Record<string, unknown>): void;
+}
+
+export interface CommandQueueOptions {
+  readonly sqs: SQSClient;
+  /** Prefix of physical names (`METALPLANE_RESOURCE_PREFIX`), read at first use. */
+  readonly prefix: () => string;
+  readonly sites: SiteRepository;
+  readonly nodes: NodeRepository;
+  readonly commands: CommandRepository;
+  readonly connections: ConnectionRepository;
+  readonly notifier: ConnectionNotifier;
+  readonly logger: ChannelLogger;
+  readonly newId: () => string;
+  readonly now?: () => Date;
+  /**
+   * Whether a site without a recorded queue URL (made before the sites API, or by
+   * `metalplane-admin site create`) gets its queue created on first use (the api
+   * Lambda), or only looked up by name (the agents and conductor Lambdas, which may not
+   * create queues).
+   */
+  readonly createMissingQueues?: boolean;
+  /**
+   * How long a received command stays hidden before SQS hands it out again (a
+   * redelivery). Undefined: the queue's own (`siteCommandQueue`, 60 s). Tests shorten it.
+   */
+  readonly visibilityTimeoutSeconds?: number;
+}
+
+export interface EnqueueInput {
+  readonly node: string;
+  readonly site: string;
+  readonly action: string;
+  readonly args?: Record<string, unknown>;
+  readonly deadlineSeconds?: number;
+  readonly requestedBy?: string | null;
+}
+
+export interface CommandResultInput {
+  readonly command_id: string;
+  readonly receipt: string;
+  readonly status: CommandStatus;
+  readonly result?: Record<string, unknown>;
+  readonly error?: string;
+  readonly finished_at: string;
+}
+
+/** The agent named a command that is not its site's (or does not exist): refused, never acted on. */
+export class ChannelRefusal extends Error {
+  override readonly name = 'ChannelRefusal';
+}
+
+const WAKE = JSON.stringify({ v: 1, type: 'wake' });
+/** SQS's bounds for one ReceiveMessage. */
+export const MAX_RECEIVE = 10;
+export const MAX_WAIT_SECONDS = 20;
+
+export class CommandQueue {
+  private readonly options: CommandQueueOptions;
+  private readonly urls = new Map<string, string>();
+
+  constructor(options: CommandQueueOptions) {
+    this.options = options;
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  private get log(): ChannelLogger {
+    return this.options.logger;
+  }
+
+  /**
+   * The site's queue URL: recorded on the site, else created (idempotent) or looked up
+   * by name (`createMissingQueues`); undefined when the site has no queue (yet).
+   */
+  async findQueueUrl(site: string): Promise<string | undefined> {
+    const cached = this.urls.get(site);
+    if (cached) return cached;
+    const record = await this.options.sites.get(site);
+    if (!record) throw new DomainError('not-found', `Site ${site} could not be found.`);
+    let url = record.queue_url ?? undefined;
+    if (!url && this.options.createMissingQueues) {
+      url = await createSiteCommandQueue(this.options.sqs, this.options.prefix(), site);
+    } else if (!url) {
+      try {
+        url = (
+          await this.options.sqs.send(
+            new GetQueueUrlCommand({ QueueName: queueName(this.options.prefix(), siteCommandQueue(site)) }),
+          )
+        ).QueueUrl;
+      } catch (error) {
+        if (!isMissingQueue(error)) throw error;
+      }
+    }
+    if (url) this.urls.set(site, url);
+    return url;
+  }
+
+  async queueUrl(site: string): Promise<string> {
+    const url = await this.findQueueUrl(site);
+    if (!url) throw new Error(`Site ${site} has no command queue yet.`);
+    return url;
+  }
+
+  /** Creates (or finds) the site's queue and answers its URL: the sites API records it. */
+  async createQueue(site: string): Promise<string> {
+    const url = await createSiteCommandQueue(this.options.sqs, this.options.prefix(), site);
+    this.urls.set(site, url);
+    return url;
+  }
+
+  /** Deletes the site's queue (when the site is deleted); a missing queue is fine. */
+  async deleteQueue(site: string, knownUrl?: string | null): Promise<void> {
+    this.urls.delete(site);
+    let url = knownUrl ?? undefined;
+    try {
+      url ??= (
+        await this.options.sqs.send(
+          new GetQueueUrlCommand({ QueueName: queueName(this.options.prefix(), siteCommandQueue(site)) }),
+        )
+      ).QueueUrl;
+      if (url) await this.options.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+    } catch (error) {
+      if (!isMissingQueue(error)) throw error;
+    }
+  }
+
+  /** Writes the record, queues the message, wakes the site's agent. Durable when it returns. */
+  async enqueue(input: EnqueueInput): Promise<CommandRecord> {
+    const command = createCommand({ ...input, id: this.options.newId() }, this.now());
+    const url = await this.queueUrl(command.site);
+    await this.options.commands.create(command);
+    try {
+      await this.options.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: url,
+          MessageBody: JSON.stringify({ v: 1, id: command.id, node: command.node, action: command.action }),
+          MessageGroupId: command.node,
+          MessageDeduplicationId: command.id,
+        }),
+      );
+    } catch (error) {
+      // Not queued: the record must not stay open as if it were.
+      const at = this.now().toISOString();
+      await this.options.commands
+        .transition(command.id, 'failed', at, {
+          error: `The command could not be queued: ${(error as Error).message}`,
+          finished_at: at,
+        })
+        .catch(() => undefined);
+      throw error;
+    }
+    await this.wake(command.site);
+    return command;
+  }
+
+  /** Pushes `wake` to every open connection of the site; forgets the gone ones. Never throws. */
+  async wake(site: string): Promise<number> {
+    try {
+      const connections = await this.options.connections.ofSite(site);
+      const outcomes = await Promise.all(
+        connections.map(async (connection) => {
+          try {
+            const outcome = await this.options.notifier.post(connection.connectionId, WAKE);
+            if (outcome === 'gone') await this.options.connections.delete(connection);
+            return outcome;
+          } catch (error) {
+            this.log.warn('wake not delivered', {
+              site,
+              connectionId: connection.connectionId,
+              error: (error as Error).message,
+            });
+            return 'failed';
+          }
+        }),
+      );
+      return outcomes.filter((outcome) => outcome === 'sent').length;
+    } catch (error) {
+      // The command is durable; the agent finds it on its next pull.
+      this.log.warn('wake failed', { site, error: (error as Error).message });
+      return 0;
+    }
+  }
+
+  /** Up to `max` commands of the site for its agent, marked delivered, in queue order. */
+  async receive(site: string, options: { max: number; waitSeconds?: number }): Promise<Command[]> {
+    const url = await this.findQueueUrl(site);
+    // No queue yet (a site made before the sites API, nothing ever queued): nothing to do.
+    if (!url) return [];
+    const visibility = this.options.visibilityTimeoutSeconds;
+    const { Messages = [] } = await this.options.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        MaxNumberOfMessages: Math.min(Math.max(Math.trunc(options.max), 1), MAX_RECEIVE),
+        WaitTimeSeconds: Math.min(Math.max(Math.trunc(options.waitSeconds ?? 0), 0), MAX_WAIT_SECONDS),
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        ...(visibility !== undefined ? { VisibilityTimeout: visibility } : {}),
+      }),
+    );
+    if (Messages.length === 0) return [];
+    const now = this.now();
+    // One conditional write per message marks it delivered, and proves at once that the
+    // command exists, is this site's, and is still open.
+    const delivered = await Promise.all(
+      Messages.map(async (message) => {
+        const receipt = message.ReceiptHandle as string;
+        const id = commandIdOf(message);
+        const attempt = Number(message.Attributes?.ApproximateReceiveCount ?? '1') || 1;
+        const updated =
+          id === undefined
+            ? undefined
+            : await this.options.commands.transition(
+                id,
+                'delivered',
+                now.toISOString(),
+                { attempts: attempt, receipt },
+                site,
+              );
+        if (!updated) {
+          // Finished already (a result whose delete was lost, an expiry), or no command of
+          // this site at all: nothing to deliver, and the message goes.
+          this.log.info('queue message not delivered: its command is finished or unknown', {
+            site,
+            commandId: id,
+            messageId: message.MessageId,
+          });
+          await this.deleteMessage(url, receipt);
+          return undefined;
+        }
+        if (isOverdue(updated, now)) {
+          await this.expire(updated, receipt);
+          return undefined;
+        }
+        return wireCommand(updated, attempt, receipt);
+      }),
+    );
+    return delivered.filter((command): command is Command => command !== undefined);
+  }
+
+  private async ownCommand(site: string, id: string) {
+    const found = await this.options.commands.get(id);
+    if (!found || found.command.site !== site) {
+      throw new ChannelRefusal(`Command ${id} is not a command of site ${site}.`);
+    }
+    return found;
+  }
+
+  /**
+   * The agent started the command: running. One conditional write on the hot path; only
+   * when it does not apply is the command read, to tell a finished command (left as it
+   * is) from one that is not the agent's (refused).
+   */
+  async acknowledge(site: string, id: string): Promise<CommandRecord> {
+    const updated = await this.options.commands.transition(id, 'running', this.now().toISOString(), {}, site);
+    return updated ?? (await this.ownCommand(site, id)).command;
+  }
+
+  /**
+   * The agent's result: stored once (a second result for a finished command changes
+   * nothing), then the queue message is deleted with the latest receipt handed out.
+   */
+  async complete(
+    site: string,
+    input: CommandResultInput,
+  ): Promise<{ command: CommandRecord; stored: boolean }> {
+    const updated = await this.options.commands.transitionStored(
+      input.command_id,
+      input.status,
+      this.now().toISOString(),
+      { result: input.result ?? null, error: input.error ?? null, finished_at: input.finished_at },
+      site,
+    );
+    const current = updated ?? (await this.ownCommand(site, input.command_id));
+    const url = await this.queueUrl(site);
+    await this.deleteMessage(url, current.receipt ?? input.receipt);
+    return { command: current.command, stored: updated !== undefined };
+  }
+
+  /**
+   * Expires an open command and records why on its node; false if it had finished. A
+   * message in flight is deleted with its latest receipt: it would otherwise hold its
+   * node's later commands back until its visibility timeout.
+   */
+  async expire(command: CommandRecord, receipt?: string | null): Promise<boolean> {
+    const at = this.now().toISOString();
+    const message = expiryMessage(command);
+    const expired = await this.options.commands.transition(command.id, 'expired', at, {
+      error: message,
+      finished_at: at,
+    });
+    if (!expired) return false;
+    if (receipt) await this.deleteMessage(await this.queueUrl(command.site), receipt);
+    await this.setNodeError(command.node, message);
+    this.log.warn('command expired', { commandId: command.id, node: command.node, site: command.site });
+    return true;
+  }
+
+  /** Every open command past its deadline → expired (the conductor's periodic tick). */
+  async expireOverdue(limit = 100): Promise<number> {
+    const overdue = await this.options.commands.overdue(this.now().toISOString(), limit);
+    const outcomes = await Promise.all(
+      overdue.map(({ command, receipt }) =>
+        this.expire(command, receipt).catch((error: Error) => {
+          this.log.error('expiry failed', { commandId: command.id, error: error.message });
+          return false;
+        }),
+      ),
+    );
+    return outcomes.filter(Boolean).length;
+  }
+
+  /** Sets the node's `last_error`, conditional on the version read; retried on a concurrent write. */
+  private async setNodeError(uuid: string, message: string): Promise<void> {
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const found = await this.options.nodes.get(uuid);
+      if (!found) return;
+      const updated = { ...found.node, last_error: message, updated_at: ironicTimestamp(this.now()) };
+      try {
+        await this.options.nodes.update(found.node, updated, found.version);
+        return;
+      } catch (error) {
+        if (!(error instanceof DomainError && error.kind === 'conflict') || attempt === 5) throw error;
+      }
+    }
+  }
+
+  private async deleteMessage(url: string, receipt: string): Promise<void> {
+    try {
+      await this.options.sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: receipt }));
+    } catch (error) {
+      // A stale or foreign receipt: the message was deleted already, or will be redelivered
+      // and then deleted because its command has finished.
+      this.log.warn('queue message not deleted', { error: (error as Error).message });
+    }
+  }
+}
+
+function commandIdOf(message: Message): string | undefined {
+  try {
+    const body = JSON.parse(message.Body ?? '') as { id?: unknown };
+    return typeof body.id === 'string' ? body.id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isMissingQueue(error: unknown): boolean {
+  const name = (error as Error).name ?? '';
+  return name === 'QueueDoesNotExist' || name === 'AWS.SimpleQueueService.NonExistentQueue';
+}

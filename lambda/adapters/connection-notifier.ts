@@ -1,0 +1,75 @@
+/**
+ * Pushes to agents' WebSocket connections, and closes them, through API Gateway's
+ * `@connections` management API (`@aws-sdk/client-apigatewaymanagementapi`), whose
+ * endpoint comes from `METALPLANE_WS_MANAGEMENT_ENDPOINT` (the stage's callback URL on
+ * AWS, the local WebSocket gateway's `managementEndpoint` locally).
+ *
+ * A connection API Gateway no longer knows answers 410 GoneException: `gone`, so the
+ * caller can forget it. Without an endpoint nothing is pushed (`unavailable`): the agent
+ * still drains its queue when it pulls, only later.
+ */
+import {
+  ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
+  PostToConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+
+export const managementEndpointEnvVar = 'METALPLANE_WS_MANAGEMENT_ENDPOINT';
+/** Where agents dial the WebSocket API (the stage URL): told to them at enrollment. */
+export const webSocketUrlEnvVar = 'METALPLANE_WS_URL';
+
+export type PushOutcome = 'sent' | 'gone' | 'unavailable';
+
+export class ConnectionNotifier {
+  private readonly endpoint: () => string | undefined;
+  private client: ApiGatewayManagementApiClient | undefined;
+  private clientEndpoint: string | undefined;
+
+  constructor(endpoint: string | (() => string | undefined) = () => process.env[managementEndpointEnvVar]) {
+    this.endpoint = typeof endpoint === 'string' ? () => endpoint : endpoint;
+  }
+
+  private api(): ApiGatewayManagementApiClient | undefined {
+    const endpoint = this.endpoint();
+    if (!endpoint) return undefined;
+    if (!this.client || this.clientEndpoint !== endpoint) {
+      this.client?.destroy();
+      this.client = new ApiGatewayManagementApiClient({
+        endpoint,
+        maxAttempts: 2,
+        requestHandler: { requestTimeout: 3000, connectionTimeout: 1000 },
+      });
+      this.clientEndpoint = endpoint;
+    }
+    return this.client;
+  }
+
+  async post(connectionId: string, data: string): Promise<PushOutcome> {
+    const api = this.api();
+    if (!api) return 'unavailable';
+    try {
+      await api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+      return 'sent';
+    } catch (error) {
+      if (isGone(error)) return 'gone';
+      throw error;
+    }
+  }
+
+  async close(connectionId: string): Promise<PushOutcome> {
+    const api = this.api();
+    if (!api) return 'unavailable';
+    try {
+      await api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+      return 'sent';
+    } catch (error) {
+      if (isGone(error)) return 'gone';
+      throw error;
+    }
+  }
+}
+
+function isGone(error: unknown): boolean {
+  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return name === 'GoneException' || $metadata?.httpStatusCode === 410;
+}

@@ -1,0 +1,221 @@
+/**
+ * Command records in the Commands table (`infra/resources.ts`).
+ *
+ * Item: `pk = command#<id>`, `sk = command`, the record's fields as attributes, and
+ *  - `nodePk = node#<uuid>`, `nodeSk = <created_at>#<id>`: a node's commands (byNode);
+ *  - `openPk = open#<shard>`, `openSk = <deadline>#<id>` while the command is open
+ *    (queued, delivered, running), removed when it finishes: the sparse byOpen index
+ *    the periodic tick reads overdue commands from, a few shards wide so no single
+ *    partition takes every write;
+ *  - `receipt`: the SQS receipt handle of its latest delivery (internal);
+ *  - `expiresAt`: TTL, 30 days after its deadline.
+ *
+ * Every transition is one conditional UpdateItem on `status` (the legal predecessors of
+ * the new state, `domain/commands/command.ts`), so concurrent results, acks, redeliveries
+ * and the expiry tick never overwrite a finished command.
+ */
+import { createHash } from 'node:crypto';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import {
+  type CommandRecord,
+  type CommandState,
+  FINISHED_STATES,
+  statesLeadingTo,
+} from '../../domain/commands/command.ts';
+
+/** Partitions of the byOpen index. */
+export const OPEN_SHARDS = 4;
+const RETAIN_SECONDS = 30 * 86_400;
+
+const key = (id: string) => ({ pk: `command#${id}`, sk: 'command' });
+
+export function openShard(id: string): number {
+  return createHash('sha256').update(id).digest()[0]! % OPEN_SHARDS;
+}
+
+const RECORD_FIELDS = [
+  'id',
+  'node',
+  'site',
+  'action',
+  'args',
+  'status',
+  'attempts',
+  'deadline',
+  'created_at',
+  'updated_at',
+  'result',
+  'error',
+  'finished_at',
+  'requested_by',
+] as const;
+
+/** A stored command: the record plus the receipt of its latest delivery. */
+export interface StoredCommand {
+  readonly command: CommandRecord;
+  readonly receipt: string | null;
+}
+
+function fromItem(item: Record<string, unknown>): StoredCommand {
+  const record = Object.fromEntries(RECORD_FIELDS.map((field) => [field, item[field] ?? null]));
+  return {
+    command: { ...record, args: (item.args as Record<string, unknown>) ?? {} } as unknown as CommandRecord,
+    receipt: (item.receipt as string | undefined) ?? null,
+  };
+}
+
+export interface TransitionChanges {
+  readonly attempts?: number;
+  readonly receipt?: string;
+  readonly result?: Record<string, unknown> | null;
+  readonly error?: string | null;
+  readonly finished_at?: string;
+}
+
+export class CommandRepository {
+  private readonly db: DynamoDBDocumentClient;
+  private readonly tableName: string | (() => string);
+
+  constructor(db: DynamoDBDocumentClient, table: string | (() => string)) {
+    this.db = db;
+    this.tableName = table;
+  }
+
+  private get table(): string {
+    return typeof this.tableName === 'string' ? this.tableName : this.tableName();
+  }
+
+  async create(command: CommandRecord): Promise<void> {
+    await this.db.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: {
+          ...key(command.id),
+          ...command,
+          nodePk: `node#${command.node}`,
+          nodeSk: `${command.created_at}#${command.id}`,
+          openPk: `open#${openShard(command.id)}`,
+          openSk: `${command.deadline}#${command.id}`,
+          expiresAt: Math.floor(Date.parse(command.deadline) / 1000) + RETAIN_SECONDS,
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+  }
+
+  async get(id: string): Promise<StoredCommand | undefined> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.table, Key: key(id), ConsistentRead: true }),
+    );
+    return Item ? fromItem(Item) : undefined;
+  }
+
+  /**
+   * Moves the command to `to` if its current state may lead there; answers the updated
+   * command, or undefined when its state did not allow it (or it does not exist).
+   */
+  async transition(
+    id: string,
+    to: CommandState,
+    at: string,
+    changes: TransitionChanges = {},
+    /** Only if the command is this site's (an agent acts on its own site's commands only). */
+    site?: string,
+  ): Promise<CommandRecord | undefined> {
+    return (await this.transitionStored(id, to, at, changes, site))?.command;
+  }
+
+  /** `transition`, answering the receipt of the latest delivery too. */
+  async transitionStored(
+    id: string,
+    to: CommandState,
+    at: string,
+    changes: TransitionChanges = {},
+    site?: string,
+  ): Promise<StoredCommand | undefined> {
+    const from = statesLeadingTo(to);
+    if (from.length === 0) return undefined;
+    const names: Record<string, string> = { '#status': 'status', '#updated_at': 'updated_at' };
+    const values: Record<string, unknown> = { ':to': to, ':at': at };
+    let siteCondition = '';
+    if (site !== undefined) {
+      names['#site'] = 'site';
+      values[':site'] = site;
+      siteCondition = ' AND #site = :site';
+    }
+    const sets = ['#status = :to', '#updated_at = :at'];
+    for (const [field, value] of Object.entries(changes)) {
+      if (value === undefined) continue;
+      names[`#${field}`] = field;
+      values[`:${field}`] = value;
+      sets.push(`#${field} = :${field}`);
+    }
+    from.forEach((state, i) => {
+      values[`:from${i}`] = state;
+    });
+    const removes = FINISHED_STATES.includes(to) ? ' REMOVE openPk, openSk' : '';
+    try {
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(id),
+          UpdateExpression: `SET ${sets.join(', ')}${removes}`,
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${from.map((_, i) => `:from${i}`).join(', ')})${siteCondition}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? fromItem(Attributes) : undefined;
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') return undefined;
+      throw error;
+    }
+  }
+
+  /** A node's commands, newest first, `limit` at a time before `before` (a `nodeSk`). */
+  async ofNode(
+    node: string,
+    limit: number,
+    before?: string,
+  ): Promise<{ commands: CommandRecord[]; more: boolean }> {
+    const { Items, LastEvaluatedKey } = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: 'byNode',
+        KeyConditionExpression: before ? 'nodePk = :node AND nodeSk < :before' : 'nodePk = :node',
+        ExpressionAttributeValues: { ':node': `node#${node}`, ...(before ? { ':before': before } : {}) },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    return {
+      commands: (Items ?? []).map((item) => fromItem(item).command),
+      more: LastEvaluatedKey !== undefined,
+    };
+  }
+
+  /** Open commands whose deadline is before `now` (ISO), at most `limit` per shard. */
+  async overdue(now: string, limit = 100): Promise<StoredCommand[]> {
+    const shards = await Promise.all(
+      Array.from({ length: OPEN_SHARDS }, (_, shard) =>
+        this.db.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: 'byOpen',
+            KeyConditionExpression: 'openPk = :shard AND openSk < :now',
+            ExpressionAttributeValues: { ':shard': `open#${shard}`, ':now': now },
+            Limit: limit,
+          }),
+        ),
+      ),
+    );
+    return shards.flatMap(({ Items }) => (Items ?? []).map(fromItem));
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * The agent channel's message handling, shared by both transports: the WebSocket
+ * (`handler.ts`, `$default`) and the HTTPS fallback (`POST /v1/agent/messages`,
+ * `GET /v1/agent/commands` in `api/routes/agents.ts`). Same messages
+ * (`protocol/messages.ts`), same checks, same effects.
+ *
+ * A message is parsed and validated first; a malformed one, or one naming what is not
+ * the agent's (another hostname, another site's command), is refused and logged and
+ * nothing is done with it.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { commandsTable, connectionsTable, inventoryTable } from '../../infra/resources.ts';
+import {
+  type AgentMessage,
+  ProtocolError,
+  parseAgentMessage,
+  type ServerMessage,
+} from '../../protocol/messages.ts';
+import { type ChannelLogger, ChannelRefusal, CommandQueue } from '../adapters/command-queue.ts';
+import { ConnectionNotifier } from '../adapters/connection-notifier.ts';
+import { documentClient, tableFromEnv } from '../adapters/dynamo/client.ts';
+import { CommandRepository } from '../adapters/dynamo/command-repository.ts';
+import { ConnectionRepository } from '../adapters/dynamo/connection-repository.ts';
+import { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
+import { NodeRepository } from '../adapters/dynamo/node-repository.ts';
+import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
+import { resourcePrefixEnvVar } from '../adapters/resource-factory.ts';
+import { ironicTimestamp } from '../api/dependencies.ts';
+import type { AgentRecord } from '../domain/conductors.ts';
+import { AgentCredentials, type AgentIdentity } from './credentials.ts';
+
+export interface AgentRuntime {
+  readonly queue: CommandQueue;
+  readonly credentials: AgentCredentials;
+  readonly connections: ConnectionRepository;
+  readonly notifier: ConnectionNotifier;
+  readonly commands: CommandRepository;
+  readonly logger: ChannelLogger;
+  readonly now: () => Date;
+}
+
+export interface AgentRuntimeOptions {
+  /** The inventory store (default: the table named by the environment). */
+  readonly store?: InventoryStore;
+  readonly sqs?: SQSClient;
+  readonly logger?: ChannelLogger;
+  /** Default: `METALPLANE_WS_MANAGEMENT_ENDPOINT`. */
+  readonly managementEndpoint?: string | (() => string | undefined);
+  /** See `CommandQueueOptions.createMissingQueues` (default false). */
+  readonly createMissingQueues?: boolean;
+  /** See `CommandQueueOptions.visibilityTimeoutSeconds`. */
+  readonly visibilityTimeoutSeconds?: number;
+  readonly now?: () => Date;
+}
+
+function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+/** Builds the channel's collaborators; table names and endpoints are read at first use. */
+export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRuntime {
+  const db = documentClient();
+  const store = options.store ?? new InventoryStore(db, () => tableFromEnv(inventoryTable.envVar));
+  const logger = options.logger ?? new Logger({ serviceName: 'metalplane-agents' });
+  const now = options.now ?? (() => new Date());
+  const notifier = new ConnectionNotifier(options.managementEndpoint);
+  const connections = new ConnectionRepository(db, () => tableFromEnv(connectionsTable.envVar));
+  const commands = new CommandRepository(db, () => tableFromEnv(commandsTable.envVar));
+  const queue = new CommandQueue({
+    sqs: options.sqs ?? new SQSClient({ maxAttempts: 3 }),
+    prefix: () => requiredEnv(resourcePrefixEnvVar),
+    sites: new SiteRepository(store),
+    nodes: new NodeRepository(store),
+    commands,
+    connections,
+    notifier,
+    logger,
+    newId: () => randomUUID(),
+    now,
+    createMissingQueues: options.createMissingQueues ?? false,
+    ...(options.visibilityTimeoutSeconds !== undefined
+      ? { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds }
+      : {}),
+  });
+  const credentials = new AgentCredentials(store, connections, notifier, now);
+  return { queue, credentials, connections, notifier, commands, logger, now };
+}
+
+let shared: AgentRuntime | undefined;
+
+/** One runtime per Lambda container, from the environment. */
+export function agentRuntimeFromEnv(): AgentRuntime {
+  shared ??= createAgentRuntime();
+  return shared;
+}
+
+const byStore = new WeakMap<InventoryStore, AgentRuntime>();
+
+/**
+ * The runtime on the API's own inventory store (one per store), for the API's routes: it
+ * may create a legacy site's missing queue (the api Lambda has `sqs:CreateQueue`).
+ */
+export function agentRuntimeFor(deps: { readonly store: InventoryStore }): AgentRuntime {
+  let runtime = byStore.get(deps.store);
+  if (!runtime) {
+    runtime = createAgentRuntime({ store: deps.store, createMissingQueues: true });
+    byStore.set(deps.store, runtime);
+  }
+  return runtime;
+}
+
+export type MessageOutcome =
+  /** Handled; `reply` (a `commands` message) goes back to the agent if present. */
+  | { readonly kind: 'handled'; readonly reply?: ServerMessage }
+  /** Refused (malformed: 400; not the agent's: 403), never acted on. */
+  | { readonly kind: 'refused'; readonly status: 400 | 403; readonly reply: ServerMessage };
+
+const refuse = (status: 400 | 403, message: string): MessageOutcome => ({
+  kind: 'refused',
+  status,
+  reply: { v: 1, type: 'error', message },
+});
+
+/** Parses, checks and handles one message from an authenticated agent. */
+export async function handleAgentMessage(
+  runtime: AgentRuntime,
+  agent: AgentIdentity,
+  raw: string | Buffer,
+  transport: 'websocket' | 'https',
+): Promise<MessageOutcome> {
+  let message: AgentMessage;
+  try {
+    message = parseAgentMessage(raw);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    runtime.logger.warn('agent message refused: malformed', {
+      hostname: agent.hostname,
+      site: agent.site,
+      transport,
+      reason: error.message,
+    });
+    return refuse(400, error.message);
+  }
+  try {
+    return await dispatch(runtime, agent, message);
+  } catch (error) {
+    if (!(error instanceof ChannelRefusal)) throw error;
+    runtime.logger.warn('agent message refused: unauthorized', {
+      hostname: agent.hostname,
+      site: agent.site,
+      transport,
+      type: message.type,
+      reason: error.message,
+    });
+    return refuse(403, error.message);
+  }
+}
+
+async function dispatch(
+  runtime: AgentRuntime,
+  agent: AgentIdentity,
+  message: AgentMessage,
+): Promise<MessageOutcome> {
+  switch (message.type) {
+    case 'hello': {
+      if (message.hostname !== agent.hostname) {
+        throw new ChannelRefusal(`hello from ${message.hostname} on the credential of ${agent.hostname}`);
+      }
+      await touch(runtime, agent, (record, stamp) => ({
+        ...record,
+        drivers: [...new Set(message.drivers)].sort(),
+        agent_version: message.agent_version,
+        last_heartbeat: stamp,
+        updated_at: stamp,
+      }));
+      return { kind: 'handled' };
+    }
+    case 'heartbeat':
+      await touch(runtime, agent, (record, stamp) => ({ ...record, last_heartbeat: stamp }));
+      return { kind: 'handled' };
+    case 'pull': {
+      const commands = await runtime.queue.receive(agent.site, { max: message.max });
+      return { kind: 'handled', reply: { v: 1, type: 'commands', commands } };
+    }
+    case 'command_ack':
+      await runtime.queue.acknowledge(agent.site, message.command_id);
+      return { kind: 'handled' };
+    case 'command_result': {
+      const { stored, command } = await runtime.queue.complete(agent.site, message);
+      if (!stored) {
+        runtime.logger.info('result for a finished command: nothing changed', {
+          commandId: command.id,
+          status: command.status,
+          reported: message.status,
+        });
+      }
+      return { kind: 'handled' };
+    }
+    case 'power_report':
+      // Validated (schema) and logged; the power issue stores and acts on these.
+      runtime.logger.info('power report', {
+        hostname: agent.hostname,
+        site: agent.site,
+        reports: message.reports.length,
+      });
+      return { kind: 'handled' };
+  }
+}
+
+async function touch(
+  runtime: AgentRuntime,
+  agent: AgentIdentity,
+  change: (record: AgentRecord, stamp: string) => AgentRecord,
+): Promise<void> {
+  const stamp = ironicTimestamp(runtime.now());
+  const updated = await runtime.credentials.agents.modify(agent.hostname, (record) => change(record, stamp));
+  if (!updated) throw new ChannelRefusal(`agent ${agent.hostname} is not enrolled`);
+}

@@ -1,0 +1,189 @@
+/**
+ * /v1/sites: Metalplane's datacenters, Ironic's `conductor_group`s. Creating a site
+ * creates its SQS FIFO command queue (dead-lettering to the commands DLQ) and records its
+ * URL; deleting one is refused while nodes or agents belong to it, and deletes the queue.
+ * One site may be the default: the site of nodes created without `conductor_group`.
+ *
+ * Admins create, change and delete sites; readers see them.
+ */
+
+import { AgentRepository } from '../../adapters/dynamo/agent-repository.ts';
+import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
+import { conflict, notFound } from '../../domain/errors.ts';
+import { applyPatch, checkPatchAllowed, PATCH_SCHEMA, validatePatch } from '../../domain/json-patch.ts';
+import { validator } from '../../domain/schema.ts';
+import type { Site } from '../../domain/sites/site.ts';
+import {
+  SITE_CREATE_SCHEMA,
+  SITE_PATCHABLE_FIELDS,
+  SITE_VIEW_SCHEMA,
+  validateSiteName,
+} from '../../domain/sites/site.ts';
+import { resourceLinks } from '../../http/links.ts';
+import { type ApiRequest, json, noContent } from '../../http/request.ts';
+import type { Router } from '../../http/router.ts';
+import { authorize } from '../access.ts';
+import type { Dependencies } from '../dependencies.ts';
+import { jsonBody, parseLimit } from '../listing.ts';
+import type { OperationDoc } from '../openapi.ts';
+
+/** The API description of these routes, for `OPERATIONS` in `../openapi.ts`. */
+export const SITE_OPERATIONS: Record<string, OperationDoc> = {
+  'GET /v1/sites': { summary: 'List sites (limit/marker by name)', tag: 'sites' },
+  'POST /v1/sites': {
+    summary: 'Create a site and its command queue (admin)',
+    tag: 'sites',
+    requestSchema: SITE_CREATE_SCHEMA,
+    status: 201,
+  },
+  'GET /v1/sites/{site}': { summary: 'Show a site', tag: 'sites' },
+  'PATCH /v1/sites/{site}': {
+    summary: 'Update description, location or default with an RFC 6902 JSON Patch (admin)',
+    tag: 'sites',
+    requestSchema: PATCH_SCHEMA,
+  },
+  'DELETE /v1/sites/{site}': {
+    summary: 'Delete a site without nodes or agents, and its command queue (admin)',
+    tag: 'sites',
+    status: 204,
+  },
+};
+
+const validateCreate = validator<{
+  name: string;
+  description?: string | null;
+  location?: string | null;
+  default?: boolean;
+}>('site', SITE_CREATE_SCHEMA);
+
+const validateView = validator<{ description: string | null; location: string | null; default: boolean }>(
+  'site',
+  SITE_VIEW_SCHEMA,
+);
+
+function render(request: ApiRequest, site: Site, isDefault: boolean) {
+  return {
+    name: site.name,
+    description: site.description,
+    location: site.location,
+    default: isDefault,
+    queue_url: site.queue_url ?? null,
+    created_at: site.created_at,
+    updated_at: site.updated_at,
+    links: resourceLinks(request.baseUrl, 'sites', site.name),
+  };
+}
+
+export function registerSiteRoutes(
+  router: Router,
+  deps: Dependencies,
+  runtime: AgentRuntime | (() => AgentRuntime) = () => agentRuntimeFor(deps),
+): void {
+  const channel = typeof runtime === 'function' ? runtime : () => runtime;
+  const agents = new AgentRepository(deps.store);
+
+  const find = async (name: string) => {
+    const found = await deps.sites.getVersioned(name);
+    if (!found) throw notFound(`Site ${name} could not be found.`);
+    return found;
+  };
+
+  router.on('GET', '/v1/sites', async (request) => {
+    authorize(request, 'site:list');
+    const limit = parseLimit(request.query.limit);
+    const [page, fallback] = await Promise.all([
+      deps.sites.list(limit, request.query.marker),
+      deps.sites.defaultSite(),
+    ]);
+    const body: Record<string, unknown> = {
+      sites: page.sites.map((site) => render(request, site, site.name === fallback)),
+    };
+    const last = page.sites.at(-1);
+    if (page.more && last) {
+      body.next = `${request.baseUrl}/v1/sites?limit=${limit}&marker=${encodeURIComponent(last.name)}`;
+    }
+    return json(body);
+  });
+
+  router.on('POST', '/v1/sites', async (request) => {
+    authorize(request, 'site:create');
+    const body = validateCreate(jsonBody(request));
+    const name = validateSiteName(body.name);
+    if (await deps.sites.get(name)) throw conflict(`A site with name ${name} already exists.`);
+    // The queue first: a site is never without its queue (an orphan queue from a failed
+    // creation is found again, idempotently, by the next creation of that name).
+    const queueUrl = await channel().queue.createQueue(name);
+    const site: Site = {
+      name,
+      description: body.description ?? null,
+      location: body.location ?? null,
+      created_at: deps.now(),
+      updated_at: null,
+      queue_url: queueUrl,
+    };
+    await deps.sites.create(site, { makeDefault: body.default === true });
+    return json(render(request, site, body.default === true), 201, {
+      Location: `${request.baseUrl}/v1/sites/${name}`,
+    });
+  });
+
+  router.on('GET', '/v1/sites/{site}', async (request) => {
+    authorize(request, 'site:get');
+    const { site } = await find(request.params.site as string);
+    return json(render(request, site, (await deps.sites.defaultSite()) === site.name));
+  });
+
+  router.on('PATCH', '/v1/sites/{site}', async (request) => {
+    authorize(request, 'site:update');
+    const { site, version } = await find(request.params.site as string);
+    const patch = validatePatch(jsonBody(request));
+    checkPatchAllowed(patch, SITE_PATCHABLE_FIELDS);
+    const wasDefault = (await deps.sites.defaultSite()) === site.name;
+    const patched = applyPatch(
+      { description: site.description, location: site.location, default: wasDefault },
+      patch,
+    );
+    // `remove` clears a field.
+    const view = validateView({
+      description: patched.description ?? null,
+      location: patched.location ?? null,
+      default: patched.default ?? false,
+    });
+    let updated = site;
+    if (view.description !== site.description || view.location !== site.location) {
+      updated = { ...site, description: view.description, location: view.location, updated_at: deps.now() };
+      await deps.sites.update(updated, version);
+    }
+    if (view.default && !wasDefault) await deps.sites.setDefault(site.name);
+    if (!view.default && wasDefault) await deps.sites.clearDefault(site.name);
+    return json(render(request, updated, view.default));
+  });
+
+  router.on('DELETE', '/v1/sites/{site}', async (request) => {
+    authorize(request, 'site:delete');
+    const name = request.params.site as string;
+    const { site, version } = await find(name);
+    const nodes = await deps.store.query({
+      index: 'bySite',
+      partitionAttribute: 'sitePk',
+      partitionValue: `node#${name}`,
+      sortAttribute: 'listSk',
+      limit: 1,
+    });
+    if (nodes.items.length > 0) {
+      throw conflict(
+        `Site ${name} still has nodes: move them to another conductor_group or delete them first.`,
+      );
+    }
+    const enrolled = await agents.ofSite(name);
+    if (enrolled.length > 0) {
+      const hostnames = enrolled.map((agent) => agent.hostname).join(', ');
+      throw conflict(
+        `Site ${name} still has agents (${hostnames}): delete them first (DELETE /v1/agents/{hostname}).`,
+      );
+    }
+    await deps.sites.delete(name, version);
+    await channel().queue.deleteQueue(name, site.queue_url);
+    return noContent();
+  });
+}
