@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type LocalAgent, startLocalAgent } from './agent.ts';
 import { bootstrapResources, createSiteCommandQueue, resourceEnvironment } from './bootstrap.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { emulatorEnvironment, type MotoServer, startMoto } from './moto.ts';
@@ -25,11 +26,15 @@ export interface LocalStackOptions {
   readonly noauth?: boolean;
   /** How often the conductor tick runs (AWS: every minute; locally 10 s by default). */
   readonly tickIntervalMs?: number;
+  /** Enroll and run an agent for site `local` (default true). */
+  readonly agent?: boolean;
+  readonly agentStatusPort?: number;
 }
 
 export interface LocalStack {
   /** The admin the local stack created (none with noauth). */
   readonly admin?: { readonly username: string; readonly password: string; readonly cloudsYaml: string };
+  readonly agent?: LocalAgent;
   readonly apiUrl: string;
   readonly webSocketUrl: string;
   readonly awsEndpoint: string;
@@ -149,8 +154,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     ticker.unref();
     stoppers.push(async () => clearInterval(ticker));
     if (admin) writeCloudsYaml(admin, api.url);
+    const agent =
+      options.agent === false
+        ? undefined
+        : await startLocalAgent({
+            projectRoot: join(dirname(fileURLToPath(import.meta.url)), '..'),
+            apiUrl: api.url,
+            webSocketUrl: webSocket.url,
+            site: LOCAL_SITE,
+            ...(admin ? { admin } : {}),
+            ...(options.agentStatusPort !== undefined ? { statusPort: options.agentStatusPort } : {}),
+          });
+    if (agent) stoppers.push(() => agent.stop());
     return {
       ...(admin ? { admin } : {}),
+      ...(agent ? { agent } : {}),
       apiUrl: api.url,
       webSocketUrl: webSocket.url,
       awsEndpoint: moto.endpoint,

@@ -13,13 +13,15 @@ const { values } = parseArgs({
     'ws-port': { type: 'string', default: '6386' },
     'moto-port': { type: 'string', default: '4566' },
     noauth: { type: 'boolean', default: false },
+    'agent-status-port': { type: 'string', default: '9469' },
+    'no-agent': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (values.help) {
   process.stdout.write(
-    'usage: npm start [-- --host 127.0.0.1 --api-port 6385 --ws-port 6386 --moto-port 4566 --noauth]\n',
+    'usage: npm start [-- --host 127.0.0.1 --api-port 6385 --ws-port 6386 --moto-port 4566 --agent-status-port 9469 --noauth --no-agent]\n',
   );
   process.exit(0);
 }
@@ -40,6 +42,8 @@ const stack = await startLocalStack({
   webSocketPort: port('ws-port', values['ws-port']),
   motoPort: port('moto-port', values['moto-port']),
   noauth: values.noauth,
+  agent: !values['no-agent'],
+  agentStatusPort: port('agent-status-port', values['agent-status-port']),
 }).catch((error: Error) => {
   process.stderr.write(`metalplane: the local stack did not start: ${error.message}\n`);
   process.exit(1);
@@ -55,6 +59,9 @@ process.stdout.write(
       ? `  admin (HTTP Basic):  ${stack.admin.username} / password in .local/admin-password\n` +
         `  baremetal CLI:       OS_CLIENT_CONFIG_FILE=${stack.admin.cloudsYaml} OS_CLOUD=metalplane-local .venv/bin/baremetal node list`
       : '  authentication:      none (--noauth): every caller is admin',
+    stack.agent
+      ? `  agent (site local):  ${stack.agent.hostname}, pid ${stack.agent.pid}, status ${stack.agent.statusUrl}/healthz`
+      : '  agent:               none (--no-agent)',
     'Ctrl-C stops everything.',
     '',
   ].join('\n'),

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 if curl -fsS -m 1 http://127.0.0.1:16385/v1 >/dev/null 2>&1; then echo "smoke: port 16385 is already served by something else" >&2; exit 1; fi
-setsid npm start -- --api-port 16385 --ws-port 16386 --moto-port 14566 >"$log" 2>&1 &
+setsid npm start -- --api-port 16385 --ws-port 16386 --moto-port 14566 --agent-status-port 19469 >"$log" 2>&1 &
 pid=$!
 trap 'kill -INT -- "-$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
@@ -14,6 +14,27 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 grep -q '"id":"v1"' /tmp/metalplane-smoke-v1.json || { cat "$log"; echo "smoke: /v1 not served" >&2; exit 1; }
+# The agent of site `local` is up (a conductor, alive) and runs a command end to end.
+auth="admin:$(cat .local/admin-password)"
+api() { curl -fsS -m 5 -u "$auth" -H 'X-OpenStack-Ironic-API-Version: 1.82' -H 'Content-Type: application/json' "$@"; }
+alive=""
+for _ in $(seq 1 60); do
+  alive=$(api http://127.0.0.1:16385/v1/conductors | python3 -c 'import json,sys; print(",".join(c["hostname"] for c in json.load(sys.stdin)["conductors"] if c["alive"]))' || true)
+  [ -n "$alive" ] && break
+  sleep 0.5
+done
+[ -n "$alive" ] || { cat "$log"; echo "smoke: no alive agent in /v1/conductors" >&2; exit 1; }
+node=$(api -X POST http://127.0.0.1:16385/v1/nodes -d '{"driver":"fake-hardware","name":"smoke"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
+command=$(api -X POST "http://127.0.0.1:16385/v1/nodes/$node/commands" -d '{"action":"noop","args":{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+status=""
+for _ in $(seq 1 40); do
+  status=$(api "http://127.0.0.1:16385/v1/nodes/$node/commands/$command" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  [ "$status" = succeeded ] && break
+  sleep 0.25
+done
+[ "$status" = succeeded ] || { cat "$log"; echo "smoke: the agent did not run the command (status: $status)" >&2; exit 1; }
+echo "smoke: agent $alive ran command $command"
+curl -fsS -m 2 http://127.0.0.1:19469/healthz >/dev/null || { echo "smoke: agent /healthz failed" >&2; exit 1; }
 # Ctrl-C signals the terminal's whole process group (npm and its node child): do the same.
 kill -INT -- "-$pid"
 for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
