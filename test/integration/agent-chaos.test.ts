@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentProcess, testConfig, waitFor } from '../../agent/testing/agent-process.ts';
+import { createAgentsHandler } from '../../lambda/agents/handler.ts';
+import { startWebSocketGateway, type WebSocketGateway } from '../../local/ws-gateway.ts';
 import { type ChannelStack, startChannel } from '../support/channel.ts';
 
 const NODES = 10;
@@ -13,6 +15,7 @@ const KILL_EVERY = 20;
 
 let stack: ChannelStack;
 let agent: AgentProcess;
+let restarted: WebSocketGateway | undefined;
 const started: string[] = [];
 
 function harvest(): void {
@@ -27,10 +30,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await agent?.cleanup();
+  await restarted?.close();
   await stack?.close();
 });
 
-describe('agent killed at random', () => {
+describe('agent killed at random, control plane restarted', () => {
   it(`${COMMANDS} commands on ${NODES} nodes through SIGKILLs: every one ends, none runs twice, each node in order`, async () => {
     const nodes = await Promise.all(Array.from({ length: NODES }, () => stack.createNode('chaos')));
     const { credential } = await stack.enroll('chaos', 'test-agent');
@@ -55,6 +59,18 @@ describe('agent killed at random', () => {
       });
       expect(created.status).toBe(202);
       issued.push({ id: created.body.id, node });
+      if (i === COMMANDS / 2) {
+        // The control plane's WebSocket side restarts: every socket drops, commands keep
+        // being accepted meanwhile, and the agent reconnects to the new gateway.
+        const port = stack.gateway.port;
+        await stack.gateway.close();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        restarted = await startWebSocketGateway({
+          handler: createAgentsHandler(() => stack.runtime),
+          port,
+          log: () => undefined,
+        });
+      }
       if (i % KILL_EVERY === KILL_EVERY - 1) {
         // Let some work be in flight, then cut it at a random point.
         await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 150)));
