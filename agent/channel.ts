@@ -131,8 +131,12 @@ export class Channel {
   invalidMessages = 0;
   connectedSince: number | undefined;
 
+  /** The bearer credential; replaced by `useCredential` when it is rotated. */
+  #credential: string;
+
   constructor(options: ChannelOptions) {
     this.#o = options;
+    this.#credential = options.credential;
     this.#backoff = new Backoff({
       initialMs: options.reconnect.initialDelayMs,
       maxMs: options.reconnect.maxDelayMs,
@@ -156,6 +160,16 @@ export class Channel {
   /** Can messages be sent now? */
   get up(): boolean {
     return this.#state === 'websocket' || this.#state === 'polling';
+  }
+
+  /**
+   * Switches to a new credential: later requests carry it, and an open socket is closed
+   * so that it reconnects with it (the control plane retires the old one on first use).
+   */
+  useCredential(credential: string): void {
+    this.#credential = credential;
+    const ws = this.#ws;
+    if (ws) ws.close(1000, 'credential rotated');
   }
 
   start(): void {
@@ -316,7 +330,7 @@ export class Channel {
     if (!probe) this.#setState('connecting');
     const ws = new WebSocket(this.#o.websocketUrl, {
       headers: {
-        Authorization: `Bearer ${this.#o.credential}`,
+        Authorization: `Bearer ${this.#credential}`,
         'User-Agent': `metalplane-agent/${AGENT_VERSION}`,
       },
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
@@ -417,7 +431,7 @@ export class Channel {
 
   #headers(extra: Record<string, string> = {}): Record<string, string> {
     return {
-      Authorization: `Bearer ${this.#o.credential}`,
+      Authorization: `Bearer ${this.#credential}`,
       'User-Agent': `metalplane-agent/${AGENT_VERSION}`,
       Accept: 'application/json',
       ...extra,

@@ -11,6 +11,7 @@
  * 2 bad usage or configuration (systemd does not restart on 2).
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from './config.ts';
 import { enroll } from './enroll.ts';
@@ -46,6 +47,12 @@ async function runCommand(options: { config?: string }): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP (`metalplane-agent rotate-credential`, or `systemctl reload`): a new credential, no downtime.
+  process.on('SIGHUP', () => {
+    agent
+      .rotateCredential()
+      .catch((error) => agent.log.error('credential rotation failed', { error: errorMessage(error) }));
+  });
   process.on('unhandledRejection', (error) =>
     agent.log.error('unhandled rejection', { error: errorMessage(error) }),
   );
@@ -122,6 +129,25 @@ export function buildProgram(): Command {
       `config file (default: $METALPLANE_AGENT_CONFIG or ${DEFAULT_CONFIG_FILE})`,
     )
     .action((options) => checkConfigCommand(options));
+  program
+    .command('rotate-credential')
+    .description(
+      'have the running agent fetch a new credential and switch to it, without downtime (sends it SIGHUP)',
+    )
+    .option(
+      '-c, --config <file>',
+      `config file (default: $METALPLANE_AGENT_CONFIG or ${DEFAULT_CONFIG_FILE})`,
+    )
+    .action((options: { config?: string }) => {
+      const config = loadConfig(options.config ?? defaultConfigFile(), { required: true });
+      const pid = Number(readFileSync(join(config.stateDir, 'agent.lock'), 'utf8').trim());
+      if (!Number.isInteger(pid) || pid <= 1)
+        throw new Error(`${config.stateDir}/agent.lock: no running agent`);
+      process.kill(pid, 'SIGHUP');
+      process.stdout.write(
+        `asked agent ${pid} to rotate its credential (see its log: "credential rotated")\n`,
+      );
+    });
   return program;
 }
 

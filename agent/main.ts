@@ -26,6 +26,7 @@ import {
   readCredential,
   readEnrollment,
   recoverInterrupted,
+  writeCredential,
 } from './state.ts';
 import { type AgentSnapshot, type StatusServer, startStatusServer } from './status.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -37,6 +38,8 @@ const DRAIN_FOLLOWUP_MS = 1000;
 
 export interface RunningAgent {
   readonly log: Logger;
+  /** Asks the control plane for a new credential, stores it, and switches to it. */
+  rotateCredential(): Promise<void>;
   readonly status: StatusServer | undefined;
   snapshot(): AgentSnapshot;
   /** Stops in order; resolves when everything is closed. Idempotent. */
@@ -203,5 +206,24 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     return stopPromise;
   };
 
-  return { log, status, snapshot, stop, stopped };
+  let current = credential;
+  const rotateCredential = async (): Promise<void> => {
+    const response = await fetch(`${url}/v1/agents/${encodeURIComponent(config.hostname)}/credentials`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${current}`, Accept: 'application/json' },
+      signal: AbortSignal.timeout(15_000),
+    });
+    if (!response.ok) throw new Error(`credential rotation refused: HTTP ${response.status}`);
+    const body = (await response.json()) as { credential?: unknown };
+    if (typeof body.credential !== 'string')
+      throw new Error('credential rotation: no credential in the answer');
+    log.addSecret(body.credential);
+    // On disk first: a crash after this point restarts with the new credential.
+    await writeCredential(config.stateDir, body.credential);
+    current = body.credential;
+    channel?.useCredential(body.credential);
+    log.info('credential rotated');
+  };
+
+  return { log, status, snapshot, stop, stopped, rotateCredential };
 }
