@@ -19,6 +19,10 @@ Finally, every Query on an index sorts the whole table, then the matches, compar
 moto's DynamoType objects (each comparison re-parses the value): 1.3 s for a 100-node
 page with 10,000 nodes stored. The shim sorts by a plain (type, value) key instead —
 the same order DynamoDB defines (strings and binaries bytewise, numbers numerically).
+And one SQS fix: when several in-flight messages of one FIFO group time out together,
+moto releases them one by one while scanning, so the group counts as busy until the
+last of them is reached — and the *last* is delivered first, out of order. The shim
+releases every timed-out message before moto scans, as SQS does (order kept per group).
 Everything else is moto as released.
 Usage: the same arguments as moto_server (local/moto.ts starts it).
 """
@@ -34,6 +38,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.server import main
+from moto.sqs.models import SQSBackend
 
 _transactions = threading.RLock()
 _original_transact = DynamoDBBackend.transact_write_items
@@ -133,6 +138,18 @@ def _sorted_items(self, hash_key_attrs, range_key_attrs, items):
     return items
 
 
+_original_receive = SQSBackend.receive_message
+
+
+def _receive_message(self, queue_name, *args, **kwargs):
+    queue = self.get_queue(queue_name)
+    for message in list(queue.pending_messages):
+        if message.visible:
+            queue.pending_messages.discard(message)
+    return _original_receive(self, queue_name, *args, **kwargs)
+
+
+SQSBackend.receive_message = _receive_message
 Table.all_items = _all_items
 Table.sorted_items = _sorted_items
 dynamodb_models.copy = _TableKeepingCopy

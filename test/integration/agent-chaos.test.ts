@@ -74,8 +74,8 @@ describe('agent killed at random, control plane restarted', () => {
       if (i % KILL_EVERY === KILL_EVERY - 1) {
         // Let some work be in flight, then cut it at a random point.
         await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 150)));
-        harvest();
         await agent.kill('SIGKILL');
+        harvest(); // every line the killed process wrote, up to its death
         await agent.start();
       }
     }
