@@ -1,64 +1,19 @@
 /** BIOS settings of a node through the api handler on moto (exchange 105). */
-import { Logger } from '@aws-lambda-powertools/logger';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { biosSettingWrite } from '../../lambda/adapters/dynamo/bios-repository.ts';
-import { type Dependencies, dependenciesFromEnv } from '../../lambda/api/dependencies.ts';
-import { registerBiosRoutes } from '../../lambda/api/routes/bios.ts';
-import { registerNodeRoutes } from '../../lambda/api/routes/nodes.ts';
 import { conflict } from '../../lambda/domain/errors.ts';
 import type { BiosSetting } from '../../lambda/domain/inventory/bios.ts';
-import { createApiHandler } from '../../lambda/http/middlewares.ts';
-import { Router } from '../../lambda/http/router.ts';
-import { type HttpGateway, startHttpGateway } from '../../local/http-gateway.ts';
-import { isolatedResources } from '../support/aws.ts';
+import { startApi, type TestApi } from '../support/api.ts';
 import { exchange } from '../support/reference.ts';
 
-// A router of its own (nodes + bios) until buildRouter wires these routes.
-interface Api {
-  url: string;
-  deps: Dependencies;
-  call(
-    method: string,
-    path: string,
-    options?: { version?: string; role?: string; project?: string },
-  ): Promise<{ status: number; body: any; fault?: { faultstring: string } }>;
-}
-let api: Api;
-let gateway: HttpGateway;
-
+// The real router (buildRouter) with real HTTP Basic users: admin, reader, and members of
+// projects p1 and p2 (`role`/`project` in a call pick the user).
+let api: TestApi;
 beforeAll(async () => {
-  await isolatedResources();
-  const deps = dependenciesFromEnv();
-  const router = new Router();
-  registerNodeRoutes(router, deps);
-  registerBiosRoutes(router, deps);
-  const handler = createApiHandler(router, new Logger({ logLevel: 'SILENT' }), async (headers) => ({
-    kind: 'user',
-    name: 'tester',
-    role: headers['x-test-role'] ?? 'admin',
-    ...(headers['x-test-project'] ? { project: headers['x-test-project'] } : {}),
-  }));
-  gateway = await startHttpGateway({ handler });
-  await deps.sites.create(
-    { name: 'test-site', description: null, location: null, created_at: deps.now(), updated_at: null },
-    { makeDefault: true },
-  );
-  api = {
-    url: gateway.url,
-    deps,
-    async call(method, path, options = {}) {
-      const headers: Record<string, string> = { 'X-OpenStack-Ironic-API-Version': options.version ?? '1.82' };
-      if (options.role) headers['x-test-role'] = options.role;
-      if (options.project) headers['x-test-project'] = options.project;
-      const response = await fetch(`${gateway.url}${path}`, { method, headers });
-      const text = await response.text();
-      const parsed = text === '' ? undefined : JSON.parse(text);
-      const fault = typeof parsed?.error_message === 'string' ? JSON.parse(parsed.error_message) : undefined;
-      return { status: response.status, body: parsed, fault };
-    },
-  };
+  api = await startApi({ auth: 'basic' });
 });
-afterAll(() => gateway?.close());
+afterAll(() => api?.close());
 
 function setting(name: string, value: string): BiosSetting {
   return {
@@ -92,12 +47,10 @@ async function report(nodeUuid: string, settings: BiosSetting[]): Promise<void> 
 describe('BIOS settings', () => {
   let uuid: string;
   beforeAll(async () => {
-    const created = await fetch(`${api.url}/v1/nodes`, {
-      method: 'POST',
-      headers: { 'X-OpenStack-Ironic-API-Version': '1.82', 'Content-Type': 'application/json' },
-      body: JSON.stringify({ driver: 'fake-hardware', name: 'bios-node', owner: 'p1' }),
+    const created = await api.call('POST', '/v1/nodes', {
+      body: { driver: 'fake-hardware', name: 'bios-node', owner: 'p1' },
     });
-    uuid = ((await created.json()) as { uuid: string }).uuid;
+    uuid = created.body.uuid as string;
   });
 
   it('lists none before the agent reports, exactly as exchange 105', async () => {
@@ -179,11 +132,7 @@ describe('BIOS settings', () => {
   });
 
   it("a node's deletion removes its settings", async () => {
-    const response = await fetch(`${api.url}/v1/nodes/${uuid}`, {
-      method: 'DELETE',
-      headers: { 'X-OpenStack-Ironic-API-Version': '1.82' },
-    });
-    expect(response.status).toBe(204);
+    expect((await api.call('DELETE', `/v1/nodes/${uuid}`)).status).toBe(204);
     expect(await api.deps.store.get('bios_setting', `${uuid}/LogicalProc`)).toBeUndefined();
   });
 });

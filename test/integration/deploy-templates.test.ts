@@ -1,56 +1,16 @@
 /** Deploy templates through the api handler on moto, compared with Ironic's recorded answers (103-104). */
-import { Logger } from '@aws-lambda-powertools/logger';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Dependencies, dependenciesFromEnv } from '../../lambda/api/dependencies.ts';
-import { registerDeployTemplateRoutes } from '../../lambda/api/routes/deploy-templates.ts';
-import { createApiHandler } from '../../lambda/http/middlewares.ts';
-import { Router } from '../../lambda/http/router.ts';
-import { type HttpGateway, startHttpGateway } from '../../local/http-gateway.ts';
-import { isolatedResources } from '../support/aws.ts';
+import { startApi, type TestApi } from '../support/api.ts';
 import { exchange, rehost } from '../support/reference.ts';
 
-// A router of its own until buildRouter wires these routes; the principal comes from
-// test headers so that roles can be exercised.
-interface Api {
-  url: string;
-  deps: Dependencies;
-  call(
-    method: string,
-    path: string,
-    options?: { body?: unknown; version?: string; role?: string },
-  ): Promise<{ status: number; headers: Headers; body: any; fault?: { faultstring: string } }>;
-}
-let api: Api;
-let gateway: HttpGateway;
-
+// The real router (buildRouter) with real HTTP Basic users: admin, reader, and members of
+// projects p1 and p2 (`role`/`project` in a call pick the user).
+let api: TestApi;
 beforeAll(async () => {
-  await isolatedResources();
-  const deps = dependenciesFromEnv();
-  const router = new Router();
-  registerDeployTemplateRoutes(router, deps);
-  const handler = createApiHandler(router, new Logger({ logLevel: 'SILENT' }), async (headers) => ({
-    kind: 'user',
-    name: 'tester',
-    role: headers['x-test-role'] ?? 'admin',
-  }));
-  gateway = await startHttpGateway({ handler });
-  api = {
-    url: gateway.url,
-    deps,
-    async call(method, path, options = {}) {
-      const headers: Record<string, string> = { 'X-OpenStack-Ironic-API-Version': options.version ?? '1.82' };
-      if (options.role) headers['x-test-role'] = options.role;
-      const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-      if (body !== undefined) headers['Content-Type'] = 'application/json';
-      const response = await fetch(`${gateway.url}${path}`, { method, headers, body });
-      const text = await response.text();
-      const parsed = text === '' ? undefined : JSON.parse(text);
-      const fault = typeof parsed?.error_message === 'string' ? JSON.parse(parsed.error_message) : undefined;
-      return { status: response.status, headers: response.headers, body: parsed, fault };
-    },
-  };
+  api = await startApi({ auth: 'basic' });
 });
-afterAll(() => gateway?.close());
+afterAll(() => api?.close());
 
 const RECORDED_UUID = '5e4a80c7-cf24-41a7-9579-d4ef34d6072f';
 

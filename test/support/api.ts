@@ -29,6 +29,9 @@ export interface ApiOptions {
 export interface CallOptions {
   /** Send HTTP Basic credentials (with `auth: 'basic'`; the admin's by default). */
   readonly as?: Credentials | null;
+  /** Or name the role (and a member's project, p1 or p2) of one of the harness users. */
+  readonly role?: Role;
+  readonly project?: string;
   readonly body?: unknown;
   /** Raw body text (for malformed-JSON tests); wins over `body`. */
   readonly rawBody?: string;
@@ -110,13 +113,12 @@ export async function startApi(options: ApiOptions = {}): Promise<TestApi> {
     reader: credentials.reader as Credentials,
     member1: credentials.member1 as Credentials,
     member2: credentials.member2 as Credentials,
-    call: (method, path, callOptions = {}) =>
-      call(
-        gateway.url,
-        method,
-        path,
-        basic && callOptions.as === undefined ? { ...callOptions, as: credentials.admin } : callOptions,
-      ),
+    call: (method, path, callOptions = {}) => {
+      const member = callOptions.project === 'p2' ? 'member2' : 'member1';
+      const byRole = { admin: 'admin', reader: 'reader', member }[callOptions.role ?? 'admin'] as string;
+      const as = callOptions.as === undefined && basic ? credentials[byRole] : callOptions.as;
+      return call(gateway.url, method, path, { ...callOptions, ...(as !== undefined ? { as } : {}) });
+    },
     close: () => gateway.close(),
   };
 }
