@@ -51,14 +51,18 @@ async function startStack() {
     });
     return {
       status: response.status,
-      body: (await response.json().catch(() => undefined)) as Record<string, any>,
+      body: (await response.json().catch(() => ({}))) as Record<string, string>,
     };
   };
   return {
     url,
     wsUrl: `ws://127.0.0.1:${ws}/local`,
     call,
-    stop: () => new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGINT'))),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGINT');
+      }),
   };
 }
 
@@ -84,7 +88,7 @@ async function measure(transport: 'websocket' | 'polling') {
     const nodes: string[] = [];
     for (let i = 0; i < NODES; i++)
       nodes.push(
-        (await stack.call('POST', '/v1/nodes', { driver: 'fake-hardware', conductor_group: site })).body.uuid,
+        (await stack.call('POST', '/v1/nodes', { driver: 'fake-hardware', conductor_group: site })).body.uuid as string,
       );
     const token = (await stack.call('POST', `/v1/sites/${site}/agents`)).body.token as string;
     const enrolled = await stack.call('POST', '/v1/agents/enroll', {

@@ -21,3 +21,21 @@ export function tableFromEnv(envVar: string): string {
   if (!name) throw new Error(`${envVar} is not set: the table name comes from the environment`);
   return name;
 }
+
+/** A table's name, or a function giving it at first use (not at cold start). */
+export type TableName = string | (() => string);
+
+/** The base of every repository over one DynamoDB table. */
+export abstract class TableRepository {
+  protected readonly db: DynamoDBDocumentClient;
+  readonly #tableName: TableName;
+
+  constructor(db: DynamoDBDocumentClient, table: TableName) {
+    this.db = db;
+    this.#tableName = table;
+  }
+
+  protected get table(): string {
+    return typeof this.#tableName === 'string' ? this.#tableName : this.#tableName();
+  }
+}

@@ -14,20 +14,16 @@
  * the new state, `domain/commands/command.ts`), so concurrent results, acks, redeliveries
  * and the expiry tick never overwrite a finished command.
  */
+
 import { createHash } from 'node:crypto';
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
   type CommandRecord,
   type CommandState,
   FINISHED_STATES,
   statesLeadingTo,
 } from '../../domain/commands/command.ts';
+import { TableRepository } from './client.ts';
 
 /** Partitions of the byOpen index. */
 export const OPEN_SHARDS = 4;
@@ -78,19 +74,7 @@ export interface TransitionChanges {
   readonly finished_at?: string;
 }
 
-export class CommandRepository {
-  private readonly db: DynamoDBDocumentClient;
-  private readonly tableName: string | (() => string);
-
-  constructor(db: DynamoDBDocumentClient, table: string | (() => string)) {
-    this.db = db;
-    this.tableName = table;
-  }
-
-  private get table(): string {
-    return typeof this.tableName === 'string' ? this.tableName : this.tableName();
-  }
-
+export class CommandRepository extends TableRepository {
   async create(command: CommandRecord): Promise<void> {
     await this.db.send(
       new PutCommand({

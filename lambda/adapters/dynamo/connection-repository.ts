@@ -9,13 +9,9 @@
  * Both carry `expiresAt` (TTL): API Gateway closes a connection after 2 hours at most,
  * so a record whose `$disconnect` was lost does not outlive that by much.
  */
-import {
-  BatchWriteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+
+import { BatchWriteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { TableRepository } from './client.ts';
 
 /** API Gateway's maximum connection duration, plus a margin. */
 const CONNECTION_TTL_SECONDS = 2 * 3600 + 600;
@@ -44,19 +40,7 @@ function fromItem(item: Record<string, unknown>): AgentConnection {
   };
 }
 
-export class ConnectionRepository {
-  private readonly db: DynamoDBDocumentClient;
-  private readonly tableName: string | (() => string);
-
-  constructor(db: DynamoDBDocumentClient, table: string | (() => string)) {
-    this.db = db;
-    this.tableName = table;
-  }
-
-  private get table(): string {
-    return typeof this.tableName === 'string' ? this.tableName : this.tableName();
-  }
-
+export class ConnectionRepository extends TableRepository {
   async put(connection: AgentConnection): Promise<void> {
     const expiresAt = Math.floor(Date.parse(connection.connectedAt) / 1000) + CONNECTION_TTL_SECONDS;
     const attributes = { ...connection, expiresAt };

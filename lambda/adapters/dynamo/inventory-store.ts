@@ -10,7 +10,6 @@
  */
 import {
   DeleteCommand,
-  type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -18,6 +17,7 @@ import {
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { DomainError } from '../../domain/errors.ts';
+import { TableRepository } from './client.ts';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -106,20 +106,7 @@ const MAX_QUERY_PAGES = 25;
 export const itemKey = (kind: string, id: string) => ({ pk: `${kind}#${id}`, sk: 'item' });
 const uniqueKey = (scope: string, value: string) => ({ pk: `unique#${scope}#${value}`, sk: 'unique' });
 
-export class InventoryStore {
-  private readonly db: DynamoDBDocumentClient;
-  private readonly tableName: string | (() => string);
-
-  /** `table` may be a function: the name is then read at first use, not at cold start. */
-  constructor(db: DynamoDBDocumentClient, table: string | (() => string)) {
-    this.db = db;
-    this.tableName = table;
-  }
-
-  private get table(): string {
-    return typeof this.tableName === 'string' ? this.tableName : this.tableName();
-  }
-
+export class InventoryStore extends TableRepository {
   async get<T>(kind: string, id: string): Promise<StoredItem<T> | undefined> {
     const { Item } = await this.db.send(
       new GetCommand({ TableName: this.table, Key: itemKey(kind, id), ConsistentRead: true }),
