@@ -88,7 +88,8 @@ async function measure(transport: 'websocket' | 'polling') {
     const nodes: string[] = [];
     for (let i = 0; i < NODES; i++)
       nodes.push(
-        (await stack.call('POST', '/v1/nodes', { driver: 'fake-hardware', conductor_group: site })).body.uuid as string,
+        (await stack.call('POST', '/v1/nodes', { driver: 'fake-hardware', conductor_group: site })).body
+          .uuid as string,
       );
     const token = (await stack.call('POST', `/v1/sites/${site}/agents`)).body.token as string;
     const enrolled = await stack.call('POST', '/v1/agents/enroll', {
