@@ -52,14 +52,54 @@ export type AgentMessage =
       v: 1;
       type: 'power_report';
       reports: Array<{ node: string; power_state: string | null; error?: string; observed_at: string }>;
-    };
+    }
+  /** Asks for the images this agent's site should hold; answered with `images`. */
+  | { v: 1; type: 'images_pull'; cursor?: string }
+  /** Sync state of images at this agent's site (changes, and a full set now and then). */
+  | { v: 1; type: 'image_report'; reports: ImageReport[] };
+
+/** A file of an image as stored at a site: `<images dir>/<image uuid>/<role>`. */
+export type ImageFileRole = 'iso' | 'kernel' | 'ramdisk';
+
+export interface ImageFile {
+  readonly role: ImageFileRole;
+  readonly size: number;
+  /** Lower-case hex SHA-256 of the whole file. */
+  readonly sha256: string;
+  /** Short-lived presigned GET URL (S3); re-requested with `images_pull` when expired. */
+  readonly url: string;
+  readonly url_expires_at: string;
+}
+
+/** An image a site should hold (active, and selected for the site). */
+export interface ImageAssignment {
+  readonly uuid: string;
+  readonly name: string;
+  readonly files: readonly ImageFile[];
+}
+
+export type ImageSyncState = 'pending' | 'syncing' | 'ready' | 'error';
+
+export interface ImageReport {
+  readonly image: string;
+  readonly state: ImageSyncState;
+  readonly bytes_done: number;
+  readonly bytes_total: number;
+  readonly error?: string;
+  readonly observed_at: string;
+}
 
 export type ServerMessage =
-  | { v: 1; type: 'wake' }
+  /** Work is waiting: `commands` (the default) → pull; `images` → images_pull. */
+  | { v: 1; type: 'wake'; topic?: 'commands' | 'images' }
+  /** One page of the site's images; `cursor` set when more follow (ask again with it). */
+  | { v: 1; type: 'images'; images: ImageAssignment[]; cursor?: string }
   | { v: 1; type: 'commands'; commands: Command[] }
   | { v: 1; type: 'error'; message: string };
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' };
+const uuid = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' };
+const byteCount = { type: 'integer', minimum: 0, maximum: 2 ** 50 };
 const time = { type: 'string', maxLength: 40, pattern: '^\\d{4}-\\d{2}-\\d{2}T' };
 const envelope = (type: string, properties: Record<string, unknown>, required: string[]) => ({
   type: 'object',
@@ -133,12 +173,72 @@ export const AGENT_MESSAGE_SCHEMA = {
       },
       ['reports'],
     ),
+    envelope('images_pull', { cursor: { type: 'string', minLength: 1, maxLength: 512 } }, []),
+    envelope(
+      'image_report',
+      {
+        reports: {
+          type: 'array',
+          maxItems: 500,
+          items: {
+            type: 'object',
+            properties: {
+              image: uuid,
+              state: { enum: ['pending', 'syncing', 'ready', 'error'] },
+              bytes_done: byteCount,
+              bytes_total: byteCount,
+              error: { type: 'string', maxLength: 1024 },
+              observed_at: time,
+            },
+            required: ['image', 'state', 'bytes_done', 'bytes_total', 'observed_at'],
+            additionalProperties: false,
+          },
+        },
+      },
+      ['reports'],
+    ),
   ],
+};
+
+const IMAGE_ASSIGNMENT_SCHEMA = {
+  type: 'object',
+  properties: {
+    uuid,
+    name: { type: 'string', minLength: 1, maxLength: 255 },
+    files: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 2,
+      items: {
+        type: 'object',
+        properties: {
+          role: { enum: ['iso', 'kernel', 'ramdisk'] },
+          size: byteCount,
+          sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+          url: { type: 'string', pattern: '^https?://', maxLength: 4096 },
+          url_expires_at: time,
+        },
+        required: ['role', 'size', 'sha256', 'url', 'url_expires_at'],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ['uuid', 'name', 'files'],
+  additionalProperties: false,
 };
 
 export const SERVER_MESSAGE_SCHEMA = {
   oneOf: [
-    envelope('wake', {}, []),
+    envelope('wake', { topic: { enum: ['commands', 'images'] } }, []),
+    // At most 20 images per message keeps it under API Gateway's 128 KiB with long URLs.
+    envelope(
+      'images',
+      {
+        images: { type: 'array', items: IMAGE_ASSIGNMENT_SCHEMA, maxItems: 20 },
+        cursor: { type: 'string', minLength: 1, maxLength: 512 },
+      },
+      ['images'],
+    ),
     envelope('commands', { commands: { type: 'array', items: COMMAND_SCHEMA, maxItems: 10 } }, ['commands']),
     envelope('error', { message: { type: 'string', maxLength: 4096 } }, ['message']),
   ],

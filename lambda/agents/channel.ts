@@ -209,6 +209,12 @@ async function dispatch(
         reports: message.reports.length,
       });
       return { kind: 'handled' };
+    case 'images_pull':
+    case 'image_report':
+      // Issue 6 (images) answers these; until then the site holds no images.
+      return message.type === 'images_pull'
+        ? { kind: 'handled', reply: { v: 1, type: 'images', images: [] } }
+        : { kind: 'handled' };
   }
 }
 
