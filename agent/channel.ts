@@ -3,7 +3,8 @@
  *
  * - WebSocket (`ws`) to the control plane's WebSocket URL with `Authorization: Bearer
  *   <credential>`. On open: `hello`, then the outbox is replayed and a `pull` drains the
- *   backlog. `wake` → `pull {max}`; `commands` → the executor. Messages bigger than API
+ *   backlog. `wake` → `pull {max}`; `commands` → the executor; `images` and `wake {topic:
+ *   'images'}` → the image manager (`onImages`, `onImagesWake`). Messages bigger than API
  *   Gateway's 32 KiB frame limit are sent fragmented.
  * - HTTPS long polling, the fallback where WebSockets are blocked: `GET
  *   {url}/v1/agent/commands?wait=S&max=N` answers a `commands` message (or 204), `POST
@@ -87,6 +88,10 @@ export interface ChannelOptions {
   /** How many commands the agent can take now (0: none). */
   readonly capacity: () => number;
   readonly onCommands: (commands: Command[]) => void;
+  /** A page of the site's image list (the answer to `images_pull`). */
+  readonly onImages?: (msg: Extract<ServerMessage, { type: 'images' }>) => void;
+  /** `wake {topic: 'images'}`: the site's image list changed. */
+  readonly onImagesWake?: () => void;
   /** The channel is up (after `hello`): replay what waits. */
   readonly onUp?: () => void;
   readonly onStateChange?: (state: ChannelState) => void;
@@ -292,7 +297,11 @@ export class Channel {
   #handle(msg: ServerMessage): void {
     switch (msg.type) {
       case 'wake':
-        this.requestPull('wake');
+        if (msg.topic === 'images') this.#o.onImagesWake?.();
+        else this.requestPull('wake');
+        break;
+      case 'images':
+        this.#o.onImages?.(msg);
         break;
       case 'commands':
         this.#pullInFlight = false;
@@ -427,6 +436,22 @@ export class Channel {
     this.#probeTimer.unref();
   }
 
+  /**
+   * GETs one of the control plane's agent routes (`/v1/agent/...`) over HTTPS with the
+   * credential, whatever the transport: the parsed JSON body; throws on any non-2xx.
+   */
+  async getJson(path: string, timeoutMs = HTTP_TIMEOUT_MS): Promise<unknown> {
+    if (!path.startsWith('/v1/agent/')) throw new Error(`not an agent route: ${path}`);
+    const res = await fetch(`${this.#o.url}${path}`, {
+      headers: this.#headers(),
+      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)]),
+    });
+    const body = await res.text();
+    if (!res.ok)
+      throw new HttpError(res.status, `GET ${path.split('?')[0]}: HTTP ${res.status} ${body.slice(0, 200)}`);
+    return JSON.parse(body) as unknown;
+  }
+
   // --- HTTPS long polling --------------------------------------------------------------------
 
   #headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -464,6 +489,10 @@ export class Channel {
     }
     if (msg.type === 'commands') {
       if (msg.commands.length > 0) this.#o.onCommands(msg.commands);
+    } else if (msg.type === 'images') this.#o.onImages?.(msg);
+    else if (msg.type === 'wake') {
+      if (msg.topic === 'images') this.#o.onImagesWake?.();
+      else this.#pollKick?.();
     } else if (msg.type === 'error') this.#o.log.warn('control plane error', { message: msg.message });
   }
 

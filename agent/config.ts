@@ -13,11 +13,11 @@ import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import { ALL_DRIVERS } from './actions/registry.ts';
+import { DRIVER_NAMES } from './actions/registry.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 
 export const DEFAULT_CONFIG_FILE = '/etc/metalplane-agent/config.yaml';
-export const KNOWN_DRIVERS: readonly string[] = ALL_DRIVERS.map((d) => d.name);
+export const KNOWN_DRIVERS: readonly string[] = DRIVER_NAMES;
 export type Transport = 'websocket' | 'polling' | 'auto';
 
 export interface AgentConfig {
@@ -44,10 +44,37 @@ export interface AgentConfig {
     readonly websocketRetryIntervalMs: number;
   };
   readonly pollWaitSeconds: number;
+  /** The periodic power-state sync (`agent/power/sync.ts`). */
+  readonly powerSync: {
+    readonly enabled: boolean;
+    readonly intervalMs: number;
+    readonly concurrency: number;
+    readonly probeTimeoutMs: number;
+    /** Read IPMI power states with the built-in RMCP+ client instead of spawning ipmitool. */
+    readonly native: boolean;
+  };
+  /** ipmitool: per-call timeout, quiet time between calls to one BMC, retries of transient errors. */
+  readonly ipmi: {
+    readonly commandTimeoutMs: number;
+    readonly minCommandIntervalMs: number;
+    readonly retries: number;
+  };
   /** undefined: the status endpoint is off. */
   readonly status: { readonly host: string; readonly port: number } | undefined;
   readonly tftp: { readonly enabled: boolean; readonly root: string; readonly port: number };
   readonly http: { readonly enabled: boolean; readonly root: string; readonly port: number };
+  /** Image sync (agent/images/): where, how many at once, how fast, how often, how long kept. */
+  readonly images: {
+    readonly enabled: boolean;
+    readonly dir: string;
+    readonly concurrency: number;
+    /** Bytes per second for all downloads together; 0: unlimited. */
+    readonly bandwidthLimit: number;
+    readonly refreshIntervalMs: number;
+    readonly gcGraceMs: number;
+    /** 0: never re-hash ready files (they are still checked at start-up). */
+    readonly verifyIntervalMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -73,11 +100,23 @@ export const DEFAULTS = {
   websocketFailuresBeforePolling: 3,
   websocketRetryInterval: '5m',
   pollWait: '20s',
+  powerSyncInterval: '60s',
+  powerSyncConcurrency: 16,
+  powerSyncTimeout: '5s',
+  ipmiCommandTimeout: '30s',
+  ipmiMinCommandInterval: '100ms',
+  ipmiRetries: 2,
   statusAddress: '127.0.0.1:9469',
   tftpRoot: '/var/lib/tftpboot',
   tftpPort: 69,
   httpRoot: '/var/www/html/pxe',
   httpPort: 8080,
+  /** Images default to `<http.root>/images`, i.e. /var/www/html/pxe/images. */
+  imagesConcurrency: 2,
+  imagesBandwidthLimit: '0',
+  imagesRefreshInterval: '5m',
+  imagesGcGrace: '1h',
+  imagesVerifyInterval: '7d',
 };
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -196,6 +235,34 @@ export function parseDuration(value: unknown): number | undefined {
   return Math.round(Number(m[1]) * UNITS[m[2]!]!);
 }
 
+const RATE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  kbit: 1e3 / 8,
+  mbit: 1e6 / 8,
+  gbit: 1e9 / 8,
+};
+
+/**
+ * A bandwidth in bytes per second: `0`/`off`/`unlimited` (→ 0), a number of bytes, or
+ * e.g. `100MiB/s`, `50MB/s`, `1Gbit/s` (the `/s` is optional). undefined if unreadable.
+ */
+export function parseBandwidth(value: unknown): number | undefined {
+  if (value === 0 || value === false || value === 'off' || value === 'unlimited') return 0;
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.floor(value) : undefined;
+  if (typeof value !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|[kmg]bit|b)?\s*(?:\/\s*s)?\s*$/i.exec(value);
+  if (!m) return undefined;
+  const unit = RATE_UNITS[(m[2] ?? '').toLowerCase()];
+  return unit === undefined ? undefined : Math.floor(Number(m[1]) * unit);
+}
+
 function formatDuration(ms: number): string {
   for (const [unit, size] of [
     ['d', 86_400_000],
@@ -263,6 +330,9 @@ export function validateConfig(
     'status',
     'tftp',
     'http',
+    'images',
+    'power_sync',
+    'ipmi',
   ];
   r.unknown(root, top);
   const path = (p: string) => resolve(baseDir, p);
@@ -299,9 +369,36 @@ export function validateConfig(
     'websocket_retry_interval',
   ]);
   const polling = r.section(root, 'polling', ['wait']);
+  const powerSync = r.section(root, 'power_sync', [
+    'enabled',
+    'interval',
+    'concurrency',
+    'timeout',
+    'native',
+  ]);
+  const ipmi = r.section(root, 'ipmi', ['command_timeout', 'min_command_interval', 'retries']);
   const status = r.section(root, 'status', ['address']);
   const tftp = r.section(root, 'tftp', ['enabled', 'root', 'port']);
   const http = r.section(root, 'http', ['enabled', 'root', 'port']);
+  const images = r.section(root, 'images', [
+    'enabled',
+    'dir',
+    'concurrency',
+    'bandwidth_limit',
+    'refresh_interval',
+    'gc_grace',
+    'verify_interval',
+  ]);
+  const httpRoot = path(r.string(http, 'root', 'http.root', DEFAULTS.httpRoot));
+  const bandwidthLimit = parseBandwidth(images.bandwidth_limit ?? DEFAULTS.imagesBandwidthLimit);
+  if (bandwidthLimit === undefined) {
+    r.fail(
+      'images.bandwidth_limit',
+      'must be 0 (unlimited) or a rate such as "100MiB/s", "50MB/s", "1Gbit/s" (bytes as a number)',
+    );
+  } else if (bandwidthLimit > 0 && bandwidthLimit < 64 * 1024) {
+    r.fail('images.bandwidth_limit', 'must be 0 (unlimited) or at least 64KiB/s');
+  }
 
   const initialDelayMs = r.duration(
     reconnect,
@@ -373,6 +470,53 @@ export function validateConfig(
       r.duration(polling, 'wait', 'polling.wait', DEFAULTS.pollWait, 1000, 20_000) / 1000,
     ),
     status: parseStatusAddress(r, status.address),
+    powerSync: {
+      enabled: r.bool(powerSync, 'enabled', 'power_sync.enabled', true),
+      intervalMs: r.duration(
+        powerSync,
+        'interval',
+        'power_sync.interval',
+        DEFAULTS.powerSyncInterval,
+        1000,
+        86_400_000,
+      ),
+      concurrency: r.int(
+        powerSync,
+        'concurrency',
+        'power_sync.concurrency',
+        DEFAULTS.powerSyncConcurrency,
+        1,
+        256,
+      ),
+      probeTimeoutMs: r.duration(
+        powerSync,
+        'timeout',
+        'power_sync.timeout',
+        DEFAULTS.powerSyncTimeout,
+        100,
+        120_000,
+      ),
+      native: r.bool(powerSync, 'native', 'power_sync.native', true),
+    },
+    ipmi: {
+      commandTimeoutMs: r.duration(
+        ipmi,
+        'command_timeout',
+        'ipmi.command_timeout',
+        DEFAULTS.ipmiCommandTimeout,
+        1000,
+        300_000,
+      ),
+      minCommandIntervalMs: r.duration(
+        ipmi,
+        'min_command_interval',
+        'ipmi.min_command_interval',
+        DEFAULTS.ipmiMinCommandInterval,
+        0,
+        60_000,
+      ),
+      retries: r.int(ipmi, 'retries', 'ipmi.retries', DEFAULTS.ipmiRetries, 0, 10),
+    },
     tftp: {
       enabled: r.bool(tftp, 'enabled', 'tftp.enabled', true),
       root: path(r.string(tftp, 'root', 'tftp.root', DEFAULTS.tftpRoot)),
@@ -380,8 +524,38 @@ export function validateConfig(
     },
     http: {
       enabled: r.bool(http, 'enabled', 'http.enabled', true),
-      root: path(r.string(http, 'root', 'http.root', DEFAULTS.httpRoot)),
+      root: httpRoot,
       port: r.int(http, 'port', 'http.port', DEFAULTS.httpPort, 1, 65535),
+    },
+    images: {
+      enabled: r.bool(images, 'enabled', 'images.enabled', true),
+      dir: path(r.string(images, 'dir', 'images.dir', resolve(httpRoot, 'images'))),
+      concurrency: r.int(images, 'concurrency', 'images.concurrency', DEFAULTS.imagesConcurrency, 1, 16),
+      bandwidthLimit: bandwidthLimit ?? 0,
+      refreshIntervalMs: r.duration(
+        images,
+        'refresh_interval',
+        'images.refresh_interval',
+        DEFAULTS.imagesRefreshInterval,
+        1000,
+        86_400_000,
+      ),
+      gcGraceMs: r.duration(
+        images,
+        'gc_grace',
+        'images.gc_grace',
+        DEFAULTS.imagesGcGrace,
+        0,
+        30 * 86_400_000,
+      ),
+      verifyIntervalMs: r.duration(
+        images,
+        'verify_interval',
+        'images.verify_interval',
+        DEFAULTS.imagesVerifyInterval,
+        0,
+        365 * 86_400_000,
+      ),
     },
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);

@@ -12,11 +12,17 @@
  * close the channel. What was queued but not started is simply redelivered later.
  */
 import type { Command } from '../protocol/messages.ts';
-import { defaultRegistry } from './actions/registry.ts';
+import { FakeHardwareState } from './actions/fake-hardware.ts';
+import { type DriverEnvironment, defaultRegistry } from './actions/registry.ts';
 import { Channel } from './channel.ts';
 import { type AgentConfig, deriveWebSocketUrl } from './config.ts';
 import { Executor } from './executor.ts';
+import { ImageManager } from './images/manager.ts';
+import { Ipmitool } from './ipmi/ipmitool.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
+import { listSiteNodes } from './power/nodes.ts';
+import { syncProbes } from './power/probes.ts';
+import { PowerSync } from './power/sync.ts';
 import { Reporter } from './reporter.ts';
 import {
   acquireLock,
@@ -41,7 +47,11 @@ export interface RunningAgent {
   /** Asks the control plane for a new credential, stores it, and switches to it. */
   rotateCredential(): Promise<void>;
   readonly status: StatusServer | undefined;
+  /** Image sync (undefined when `images.enabled` is false): `pin`/`unpin`, `path`. */
+  readonly images: ImageManager | undefined;
   snapshot(): AgentSnapshot;
+  /** The power-state sync (undefined when `power_sync.enabled` is false). */
+  readonly powerSync: PowerSync | undefined;
   /** Stops in order; resolves when everything is closed. Idempotent. */
   stop(reason?: string): Promise<void>;
   /** Resolves when the agent has stopped. */
@@ -73,7 +83,15 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     outbox: outbox.length,
   });
 
-  const registry = defaultRegistry(config.drivers);
+  const drivers: DriverEnvironment = {
+    ipmitool: new Ipmitool({
+      timeoutMs: config.ipmi.commandTimeoutMs,
+      minIntervalMs: config.ipmi.minCommandIntervalMs,
+    }),
+    fake: new FakeHardwareState(),
+    ipmi: { retries: config.ipmi.retries },
+  };
+  const registry = defaultRegistry(config.drivers, drivers);
   let channel: Channel | undefined;
   let followup: NodeJS.Timeout | undefined;
   const reporter = new Reporter({
@@ -104,6 +122,19 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     onCapacity: () => channel?.requestPull('capacity'),
   });
 
+  const images = config.images.enabled
+    ? new ImageManager({
+        dir: config.images.dir,
+        concurrency: config.images.concurrency,
+        bandwidthLimit: config.images.bandwidthLimit,
+        refreshIntervalMs: config.images.refreshIntervalMs,
+        gcGraceMs: config.images.gcGraceMs,
+        verifyIntervalMs: config.images.verifyIntervalMs,
+        log,
+        send: (msg) => (channel ? channel.send(msg) : Promise.reject(new Error('channel not started'))),
+      })
+    : undefined;
+
   const websocketUrl =
     config.websocketUrl ??
     (typeof enrollment.websocket_url === 'string' ? enrollment.websocket_url : undefined) ??
@@ -126,7 +157,12 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
         log.debug('command received', { command_id: command.id, node: command.node, outcome });
       }
     },
-    onUp: () => void reporter.pump(),
+    onImages: (msg) => images?.onImages(msg),
+    onImagesWake: () => images?.onWake(),
+    onUp: () => {
+      void reporter.pump();
+      images?.onConnected();
+    },
   });
 
   let stopping = false;
@@ -151,6 +187,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     journalEntries: journal.size,
     startedAt,
     stopping,
+    ...(images ? { images: images.stats() } : {}),
   });
 
   let status: StatusServer | undefined;
@@ -180,7 +217,25 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     max_commands: config.maxCommands,
     pid: process.pid,
   });
+  images?.start();
   channel.start();
+  const probes = syncProbes(drivers, config.drivers, {
+    native: config.powerSync.native,
+    timeoutMs: config.powerSync.probeTimeoutMs,
+    log,
+  });
+  const powerSync = config.powerSync.enabled
+    ? new PowerSync({
+        intervalMs: config.powerSync.intervalMs,
+        concurrency: config.powerSync.concurrency,
+        probeTimeoutMs: config.powerSync.probeTimeoutMs,
+        listNodes: () => listSiteNodes(channel as Channel),
+        probeFor: (driver) => probes.probeFor(driver),
+        send: (message) => (channel as Channel).send(message),
+        log,
+      })
+    : undefined;
+  powerSync?.start();
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => {
@@ -192,7 +247,10 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
       stopping = true;
       clearTimeout(followup);
       log.info('agent stopping', { reason, running: executor.running, queued: executor.queued });
+      await powerSync?.stop();
+      probes.close();
       await executor.stop(config.shutdownGraceMs);
+      await images?.stop();
       const flushed = await reporter.flush(STOP_FLUSH_MS);
       if (!flushed) log.info('reports kept in the outbox for the next start', { outbox: reporter.length });
       await channel?.stop();
@@ -225,5 +283,5 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     log.info('credential rotated');
   };
 
-  return { log, status, snapshot, stop, stopped, rotateCredential };
+  return { log, status, images, powerSync, snapshot, stop, stopped, rotateCredential };
 }

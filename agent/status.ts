@@ -35,6 +35,17 @@ export interface AgentSnapshot {
   readonly journalEntries: number;
   readonly startedAt: number;
   readonly stopping: boolean;
+  /** Image sync figures (absent when image sync is off). */
+  readonly images?: {
+    readonly bytesDownloaded: number;
+    readonly downloadsRunning: number;
+    readonly ready: number;
+    readonly syncing: number;
+    readonly pending: number;
+    readonly error: number;
+    readonly corruptDetected: number;
+    readonly removed: number;
+  };
 }
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -109,6 +120,30 @@ export function renderMetrics(s: AgentSnapshot, now = Date.now()): string {
   metric('metalplane_agent_reports_sent_total', 'counter', 'Reports handed to the control plane.', [
     ['', s.reportsSent],
   ]);
+  if (s.images) {
+    const i = s.images;
+    metric('metalplane_agent_image_bytes_downloaded_total', 'counter', 'Image bytes received from S3.', [
+      ['', i.bytesDownloaded],
+    ]);
+    metric('metalplane_agent_image_downloads_running', 'gauge', 'Image file downloads running now.', [
+      ['', i.downloadsRunning],
+    ]);
+    metric(
+      'metalplane_agent_images',
+      'gauge',
+      "The site's images by sync state.",
+      (['pending', 'syncing', 'ready', 'error'] as const).map((st) => [`{state="${st}"}`, i[st]]),
+    );
+    metric(
+      'metalplane_agent_image_files_corrupt_total',
+      'counter',
+      'Local image files found corrupt (removed and downloaded again).',
+      [['', i.corruptDetected]],
+    );
+    metric('metalplane_agent_images_removed_total', 'counter', 'Images removed after their grace period.', [
+      ['', i.removed],
+    ]);
+  }
   metric('metalplane_agent_uptime_seconds', 'gauge', 'Seconds since the agent started.', [
     ['', Math.round((now - s.startedAt) / 1000)],
   ]);
@@ -137,6 +172,17 @@ export function healthBody(s: AgentSnapshot, now = Date.now()): Record<string, u
     uptime_seconds: Math.round((now - s.startedAt) / 1000),
     commands: { running: s.running, queued: s.queued, limit: s.limit },
     outbox: s.outboxLength,
+    ...(s.images
+      ? {
+          images: {
+            ready: s.images.ready,
+            syncing: s.images.syncing,
+            pending: s.images.pending,
+            error: s.images.error,
+            bytes_downloaded: s.images.bytesDownloaded,
+          },
+        }
+      : {}),
   };
 }
 

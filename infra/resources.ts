@@ -76,6 +76,9 @@ export const inventoryTable: TableDefinition = {
     { name: 'byOwner', partitionKey: S('ownerPk'), sortKey: S('listSk') },
     { name: 'byLessee', partitionKey: S('lesseePk'), sortKey: S('listSk') },
     { name: 'byResourceClass', partitionKey: S('classPk'), sortKey: S('listSk') },
+    // Nodes by the catalog image their `instance_info.image_source` names (`node#<name or
+    // uuid>`): an image still in use is not deleted (lambda/api/routes/images.ts).
+    { name: 'byImage', partitionKey: S('imagePk'), sortKey: S('listSk') },
   ],
   ttlAttribute: 'expiresAt',
 };
@@ -121,7 +124,32 @@ export const commandsDeadLetterQueue: QueueDefinition = {
   retentionSeconds: 14 * 24 * 3600,
 };
 
-export const queues: readonly QueueDefinition[] = [commandsDeadLetterQueue];
+/**
+ * Verifications of large uploaded images (docs/images.md): the api Lambda queues one
+ * when a file's upload completes, the verify Lambda reads the object back from S3 and
+ * hashes it (up to 15 minutes). Visibility covers that; three failures dead-letter.
+ */
+export const imageVerifyDeadLetterQueue: QueueDefinition = {
+  id: 'ImageVerifyDeadLetter',
+  fifo: false,
+  visibilityTimeoutSeconds: 30,
+  retentionSeconds: 14 * 24 * 3600,
+};
+
+export const imageVerifyQueue: QueueDefinition = {
+  id: 'ImageVerify',
+  envVar: 'METALPLANE_IMAGE_VERIFY_QUEUE',
+  fifo: false,
+  visibilityTimeoutSeconds: 16 * 60,
+  retentionSeconds: 4 * 24 * 3600,
+  deadLetter: { queueId: imageVerifyDeadLetterQueue.id, maxReceiveCount: 3 },
+};
+
+export const queues: readonly QueueDefinition[] = [
+  commandsDeadLetterQueue,
+  imageVerifyDeadLetterQueue,
+  imageVerifyQueue,
+];
 
 /** The command queue of one site: group = node, deduplication id = command id. */
 export function siteCommandQueue(site: string): QueueDefinition {

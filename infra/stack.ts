@@ -16,6 +16,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -27,6 +28,7 @@ import {
   type BucketDefinition,
   bucketName,
   imagesBucket,
+  imageVerifyQueue,
   type KeyAttribute,
   type QueueDefinition,
   queueName,
@@ -59,7 +61,11 @@ const tableActions = [
   'dynamodb:DescribeTable',
 ];
 
-/** Images: presigned GET/PUT (multipart included), HEAD, delete, and listing. */
+/**
+ * Images: presigned GET/PUT (multipart included), HEAD, delete, and listing; objects
+ * under `images/` only (`images/<uuid>/<role>`, docs/images.md).
+ */
+export const imageObjectsPattern = 'images/*';
 const bucketActions = ['s3:ListBucket', 's3:ListBucketMultipartUploads'];
 const objectActions = [
   's3:GetObject',
@@ -112,6 +118,7 @@ export class MetalplaneStack extends Stack {
   readonly webSocketApi: WebSocketApi;
   readonly webSocketStage: WebSocketStage;
   readonly conductorFunction: nodejs.NodejsFunction;
+  readonly imageVerifyFunction: nodejs.NodejsFunction;
 
   constructor(scope: Construct, id: string, props: StackProps = {}) {
     super(scope, id, props);
@@ -155,6 +162,13 @@ export class MetalplaneStack extends Stack {
     });
     this.grantTables(this.agentsFunction);
     this.grantSiteQueues(this.agentsFunction, agentQueueActions);
+    // Presigned GETs of the site's images are signed with this role: it must read them.
+    this.agentsFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [this.bucket.arnForObjects(imageObjectsPattern)],
+      }),
+    );
     this.webSocketStage.grantManagementApiAccess(this.agentsFunction);
     const integration = (name: string) => new WebSocketLambdaIntegration(name, this.agentsFunction);
     this.webSocketApi.addRoute('$connect', { integration: integration('AgentsConnect') });
@@ -182,6 +196,28 @@ export class MetalplaneStack extends Stack {
       schedule: events.Schedule.rate(Duration.minutes(1)),
       targets: [new targets.LambdaFunction(this.conductorFunction, { retryAttempts: 0 })],
     });
+
+    // Verification of large uploads, off the API's 29 s (docs/images.md): queued by the
+    // api Lambda when an upload completes, one message per file.
+    this.imageVerifyFunction = this.addFunction(
+      'ImageVerifyFunction',
+      'ImageVerifyLogs',
+      ['images', 'verify-handler.ts'],
+      { memorySize: 1024, timeout: Duration.minutes(15), environment: channelEnvironment },
+    );
+    this.grantTables(this.imageVerifyFunction);
+    this.imageVerifyFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject', 's3:DeleteObject'],
+        resources: [this.bucket.arnForObjects(imageObjectsPattern)],
+      }),
+    );
+    this.webSocketStage.grantManagementApiAccess(this.imageVerifyFunction);
+    const verifyQueue = this.queues.get(imageVerifyQueue.id)!;
+    this.imageVerifyFunction.addEventSource(
+      new SqsEventSource(verifyQueue, { batchSize: 1, reportBatchItemFailures: true }),
+    );
+    verifyQueue.grantSendMessages(this.apiFunction);
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url ?? this.httpApi.apiEndpoint });
     new CfnOutput(this, 'AgentsWebSocketUrl', { value: this.webSocketStage.url });
@@ -308,7 +344,10 @@ export class MetalplaneStack extends Stack {
       new iam.PolicyStatement({ actions: bucketActions, resources: [this.bucket.bucketArn] }),
     );
     fn.addToRolePolicy(
-      new iam.PolicyStatement({ actions: objectActions, resources: [this.bucket.arnForObjects('*')] }),
+      new iam.PolicyStatement({
+        actions: objectActions,
+        resources: [this.bucket.arnForObjects(imageObjectsPattern)],
+      }),
     );
     for (const queue of this.queues.values()) queue.grant(fn, 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes');
     this.grantSiteQueues(fn, siteQueueActions);

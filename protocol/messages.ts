@@ -51,7 +51,15 @@ export type AgentMessage =
   | {
       v: 1;
       type: 'power_report';
-      reports: Array<{ node: string; power_state: string | null; error?: string; observed_at: string }>;
+      /** Nodes whose BMC answered differently from the recorded state, or did not answer. */
+      reports: Array<{
+        node: string;
+        power_state: string | null;
+        error?: string;
+        /** Consecutive failed reads of this BMC (the control plane faults the node past a limit). */
+        failures?: number;
+        observed_at: string;
+      }>;
     }
   /** Asks for the images this agent's site should hold; answered with `images`. */
   | { v: 1; type: 'images_pull'; cursor?: string }
@@ -164,6 +172,7 @@ export const AGENT_MESSAGE_SCHEMA = {
               node: id,
               power_state: { enum: ['power on', 'power off', null] },
               error: { type: 'string', maxLength: 1024 },
+              failures: { type: 'integer', minimum: 0, maximum: 1_000_000 },
               observed_at: time,
             },
             required: ['node', 'power_state', 'observed_at'],

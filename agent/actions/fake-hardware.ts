@@ -1,11 +1,82 @@
 /**
- * `fake-hardware`: Ironic's development hardware type. Its power, management and boot
- * interfaces (simulated state, no BMC) arrive with the power and boot issues; for now it
- * only names the driver the agent advertises, and the common actions apply.
+ * `fake-hardware`: Ironic's development hardware type, simulated in memory. Its power and
+ * management interfaces behave as a BMC would as far as the control plane can tell —
+ * power actions change a per-node state and are read back, the boot device is
+ * remembered — without any hardware: for development, the local stack and tests.
+ *
+ * Like Ironic's fake power interface, a node the agent has not seen yet is in the state
+ * the control plane records for it (`recorded` in the sync; off otherwise).
  */
+import {
+  type BootDevice,
+  managementActions,
+  type PowerControl,
+  type PowerState,
+  powerActions,
+} from './power.ts';
 import type { Driver } from './types.ts';
 
-export const fakeHardware: Driver = {
-  name: 'fake-hardware',
-  interfaces: {},
-};
+interface FakeNode {
+  power: PowerState;
+  boot: BootDevice;
+  persistent: boolean;
+}
+
+/** The simulated hardware of every fake node of this agent (lost on restart, as RAM is). */
+export class FakeHardwareState {
+  readonly #nodes = new Map<string, FakeNode>();
+  /** Chassis actions done, for tests. */
+  actions = 0;
+
+  node(uuid: string, recorded?: PowerState | null): FakeNode {
+    let node = this.#nodes.get(uuid);
+    if (!node) {
+      node = { power: recorded ?? 'power off', boot: 'pxe', persistent: false };
+      this.#nodes.set(uuid, node);
+    }
+    return node;
+  }
+
+  /** Changes a node's power "behind Metalplane's back" (tests of the sync). */
+  setPower(uuid: string, power: PowerState): void {
+    this.node(uuid).power = power;
+  }
+}
+
+export function fakePowerControl(state: FakeHardwareState): PowerControl {
+  return {
+    validate: () => undefined,
+    async powerState(node) {
+      return state.node(node.node).power;
+    },
+    async chassis(node, action) {
+      state.actions++;
+      const fake = state.node(node.node);
+      // reset and cycle end powered on; soft is an ACPI shutdown the fake OS obeys at once.
+      fake.power = action === 'off' || action === 'soft' ? 'power off' : 'power on';
+    },
+    async bootDevice(node) {
+      const fake = state.node(node.node);
+      return { boot_device: fake.boot, persistent: fake.persistent };
+    },
+    async setBootDevice(node, device, persistent) {
+      const fake = state.node(node.node);
+      fake.boot = device;
+      fake.persistent = persistent;
+    },
+    // Ironic's fake management supports PXE only.
+    supportedBootDevices: ['pxe'],
+    pollIntervalMs: 0,
+  };
+}
+
+export function fakeHardware(state: FakeHardwareState = new FakeHardwareState()): Driver {
+  const control = fakePowerControl(state);
+  return {
+    name: 'fake-hardware',
+    interfaces: {
+      power: { name: 'fake', actions: powerActions(control) },
+      management: { name: 'fake', actions: managementActions(control) },
+    },
+  };
+}

@@ -5,12 +5,46 @@
  * agent, or an action nobody provides, fails the command without running anything.
  */
 import type { Command } from '../../protocol/messages.ts';
+import { Ipmitool } from '../ipmi/ipmitool.ts';
 import { BUILTIN_ACTIONS } from './builtin.ts';
-import { fakeHardware } from './fake-hardware.ts';
+import { FakeHardwareState, fakeHardware } from './fake-hardware.ts';
+import { type IpmiDriverOptions, ipmiHardware } from './ipmi.ts';
 import type { Action, Driver } from './types.ts';
 
-/** Every driver this build knows (enabled or not by the config's `drivers`). */
-export const ALL_DRIVERS: readonly Driver[] = [fakeHardware];
+/**
+ * What drivers share within one agent: one ipmitool runner (so the power sync and the
+ * actions never talk to one BMC at the same time) and the fake hardware's memory.
+ */
+export interface DriverEnvironment {
+  readonly ipmitool: Ipmitool;
+  readonly fake: FakeHardwareState;
+  readonly ipmi?: IpmiDriverOptions;
+  /** Actions of the boot interface (boot files), added to every driver when given. */
+  readonly bootActions?: readonly Action[];
+}
+
+export function defaultEnvironment(): DriverEnvironment {
+  return { ipmitool: new Ipmitool(), fake: new FakeHardwareState() };
+}
+
+const FACTORIES: Readonly<Record<string, (env: DriverEnvironment) => Driver>> = {
+  'fake-hardware': (env) => fakeHardware(env.fake),
+  ipmi: (env) => ipmiHardware(env.ipmitool, env.ipmi),
+};
+
+/** Every hardware type this build knows (enabled or not by the config's `drivers`). */
+export const DRIVER_NAMES: readonly string[] = Object.keys(FACTORIES);
+
+export function createDriver(name: string, env: DriverEnvironment): Driver {
+  const factory = FACTORIES[name];
+  if (!factory) throw new Error(`unknown driver ${name}`);
+  const driver = factory(env);
+  if (!env.bootActions || env.bootActions.length === 0) return driver;
+  return {
+    ...driver,
+    interfaces: { ...driver.interfaces, boot: { name: 'metalplane', actions: env.bootActions } },
+  };
+}
 
 export class ActionRegistry {
   readonly #common = new Map<string, Action>();
@@ -66,13 +100,12 @@ export class ActionRegistry {
 }
 
 /** The registry of a running agent: the common actions plus the enabled drivers. */
-export function defaultRegistry(enabledDrivers: readonly string[]): ActionRegistry {
+export function defaultRegistry(
+  enabledDrivers: readonly string[],
+  env: DriverEnvironment = defaultEnvironment(),
+): ActionRegistry {
   const registry = new ActionRegistry();
   for (const action of BUILTIN_ACTIONS) registry.registerAction(action);
-  for (const name of enabledDrivers) {
-    const driver = ALL_DRIVERS.find((d) => d.name === name);
-    if (!driver) throw new Error(`unknown driver ${name}`);
-    registry.registerDriver(driver);
-  }
+  for (const name of enabledDrivers) registry.registerDriver(createDriver(name, env));
   return registry;
 }

@@ -119,11 +119,18 @@ export class Ipmitool {
 
   /** One ipmitool command (e.g. ['power', 'status']); resolves to its stdout. */
   run(target: IpmiTarget, command: readonly string[]): Promise<string> {
+    return this.exclusive(target, () => this.#exec(target, command));
+  }
+
+  /**
+   * Runs `call` as this BMC's only conversation (queued behind the ones before it, after
+   * the minimum interval): for other IPMI clients of the same agent (the native status
+   * probe of the power sync), so one BMC never sees two sessions of ours at once.
+   */
+  exclusive<T>(target: Pick<IpmiTarget, 'ipmi_address' | 'ipmi_port'>, call: () => Promise<T>): Promise<T> {
     const key = `${target.ipmi_address}:${target.ipmi_port ?? 623}`;
     const previous = this.#queues.get(key) ?? Promise.resolve();
-    const next = previous
-      .catch(() => undefined)
-      .then(() => this.#spaced(key, () => this.#exec(target, command)));
+    const next = previous.catch(() => undefined).then(() => this.#spaced(key, call));
     this.#queues.set(key, next);
     // Forget idle BMCs so the map does not grow with the fleet's history.
     void next

@@ -11,6 +11,10 @@
  *   message in flight at a time, in order; a received message is invisible for
  *   `visibilityMs`, then delivered again with a new receipt; a result deletes it.
  *
+ * - `images_pull` answered with `images` pages (`imagesPageSize` each, `cursor` between
+ *   them) of `images` (a list, or a function called at each first page, e.g. to presign
+ *   fresh URLs); `wakeImages()` sends `wake {topic: 'images'}`.
+ *
  * Every message the agent sends is validated with `parseAgentMessage`; invalid ones are
  * counted in `invalid`.
  */
@@ -22,6 +26,8 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import {
   type AgentMessage,
   type Command,
+  type ImageAssignment,
+  type ImageReport,
   parseAgentMessage,
   type ServerMessage,
 } from '../../protocol/messages.ts';
@@ -33,7 +39,14 @@ export interface FakeControlPlaneOptions {
   /** Answer every WebSocket upgrade with this HTTP status (e.g. 403), as a proxy that blocks them would. */
   refuseWebSocket?: number;
   visibilityMs?: number;
+  images?: ImagesSource;
+  /** Images per `images` page (default 20, the protocol's maximum). */
+  imagesPageSize?: number;
 }
+
+export type ImagesSource =
+  | readonly ImageAssignment[]
+  | (() => ImageAssignment[] | Promise<ImageAssignment[]>);
 
 type Received = { at: number; via: 'ws' | 'http'; msg: AgentMessage };
 type Result = Extract<AgentMessage, { type: 'command_result' }>;
@@ -56,6 +69,11 @@ export class FakeControlPlane {
   connectsAccepted = 0;
   invalid = 0;
   refuseWebSocket: number | undefined;
+  /** The site's images, as `images_pull` answers them. */
+  images: ImagesSource;
+  /** `images_pull` messages answered (pages included). */
+  imagesPulls = 0;
+  #imageLists = new Map<string, ImageAssignment[]>();
   #server: Server;
   #wss = new WebSocketServer({ noServer: true });
   #queue: Queued[] = [];
@@ -68,6 +86,7 @@ export class FakeControlPlane {
     this.credential = options.credential ?? `mpa_${'A'.repeat(22)}_${'s'.repeat(43)}`;
     this.enrollToken = options.enrollToken ?? `mpe_${'B'.repeat(22)}_${'t'.repeat(43)}`;
     this.refuseWebSocket = options.refuseWebSocket;
+    this.images = options.images ?? [];
     this.#server = createServer((req, res) => void this.#http(req, res));
     this.#server.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
   }
@@ -109,6 +128,18 @@ export class FakeControlPlane {
   wake(): void {
     this.broadcast({ v: 1, type: 'wake' });
     for (const wake of this.#pollers.splice(0)) wake();
+  }
+
+  /** Tells the agent that the site's image list changed. */
+  wakeImages(): void {
+    this.broadcast({ v: 1, type: 'wake', topic: 'images' });
+  }
+
+  /** Every `image_report` entry received, oldest first. */
+  imageReports(image?: string): ImageReport[] {
+    return this.messages('image_report')
+      .flatMap((m) => m.reports)
+      .filter((r) => image === undefined || r.image === image);
   }
 
   broadcast(msg: ServerMessage | string): void {
@@ -155,8 +186,28 @@ export class FakeControlPlane {
     return out;
   }
 
-  #handle(msg: AgentMessage, reply: (m: ServerMessage) => void): void {
-    if (msg.type === 'pull') reply({ v: 1, type: 'commands', commands: this.#receive(msg.max) });
+  async #imagesPage(cursor: string | undefined): Promise<ServerMessage> {
+    this.imagesPulls++;
+    const size = this.options.imagesPageSize ?? 20;
+    let listId: string;
+    let offset = 0;
+    if (cursor === undefined || !this.#imageLists.has(cursor.split(':')[0] ?? '')) {
+      listId = randomUUID();
+      const source = this.images;
+      this.#imageLists.set(listId, [...(typeof source === 'function' ? await source() : source)]);
+    } else {
+      [listId, offset] = [cursor.split(':')[0]!, Number(cursor.split(':')[1])];
+    }
+    const list = this.#imageLists.get(listId)!;
+    const images = list.slice(offset, offset + size);
+    const more = offset + size < list.length;
+    if (!more) this.#imageLists.delete(listId);
+    return { v: 1, type: 'images', images, ...(more ? { cursor: `${listId}:${offset + size}` } : {}) };
+  }
+
+  async #handle(msg: AgentMessage, reply: (m: ServerMessage) => void): Promise<void> {
+    if (msg.type === 'images_pull') reply(await this.#imagesPage(msg.cursor));
+    else if (msg.type === 'pull') reply({ v: 1, type: 'commands', commands: this.#receive(msg.max) });
     else if (msg.type === 'command_result') {
       const i = this.#queue.findIndex((q) => q.command.id === msg.command_id);
       if (i >= 0) this.#queue.splice(i, 1);
@@ -203,7 +254,7 @@ export class FakeControlPlane {
       ws.on('close', () => this.connections.delete(ws));
       ws.on('message', (data) => {
         const msg = this.#record(data.toString(), 'ws');
-        if (msg) this.#handle(msg, (m) => ws.send(JSON.stringify(m)));
+        if (msg) void this.#handle(msg, (m) => ws.send(JSON.stringify(m)));
       });
     });
   }
@@ -242,7 +293,7 @@ export class FakeControlPlane {
       const msg = this.#record(body, 'http');
       if (!msg) return json(400, { error_message: JSON.stringify({ faultstring: 'invalid message' }) });
       let answer: ServerMessage | undefined;
-      this.#handle(msg, (m) => {
+      await this.#handle(msg, (m) => {
         answer = m;
       });
       return answer ? json(200, answer) : json(202);

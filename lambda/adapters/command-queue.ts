@@ -74,9 +74,17 @@ export interface CommandQueueOptions {
    * redelivery). Undefined: the queue's own (`siteCommandQueue`, 60 s). Tests shorten it.
    */
   readonly visibilityTimeoutSeconds?: number;
+  /**
+   * Called once when a command finishes (a stored result, or expiry): the conductor
+   * advances the node whose action it was. Answers true when it took care of the node
+   * (an expiry then leaves `last_error` to it).
+   */
+  readonly onFinished?: (command: CommandRecord) => Promise<boolean>;
 }
 
 export interface EnqueueInput {
+  /** The command's id when the caller needs it first (the conductor records it on the node). */
+  readonly id?: string;
   readonly node: string;
   readonly site: string;
   readonly action: string;
@@ -178,7 +186,7 @@ export class CommandQueue {
 
   /** Writes the record, queues the message, wakes the site's agent. Durable when it returns. */
   async enqueue(input: EnqueueInput): Promise<CommandRecord> {
-    const command = createCommand({ ...input, id: this.options.newId() }, this.now());
+    const command = createCommand({ ...input, id: input.id ?? this.options.newId() }, this.now());
     const url = await this.queueUrl(command.site);
     await this.options.commands.create(command);
     try {
@@ -322,6 +330,8 @@ export class CommandQueue {
       site,
     );
     const current = updated ?? (await this.ownCommand(site, input.command_id));
+    // The node first (what a client waits for), then the message (what only the queue needs).
+    if (updated) await this.finished(updated.command);
     const url = await this.queueUrl(site);
     await this.deleteMessage(url, current.receipt ?? input.receipt);
     return { command: current.command, stored: updated !== undefined };
@@ -341,7 +351,7 @@ export class CommandQueue {
     });
     if (!expired) return false;
     if (receipt) await this.deleteMessage(await this.queueUrl(command.site), receipt);
-    await this.setNodeError(command.node, message);
+    if (!(await this.finished(expired))) await this.setNodeError(command.node, message);
     this.log.warn('command expired', { commandId: command.id, node: command.node, site: command.site });
     return true;
   }
@@ -360,19 +370,28 @@ export class CommandQueue {
     return outcomes.filter(Boolean).length;
   }
 
-  /** Sets the node's `last_error`, conditional on the version read; retried on a concurrent write. */
-  private async setNodeError(uuid: string, message: string): Promise<void> {
-    for (let attempt = 1; attempt <= 5; attempt++) {
-      const found = await this.options.nodes.get(uuid);
-      if (!found) return;
-      const updated = { ...found.node, last_error: message, updated_at: ironicTimestamp(this.now()) };
-      try {
-        await this.options.nodes.update(found.node, updated, found.version);
-        return;
-      } catch (error) {
-        if (!(error instanceof DomainError && error.kind === 'conflict') || attempt === 5) throw error;
-      }
+  /** Tells the conductor; a failure there is logged, never lost silently, never undoes the result. */
+  private async finished(command: CommandRecord): Promise<boolean> {
+    if (!this.options.onFinished) return false;
+    try {
+      return await this.options.onFinished(command);
+    } catch (error) {
+      this.log.error('conductor could not act on a finished command', {
+        commandId: command.id,
+        node: command.node,
+        error: (error as Error).message,
+      });
+      return false;
     }
+  }
+
+  /** Sets the node's `last_error` (retried on a concurrent write). */
+  private async setNodeError(uuid: string, message: string): Promise<void> {
+    await this.options.nodes.modify(uuid, (node) => ({
+      ...node,
+      last_error: message,
+      updated_at: ironicTimestamp(this.now()),
+    }));
   }
 
   private async deleteMessage(url: string, receipt: string): Promise<void> {

@@ -28,8 +28,14 @@ import { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
 import { NodeRepository } from '../adapters/dynamo/node-repository.ts';
 import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
 import { resourcePrefixEnvVar } from '../adapters/resource-factory.ts';
+import { ImageObjects } from '../adapters/s3/image-objects.ts';
 import { ironicTimestamp } from '../api/dependencies.ts';
+import { Conductor } from '../conductor/conductor.ts';
+import { registerPowerTasks } from '../conductor/power.ts';
+import { applyPowerReports } from '../conductor/power-sync.ts';
 import type { AgentRecord } from '../domain/conductors.ts';
+import { DomainError } from '../domain/errors.ts';
+import { ImageCatalog } from '../images/catalog.ts';
 import { AgentCredentials, type AgentIdentity } from './credentials.ts';
 
 export interface AgentRuntime {
@@ -38,6 +44,10 @@ export interface AgentRuntime {
   readonly connections: ConnectionRepository;
   readonly notifier: ConnectionNotifier;
   readonly commands: CommandRepository;
+  /** The image catalog: what the site holds (`images_pull`), sync reports, `wake` on changes. */
+  readonly images: ImageCatalog;
+  /** The conductor library: tasks awaiting commands, power sync. */
+  readonly conductor: Conductor;
   readonly logger: ChannelLogger;
   readonly now: () => Date;
 }
@@ -71,24 +81,49 @@ export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRunt
   const notifier = new ConnectionNotifier(options.managementEndpoint);
   const connections = new ConnectionRepository(db, () => tableFromEnv(connectionsTable.envVar));
   const commands = new CommandRepository(db, () => tableFromEnv(commandsTable.envVar));
+  const nodes = new NodeRepository(store);
+  // The queue tells the conductor when a command finishes; the conductor queues through it.
+  let conductor: Conductor | undefined;
+  const sqs = options.sqs ?? new SQSClient({ maxAttempts: 3 });
   const queue = new CommandQueue({
-    sqs: options.sqs ?? new SQSClient({ maxAttempts: 3 }),
+    sqs,
     prefix: () => requiredEnv(resourcePrefixEnvVar),
     sites: new SiteRepository(store),
-    nodes: new NodeRepository(store),
+    nodes,
     commands,
     connections,
     notifier,
     logger,
     newId: () => randomUUID(),
     now,
+    onFinished: (command) => conductor?.commandFinished(command) ?? Promise.resolve(false),
     createMissingQueues: options.createMissingQueues ?? false,
     ...(options.visibilityTimeoutSeconds !== undefined
       ? { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds }
       : {}),
   });
   const credentials = new AgentCredentials(store, connections, notifier, now);
-  return { queue, credentials, connections, notifier, commands, logger, now };
+  const images = new ImageCatalog({
+    store,
+    objects: new ImageObjects(),
+    sites: new SiteRepository(store),
+    connections,
+    notifier,
+    logger,
+    now: () => ironicTimestamp(now()),
+    sqs: () => sqs,
+  });
+  conductor = new Conductor({
+    nodes,
+    queue,
+    agents: credentials.agents,
+    commands,
+    logger,
+    newId: () => randomUUID(),
+    now,
+  });
+  registerPowerTasks(conductor);
+  return { queue, credentials, connections, notifier, commands, conductor, images, logger, now };
 }
 
 let shared: AgentRuntime | undefined;
@@ -201,20 +236,45 @@ async function dispatch(
       }
       return { kind: 'handled' };
     }
-    case 'power_report':
-      // Validated (schema) and logged; the power issue stores and acts on these.
+    case 'power_report': {
+      const outcome = await applyPowerReports(runtime.conductor, agent.site, message.reports);
       runtime.logger.info('power report', {
         hostname: agent.hostname,
         site: agent.site,
         reports: message.reports.length,
+        ...outcome,
+      });
+      if (outcome.foreign > 0) {
+        runtime.logger.warn('power report named nodes of another site: ignored', {
+          hostname: agent.hostname,
+          site: agent.site,
+          foreign: outcome.foreign,
+        });
+      }
+      return { kind: 'handled' };
+    }
+    case 'images_pull': {
+      // The agent's own site only, whatever it asks; a cursor it did not get from us is refused.
+      let page: Awaited<ReturnType<ImageCatalog['assignments']>>;
+      try {
+        page = await runtime.images.assignments(agent.site, message.cursor);
+      } catch (error) {
+        if (error instanceof DomainError && error.kind === 'invalid') throw new ChannelRefusal(error.message);
+        throw error;
+      }
+      return { kind: 'handled', reply: { v: 1, type: 'images', ...page } };
+    }
+    case 'image_report': {
+      const { stored, ignored } = await runtime.images.storeReports(agent, message.reports);
+      runtime.logger.info('image report', {
+        hostname: agent.hostname,
+        site: agent.site,
+        reports: message.reports.length,
+        stored,
+        ignored: ignored.length,
       });
       return { kind: 'handled' };
-    case 'images_pull':
-    case 'image_report':
-      // Issue 6 (images) answers these; until then the site holds no images.
-      return message.type === 'images_pull'
-        ? { kind: 'handled', reply: { v: 1, type: 'images', images: [] } }
-        : { kind: 'handled' };
+    }
   }
 }
 

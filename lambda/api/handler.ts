@@ -16,8 +16,11 @@ import { registerChassisRoutes } from './routes/chassis.ts';
 import { registerCommandRoutes } from './routes/commands.ts';
 import { registerDeployTemplateRoutes } from './routes/deploy-templates.ts';
 import { registerDriverRoutes } from './routes/drivers.ts';
+import { registerHistoryRoutes } from './routes/history.ts';
+import { registerImageRoutes } from './routes/images.ts';
 import { registerNodeRoutes } from './routes/nodes.ts';
 import { registerPortRoutes } from './routes/ports.ts';
+import { registerPowerRoutes } from './routes/power.ts';
 import { registerSiteRoutes } from './routes/sites.ts';
 import { registerUserRoutes } from './routes/users.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
@@ -35,11 +38,14 @@ export function buildRouter(deps: Dependencies): Router {
   registerDeployTemplateRoutes(router, deps);
   registerVolumeRoutes(router, deps);
   registerBiosRoutes(router, deps);
+  registerHistoryRoutes(router, deps);
   registerDriverRoutes(router, deps);
   registerUserRoutes(router, deps);
   registerSiteRoutes(router, deps);
   registerAgentRoutes(router, deps);
   registerCommandRoutes(router, deps);
+  registerImageRoutes(router, deps);
+  registerPowerRoutes(router, deps);
   router.on('GET', '/v1/openapi.json', async (request) => json(openApiDocument(router, request.baseUrl)));
   return router;
 }

@@ -15,7 +15,10 @@ import { BIOS_OPERATIONS } from './routes/bios.ts';
 import { CHASSIS_OPERATIONS } from './routes/chassis.ts';
 import { COMMAND_OPERATIONS } from './routes/commands.ts';
 import { DEPLOY_TEMPLATE_OPERATIONS } from './routes/deploy-templates.ts';
+import { HISTORY_OPERATIONS } from './routes/history.ts';
+import { IMAGE_OPERATIONS } from './routes/images.ts';
 import { PORT_OPERATIONS } from './routes/ports.ts';
+import { POWER_OPERATIONS } from './routes/power.ts';
 import { SITE_OPERATIONS } from './routes/sites.ts';
 import { VOLUME_OPERATIONS } from './routes/volume.ts';
 
@@ -93,14 +96,17 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   },
   'DELETE /v1/users/{user}/tokens/{token}': { summary: 'Revoke an API token', tag: 'users', status: 204 },
   ...PORT_OPERATIONS,
+  ...POWER_OPERATIONS,
   ...CHASSIS_OPERATIONS,
   ...ALLOCATION_OPERATIONS,
   ...DEPLOY_TEMPLATE_OPERATIONS,
   ...VOLUME_OPERATIONS,
   ...BIOS_OPERATIONS,
+  ...HISTORY_OPERATIONS,
   ...SITE_OPERATIONS,
   ...AGENT_OPERATIONS,
   ...COMMAND_OPERATIONS,
+  ...IMAGE_OPERATIONS,
 };
 
 const ERROR_SCHEMA = {

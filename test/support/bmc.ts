@@ -23,8 +23,9 @@ export interface SimulatedBmc {
   stop(): Promise<void>;
 }
 
-export async function startBmc(): Promise<SimulatedBmc> {
-  const port = await freePortUdp();
+/** A simulated BMC on a free port, or on `port` (e.g. to bring a silent BMC back). */
+export async function startBmc(options: { port?: number } = {}): Promise<SimulatedBmc> {
+  const port = options.port ?? (await freePortUdp());
   const dir = mkdtempSync(join(tmpdir(), 'metalplane-bmc-'));
   const { stdout } = await run('sh', [join(labBmcDir, 'start-bmc.sh'), dir, String(port)], {
     timeout: 10_000,

@@ -15,6 +15,7 @@ import { type AgentRuntime, createAgentRuntime } from '../../lambda/agents/chann
 import { createAgentsHandler } from '../../lambda/agents/handler.ts';
 import { registerAgentRoutes } from '../../lambda/api/routes/agents.ts';
 import { registerCommandRoutes } from '../../lambda/api/routes/commands.ts';
+import { registerPowerRoutes } from '../../lambda/api/routes/power.ts';
 import { registerSiteRoutes } from '../../lambda/api/routes/sites.ts';
 import {
   type GatewayLogEntry,
@@ -144,7 +145,7 @@ export interface ChannelStack {
 }
 
 export async function startChannel(
-  options: { visibilityTimeoutSeconds?: number; auth?: 'basic' | 'noauth' } = {},
+  options: { visibilityTimeoutSeconds?: number; auth?: 'basic' | 'noauth'; syncWaitMs?: number } = {},
 ): Promise<ChannelStack> {
   const logs: LogLine[] = [];
   const logger: ChannelLogger = {
@@ -173,6 +174,12 @@ export async function startChannel(
       registerSiteRoutes(router, deps, getRuntime);
       registerAgentRoutes(router, deps, getRuntime);
       registerCommandRoutes(router, deps, getRuntime);
+      registerPowerRoutes(
+        router,
+        deps,
+        getRuntime,
+        options.syncWaitMs ? { syncWaitMs: options.syncWaitMs } : {},
+      );
     },
   });
   const gatewayLogs: GatewayLogEntry[] = [];

@@ -349,7 +349,7 @@ describe('IAM of the agent channel', () => {
   }
   const actionsOf = (statements: Statement[]) => statements.flatMap((s) => list(s.Action));
 
-  it('lets only the api and agents Lambdas manage connections, of this API stage only', () => {
+  it('lets only the api, agents and image-verify Lambdas manage connections, of this API stage only', () => {
     const api = apiOf('WEBSOCKET');
     const managing = resources('AWS::IAM::Policy').flatMap(([id, p]) =>
       (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.filter((s) =>
@@ -359,6 +359,8 @@ describe('IAM of the agent channel', () => {
     expect(managing.map(([id]) => id.replace(/ServiceRole.*$/, '')).sort()).toStrictEqual([
       'AgentsFunction',
       'ApiFunction',
+      // Pushes `wake` (topic images) when a large image's verification makes it active.
+      'ImageVerifyFunction',
     ]);
     for (const [, statement] of managing) {
       expect(list(statement.Action)).toStrictEqual(['execute-api:ManageConnections']);

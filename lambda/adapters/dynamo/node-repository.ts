@@ -4,6 +4,7 @@
  * write conditional on the version that was read.
  */
 import { conflict, type DomainError, invalid, notFound } from '../../domain/errors.ts';
+import { catalogReference } from '../../domain/images/image.ts';
 import type { Node } from '../../domain/nodes/node.ts';
 import type {
   Filter,
@@ -65,6 +66,9 @@ function indexAttributes(node: Node): IndexAttributes {
     attributes[attribute] = typeof value === 'string' && value !== '' ? `${KIND}#${value}` : undefined;
   }
   if (node.chassis_uuid) attributes.parentPk = `node@chassis#${node.chassis_uuid}`;
+  // The catalog image the node deploys (`byImage`): an image in use is not deleted.
+  const image = catalogReference(node.instance_info?.image_source);
+  if (image) attributes.imagePk = `${KIND}#${image}`;
   return attributes;
 }
 
@@ -131,6 +135,31 @@ export class NodeRepository {
       }
     }
     await this.store.write(ops);
+  }
+
+  /**
+   * Applies `change` with a conditional write, re-reading and retrying when a concurrent
+   * write got there first; `change` answers undefined to leave the node as it is. For
+   * the conductor's own bookkeeping (results, expiry, sync), which must not be lost to a
+   * concurrent API write. Answers the node as written, or undefined (missing/unchanged).
+   */
+  async modify(
+    uuid: string,
+    change: (node: Node) => Node | undefined,
+    attempts = 5,
+  ): Promise<Node | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const found = await this.get(uuid);
+      if (!found) return undefined;
+      const updated = change(found.node);
+      if (!updated) return undefined;
+      try {
+        await this.update(found.node, updated, found.version);
+        return updated;
+      } catch (error) {
+        if (attempt >= attempts || (error as DomainError).kind !== 'conflict') throw error;
+      }
+    }
   }
 
   /** Deletes the node, its unique claims and whatever `children` ops remove with it. */

@@ -33,7 +33,10 @@ import { ENROLL_SCHEMA, isCredentialUsable, publicCredential } from '../../domai
 import { canAgentAccessSite } from '../../domain/auth/policy.ts';
 import { type AgentRecord, isAlive } from '../../domain/conductors.ts';
 import { DomainError, forbidden, invalid, notFound } from '../../domain/errors.ts';
+import { isUuidLike } from '../../domain/identifiers.ts';
+import type { Node } from '../../domain/nodes/node.ts';
 import { renderNode } from '../../domain/nodes/render.ts';
+import { isSynced } from '../../domain/power/sync.ts';
 import { validator } from '../../domain/schema.ts';
 import { validateSiteName } from '../../domain/sites/site.ts';
 import { ApiError } from '../../http/errors.ts';
@@ -89,7 +92,28 @@ export const AGENT_OPERATIONS: Record<string, OperationDoc> = {
     summary: "A node of the agent's own site, with its secrets (agent only)",
     tag: 'agent channel',
   },
+  'GET /v1/agent/nodes': {
+    summary: "The agent's site's nodes for the power sync: driver, driver_info, states (agent only)",
+    tag: 'agent channel',
+  },
 };
+
+/** What the power sync needs of a node (and nothing of its instance). */
+function syncView(node: Node) {
+  return {
+    uuid: node.uuid,
+    driver: node.driver,
+    driver_info: node.driver_info,
+    power_interface: node.power_interface,
+    power_state: node.power_state,
+    target_power_state: node.target_power_state,
+    provision_state: node.provision_state,
+    maintenance: node.maintenance,
+    fault: node.fault,
+    reservation: node.reservation,
+    sync: isSynced(node),
+  };
+}
 
 const validateEnroll = validator<{
   token: string;
@@ -272,6 +296,35 @@ export function registerAgentRoutes(
       throw new ApiError(outcome.status, outcome.reply.type === 'error' ? outcome.reply.message : 'refused');
     }
     return outcome.reply ? json(outcome.reply) : noContent();
+  });
+
+  router.on('GET', '/v1/agent/nodes', async (request) => {
+    const agent = callingAgent(request);
+    for (const name of Object.keys(request.query)) {
+      if (name !== 'limit' && name !== 'marker') throw invalid(`Unknown argument: "${name}"`);
+    }
+    const limit = integerParam(request.query.limit, 'limit', 200, 1, 500);
+    const marker = request.query.marker;
+    if (marker !== undefined && !isUuidLike(marker)) throw invalid(`Invalid marker: ${marker}.`);
+    if (marker !== undefined) {
+      const found = await deps.nodes.get(marker);
+      if (!found || found.node.conductor_group !== agent.site)
+        throw notFound(`Node ${marker} could not be found.`);
+    }
+    const page = await deps.nodes.list({
+      limit,
+      ...(marker !== undefined ? { markerUuid: marker } : {}),
+      sortKey: 'created_at',
+      descending: false,
+      equals: { conductor_group: agent.site },
+    });
+    const last = page.nodes.at(-1);
+    return json({
+      nodes: page.nodes.map(syncView),
+      ...(page.more && last
+        ? { next: `${request.baseUrl}/v1/agent/nodes?limit=${limit}&marker=${last.uuid}` }
+        : {}),
+    });
   });
 
   router.on('GET', '/v1/agent/nodes/{node}', async (request) => {

@@ -12,6 +12,7 @@
  * connected agent has been woken.
  */
 import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
+import { maskDriverInfo } from '../../domain/auth/secrets.ts';
 import {
   type CommandRecord,
   MAX_ARGS_BYTES,
@@ -19,6 +20,7 @@ import {
   MIN_DEADLINE_SECONDS,
 } from '../../domain/commands/command.ts';
 import { notFound } from '../../domain/errors.ts';
+import type { JsonObject } from '../../domain/nodes/node.ts';
 import { validator } from '../../domain/schema.ts';
 import { type ApiRequest, json } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
@@ -62,10 +64,18 @@ const validateCreate = validator<{
   deadline_seconds?: number;
 }>('command', COMMAND_CREATE_SCHEMA);
 
+/** Commands carry the BMC credentials the agent needs (`driver_info`): never shown. */
+function maskedArgs(args: Record<string, unknown>): Record<string, unknown> {
+  const info = args.driver_info;
+  if (typeof info !== 'object' || info === null || Array.isArray(info)) return args;
+  return { ...args, driver_info: maskDriverInfo(info as JsonObject) };
+}
+
 function render(request: ApiRequest, command: CommandRecord) {
   const path = `nodes/${command.node}/commands/${command.id}`;
   return {
     ...command,
+    args: maskedArgs(command.args),
     links: [
       { href: `${request.baseUrl}/v1/${path}`, rel: 'self' },
       { href: `${request.baseUrl}/${path}`, rel: 'bookmark' },

@@ -163,6 +163,13 @@ export const POLICY = {
   'agent:enroll':                              rule('none',   'none',    'Metalplane: mints a one-time enrollment token'),
   'agent:delete':                              rule('none',   'none',    'Metalplane'),
   'agent:credentials':                         rule('none',   'none',    'Metalplane: rotate or revoke (an agent may rotate its own)'),
+  'image:list':                                rule('all',    'all',     'Metalplane: members choose images for instance_info (as Glance public images)'),
+  'image:get':                                 rule('all',    'all',     'Metalplane: no secret in an image record'),
+  'image:create':                              rule('none',   'none',    'Metalplane: the catalog is the operators\' (every site downloads it)'),
+  'image:update':                              rule('none',   'none',    'Metalplane'),
+  'image:upload':                              rule('none',   'none',    'Metalplane: presigned upload URLs'),
+  'image:delete':                              rule('none',   'none',    'Metalplane'),
+  'site:images':                               rule('all',    'none',    'Metalplane: sync state per site (site:get is reader only)'),
   'command:get':                               rule('none',   'none',    'Metalplane: commands carry driver arguments (debugging)'),
   'command:create':                            rule('none',   'none',    'Metalplane: a raw agent command, like vendor_passthru (SYSTEM_ADMIN)'),
 } as const satisfies Record<string, Rule>;

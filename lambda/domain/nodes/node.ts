@@ -12,6 +12,17 @@ import { fieldSince, UPDATABLE_FIELDS } from './fields.ts';
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
 
+/** What a locked node is doing: the agent command the conductor waits for. */
+export interface NodeTask {
+  /** The command's id. */
+  readonly command: string;
+  /** The command's action (`power.set`, `management.set_boot_device` ...). */
+  readonly action: string;
+  readonly started_at: string;
+  /** What the conductor needs to finish it (e.g. the power target). */
+  readonly args: Record<string, unknown>;
+}
+
 /** A node as stored: every Ironic field except the computed ones (links, conductor). */
 export interface Node {
   uuid: string;
@@ -49,6 +60,11 @@ export interface Node {
   provision_updated_at: string | null;
   last_error: string | null;
   reservation: string | null;
+  /**
+   * Internal, never rendered: the conductor's action in flight (the command whose result
+   * releases `reservation`). Absent on nodes no action has touched.
+   */
+  task?: NodeTask | null;
   inspection_started_at: string | null;
   inspection_finished_at: string | null;
   clean_step: JsonObject;

@@ -1,0 +1,416 @@
+/**
+ * metalplane: the operator's command line for what the `baremetal` CLI does not cover —
+ * for now the image catalog (docs/images.md).
+ *
+ *   metalplane image create NAME (--iso PATH | --kernel PATH [--ramdisk PATH] | --ramdisk PATH)
+ *                           [--description TEXT] [--label KEY=VALUE]... [--site SITE]...
+ *   metalplane image upload NAME (same file options) [--parallel N] [--multipart] [--no-progress]
+ *                           registers the image if needed, uploads, waits for the verification
+ *   metalplane image list [--state STATE]
+ *   metalplane image show NAME
+ *   metalplane image delete NAME
+ *
+ * Authentication is HTTP Basic, from `--os-username/--os-password` or `OS_USERNAME` /
+ * `OS_PASSWORD`; the API from `--url` or `OS_ENDPOINT` (default http://127.0.0.1:6385).
+ * Sizes and SHA-256 digests are computed streaming, and uploads read one part at a
+ * time per worker: memory stays bounded by `--parallel` × the part size whatever the
+ * file's size. The password is never printed.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import { SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError } from 'commander';
+
+type Role = 'iso' | 'kernel' | 'ramdisk';
+
+interface Connection {
+  readonly url: string;
+  readonly authorization?: string;
+}
+
+interface LocalFile {
+  readonly role: Role;
+  readonly path: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+interface ImageView {
+  uuid: string;
+  name: string;
+  kind: string;
+  state: string;
+  last_error: string | null;
+  files: Array<{ role: Role; size: number; sha256: string; state: string; error: string | null }>;
+}
+
+export class CliError extends Error {
+  override readonly name = 'CliError';
+}
+
+async function request(
+  connection: Connection,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
+  const headers: Record<string, string> = { 'X-OpenStack-Ironic-API-Version': 'latest' };
+  if (connection.authorization) headers.Authorization = connection.authorization;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const response = await fetch(`${connection.url}${path}`, {
+    method,
+    headers,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  const parsed: unknown = text === '' ? undefined : JSON.parse(text);
+  if (response.status >= 400) throw new CliError(`${method} ${path}: ${response.status} ${faultOf(parsed)}`);
+  return { status: response.status, body: parsed };
+}
+
+function faultOf(body: unknown): string {
+  const message = (body as { error_message?: unknown } | undefined)?.error_message;
+  if (typeof message !== 'string') return '';
+  try {
+    const fault = JSON.parse(message) as { faultstring?: string; description?: string };
+    return fault.faultstring ?? fault.description ?? message;
+  } catch {
+    return message;
+  }
+}
+
+/** Size and SHA-256 of a file, read once as a stream. */
+export async function digestFile(path: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+async function readRange(path: string, start: number, length: number): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await handle.read(buffer, done, length - done, start + done);
+      if (bytesRead === 0)
+        throw new CliError(`${path} is shorter than expected (it changed during the upload?)`);
+      done += bytesRead;
+    }
+    return buffer;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** PUT to a presigned URL, retried a few times (a part may be re-sent: S3 keeps the last). */
+async function put(url: string, body: Buffer, headers: Record<string, string> = {}): Promise<void> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      const response = await fetch(url, { method: 'PUT', body, headers });
+      const text = await response.text();
+      if (response.ok) return;
+      lastError = new CliError(`upload refused by storage: ${response.status} ${text.slice(0, 300)}`);
+      if (response.status < 500) break;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+  }
+  throw lastError;
+}
+
+function kindOf(files: readonly LocalFile[]): string {
+  const roles = files.map((file) => file.role);
+  if (roles.includes('kernel') && roles.includes('ramdisk')) return 'kernel+ramdisk';
+  if (roles.length !== 1) throw new InvalidArgumentError('give --iso, or --kernel and/or --ramdisk');
+  return roles[0] as string;
+}
+
+interface FileOptions {
+  iso?: string;
+  kernel?: string;
+  ramdisk?: string;
+}
+
+async function localFiles(options: FileOptions): Promise<LocalFile[]> {
+  if (options.iso && (options.kernel || options.ramdisk)) {
+    throw new InvalidArgumentError('an image is an ISO or a kernel/ramdisk, not both');
+  }
+  const given = (['iso', 'kernel', 'ramdisk'] as const).filter((role) => options[role] !== undefined);
+  if (given.length === 0)
+    throw new InvalidArgumentError('give --iso PATH, or --kernel PATH and/or --ramdisk PATH');
+  return Promise.all(
+    given.map(async (role) => {
+      const path = options[role] as string;
+      if (!(await stat(path)).isFile()) throw new InvalidArgumentError(`${path} is not a file`);
+      return { role, path, ...(await digestFile(path)) };
+    }),
+  );
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function cliProgram(
+  out: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+  env: NodeJS.ProcessEnv = process.env,
+): Command {
+  const program = new Command('metalplane')
+    .description("Metalplane's operator CLI (images)")
+    .option('--url <url>', 'the API endpoint (env OS_ENDPOINT)')
+    .option('--os-username <name>', 'HTTP Basic user (env OS_USERNAME)')
+    .option('--os-password <password>', 'HTTP Basic password (env OS_PASSWORD)')
+    .exitOverride();
+
+  const connection = (): Connection => {
+    const options = program.opts<{ url?: string; osUsername?: string; osPassword?: string }>();
+    const url = (options.url ?? env.OS_ENDPOINT ?? 'http://127.0.0.1:6385').replace(/\/+$/, '');
+    const user = options.osUsername ?? env.OS_USERNAME;
+    const password = options.osPassword ?? env.OS_PASSWORD;
+    if ((user === undefined) !== (password === undefined)) {
+      throw new InvalidArgumentError('give both a user name and a password, or neither');
+    }
+    return {
+      url,
+      ...(user !== undefined && password !== undefined
+        ? { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` }
+        : {}),
+    };
+  };
+
+  const image = program.command('image').description('the image catalog');
+
+  const register = async (
+    api: Connection,
+    name: string,
+    files: LocalFile[],
+    options: { description?: string; label?: string[]; site?: string[] },
+  ): Promise<ImageView> => {
+    const labels: Record<string, string> = {};
+    for (const label of options.label ?? []) {
+      const at = label.indexOf('=');
+      if (at <= 0) throw new InvalidArgumentError(`--label ${label}: use KEY=VALUE`);
+      labels[label.slice(0, at)] = label.slice(at + 1);
+    }
+    const created = await request(api, 'POST', '/v1/images', {
+      name,
+      kind: kindOf(files),
+      files: files.map(({ role, size, sha256 }) => ({ role, size, sha256 })),
+      ...(options.description !== undefined ? { description: options.description } : {}),
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
+      ...(options.site?.length ? { sites: options.site } : {}),
+    });
+    return created.body as ImageView;
+  };
+
+  const withFileOptions = (command: Command) =>
+    command
+      .option('--iso <path>', 'an ISO image')
+      .option('--kernel <path>', 'a kernel')
+      .option('--ramdisk <path>', 'a ramdisk (initrd)')
+      .option('--description <text>', 'description')
+      .option('--label <key=value>', 'a label (repeatable)', collect)
+      .option('--site <site>', 'a site that holds it (repeatable; default: every site)', collect);
+
+  withFileOptions(
+    image.command('create <name>').description('register an image (size and SHA-256 computed here)'),
+  ).action(
+    async (
+      name: string,
+      options: FileOptions & { description?: string; label?: string[]; site?: string[] },
+    ) => {
+      const created = await register(connection(), name, await localFiles(options), options);
+      out(JSON.stringify(created, null, 2));
+    },
+  );
+
+  withFileOptions(
+    image
+      .command('upload <name>')
+      .description('register the image if needed, upload its files, and wait for their verification'),
+  )
+    .option('--parallel <n>', 'parts uploaded at once (1-16)', (value) => {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 1 || n > 16) throw new InvalidArgumentError('1 to 16');
+      return n;
+    })
+    .option('--no-progress', 'no progress bar')
+    .option('--multipart', 'upload in parts even a small file')
+    .action(
+      async (
+        name: string,
+        options: FileOptions & {
+          description?: string;
+          label?: string[];
+          site?: string[];
+          parallel?: number;
+          progress: boolean;
+          multipart?: boolean;
+        },
+      ) => {
+        const api = connection();
+        const files = await localFiles(options);
+        let view: ImageView;
+        try {
+          view = (await request(api, 'GET', `/v1/images/${encodeURIComponent(name)}`)).body as ImageView;
+        } catch (error) {
+          if (!(error instanceof CliError) || !/: 404 /.test(error.message)) throw error;
+          view = await register(api, name, files, options);
+        }
+        for (const file of files) {
+          const registered = view.files.find((candidate) => candidate.role === file.role);
+          if (!registered) throw new CliError(`image ${name} has no ${file.role} file`);
+          if (registered.size !== file.size || registered.sha256 !== file.sha256) {
+            throw new CliError(
+              `${file.path} is not the ${file.role} registered for ${name} (size ${registered.size}, SHA-256 ${registered.sha256})`,
+            );
+          }
+          if (registered.state === 'verified' || registered.state === 'verifying') continue;
+          view = await uploadFile(api, view, file, {
+            parallel: options.parallel ?? 4,
+            progress: options.progress,
+            multipart: options.multipart === true,
+          });
+        }
+        view = await waitVerified(api, view);
+        out(
+          `image ${view.name} (${view.uuid}): ${view.state}${view.last_error ? `: ${view.last_error}` : ''}`,
+        );
+        if (view.state !== 'active') throw new CliError(`image ${view.name} is ${view.state}`);
+      },
+    );
+
+  image
+    .command('list')
+    .description('list images')
+    .option('--state <state>', 'only images in this state')
+    .action(async (options: { state?: string }) => {
+      const api = connection();
+      let path = `/v1/images?limit=1000${options.state ? `&state=${encodeURIComponent(options.state)}` : ''}`;
+      out(['uuid', 'name', 'kind', 'state', 'size'].join('\t'));
+      for (;;) {
+        const page = (await request(api, 'GET', path)).body as { images: ImageView[]; next?: string };
+        for (const item of page.images) {
+          const size = item.files.reduce((sum, file) => sum + file.size, 0);
+          out([item.uuid, item.name, item.kind, item.state, String(size)].join('\t'));
+        }
+        if (!page.next) break;
+        path = page.next.slice(page.next.indexOf('/v1/'));
+      }
+    });
+
+  image
+    .command('show <name>')
+    .description('show an image')
+    .action(async (name: string) => {
+      out(
+        JSON.stringify(
+          (await request(connection(), 'GET', `/v1/images/${encodeURIComponent(name)}`)).body,
+          null,
+          2,
+        ),
+      );
+    });
+
+  image
+    .command('delete <name>')
+    .description('delete an image and its stored files')
+    .action(async (name: string) => {
+      await request(connection(), 'DELETE', `/v1/images/${encodeURIComponent(name)}`);
+      out(`image ${name} deleted`);
+    });
+
+  return program;
+}
+
+async function uploadFile(
+  api: Connection,
+  view: ImageView,
+  file: LocalFile,
+  options: { parallel: number; progress: boolean; multipart: boolean },
+): Promise<ImageView> {
+  const { parallel, progress } = options;
+  const base = `/v1/images/${view.uuid}/files/${file.role}`;
+  const started = (await request(api, 'POST', `${base}/upload`, options.multipart ? { multipart: true } : {}))
+    .body as
+    | { mode: 'single'; url: string; headers: Record<string, string> }
+    | { mode: 'multipart'; part_size: number; parts: number };
+  const bar = new SingleBar({
+    format: `${file.role} [{bar}] {percentage}% {value}/{total} bytes`,
+    noTTYOutput: false,
+    hideCursor: true,
+  });
+  if (progress) bar.start(file.size, 0);
+  try {
+    if (started.mode === 'single') {
+      await put(started.url, await readRange(file.path, 0, file.size), started.headers);
+      if (progress) bar.update(file.size);
+    } else {
+      let next = 1;
+      let done = 0;
+      const urls = new Map<number, string>();
+      const urlFor = async (n: number): Promise<string> => {
+        if (!urls.has(n)) {
+          // Ask for URLs in batches of up to 100, from this part on.
+          const numbers = [];
+          for (let i = n; i <= Math.min(started.parts, n + 99); i++) numbers.push(i);
+          const answer = (await request(api, 'POST', `${base}/parts`, { part_numbers: numbers })).body as {
+            parts: Array<{ part_number: number; url: string }>;
+          };
+          for (const part of answer.parts) urls.set(part.part_number, part.url);
+        }
+        const url = urls.get(n) as string;
+        urls.delete(n);
+        return url;
+      };
+      const worker = async () => {
+        for (;;) {
+          const n = next++;
+          if (n > started.parts) return;
+          const start = (n - 1) * started.part_size;
+          const length = Math.min(started.part_size, file.size - start);
+          const url = await urlFor(n);
+          await put(url, await readRange(file.path, start, length));
+          done += length;
+          if (progress) bar.update(done);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(parallel, started.parts) }, worker));
+    }
+  } finally {
+    if (progress) bar.stop();
+  }
+  return (await request(api, 'POST', `${base}/complete`, {})).body as ImageView;
+}
+
+/** Waits while a file is being verified off the request path (large files). */
+async function waitVerified(api: Connection, view: ImageView): Promise<ImageView> {
+  let current = view;
+  const deadline = Date.now() + 20 * 60 * 1000;
+  while (current.state === 'verifying' && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    current = (await request(api, 'GET', `/v1/images/${current.uuid}`)).body as ImageView;
+  }
+  return current;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  cliProgram()
+    .parseAsync(process.argv)
+    .catch((error: unknown) => {
+      const { code, message } = error as { code?: string; message?: string };
+      if (code === 'commander.helpDisplayed' || code === 'commander.version') process.exit(0);
+      // commander has printed its own parsing errors; ours (and the API's) are printed here.
+      if (!code?.startsWith('commander.') || code === 'commander.invalidArgument') {
+        process.stderr.write(`metalplane: ${message ?? String(error)}\n`);
+      }
+      process.exit(1);
+    });
+}

@@ -1,0 +1,157 @@
+/**
+ * Power, boot device and validation of a node (Ironic's `NodeStatesController.power`,
+ * `BootDeviceController`, `NodesController.validate`):
+ *
+ *   PUT /v1/nodes/{node}/states/power                 {target, timeout?} → 202, async
+ *   GET /v1/nodes/{node}/management/boot_device       → {boot_device, persistent}
+ *   PUT /v1/nodes/{node}/management/boot_device       {boot_device, persistent?} → 204
+ *   GET /v1/nodes/{node}/management/boot_device/supported → {supported_boot_devices}
+ *   GET /v1/nodes/{node}/validate                     → per interface {result, reason?}
+ *
+ * A power change is a conductor task (`lambda/conductor/power.ts`): the node is locked and
+ * shows `target_power_state` until the site's agent reports, and the 202 comes first.
+ * Boot device reads and writes are answered once the agent has done them, as Ironic
+ * answers them after its conductor's synchronous call; an agent that does not answer in
+ * time gets a 503 (the command stays on record and finishes or expires).
+ */
+
+import { PortRepository } from '../../adapters/dynamo/port-repository.ts';
+import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
+import { startBootDeviceChange, startBootDeviceRead, startPowerChange } from '../../conductor/power.ts';
+import type { CommandRecord } from '../../domain/commands/command.ts';
+import { validateNode } from '../../domain/power/driver-info.ts';
+import { checkBootDeviceRequest, checkPowerRequest, supportedBootDevices } from '../../domain/power/power.ts';
+import { ApiError } from '../../http/errors.ts';
+import { type ApiRequest, json, noContent } from '../../http/request.ts';
+import type { Router } from '../../http/router.ts';
+import { authorizeNode, type Principal } from '../access.ts';
+import type { Dependencies } from '../dependencies.ts';
+import { jsonBody } from '../listing.ts';
+import type { OperationDoc } from '../openapi.ts';
+import { resolveNode } from './nodes.ts';
+
+const POWER_SCHEMA = {
+  type: 'object',
+  properties: {
+    target: { enum: ['power on', 'power off', 'rebooting', 'soft power off', 'soft rebooting'] },
+    timeout: { type: 'integer', minimum: 1 },
+  },
+  required: ['target'],
+} as const;
+
+const BOOT_DEVICE_SCHEMA = {
+  type: 'object',
+  properties: {
+    boot_device: { enum: ['pxe', 'disk', 'cdrom', 'bios', 'safe'] },
+    persistent: { type: 'boolean' },
+  },
+  required: ['boot_device'],
+} as const;
+
+export const POWER_OPERATIONS: Record<string, OperationDoc> = {
+  'PUT /v1/nodes/{node}/states/power': {
+    summary: 'Change the power state (asynchronous: target_power_state shows it until done)',
+    tag: 'nodes',
+    requestSchema: POWER_SCHEMA,
+    status: 202,
+  },
+  'GET /v1/nodes/{node}/management/boot_device': {
+    summary: "Read the node's boot device from its BMC (through the site's agent)",
+    tag: 'nodes',
+  },
+  'PUT /v1/nodes/{node}/management/boot_device': {
+    summary: "Set the node's next (or persistent) boot device",
+    tag: 'nodes',
+    requestSchema: BOOT_DEVICE_SCHEMA,
+    status: 204,
+  },
+  'GET /v1/nodes/{node}/management/boot_device/supported': {
+    summary: "Boot devices the node's management interface supports",
+    tag: 'nodes',
+  },
+  'GET /v1/nodes/{node}/validate': {
+    summary: "Whether the node's configuration is complete, per interface",
+    tag: 'nodes',
+  },
+};
+
+/** How long the API waits for a boot device command (API Gateway's limit is 29 s). */
+export const SYNC_WAIT_MS = 20_000;
+
+const requester = (request: ApiRequest) => (request.principal as Principal | undefined)?.name ?? null;
+
+function objectBody(request: ApiRequest): Record<string, unknown> {
+  const body = jsonBody(request);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError(400, 'The request body must be a JSON object.');
+  }
+  return body as Record<string, unknown>;
+}
+
+export function registerPowerRoutes(
+  router: Router,
+  deps: Dependencies,
+  runtime: AgentRuntime | (() => AgentRuntime) = () => agentRuntimeFor(deps),
+  options: { readonly syncWaitMs?: number } = {},
+): void {
+  const channel = typeof runtime === 'function' ? runtime : () => runtime;
+  const ports = new PortRepository(deps.store);
+  const waitMs = options.syncWaitMs ?? SYNC_WAIT_MS;
+
+  /** The finished command, or Ironic-like errors: the agent's failure (500) or silence (503). */
+  async function answered(command: CommandRecord): Promise<CommandRecord> {
+    const done = await channel().conductor.waitForTask(command, waitMs);
+    if (!done) {
+      throw new ApiError(
+        503,
+        `The agent of site ${command.site} did not answer within ${Math.round(waitMs / 1000)} seconds; command ${command.id} is still pending.`,
+      );
+    }
+    if (done.status !== 'succeeded') {
+      throw new ApiError(500, done.error ?? `Command ${done.action} ${done.status}.`);
+    }
+    return done;
+  }
+
+  router.on('PUT', '/v1/nodes/{node}/states/power', async (request) => {
+    const ident = request.params.node as string;
+    const found = await resolveNode(deps, ident);
+    authorizeNode(request, 'node:set_power_state', found.node);
+    const body = objectBody(request);
+    const power = checkPowerRequest(found.node, ident, body, request.version.minor);
+    await startPowerChange(channel().conductor, found, power, requester(request));
+    return noContent(202, { Location: `${request.baseUrl}/v1/nodes/${ident}/states` });
+  });
+
+  router.on('GET', '/v1/nodes/{node}/management/boot_device/supported', async (request) => {
+    const { node } = await resolveNode(deps, request.params.node as string);
+    authorizeNode(request, 'node:get_boot_device', node);
+    return json({ supported_boot_devices: [...supportedBootDevices(node)] });
+  });
+
+  router.on('GET', '/v1/nodes/{node}/management/boot_device', async (request) => {
+    const found = await resolveNode(deps, request.params.node as string);
+    authorizeNode(request, 'node:get_boot_device', found.node);
+    const command = await startBootDeviceRead(channel().conductor, found, requester(request));
+    const done = await answered(command);
+    return json({
+      boot_device: done.result?.boot_device ?? null,
+      persistent: done.result?.persistent ?? null,
+    });
+  });
+
+  router.on('PUT', '/v1/nodes/{node}/management/boot_device', async (request) => {
+    const found = await resolveNode(deps, request.params.node as string);
+    authorizeNode(request, 'node:set_boot_device', found.node);
+    const boot = checkBootDeviceRequest(found.node, objectBody(request));
+    await answered(await startBootDeviceChange(channel().conductor, found, boot, requester(request)));
+    return noContent();
+  });
+
+  router.on('GET', '/v1/nodes/{node}/validate', async (request) => {
+    const { node } = await resolveNode(deps, request.params.node as string);
+    authorizeNode(request, 'node:validate', node);
+    const page = await ports.list({ limit: 1, descending: false, nodeUuid: node.uuid });
+    return json(validateNode(node, page.ports.length));
+  });
+}

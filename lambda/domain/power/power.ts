@@ -1,0 +1,170 @@
+/**
+ * Power and management as the API sees them (Ironic's `NodeStatesController.power`,
+ * `BootDeviceController` and the conductor's synchronous checks): which targets exist,
+ * what a request must carry at which microversion, what each hardware type supports,
+ * what the node shows while an action is in flight, and the messages Ironic writes.
+ * Pure: the conductor (`lambda/conductor/`) stores and dispatches.
+ */
+import { conflict, invalid, notAcceptable } from '../errors.ts';
+import type { Node } from '../nodes/node.ts';
+import { validateDriverInfo } from './driver-info.ts';
+
+export const POWER_ON = 'power on';
+export const POWER_OFF = 'power off';
+export const REBOOT = 'rebooting';
+export const SOFT_POWER_OFF = 'soft power off';
+export const SOFT_REBOOT = 'soft rebooting';
+
+export type PowerTarget =
+  | typeof POWER_ON
+  | typeof POWER_OFF
+  | typeof REBOOT
+  | typeof SOFT_POWER_OFF
+  | typeof SOFT_REBOOT;
+
+/** Ironic's ALLOWED_TARGET_POWER_STATES. */
+export const POWER_TARGETS: readonly PowerTarget[] = [
+  POWER_ON,
+  POWER_OFF,
+  REBOOT,
+  SOFT_REBOOT,
+  SOFT_POWER_OFF,
+];
+
+/** Soft power actions and `timeout` arrived in 1.27 (`allow_soft_power_off`). */
+export const SOFT_POWER_MINOR = 27;
+
+/** Ironic's `[conductor]soft_power_off_timeout` and `[conductor]power_state_change_timeout`. */
+export const SOFT_POWER_OFF_TIMEOUT_SECONDS = 600;
+export const POWER_STATE_CHANGE_TIMEOUT_SECONDS = 60;
+
+export const BOOT_DEVICES = ['pxe', 'disk', 'cdrom', 'bios', 'safe'] as const;
+export type BootDevice = (typeof BOOT_DEVICES)[number];
+
+export interface PowerRequest {
+  readonly target: PowerTarget;
+  /** Seconds the agent waits for the BMC to reach the target (Ironic's `timeout`). */
+  readonly timeout: number | undefined;
+}
+
+/** Provision states in which Ironic refuses power changes (the node is being cleaned). */
+const NO_POWER_CHANGE_STATES = new Set(['clean wait', 'cleaning']);
+
+const requested = (action: string, node: string, state: string | null) =>
+  invalid(
+    `The requested action "${action}" can not be performed on node "${node}" while it is in state "${state ?? 'None'}".`,
+  );
+
+/**
+ * `PUT /v1/nodes/{node}/states/power`, checked in Ironic's order: version gates (406),
+ * timeout, target, provision state (400), the lock (409), then the driver's own
+ * validation and supported states (400).
+ */
+export function checkPowerRequest(
+  node: Node,
+  ident: string,
+  body: { target?: unknown; timeout?: unknown },
+  minor: number,
+): PowerRequest {
+  const target = body.target;
+  const timeout = integerArg('timeout', body.timeout);
+  if (
+    (target === SOFT_REBOOT || target === SOFT_POWER_OFF || (typeof timeout === 'number' && timeout !== 0)) &&
+    minor < SOFT_POWER_MINOR
+  ) {
+    throw notAcceptable('Request not acceptable.');
+  }
+  if (typeof timeout === 'number' && timeout < 1) throw invalid('timeout has to be positive integer');
+  if (typeof target !== 'string' || !POWER_TARGETS.includes(target as PowerTarget)) {
+    throw requested(String(target), ident, node.power_state);
+  }
+  if (NO_POWER_CHANGE_STATES.has(node.provision_state)) throw requested(target, ident, node.provision_state);
+  checkNotLocked(node);
+  const problem = validateDriverInfo(node, 'power');
+  if (problem) throw invalid(problem);
+  return { target: target as PowerTarget, timeout: typeof timeout === 'number' ? timeout : undefined };
+}
+
+/** Ironic's NodeLocked (409). */
+export function checkNotLocked(node: Node): void {
+  if (node.reservation) {
+    throw conflict(
+      `Node ${node.uuid} is locked by host ${node.reservation}, please retry after the current operation is completed.`,
+    );
+  }
+}
+
+/** The state a power action leads to (`target_power_state` while it runs). */
+export function targetPowerState(target: PowerTarget): typeof POWER_ON | typeof POWER_OFF {
+  return target === POWER_ON || target === REBOOT || target === SOFT_REBOOT ? POWER_ON : POWER_OFF;
+}
+
+/** How long the agent may wait for the BMC: the request's timeout or Ironic's defaults. */
+export function powerTimeoutSeconds(request: PowerRequest): number {
+  if (request.timeout !== undefined) return request.timeout;
+  return request.target === SOFT_POWER_OFF || request.target === SOFT_REBOOT
+    ? SOFT_POWER_OFF_TIMEOUT_SECONDS
+    : POWER_STATE_CHANGE_TIMEOUT_SECONDS;
+}
+
+/** Ironic's `last_error` for a failed power action (conductor/utils.py). */
+export function powerFailureMessage(target: string, error: string): string {
+  return `Failed to change power state to '${targetPowerState(target as PowerTarget)}' by '${target}': ${error}`;
+}
+
+/** Boot devices each management interface supports (Ironic's `get_supported_boot_devices`). */
+const SUPPORTED_BOOT_DEVICES: Readonly<Record<string, readonly BootDevice[]>> = {
+  fake: ['pxe'],
+  ipmitool: ['pxe', 'disk', 'cdrom', 'bios', 'safe'],
+};
+
+export function supportedBootDevices(node: Node): readonly BootDevice[] {
+  return SUPPORTED_BOOT_DEVICES[node.management_interface ?? ''] ?? [];
+}
+
+export interface BootDeviceRequest {
+  readonly boot_device: BootDevice;
+  readonly persistent: boolean;
+}
+
+/** `PUT /v1/nodes/{node}/management/boot_device`: the device must be one the driver supports. */
+export function checkBootDeviceRequest(
+  node: Node,
+  body: { boot_device?: unknown; persistent?: unknown },
+): BootDeviceRequest {
+  const device = body.boot_device;
+  if (typeof device !== 'string' || !supportedBootDevices(node).includes(device as BootDevice)) {
+    throw invalid(`Invalid boot device ${String(device)} specified.`);
+  }
+  const persistent = booleanArg('persistent', body.persistent ?? false);
+  checkNotLocked(node);
+  const problem = validateDriverInfo(node, 'management');
+  if (problem) throw invalid(problem);
+  return { boot_device: device as BootDevice, persistent };
+}
+
+/** Ironic's `args.integer`: an integer, or a string/number Python's int() takes. */
+function integerArg(name: string, value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number' && Number.isFinite(value)) return Math.trunc(value);
+  if (typeof value === 'string' && /^\s*[-+]?\d+\s*$/.test(value)) return Number.parseInt(value, 10);
+  throw invalid(`Expected an integer for ${name}: ${String(value)}`);
+}
+
+const TRUE_STRINGS = ['1', 't', 'true', 'on', 'y', 'yes'];
+const FALSE_STRINGS = ['0', 'f', 'false', 'off', 'n', 'no'];
+
+/** Ironic's `args.boolean` (oslo's strict bool_from_string). */
+function booleanArg(name: string, value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  const text = String(value).trim().toLowerCase();
+  if (TRUE_STRINGS.includes(text)) return true;
+  if (FALSE_STRINGS.includes(text)) return false;
+  const acceptable = [...FALSE_STRINGS, ...TRUE_STRINGS]
+    .sort()
+    .map((v) => `'${v}'`)
+    .join(', ');
+  throw invalid(
+    `Invalid ${name}: Unrecognized value '${String(value)}', acceptable values are: ${acceptable}`,
+  );
+}

@@ -1,0 +1,114 @@
+/** `cli/metalplane.ts image ...` spawned against the test API (HTTP Basic) and moto S3. */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi, type TestApi } from '../support/api.ts';
+
+const MiB = 1024 * 1024;
+const root = new URL('../..', import.meta.url).pathname;
+let api: TestApi;
+let dir: string;
+
+beforeAll(async () => {
+  api = await startApi({ auth: 'basic' });
+  dir = await mkdtemp(join(tmpdir(), 'metalplane-cli-'));
+});
+afterAll(async () => {
+  await api?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(
+      join(root, 'node_modules/.bin/node'),
+      [join(root, 'cli/metalplane.ts'), '--url', api.url, ...args],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          OS_USERNAME: api.admin.username,
+          OS_PASSWORD: api.admin.password,
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('metalplane image', () => {
+  it('upload: registers, uploads in parallel parts, and ends active with the right digest', async () => {
+    const data = randomBytes(20 * MiB + 7);
+    const path = join(dir, 'big.iso');
+    await writeFile(path, data);
+    const result = await cli([
+      'image',
+      'upload',
+      'cli-iso',
+      '--iso',
+      path,
+      '--multipart',
+      '--parallel',
+      '2',
+      '--label',
+      'os=test',
+    ]);
+    expect(result.stderr).not.toContain(api.admin.password);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^image cli-iso \([0-9a-f-]{36}\): active$/m);
+    const shown = await api.call('GET', '/v1/images/cli-iso');
+    expect(shown.body).toMatchObject({ state: 'active', labels: { os: 'test' } });
+    expect(shown.body.files[0]).toMatchObject({
+      size: data.length,
+      sha256: createHash('sha256').update(data).digest('hex'),
+      state: 'verified',
+    });
+  }, 60_000);
+
+  it('upload of a kernel+ramdisk pair with single PUTs; list, show, delete', async () => {
+    await writeFile(join(dir, 'vmlinuz'), randomBytes(50_000));
+    await writeFile(join(dir, 'initrd'), randomBytes(80_000));
+    const result = await cli([
+      'image',
+      'upload',
+      'cli-pair',
+      '--kernel',
+      join(dir, 'vmlinuz'),
+      '--ramdisk',
+      join(dir, 'initrd'),
+      '--no-progress',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const listed = await cli(['image', 'list']);
+    expect(listed.stdout).toMatch(/\tcli-pair\tkernel\+ramdisk\tactive\t130000$/m);
+    const shown = JSON.parse((await cli(['image', 'show', 'cli-pair'])).stdout);
+    expect(shown.files.map((file: { role: string }) => file.role)).toStrictEqual(['kernel', 'ramdisk']);
+    expect((await cli(['image', 'delete', 'cli-pair'])).stdout.trim()).toBe('image cli-pair deleted');
+    expect((await api.call('GET', '/v1/images/cli-pair')).status).toBe(404);
+  }, 60_000);
+
+  it('refuses a file that is not the registered one, and a wrong password (exit 1, clear message)', async () => {
+    const other = join(dir, 'other.iso');
+    await writeFile(other, randomBytes(1000));
+    const mismatch = await cli(['image', 'upload', 'cli-iso', '--iso', other]);
+    expect(mismatch.code).toBe(1);
+    expect(mismatch.stderr).toMatch(/is not the iso registered for cli-iso/);
+    const denied = await cli(['image', 'list'], { OS_PASSWORD: 'wrong-password' });
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/401/);
+    expect(denied.stderr).not.toContain('wrong-password');
+  });
+});

@@ -1,0 +1,392 @@
+/**
+ * Power and boot device end to end: the API, the conductor, the command channel and the
+ * real agent process, driving fake hardware and real `ipmi_sim` BMCs through ipmitool;
+ * and the periodic power sync picking up what changed behind Metalplane's back.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentProcess, testConfig } from '../../agent/testing/agent-process.ts';
+import { freePort } from '../../local/moto.ts';
+import { type SimulatedBmc, startBmc } from '../support/bmc.ts';
+import { type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
+
+let stack: ChannelStack;
+let agent: AgentProcess;
+const bmcs: SimulatedBmc[] = [];
+let silentPort: number;
+
+const SITE = 'pwr';
+
+beforeAll(async () => {
+  stack = await startChannel({ syncWaitMs: 15_000 });
+  expect((await stack.createSite(SITE)).status).toBe(201);
+  expect((await stack.createSite('nobody')).status).toBe(201);
+  bmcs.push(await startBmc(), await startBmc());
+  silentPort = await freePort();
+  const { credential } = await stack.enroll(SITE, 'test-agent');
+  agent = new AgentProcess().writeConfig(
+    testConfig({
+      url: stack.api.url,
+      websocketUrl: stack.gateway.url,
+      extra: [
+        'drivers: [fake-hardware, ipmi]',
+        'power_sync:',
+        '  interval: 1s',
+        '  timeout: 1500ms',
+        '  concurrency: 4',
+        'ipmi:',
+        '  command_timeout: 8s',
+        '  min_command_interval: 0',
+        '  retries: 0',
+      ].join('\n'),
+    }),
+  );
+  await agent.writeCredential(credential);
+  await agent.start();
+}, 90_000);
+
+afterAll(async () => {
+  await agent?.cleanup();
+  await Promise.all(bmcs.map((bmc) => bmc.stop()));
+  await stack?.close();
+});
+
+const ipmiInfo = (port: number, password = 'password') => ({
+  ipmi_address: '127.0.0.1',
+  ipmi_port: port,
+  ipmi_username: 'admin',
+  ipmi_password: password,
+  ipmi_cipher_suite: 3,
+});
+
+async function ipmiNode(port: number, password?: string, site = SITE): Promise<string> {
+  return stack.createNode(site, { driver: 'ipmi', driver_info: ipmiInfo(port, password) });
+}
+
+async function states(node: string) {
+  return (await stack.api.call('GET', `/v1/nodes/${node}/states`)).body;
+}
+
+/** Waits for the action to end (target_power_state cleared), answers the states. */
+async function settled(node: string, timeoutMs = 20_000) {
+  return waitFor(
+    async () => {
+      const s = await states(node);
+      const full = (await stack.api.call('GET', `/v1/nodes/${node}`)).body;
+      return s.target_power_state === null && full.reservation === null ? s : undefined;
+    },
+    `node ${node} to settle`,
+    timeoutMs,
+  );
+}
+
+async function power(node: string, target: string, extra: Record<string, unknown> = {}, version = '1.82') {
+  return stack.api.call('PUT', `/v1/nodes/${node}/states/power`, { body: { target, ...extra }, version });
+}
+
+/** Ironic's provision states outside `enroll` are synced; tests put nodes there directly. */
+async function makeManageable(node: string): Promise<void> {
+  await stack.api.deps.nodes.modify(node, (n) => ({ ...n, provision_state: 'manageable' }));
+}
+
+describe('fake-hardware', () => {
+  it('powers on, off and reboots through the agent; the node shows the outcome', async () => {
+    const node = await stack.createNode(SITE);
+    const on = await power(node, 'power on');
+    expect(on.status).toBe(202);
+    expect(on.headers.get('location')).toBe(`${stack.api.url}/v1/nodes/${node}/states`);
+    expect((await settled(node)).power_state).toBe('power on');
+    expect((await power(node, 'power off')).status).toBe(202);
+    expect((await settled(node)).power_state).toBe('power off');
+    expect((await power(node, 'rebooting')).status).toBe(202);
+    const after = await settled(node);
+    expect(after.power_state).toBe('power on');
+    expect(after.last_error).toBeNull();
+    expect((await power(node, 'soft power off', { timeout: 30 })).status).toBe(202);
+    expect((await settled(node)).power_state).toBe('power off');
+  }, 60_000);
+
+  it('refuses what Ironic refuses, with its status and message', async () => {
+    const node = await stack.createNode(SITE);
+    const bad = await power(node, 'sideways');
+    expect(bad.status).toBe(400);
+    expect(bad.fault?.faultstring).toBe(
+      `The requested action "sideways" can not be performed on node "${node}" while it is in state "None".`,
+    );
+    expect((await power(node, 'soft power off', {}, '1.26')).status).toBe(406);
+    expect((await power(node, 'power on', { timeout: 5 }, '1.26')).status).toBe(406);
+    const zero = await power(node, 'power on', { timeout: -1 });
+    expect(zero.status).toBe(400);
+    expect(zero.fault?.faultstring).toBe('timeout has to be positive integer');
+    expect((await power(node, 'power on', { timeout: 'soon' })).status).toBe(400);
+    // Nothing of it was recorded.
+    expect((await states(node)).target_power_state).toBeNull();
+    expect((await stack.api.call('GET', `/v1/nodes/${node}/commands`)).body.commands).toHaveLength(0);
+  });
+
+  it('locks the node while an action is in flight: a second one is 409, expiry releases it with last_error', async () => {
+    // Site "nobody" has no agent: the command waits.
+    const node = await stack.createNode('nobody');
+    expect((await power(node, 'power on')).status).toBe(202);
+    const locked = (await stack.api.call('GET', `/v1/nodes/${node}`)).body;
+    expect(locked.target_power_state).toBe('power on');
+    expect(locked.reservation).toBe('nobody');
+    const second = await power(node, 'power off');
+    expect(second.status).toBe(409);
+    expect(second.fault?.faultstring).toBe(
+      `Node ${node} is locked by host nobody, please retry after the current operation is completed.`,
+    );
+    const boot = await stack.api.call('PUT', `/v1/nodes/${node}/management/boot_device`, {
+      body: { boot_device: 'pxe' },
+    });
+    expect(boot.status).toBe(409);
+    // The deadline passes (the tick's path): the task fails and the lock goes.
+    const [command] = (await stack.api.call('GET', `/v1/nodes/${node}/commands`)).body.commands;
+    const stored = await stack.runtime.commands.get(command.id);
+    expect(await stack.runtime.queue.expire(stored!.command, stored!.receipt)).toBe(true);
+    const after = (await stack.api.call('GET', `/v1/nodes/${node}`)).body;
+    expect(after.reservation).toBeNull();
+    expect(after.target_power_state).toBeNull();
+    expect(after.power_state).toBeNull();
+    expect(after.last_error).toMatch(
+      /^Failed to change power state to 'power on' by 'power on': Command power\.set .* expired/,
+    );
+  });
+
+  it('sets and reads the boot device; only PXE is supported, as Ironic fake', async () => {
+    const node = await stack.createNode(SITE);
+    const supported = await stack.api.call('GET', `/v1/nodes/${node}/management/boot_device/supported`);
+    expect(supported.body).toEqual({ supported_boot_devices: ['pxe'] });
+    const set = await stack.api.call('PUT', `/v1/nodes/${node}/management/boot_device`, {
+      body: { boot_device: 'pxe', persistent: true },
+    });
+    expect(set.status).toBe(204);
+    const got = await stack.api.call('GET', `/v1/nodes/${node}/management/boot_device`);
+    expect(got.status).toBe(200);
+    expect(got.body).toEqual({ boot_device: 'pxe', persistent: true });
+    const disk = await stack.api.call('PUT', `/v1/nodes/${node}/management/boot_device`, {
+      body: { boot_device: 'disk' },
+    });
+    expect(disk.status).toBe(400);
+    expect(disk.fault?.faultstring).toBe('Invalid boot device disk specified.');
+    const floppy = await stack.api.call('PUT', `/v1/nodes/${node}/management/boot_device`, {
+      body: { boot_device: 'floppy' },
+    });
+    expect(floppy.fault?.faultstring).toBe('Invalid boot device floppy specified.');
+    const notBool = await stack.api.call('PUT', `/v1/nodes/${node}/management/boot_device`, {
+      body: { boot_device: 'pxe', persistent: 'maybe' },
+    });
+    expect(notBool.status).toBe(400);
+    expect((await settled(node)).last_error).toBeNull();
+  }, 30_000);
+
+  it('validates per interface with Ironic’s shape', async () => {
+    const node = await stack.createNode(SITE);
+    const fake = await stack.api.call('GET', `/v1/nodes/${node}/validate`);
+    expect(fake.status).toBe(200);
+    expect(Object.keys(fake.body)).toEqual([
+      'boot',
+      'deploy',
+      'management',
+      'network',
+      'power',
+      'bios',
+      'console',
+      'inspect',
+      'raid',
+      'rescue',
+      'storage',
+    ]);
+    expect(fake.body.power).toEqual({ result: true });
+    const bare = await stack.createNode(SITE, { driver: 'ipmi' });
+    const ipmi = (await stack.api.call('GET', `/v1/nodes/${bare}/validate`)).body;
+    expect(ipmi.power).toEqual({
+      result: false,
+      reason: "Missing the following IPMI credentials in node's driver_info: ['ipmi_address'].",
+    });
+    expect(ipmi.management.result).toBe(false);
+    expect(ipmi.console.result).toBe(false);
+    expect(ipmi.boot).toEqual({
+      result: false,
+      reason: `Node ${bare} does not have any port associated with it.`,
+    });
+    expect(ipmi.network).toEqual({ result: true });
+    // And the same check refuses a power action up front.
+    const refused = await power(bare, 'power on');
+    expect(refused.status).toBe(400);
+    expect(refused.fault?.faultstring).toBe(ipmi.power.reason);
+  });
+});
+
+describe('ipmi through ipmitool against ipmi_sim', () => {
+  it('power on/off/reboot/soft off reach the BMC and are read back', async () => {
+    const bmc = bmcs[0] as SimulatedBmc;
+    const node = await ipmiNode(bmc.port);
+    expect((await power(node, 'power on')).status).toBe(202);
+    expect((await settled(node)).power_state).toBe('power on');
+    expect(bmc.power()).toBe('1');
+    expect((await power(node, 'power off')).status).toBe(202);
+    expect((await settled(node)).power_state).toBe('power off');
+    expect(bmc.power()).toBe('0');
+    expect((await power(node, 'power on')).status).toBe(202);
+    await settled(node);
+    expect((await power(node, 'rebooting')).status).toBe(202);
+    const rebooted = await settled(node);
+    expect(rebooted.power_state).toBe('power on');
+    // A reboot is off, then on.
+    const calls = readFileSync(join(bmc.dir, 'chassis-state', 'calls.log'), 'utf8')
+      .split('\n')
+      .filter((line) => / set power /.test(line))
+      .map((line) => line.split(' set power ')[1]);
+    expect(calls.slice(-2)).toEqual(['0', '1']);
+    expect((await power(node, 'soft power off')).status).toBe(202);
+    expect((await settled(node, 30_000)).power_state).toBe('power off');
+    expect(bmc.power()).toBe('0');
+  }, 90_000);
+
+  it('sets the boot device and reads it back; the password never shows', async () => {
+    const bmc = bmcs[0] as SimulatedBmc;
+    const node = await ipmiNode(bmc.port);
+    const supported = await stack.api.call('GET', `/v1/nodes/${node}/management/boot_device/supported`);
+    expect(supported.body.supported_boot_devices).toEqual(['pxe', 'disk', 'cdrom', 'bios', 'safe']);
+    for (const device of ['pxe', 'cdrom'] as const) {
+      const set = await stack.api.call('PUT', `/v1/nodes/${node}/management/boot_device`, {
+        body: { boot_device: device, persistent: false },
+      });
+      expect(set.status).toBe(204);
+      expect(bmc.boot()).toBe(device);
+      const got = await stack.api.call('GET', `/v1/nodes/${node}/management/boot_device`);
+      expect(got.body.boot_device).toBe(device);
+      // ipmi_sim does not keep the persistent flag: it always answers "next boot only".
+      expect(got.body.persistent).toBe(false);
+    }
+    const commands = (await stack.api.call('GET', `/v1/nodes/${node}/commands`)).body.commands;
+    expect(commands.length).toBeGreaterThan(0);
+    expect(JSON.stringify(commands)).not.toContain('"password"');
+    expect(commands[0].args.driver_info.ipmi_password).toBe('******');
+    expect(JSON.stringify(agent.logs)).not.toContain('"password"');
+  }, 60_000);
+
+  it('a wrong password fails quickly with a clear last_error; the state is unchanged', async () => {
+    const bmc = bmcs[1] as SimulatedBmc;
+    const node = await ipmiNode(bmc.port, 'wrong-password');
+    const started = Date.now();
+    expect((await power(node, 'power on')).status).toBe(202);
+    const after = await settled(node);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(after.power_state).toBeNull();
+    expect(after.last_error).toMatch(/^Failed to change power state to 'power on' by 'power on': IPMI/);
+    expect(after.last_error).toMatch(/refused the session/);
+    expect(bmc.power()).not.toBe('1');
+    const got = await stack.api.call('GET', `/v1/nodes/${node}/management/boot_device`);
+    expect(got.status).toBe(500);
+    expect(got.fault?.faultstring).toMatch(/refused the session/);
+  }, 40_000);
+
+  it('an unreachable BMC costs its own timeout and does not hold up another node', async () => {
+    const silent = await ipmiNode(silentPort);
+    const bmc = bmcs[1] as SimulatedBmc;
+    const good = await ipmiNode(bmc.port);
+    expect((await power(silent, 'power on')).status).toBe(202);
+    const started = Date.now();
+    expect((await power(good, 'power on')).status).toBe(202);
+    expect((await settled(good)).power_state).toBe('power on');
+    const goodMs = Date.now() - started;
+    const failed = await settled(silent, 30_000);
+    expect(failed.last_error).toMatch(/no answer/);
+    // The good node finished long before the silent one's timeout.
+    expect(goodMs).toBeLessThan(Date.now() - started);
+  }, 60_000);
+});
+
+describe('power-state sync', () => {
+  it('picks up an out-of-band power change', async () => {
+    const bmc = bmcs[0] as SimulatedBmc;
+    const node = await ipmiNode(bmc.port);
+    expect((await power(node, 'power off')).status).toBe(202);
+    expect((await settled(node)).power_state).toBe('power off');
+    await makeManageable(node);
+    execFileSync('ipmitool', [
+      ...[
+        '-I',
+        'lanplus',
+        '-H',
+        '127.0.0.1',
+        '-p',
+        String(bmc.port),
+        '-U',
+        'admin',
+        '-P',
+        'password',
+        '-C',
+        '3',
+      ],
+      ...['power', 'on'],
+    ]);
+    await waitFor(
+      async () => ((await states(node)).power_state === 'power on' ? true : undefined),
+      'the sync to see the change',
+      15_000,
+    );
+  }, 40_000);
+
+  it('faults a node whose BMC stops answering, and clears it when it answers again', async () => {
+    const port = await freePort();
+    const node = await ipmiNode(port);
+    await stack.api.deps.nodes.modify(node, (n) => ({
+      ...n,
+      provision_state: 'manageable',
+      power_state: 'power off',
+    }));
+    const faulted = await waitFor(
+      async () => {
+        const body = (await stack.api.call('GET', `/v1/nodes/${node}`)).body;
+        return body.fault === 'power failure' ? body : undefined;
+      },
+      'the node to be faulted',
+      30_000,
+    );
+    expect(faulted.maintenance).toBe(true);
+    expect(faulted.power_state).toBeNull();
+    expect(faulted.maintenance_reason).toMatch(/^During sync_power_state, max retries exceeded for node/);
+    const revived = await startBmc({ port });
+    bmcs.push(revived);
+    const recovered = await waitFor(
+      async () => {
+        const body = (await stack.api.call('GET', `/v1/nodes/${node}`)).body;
+        return body.fault === null && body.maintenance === false ? body : undefined;
+      },
+      'the node to recover',
+      30_000,
+    );
+    expect(recovered.power_state).toBe('power off');
+    expect(recovered.maintenance_reason).toBeNull();
+  }, 90_000);
+
+  it("ignores another site's agent reporting on a node", async () => {
+    const node = await stack.createNode(SITE);
+    await stack.api.deps.nodes.modify(node, (n) => ({
+      ...n,
+      provision_state: 'manageable',
+      power_state: 'power off',
+    }));
+    expect((await stack.createSite('other')).status).toBe(201);
+    const { credential } = await stack.enroll('other', 'other-agent');
+    const sent = await stack.asAgent(credential, 'POST', '/v1/agent/messages', {
+      v: 1,
+      type: 'power_report',
+      reports: [{ node, power_state: 'power on', observed_at: new Date().toISOString() }],
+    });
+    expect(sent.status).toBe(204);
+    expect((await states(node)).power_state).toBe('power off');
+    expect(
+      stack.logs.some((line) => line.message.startsWith('power report named nodes of another site')),
+    ).toBe(true);
+    // And its node list holds only its own site's nodes.
+    const listed = await stack.asAgent(credential, 'GET', '/v1/agent/nodes');
+    expect(listed.status).toBe(200);
+    expect(listed.body.nodes).toEqual([]);
+  });
+});
