@@ -44,6 +44,15 @@ export interface AgentConfig {
     readonly websocketRetryIntervalMs: number;
   };
   readonly pollWaitSeconds: number;
+  /**
+   * Boot files (`agent/boot/`): the URL nodes reach the HTTP root at (default: from
+   * `http.address`/`http.port`), the TFTP URL (reported only), dnsmasq's dhcp-hostsdir.
+   */
+  readonly boot: {
+    readonly httpUrl: string | undefined;
+    readonly tftpUrl: string | undefined;
+    readonly dhcpHostsDir: string | undefined;
+  };
   /** The periodic power-state sync (`agent/power/sync.ts`). */
   readonly powerSync: {
     readonly enabled: boolean;
@@ -61,8 +70,24 @@ export interface AgentConfig {
   };
   /** undefined: the status endpoint is off. */
   readonly status: { readonly host: string; readonly port: number } | undefined;
-  readonly tftp: { readonly enabled: boolean; readonly root: string; readonly port: number };
-  readonly http: { readonly enabled: boolean; readonly root: string; readonly port: number };
+  /** The agent's own TFTP server (agent/boot/tftp-server.ts); `enabled: false` when the site runs tftpd. */
+  readonly tftp: {
+    readonly enabled: boolean;
+    readonly address: string;
+    readonly root: string;
+    readonly port: number;
+    readonly maxBlksize: number;
+    readonly maxTransfers: number;
+    readonly maxTransfersPerClient: number;
+  };
+  /** The agent's own HTTP boot server (agent/boot/http-server.ts); `enabled: false` when the site runs nginx. */
+  readonly http: {
+    readonly enabled: boolean;
+    readonly address: string;
+    readonly root: string;
+    readonly port: number;
+    readonly maxConnections: number;
+  };
   /** Image sync (agent/images/): where, how many at once, how fast, how often, how long kept. */
   readonly images: {
     readonly enabled: boolean;
@@ -109,8 +134,14 @@ export const DEFAULTS = {
   statusAddress: '127.0.0.1:9469',
   tftpRoot: '/var/lib/tftpboot',
   tftpPort: 69,
+  tftpAddress: '0.0.0.0',
+  tftpMaxBlksize: 65464,
+  tftpMaxTransfers: 128,
+  tftpMaxTransfersPerClient: 8,
   httpRoot: '/var/www/html/pxe',
   httpPort: 8080,
+  httpAddress: '0.0.0.0',
+  httpMaxConnections: 256,
   /** Images default to `<http.root>/images`, i.e. /var/www/html/pxe/images. */
   imagesConcurrency: 2,
   imagesBandwidthLimit: '0',
@@ -202,6 +233,15 @@ class Reader {
       return this.fail(field, `must be from ${formatDuration(minMs)} to ${formatDuration(maxMs)}`) ?? 0;
     }
     return ms;
+  }
+  /** An IP address literal (the boot servers bind one; `0.0.0.0` or `::` for all). */
+  ipAddress(obj: Obj, key: string, field: string, def: string): string {
+    const v = this.string(obj, key, field, def);
+    if (isIP(v) === 0)
+      return (
+        this.fail(field, `must be an IP address such as 0.0.0.0 or 10.0.0.1, got ${JSON.stringify(v)}`) ?? def
+      );
+    return v;
   }
   oneOf<T extends string>(obj: Obj, key: string, field: string, def: T, allowed: readonly T[]): T {
     const v = obj[key];
@@ -333,6 +373,7 @@ export function validateConfig(
     'images',
     'power_sync',
     'ipmi',
+    'boot',
   ];
   r.unknown(root, top);
   const path = (p: string) => resolve(baseDir, p);
@@ -377,9 +418,18 @@ export function validateConfig(
     'native',
   ]);
   const ipmi = r.section(root, 'ipmi', ['command_timeout', 'min_command_interval', 'retries']);
+  const bootSection = r.section(root, 'boot', ['http_url', 'tftp_url', 'dhcp_hosts_dir']);
   const status = r.section(root, 'status', ['address']);
-  const tftp = r.section(root, 'tftp', ['enabled', 'root', 'port']);
-  const http = r.section(root, 'http', ['enabled', 'root', 'port']);
+  const tftp = r.section(root, 'tftp', [
+    'enabled',
+    'address',
+    'root',
+    'port',
+    'max_blksize',
+    'max_transfers',
+    'max_transfers_per_client',
+  ]);
+  const http = r.section(root, 'http', ['enabled', 'address', 'root', 'port', 'max_connections']);
   const images = r.section(root, 'images', [
     'enabled',
     'dir',
@@ -470,6 +520,14 @@ export function validateConfig(
       r.duration(polling, 'wait', 'polling.wait', DEFAULTS.pollWait, 1000, 20_000) / 1000,
     ),
     status: parseStatusAddress(r, status.address),
+    boot: {
+      httpUrl: r.httpUrl(bootSection, 'http_url', 'boot.http_url', ['http:', 'https:']),
+      tftpUrl: r.string(bootSection, 'tftp_url', 'boot.tftp_url', undefined),
+      dhcpHostsDir:
+        bootSection.dhcp_hosts_dir === undefined
+          ? undefined
+          : path(r.string(bootSection, 'dhcp_hosts_dir', 'boot.dhcp_hosts_dir', '')),
+    },
     powerSync: {
       enabled: r.bool(powerSync, 'enabled', 'power_sync.enabled', true),
       intervalMs: r.duration(
@@ -519,13 +577,33 @@ export function validateConfig(
     },
     tftp: {
       enabled: r.bool(tftp, 'enabled', 'tftp.enabled', true),
+      address: r.ipAddress(tftp, 'address', 'tftp.address', DEFAULTS.tftpAddress),
       root: path(r.string(tftp, 'root', 'tftp.root', DEFAULTS.tftpRoot)),
-      port: r.int(tftp, 'port', 'tftp.port', DEFAULTS.tftpPort, 1, 65535),
+      port: r.int(tftp, 'port', 'tftp.port', DEFAULTS.tftpPort, 0, 65535), // 0: any free port (tests)
+      maxBlksize: r.int(tftp, 'max_blksize', 'tftp.max_blksize', DEFAULTS.tftpMaxBlksize, 512, 65464),
+      maxTransfers: r.int(tftp, 'max_transfers', 'tftp.max_transfers', DEFAULTS.tftpMaxTransfers, 1, 10_000),
+      maxTransfersPerClient: r.int(
+        tftp,
+        'max_transfers_per_client',
+        'tftp.max_transfers_per_client',
+        DEFAULTS.tftpMaxTransfersPerClient,
+        1,
+        1000,
+      ),
     },
     http: {
       enabled: r.bool(http, 'enabled', 'http.enabled', true),
+      address: r.ipAddress(http, 'address', 'http.address', DEFAULTS.httpAddress),
       root: httpRoot,
-      port: r.int(http, 'port', 'http.port', DEFAULTS.httpPort, 1, 65535),
+      port: r.int(http, 'port', 'http.port', DEFAULTS.httpPort, 0, 65535), // 0: any free port (tests)
+      maxConnections: r.int(
+        http,
+        'max_connections',
+        'http.max_connections',
+        DEFAULTS.httpMaxConnections,
+        1,
+        100_000,
+      ),
     },
     images: {
       enabled: r.bool(images, 'enabled', 'images.enabled', true),

@@ -11,9 +11,13 @@
  * abort and journal them as interrupted; try to hand the outbox over for a moment;
  * close the channel. What was queued but not started is simply redelivered later.
  */
+import { join } from 'node:path';
 import type { Command } from '../protocol/messages.ts';
 import { FakeHardwareState } from './actions/fake-hardware.ts';
 import { type DriverEnvironment, defaultRegistry } from './actions/registry.ts';
+import { bootActions } from './boot/actions.ts';
+import { CallbackTokens, callbackRoute, withCallbackUrls } from './boot/callback.ts';
+import { type BootServers, startBootServers } from './boot/serve.ts';
 import { Channel } from './channel.ts';
 import { type AgentConfig, deriveWebSocketUrl } from './config.ts';
 import { Executor } from './executor.ts';
@@ -36,6 +40,14 @@ import {
 } from './state.ts';
 import { type AgentSnapshot, type StatusServer, startStatusServer } from './status.ts';
 import { AGENT_VERSION } from './version.ts';
+
+/** The URL nodes reach this agent's HTTP root at (for boot scripts and the callback). */
+function nodesHttpUrl(config: AgentConfig): string {
+  if (config.boot.httpUrl) return config.boot.httpUrl.replace(/\/+$/, '');
+  const host =
+    config.http.address === '0.0.0.0' || config.http.address === '::' ? '127.0.0.1' : config.http.address;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
+}
 
 /** How long a stop waits for the outbox to drain. */
 const STOP_FLUSH_MS = 2000;
@@ -83,6 +95,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     outbox: outbox.length,
   });
 
+  const callbackTokens = new CallbackTokens(join(config.stateDir, 'callback-tokens.json'));
   const drivers: DriverEnvironment = {
     ipmitool: new Ipmitool({
       timeoutMs: config.ipmi.commandTimeoutMs,
@@ -90,6 +103,19 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     }),
     fake: new FakeHardwareState(),
     ipmi: { retries: config.ipmi.retries },
+    bootActions: withCallbackUrls(
+      bootActions({
+        tftpRoot: config.tftp.root,
+        httpRoot: config.http.root,
+        httpBaseUrl: nodesHttpUrl(config),
+        ...(config.boot.tftpUrl ? { tftpBaseUrl: config.boot.tftpUrl } : {}),
+        ...(config.boot.dhcpHostsDir ? { dhcpHostsDir: config.boot.dhcpHostsDir } : {}),
+        imagesDir: config.images.dir,
+        manifestDir: join(config.stateDir, 'boot-manifests'),
+      }),
+      nodesHttpUrl(config),
+      callbackTokens,
+    ),
   };
   const registry = defaultRegistry(config.drivers, drivers);
   let channel: Channel | undefined;
@@ -167,6 +193,8 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
 
   let stopping = false;
   const site = typeof enrollment.site === 'string' ? enrollment.site : undefined;
+  // Declared before `snapshot`, which the status endpoint may call before they start.
+  let boot: BootServers | undefined;
   const snapshot = (): AgentSnapshot => ({
     version: AGENT_VERSION,
     hostname: config.hostname,
@@ -188,6 +216,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     startedAt,
     stopping,
     ...(images ? { images: images.stats() } : {}),
+    ...(boot ? { boot: boot.stats() } : {}),
   });
 
   let status: StatusServer | undefined;
@@ -205,6 +234,20 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
       await releaseLock();
       throw new Error(`status endpoint ${config.status.host}:${config.status.port}: ${errorMessage(error)}`);
     }
+  }
+
+  // TFTP and HTTP boot servers (each off when the site serves its trees itself).
+  try {
+    boot = await startBootServers(config, {
+      log,
+      extraRoutes: callbackRoute((message) => (channel as Channel).send(message), log, callbackTokens),
+    });
+  } catch (error) {
+    await status?.close();
+    await journal.close();
+    await outbox.close();
+    await releaseLock();
+    throw error;
   }
 
   log.info('agent starting', {
@@ -254,6 +297,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
       const flushed = await reporter.flush(STOP_FLUSH_MS);
       if (!flushed) log.info('reports kept in the outbox for the next start', { outbox: reporter.length });
       await channel?.stop();
+      await boot?.close();
       await status?.close();
       await journal.close();
       await outbox.close();

@@ -11,6 +11,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { BootServerStats } from './boot/serve.ts';
 import { isLoopbackHost } from './config.ts';
 import type { Logger } from './log.ts';
 
@@ -46,6 +47,8 @@ export interface AgentSnapshot {
     readonly corruptDetected: number;
     readonly removed: number;
   };
+  /** TFTP / HTTP boot server figures (absent when both are off). */
+  readonly boot?: BootServerStats;
 }
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -143,6 +146,42 @@ export function renderMetrics(s: AgentSnapshot, now = Date.now()): string {
     metric('metalplane_agent_images_removed_total', 'counter', 'Images removed after their grace period.', [
       ['', i.removed],
     ]);
+  }
+  const tftp = s.boot?.tftp;
+  if (tftp) {
+    metric('metalplane_agent_tftp_transfers_active', 'gauge', 'TFTP transfers running now.', [
+      ['', tftp.active],
+    ]);
+    metric(
+      'metalplane_agent_tftp_requests_total',
+      'counter',
+      'TFTP read requests by outcome (refused: never started, e.g. file not found or busy).',
+      (['completed', 'failed', 'refused'] as const).map((r) => [`{result="${r}"}`, tftp[r]]),
+    );
+    metric('metalplane_agent_tftp_bytes_sent_total', 'counter', 'TFTP payload bytes sent.', [
+      ['', tftp.bytesSent],
+    ]);
+    metric('metalplane_agent_tftp_retransmits_total', 'counter', 'TFTP retransmissions after a timeout.', [
+      ['', tftp.retransmits],
+    ]);
+  }
+  const httpBoot = s.boot?.http;
+  if (httpBoot) {
+    metric('metalplane_agent_http_boot_connections', 'gauge', 'Open connections to the HTTP boot server.', [
+      ['', httpBoot.connections],
+    ]);
+    metric(
+      'metalplane_agent_http_boot_responses_total',
+      'counter',
+      'HTTP boot server responses by status class.',
+      (['2xx', '3xx', '4xx', '5xx'] as const).map((c) => [`{class="${c}"}`, httpBoot.responses[c]]),
+    );
+    metric(
+      'metalplane_agent_http_boot_bytes_sent_total',
+      'counter',
+      'File bytes sent by the HTTP boot server.',
+      [['', httpBoot.bytesSent]],
+    );
   }
   metric('metalplane_agent_uptime_seconds', 'gauge', 'Seconds since the agent started.', [
     ['', Math.round((now - s.startedAt) / 1000)],

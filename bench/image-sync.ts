@@ -8,11 +8,14 @@
  *   npm run bench -- image-sync        (BENCH_IMAGE_MIB=2048)
  *
  * `aws` (apt-get install -y awscli) is needed only for the comparison; without it the
- * bench says so and prints the agent's figures alone.
+ * bench says so and prints the agent's figures alone. Like the agent, `aws s3 cp` makes
+ * one GET here (multipart_threshold raised above the size): its default of parallel 8 MiB
+ * ranged GETs is pathological against moto, which copies the whole object per range (a
+ * 2 GiB copy stalled after 1.4 GB in 7 minutes). BENCH_AWS_DEFAULTS=1 keeps the defaults.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -87,6 +90,8 @@ try {
     process.stdout.write('aws CLI not found: install it (apt-get install -y awscli) for the comparison\n');
   } else {
     const dest = join(work, 'aws-copy.iso');
+    const config = join(work, 'aws-config');
+    writeFileSync(config, '[default]\ns3 =\n  multipart_threshold = 64GB\n');
     const started = performance.now();
     execFileSync(
       AWS,
@@ -97,6 +102,7 @@ try {
           AWS_ACCESS_KEY_ID: 'testing',
           AWS_SECRET_ACCESS_KEY: 'testing',
           AWS_DEFAULT_REGION: 'us-east-1',
+          ...(process.env.BENCH_AWS_DEFAULTS ? {} : { AWS_CONFIG_FILE: config }),
         },
         stdio: 'inherit',
       },

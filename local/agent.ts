@@ -3,9 +3,15 @@
  * local API (through the same enrollment routes an operator uses) and runs it as a child
  * process with the fake-hardware driver, its state and boot trees under `.local/agent/`
  * and unprivileged ports. Stopped by its PID with the stack.
+ *
+ * Its TFTP and HTTP boot servers listen on 127.0.0.1:6969/udp and 127.0.0.1:8088 (what
+ * shared/lab's qemu recipes use: 10.0.2.2 inside the VM), or on free ports when those
+ * are taken (e.g. a second stack started by scripts/smoke-start.sh).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -19,13 +25,43 @@ export interface LocalAgentOptions {
   /** Basic credentials of an admin, or undefined with noauth. */
   readonly admin?: { readonly username: string; readonly password: string };
   readonly statusPort?: number;
+  /** Preferred boot server ports (default 6969/udp and 8088/tcp; free ones when taken). */
+  readonly tftpPort?: number;
+  readonly httpPort?: number;
 }
 
 export interface LocalAgent {
   readonly pid: number;
   readonly hostname: string;
   readonly statusUrl: string;
+  readonly tftpPort: number;
+  readonly httpPort: number;
   stop(): Promise<void>;
+}
+
+/** `preferred` when it can be bound on 127.0.0.1 (UDP or TCP), else one the kernel picks. */
+async function portOrFree(kind: 'udp' | 'tcp', preferred: number): Promise<number> {
+  const tryBind = (port: number) =>
+    new Promise<number | undefined>((resolve) => {
+      if (kind === 'udp') {
+        const socket = createSocket('udp4');
+        socket.once('error', () => resolve(undefined));
+        socket.bind(port, '127.0.0.1', () => {
+          const bound = socket.address().port;
+          socket.close(() => resolve(bound));
+        });
+      } else {
+        const server = createServer();
+        server.once('error', () => resolve(undefined));
+        server.listen(port, '127.0.0.1', () => {
+          const address = server.address();
+          server.close(() => resolve(address && typeof address === 'object' ? address.port : undefined));
+        });
+      }
+    });
+  const port = (await tryBind(preferred)) ?? (await tryBind(0));
+  if (port === undefined) throw new Error(`no free ${kind} port on 127.0.0.1`);
+  return port;
 }
 
 export async function startLocalAgent(options: LocalAgentOptions): Promise<LocalAgent> {
@@ -33,8 +69,12 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
   // The emulator starts empty every time: so does the agent (no stale credential).
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'state'), { recursive: true, mode: 0o700 });
+  mkdirSync(join(dir, 'tftpboot'), { recursive: true });
+  mkdirSync(join(dir, 'http'), { recursive: true });
   const hostname = `${options.site}-agent-1`;
   const statusPort = options.statusPort ?? 9469;
+  const tftpPort = await portOrFree('udp', options.tftpPort ?? 6969);
+  const httpPort = await portOrFree('tcp', options.httpPort ?? 8088);
   const config = join(dir, 'config.yaml');
   writeFileSync(
     config,
@@ -50,13 +90,15 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
       'status:',
       `  address: 127.0.0.1:${statusPort}`,
       'tftp:',
-      '  enabled: false',
+      '  enabled: true',
+      '  address: 127.0.0.1',
       `  root: ${join(dir, 'tftpboot')}`,
-      '  port: 6969',
+      `  port: ${tftpPort}`,
       'http:',
-      '  enabled: false',
+      '  enabled: true',
+      '  address: 127.0.0.1',
       `  root: ${join(dir, 'http')}`,
-      '  port: 8088',
+      `  port: ${httpPort}`,
       '',
     ].join('\n'),
     { mode: 0o600 },
@@ -86,6 +128,8 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
     pid,
     hostname,
     statusUrl: `http://127.0.0.1:${statusPort}`,
+    tftpPort,
+    httpPort,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

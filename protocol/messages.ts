@@ -61,6 +61,11 @@ export type AgentMessage =
         observed_at: string;
       }>;
     }
+  /**
+   * A deployed system called the agent's callback URL (`/v1/callback/{node}?token=`):
+   * relayed so the node leaves `wait call-back`. The token is the deploy's single-use one.
+   */
+  | { v: 1; type: 'deploy_callback'; node: string; token: string }
   /** Asks for the images this agent's site should hold; answered with `images`. */
   | { v: 1; type: 'images_pull'; cursor?: string }
   /** Sync state of images at this agent's site (changes, and a full set now and then). */
@@ -181,6 +186,11 @@ export const AGENT_MESSAGE_SCHEMA = {
         },
       },
       ['reports'],
+    ),
+    envelope(
+      'deploy_callback',
+      { node: uuid, token: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,128}$' } },
+      ['node', 'token'],
     ),
     envelope('images_pull', { cursor: { type: 'string', minLength: 1, maxLength: 512 } }, []),
     envelope(

@@ -70,6 +70,7 @@ export interface OpenedFile {
   readonly path: string;
   readonly size: number;
   readonly mtimeMs: number;
+  readonly ctimeMs: number;
   readonly ino: number;
 }
 
@@ -81,13 +82,14 @@ function refusalFor(error: unknown, what: string): RootPathError {
   const code = errnoOf(error);
   if (code === 'ENOENT' || code === 'ENOTDIR') return new RootPathError('not-found', `${what}: not found`);
   if (code === 'ELOOP') return new RootPathError('forbidden', `${what}: symlink loop or symlink swapped in`);
-  if (code === 'EACCES' || code === 'EPERM') return new RootPathError('forbidden', `${what}: permission denied`);
+  if (code === 'EACCES' || code === 'EPERM')
+    return new RootPathError('forbidden', `${what}: permission denied`);
   if (code === 'ENAMETOOLONG') return new RootPathError('invalid', `${what}: name too long`);
   return new RootPathError('not-found', `${what}: ${code ?? String(error)}`);
 }
 
-/** Resolves `requested` inside `root` and opens it, or throws `RootPathError`. */
-export function openInRoot(root: string, requested: string): OpenedFile {
+/** The real path of `requested` inside `root` (symlinks resolved and checked), or throws. */
+export function resolveInRoot(root: string, requested: string): string {
   const relative = sanitizeRequestPath(requested);
   if (relative === '') throw new RootPathError('not-file', 'the root is a directory');
   let realRoot: string;
@@ -96,6 +98,10 @@ export function openInRoot(root: string, requested: string): OpenedFile {
   } catch (error) {
     throw refusalFor(error, 'root');
   }
+  return resolveRelative(realRoot, relative);
+}
+
+function resolveRelative(realRoot: string, relative: string): string {
   let real: string;
   try {
     real = realpathSync.native(join(realRoot, relative));
@@ -105,18 +111,87 @@ export function openInRoot(root: string, requested: string): OpenedFile {
   if (!real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)) {
     throw new RootPathError('forbidden', `${relative}: resolves outside the root`);
   }
+  return real;
+}
+
+/** Opens a path `resolveInRoot` returned: O_NOFOLLOW, regular files only. */
+export function openResolved(real: string, shown = real): OpenedFile {
   let fd: number;
   try {
     fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
-    throw refusalFor(error, relative);
+    throw refusalFor(error, shown);
   }
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new RootPathError('not-file', `${relative}: not a regular file`);
-    return { fd, path: real, size: stat.size, mtimeMs: stat.mtimeMs, ino: stat.ino };
+    if (!stat.isFile()) throw new RootPathError('not-file', `${shown}: not a regular file`);
+    return { fd, path: real, size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino };
   } catch (error) {
     closeSync(fd);
-    throw error instanceof RootPathError ? error : refusalFor(error, relative);
+    throw error instanceof RootPathError ? error : refusalFor(error, shown);
+  }
+}
+
+/** Resolves `requested` inside `root` and opens it, or throws `RootPathError`. */
+export function openInRoot(root: string, requested: string): OpenedFile {
+  return openResolved(resolveInRoot(root, requested), requested);
+}
+
+/**
+ * `openInRoot` with the two `realpath` calls remembered for `ttlMs` (the HTTP server's
+ * per-request cost is dominated by system calls). What is opened is still the real
+ * path, inside the root, with O_NOFOLLOW and fstat: a cached answer can only be a path
+ * that was checked inside the root less than `ttlMs` ago; a file renamed over it is
+ * seen at once (same path), a removed one fails to open and is resolved again.
+ */
+export class RootResolver {
+  readonly root: string;
+  readonly ttlMs: number;
+  private realRoot: { path: string; at: number } | undefined;
+  private readonly cache = new Map<string, { real: string; at: number }>();
+  private static readonly MAX_ENTRIES = 4096;
+
+  constructor(root: string, ttlMs = 1000) {
+    this.root = root;
+    this.ttlMs = ttlMs;
+  }
+
+  private rootPath(now: number): string {
+    if (this.realRoot && now - this.realRoot.at < this.ttlMs) return this.realRoot.path;
+    let path: string;
+    try {
+      path = realpathSync.native(this.root);
+    } catch (error) {
+      this.realRoot = undefined;
+      throw refusalFor(error, 'root');
+    }
+    if (path !== this.realRoot?.path) this.cache.clear();
+    this.realRoot = { path, at: now };
+    return path;
+  }
+
+  /** The checked real path of `requested` (cached for `ttlMs`). */
+  resolve(requested: string): string {
+    const now = Date.now();
+    const hit = this.cache.get(requested);
+    if (hit && now - hit.at < this.ttlMs) return hit.real;
+    const relative = sanitizeRequestPath(requested);
+    if (relative === '') throw new RootPathError('not-file', 'the root is a directory');
+    const real = resolveRelative(this.rootPath(now), relative);
+    if (this.cache.size >= RootResolver.MAX_ENTRIES) this.cache.clear();
+    this.cache.set(requested, { real, at: now });
+    return real;
+  }
+
+  open(requested: string): OpenedFile {
+    const real = this.resolve(requested);
+    try {
+      return openResolved(real, requested);
+    } catch {
+      // Perhaps a stale entry (file removed, or a symlink put in its place): resolve afresh
+      // once, and let that answer stand.
+      this.cache.delete(requested);
+      return openResolved(this.resolve(requested), requested);
+    }
   }
 }

@@ -30,7 +30,7 @@
  * buffers, and there is no per-packet timer: one interval per server (only while
  * transfers run) checks every transfer's last send time.
  */
-import { type RemoteInfo, type Socket, createSocket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { closeSync, read, readSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Logger } from '../log.ts';
@@ -271,16 +271,10 @@ class Transfer {
     const before = this.base - 1;
     const diff = (wire - before) & 0xffff;
     if (diff > this.next - 1 - before) return; // stale or from the future: ignore
-    if (diff === 0) {
-      // Duplicate of an ACK already seen. In lock-step mode it is ignored (answering it
-      // would double every packet from then on); with a window, RFC 7440 makes it the
-      // client's way to ask for the window again.
-      if (this.windowsize > 1 && this.next > this.base) {
-        this.next = this.base;
-        this.sendWindow();
-      }
-      return;
-    }
+    // A duplicate of an ACK already seen is ignored: answering it would double every
+    // packet from then on (the Sorcerer's Apprentice bug), and with a window each extra
+    // copy would resend a whole window. Our own timeout resends what was lost.
+    if (diff === 0) return;
     const acked = before + diff;
     this.retries = 0;
     if (acked >= this.lastBlock) {
@@ -451,19 +445,27 @@ export class TftpServer {
   }
 
   /** Refuses a request with an error sent from the listening socket (no transfer socket spent on it). */
-  private refuse(rinfo: RemoteInfo, code: number, message: string, detail?: Record<string, unknown>): void {
+  private refuse(
+    rinfo: RemoteInfo,
+    code: number,
+    message: string,
+    detail?: Record<string, unknown>,
+  ): undefined {
     this.counters.refused++;
     this.log?.debug('tftp request refused', { client: rinfo.address, code, reason: message, ...detail });
     this.socket?.send(errorPacket(code, message), rinfo.port, rinfo.address);
+    return undefined;
   }
 
-  private onRequest(msg: Buffer, rinfo: RemoteInfo): void {
+  // `undefined`, not `void`: every refusal is `return this.refuse(...)`.
+  private onRequest(msg: Buffer, rinfo: RemoteInfo): undefined {
     if (this.closed || rinfo.port === 0) return;
     const op = msg.length >= 2 ? (msg[0]! << 8) | msg[1]! : -1;
     // Never answer an ERROR: two peers answering each other's errors would loop.
     if (op === OP_ERROR) return;
     if (op === OP_WRQ) return this.refuse(rinfo, TFTP_ERROR.accessViolation, 'write requests are refused');
-    if (op === OP_DATA || op === OP_ACK) return this.refuse(rinfo, TFTP_ERROR.unknownTid, 'unknown transfer ID');
+    if (op === OP_DATA || op === OP_ACK)
+      return this.refuse(rinfo, TFTP_ERROR.unknownTid, 'unknown transfer ID');
     if (op !== OP_RRQ) return this.refuse(rinfo, TFTP_ERROR.illegalOperation, 'illegal TFTP operation');
     const request = parseRequest(msg);
     if (!request) return this.refuse(rinfo, TFTP_ERROR.illegalOperation, 'malformed request');
@@ -511,7 +513,11 @@ export class TftpServer {
         if (data.length > this.options.maxNetasciiBytes) throw new Error('too large for netascii');
       } catch (error) {
         closeSync(opened.fd);
-        return this.refuse(rinfo, TFTP_ERROR.notDefined, `cannot serve in netascii: ${(error as Error).message}`);
+        return this.refuse(
+          rinfo,
+          TFTP_ERROR.notDefined,
+          `cannot serve in netascii: ${(error as Error).message}`,
+        );
       }
       closeSync(opened.fd);
       source = { kind: 'memory' };
@@ -548,7 +554,11 @@ export class TftpServer {
     this.perClient.set(rinfo.address, fromClient + 1);
     const transferSocket = createSocket({ type: rinfo.family === 'IPv6' ? 'udp6' : 'udp4' });
     const bindAddress =
-      rinfo.family === 'IPv6' ? (this.family() === 'udp6' ? this.options.address : '::') : this.options.address;
+      rinfo.family === 'IPv6'
+        ? this.family() === 'udp6'
+          ? this.options.address
+          : '::'
+        : this.options.address;
     const fail = (error: Error) => {
       this.pending--;
       this.dropClient(rinfo.address);

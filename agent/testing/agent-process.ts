@@ -181,10 +181,15 @@ export function testConfig(options: {
     ...(options.reconnect ?? []),
     'status:',
     '  address: 127.0.0.1:0',
+    // The boot servers on loopback and free ports: tests run in parallel, and never on :69.
     'tftp:',
     '  root: ./tftp',
+    '  address: 127.0.0.1',
+    '  port: 0',
     'http:',
     '  root: ./http',
+    '  address: 127.0.0.1',
+    '  port: 0',
     options.extra ?? '',
   ]
     .filter(Boolean)

@@ -32,11 +32,22 @@ import { ImageObjects } from '../adapters/s3/image-objects.ts';
 import { ironicTimestamp } from '../api/dependencies.ts';
 import { Conductor } from '../conductor/conductor.ts';
 import { registerPowerTasks } from '../conductor/power.ts';
+import { resumeWaitingDeploys } from '../conductor/deploy-inputs.ts';
 import { applyPowerReports } from '../conductor/power-sync.ts';
+import { Provisioner } from '../conductor/provision.ts';
+import { ImageRepository } from '../adapters/dynamo/image-repository.ts';
+import { PortRepository } from '../adapters/dynamo/port-repository.ts';
 import type { AgentRecord } from '../domain/conductors.ts';
 import { DomainError } from '../domain/errors.ts';
 import { ImageCatalog } from '../images/catalog.ts';
 import { AgentCredentials, type AgentIdentity } from './credentials.ts';
+
+export interface Provisioning {
+  readonly provisioner: Provisioner;
+  readonly nodes: NodeRepository;
+  readonly images: ImageRepository;
+  readonly ports: PortRepository;
+}
 
 export interface AgentRuntime {
   readonly queue: CommandQueue;
@@ -48,6 +59,8 @@ export interface AgentRuntime {
   readonly images: ImageCatalog;
   /** The conductor library: tasks awaiting commands, power sync. */
   readonly conductor: Conductor;
+  /** The provision state machine's flows, and what they read (images, ports). */
+  readonly provisioning: Provisioning;
   readonly logger: ChannelLogger;
   readonly now: () => Date;
 }
@@ -123,7 +136,14 @@ export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRunt
     now,
   });
   registerPowerTasks(conductor);
-  return { queue, credentials, connections, notifier, commands, conductor, images, logger, now };
+  const provisioner = new Provisioner(conductor, () => randomUUID());
+  const provisioning = {
+    provisioner,
+    nodes,
+    images: new ImageRepository(store),
+    ports: new PortRepository(store),
+  };
+  return { queue, credentials, connections, notifier, commands, conductor, provisioning, images, logger, now };
 }
 
 let shared: AgentRuntime | undefined;
@@ -264,8 +284,20 @@ async function dispatch(
       }
       return { kind: 'handled', reply: { v: 1, type: 'images', ...page } };
     }
+    case 'deploy_callback': {
+      const outcome = await runtime.provisioning.provisioner.callback(agent.site, message.node, message.token);
+      runtime.logger.info('deploy callback', { hostname: agent.hostname, site: agent.site, node: message.node, outcome });
+      if (outcome === 'refused') throw new ChannelRefusal(`callback for node ${message.node} refused`);
+      return { kind: 'handled' };
+    }
     case 'image_report': {
       const { stored, ignored } = await runtime.images.storeReports(agent, message.reports);
+      if (message.reports.some((report) => report.state === 'ready')) {
+        // Deploys of this site held for an image may go on now.
+        await resumeWaitingDeploys(runtime.provisioning.provisioner, runtime.provisioning, agent.site).catch(
+          (error: Error) => runtime.logger.error('resuming held deploys failed', { site: agent.site, error: error.message }),
+        );
+      }
       runtime.logger.info('image report', {
         hostname: agent.hostname,
         site: agent.site,

@@ -21,6 +21,7 @@ import { registerImageRoutes } from './routes/images.ts';
 import { registerNodeRoutes } from './routes/nodes.ts';
 import { registerPortRoutes } from './routes/ports.ts';
 import { registerPowerRoutes } from './routes/power.ts';
+import { registerProvisionRoutes } from './routes/provision.ts';
 import { registerSiteRoutes } from './routes/sites.ts';
 import { registerUserRoutes } from './routes/users.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
@@ -46,6 +47,7 @@ export function buildRouter(deps: Dependencies): Router {
   registerCommandRoutes(router, deps);
   registerImageRoutes(router, deps);
   registerPowerRoutes(router, deps);
+  registerProvisionRoutes(router, deps);
   router.on('GET', '/v1/openapi.json', async (request) => json(openApiDocument(router, request.baseUrl)));
   return router;
 }

@@ -19,6 +19,7 @@ import { HISTORY_OPERATIONS } from './routes/history.ts';
 import { IMAGE_OPERATIONS } from './routes/images.ts';
 import { PORT_OPERATIONS } from './routes/ports.ts';
 import { POWER_OPERATIONS } from './routes/power.ts';
+import { PROVISION_OPERATIONS } from './routes/provision.ts';
 import { SITE_OPERATIONS } from './routes/sites.ts';
 import { VOLUME_OPERATIONS } from './routes/volume.ts';
 
@@ -97,6 +98,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'DELETE /v1/users/{user}/tokens/{token}': { summary: 'Revoke an API token', tag: 'users', status: 204 },
   ...PORT_OPERATIONS,
   ...POWER_OPERATIONS,
+  ...PROVISION_OPERATIONS,
   ...CHASSIS_OPERATIONS,
   ...ALLOCATION_OPERATIONS,
   ...DEPLOY_TEMPLATE_OPERATIONS,

@@ -17,6 +17,7 @@
 import type { CommandQueue } from '../adapters/command-queue.ts';
 import type { AgentRepository } from '../adapters/dynamo/agent-repository.ts';
 import type { CommandRepository } from '../adapters/dynamo/command-repository.ts';
+import type { WriteOp } from '../adapters/dynamo/inventory-store.ts';
 import type { NodeRepository, VersionedNode } from '../adapters/dynamo/node-repository.ts';
 import { ironicTimestamp } from '../api/dependencies.ts';
 import { type CommandRecord, isFinished } from '../domain/commands/command.ts';
@@ -40,19 +41,60 @@ export interface ConductorDeps {
   readonly now: () => Date;
 }
 
-/** How a finished command of a task changes its node (the lock is released by the caller). */
-export type TaskOutcomeHandler = (node: Node, task: NodeTask, command: CommandRecord, at: string) => Node;
+/** What a finished command leads to. */
+export interface TaskResult {
+  /** The node with the outcome applied (the conductor sets or clears the lock itself). */
+  readonly node: Node;
+  /** Another command of the same task: the node stays locked, the task moves on. */
+  readonly next?: TaskStep;
+  /** Keep the lock with no command (the task waits for something else, e.g. an image). */
+  readonly hold?: Record<string, unknown>;
+  /** Writes in the same transaction (history events). */
+  readonly ops?: readonly WriteOp[];
+}
 
-export interface TaskSpec {
+/**
+ * How a finished command of a task changes its node. A plain Node means: done, release
+ * the lock. `task.kind` (or, without one, the action) selects the handler.
+ */
+export type TaskOutcomeHandler = (
+  node: Node,
+  task: NodeTask,
+  command: CommandRecord,
+  at: string,
+) => Node | TaskResult;
+
+/** One agent command of a task. */
+export interface TaskStep {
   readonly action: string;
   /** What the agent needs (driver, driver_info, target ...). Never logged. */
   readonly commandArgs: Record<string, unknown>;
   /** What the conductor keeps on the node to finish the task. */
   readonly taskArgs?: Record<string, unknown>;
   readonly deadlineSeconds: number;
+  /** The handler that finishes it (default: the action's). */
+  readonly kind?: string;
+}
+
+export interface TaskSpec extends TaskStep {
   readonly requestedBy: string | null;
   /** Changes made with the lock (e.g. `target_power_state`, `last_error: null`). */
   readonly apply?: (node: Node) => Node;
+  /** Writes in the same transaction as the lock (history events). */
+  readonly ops?: readonly WriteOp[];
+}
+
+const isResult = (value: Node | TaskResult): value is TaskResult =>
+  'node' in value && typeof (value as TaskResult).node === 'object';
+
+function taskOf(command: string, step: TaskStep, at: string): NodeTask {
+  return {
+    command,
+    action: step.action,
+    ...(step.kind ? { kind: step.kind } : {}),
+    started_at: at,
+    args: step.taskArgs ?? {},
+  };
 }
 
 /** How long the reservation host of a site is reused before the agents are looked up again. */
@@ -91,10 +133,10 @@ export class Conductor {
     const locked: Node = {
       ...base,
       reservation: host,
-      task: { command: commandId, action: spec.action, started_at: at, args: spec.taskArgs ?? {} },
+      task: taskOf(commandId, spec, at),
       updated_at: at,
     };
-    await this.#deps.nodes.update(node, locked, version);
+    await this.#deps.nodes.update(node, locked, version, spec.ops ?? []);
     try {
       const command = await this.#deps.queue.enqueue({
         id: commandId,
@@ -120,28 +162,125 @@ export class Conductor {
   }
 
   /**
+   * Locks the node for a task that waits before its first command (or has none yet):
+   * `hold` is kept on the task for whoever resumes it (`resumeHeld`).
+   */
+  async holdTask(
+    found: VersionedNode,
+    kind: string,
+    hold: Record<string, unknown>,
+    apply: (node: Node) => Node,
+    ops: readonly WriteOp[] = [],
+  ): Promise<Node> {
+    checkNotLocked(found.node);
+    const at = ironicTimestamp(this.#deps.now());
+    const host = await this.#reservationHost(found.node.conductor_group, found.node.driver);
+    const locked: Node = {
+      ...apply(found.node),
+      reservation: host,
+      task: { command: '', action: 'hold', kind, started_at: at, args: hold },
+      updated_at: at,
+    };
+    await this.#deps.nodes.update(found.node, locked, found.version, ops);
+    return locked;
+  }
+
+  /**
    * A command finished (result stored, or expired). If it is the task its node awaits,
-   * the handler applies the outcome and the lock goes; answers whether it was.
+   * the handler applies the outcome: the lock goes, or the task moves on to its next
+   * command. Answers whether it was the node's task.
    */
   async commandFinished(command: CommandRecord): Promise<boolean> {
-    const handler = this.#handlers.get(command.action);
-    if (!handler) return false;
-    const at = ironicTimestamp(this.#deps.now());
-    const written = await this.#deps.nodes.modify(command.node, (node) => {
-      const task = node.task;
-      if (!task || task.command !== command.id) return undefined;
-      const changed = handler(node, task, command, at);
-      return { ...changed, reservation: null, task: null, updated_at: at };
+    return this.#advance(command.node, (task) => task.command === command.id, (node, task, at) => {
+      const handler = this.#handlers.get(task.kind ?? task.action);
+      if (!handler) {
+        this.#deps.logger.error('no handler for a finished task: lock released', { node: node.uuid, task });
+        return { node };
+      }
+      return handler(node, task, command, at);
     });
-    if (written) {
-      this.#deps.logger.info('task finished', {
-        node: command.node,
-        action: command.action,
-        commandId: command.id,
-        status: command.status,
+  }
+
+  /**
+   * Resumes a held task (`holdTask`, or a handler's `hold`): `decide` sees the node and
+   * the hold and answers what happens now (undefined: keep waiting, change nothing).
+   */
+  async resumeHeld(
+    uuid: string,
+    decide: (node: Node, task: NodeTask, at: string) => Node | TaskResult | undefined,
+  ): Promise<boolean> {
+    return this.#advance(uuid, (task) => task.command === '', decide);
+  }
+
+  async #advance(
+    uuid: string,
+    matches: (task: NodeTask) => boolean,
+    decide: (node: Node, task: NodeTask, at: string) => Node | TaskResult | undefined,
+  ): Promise<boolean> {
+    const at = ironicTimestamp(this.#deps.now());
+    let next: { id: string; step: TaskStep; requestedBy: string | null } | undefined;
+    const written = await this.#deps.nodes.modify(uuid, (node) => {
+      next = undefined;
+      const task = node.task;
+      if (!task || !matches(task)) return undefined;
+      const decided = decide(node, task, at);
+      if (decided === undefined) return undefined;
+      const result = isResult(decided) ? decided : { node: decided };
+      const ops = result.ops ?? [];
+      if (result.next) {
+        const id = this.#deps.newId();
+        next = { id, step: result.next, requestedBy: 'conductor' };
+        return { node: { ...result.node, task: taskOf(id, result.next, at), updated_at: at }, ops };
+      }
+      if (result.hold) {
+        const held: NodeTask = {
+          command: '',
+          action: 'hold',
+          kind: task.kind ?? task.action,
+          started_at: at,
+          args: result.hold,
+        };
+        return { node: { ...result.node, task: held, updated_at: at }, ops };
+      }
+      return { node: { ...result.node, reservation: null, task: null, updated_at: at }, ops };
+    });
+    if (!written) return false;
+    if (next) await this.#enqueueStep(written, next.id, next.step, next.requestedBy);
+    return true;
+  }
+
+  /** Queues a task's next command; if that fails the task fails as if the command had. */
+  async #enqueueStep(node: Node, id: string, step: TaskStep, requestedBy: string | null): Promise<void> {
+    try {
+      await this.#deps.queue.enqueue({
+        id,
+        node: node.uuid,
+        site: node.conductor_group,
+        action: step.action,
+        args: step.commandArgs,
+        deadlineSeconds: step.deadlineSeconds,
+        requestedBy,
       });
+    } catch (error) {
+      const at = ironicTimestamp(this.#deps.now());
+      const failed = {
+        id,
+        node: node.uuid,
+        site: node.conductor_group,
+        action: step.action,
+        args: {},
+        status: 'failed',
+        attempts: 0,
+        deadline: at,
+        created_at: at,
+        updated_at: at,
+        result: null,
+        error: `the command could not be queued: ${(error as Error).message}`,
+        finished_at: at,
+        requested_by: requestedBy,
+      } satisfies CommandRecord;
+      await this.commandFinished(failed);
     }
-    return written !== undefined;
   }
 
   /**

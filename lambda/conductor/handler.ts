@@ -1,15 +1,22 @@
 /**
  * The conductor Lambda: the periodic tick (EventBridge, once a minute on AWS; the local
- * stack calls `tick` on an interval). For now it expires the commands whose deadline has
- * passed without a result: each becomes `expired`, and its node's `last_error` says so
- * (`CommandQueue.expire`, conditional writes on the command's status and the node's
- * version). Later issues add the provision state machine's own timeouts here.
+ * stack calls `tick` on an interval). It
+ * - expires the commands whose deadline passed without a result (`CommandQueue.expire`:
+ *   the node's task fails with a clear `last_error`, its lock goes);
+ * - fails deploys whose booted system never called back (Ironic's deploy callback timeout);
+ * - resumes deploys held for an image the site now holds (image reports do this at once;
+ *   the tick catches what they missed) and fails those that waited too long.
  */
 import { type AgentRuntime, agentRuntimeFromEnv } from '../agents/channel.ts';
+import { resumeWaitingDeploys, timeoutWaitingCallbacks } from './deploy-inputs.ts';
 
 export interface TickReport {
   /** Commands expired by this tick. */
   readonly expired: number;
+  /** Deploys failed for want of a callback. */
+  readonly callbackTimeouts: number;
+  /** Held deploys resumed (or failed at their image wait's timeout). */
+  readonly resumed: number;
   readonly durationMs: number;
 }
 
@@ -19,8 +26,11 @@ const PER_TICK = 200;
 export async function tick(runtime: AgentRuntime = agentRuntimeFromEnv()): Promise<TickReport> {
   const started = Date.now();
   const expired = await runtime.queue.expireOverdue(PER_TICK);
-  const report = { expired, durationMs: Date.now() - started };
-  if (expired > 0) runtime.logger.info('conductor tick', { ...report });
+  const { provisioner } = runtime.provisioning;
+  const callbackTimeouts = await timeoutWaitingCallbacks(provisioner, runtime.provisioning.nodes);
+  const resumed = await resumeWaitingDeploys(provisioner, runtime.provisioning);
+  const report = { expired, callbackTimeouts, resumed, durationMs: Date.now() - started };
+  if (expired + callbackTimeouts + resumed > 0) runtime.logger.info('conductor tick', { ...report });
   return report;
 }
 

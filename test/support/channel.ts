@@ -16,6 +16,7 @@ import { createAgentsHandler } from '../../lambda/agents/handler.ts';
 import { registerAgentRoutes } from '../../lambda/api/routes/agents.ts';
 import { registerCommandRoutes } from '../../lambda/api/routes/commands.ts';
 import { registerPowerRoutes } from '../../lambda/api/routes/power.ts';
+import { registerProvisionRoutes } from '../../lambda/api/routes/provision.ts';
 import { registerSiteRoutes } from '../../lambda/api/routes/sites.ts';
 import {
   type GatewayLogEntry,

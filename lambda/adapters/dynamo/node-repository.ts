@@ -15,6 +15,12 @@ import type {
   WriteOp,
 } from './inventory-store.ts';
 
+/** A change of a node with writes that go in the same transaction (history events ...). */
+export interface NodeChange {
+  readonly node: Node;
+  readonly ops: readonly WriteOp[];
+}
+
 export interface VersionedNode {
   readonly node: Node;
   readonly version: number;
@@ -145,16 +151,17 @@ export class NodeRepository {
    */
   async modify(
     uuid: string,
-    change: (node: Node) => Node | undefined,
+    change: (node: Node) => Node | NodeChange | undefined,
     attempts = 5,
   ): Promise<Node | undefined> {
     for (let attempt = 1; ; attempt++) {
       const found = await this.get(uuid);
       if (!found) return undefined;
-      const updated = change(found.node);
-      if (!updated) return undefined;
+      const changed = change(found.node);
+      if (!changed) return undefined;
+      const { node: updated, ops = [] } = 'node' in changed && 'ops' in changed ? changed : { node: changed as Node };
       try {
-        await this.update(found.node, updated, found.version);
+        await this.update(found.node, updated, found.version, ops);
         return updated;
       } catch (error) {
         if (attempt >= attempts || (error as DomainError).kind !== 'conflict') throw error;

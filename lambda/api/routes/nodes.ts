@@ -18,6 +18,7 @@ import { validator } from '../../domain/schema.ts';
 import type { ApiRequest, ApiResponse } from '../../http/request.ts';
 import { json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
+import { HistoryRepository } from '../../adapters/dynamo/history-repository.ts';
 import { authorize, authorizeNode, listingProject, patchableFields } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, nextLink, parseBoolean, parseListParams } from '../listing.ts';
@@ -256,6 +257,8 @@ export function registerNodeRoutes(router: Router, deps: Dependencies): void {
       NODE_CHILD_KINDS.map((kind) => `${kind}@node#${node.uuid}`),
     );
     await deps.nodes.delete(node, version, children);
+    // History is too long for the node's transaction: removed right after, in batches.
+    await new HistoryRepository(deps.store).deleteForNode(node);
     return noContent();
   });
 

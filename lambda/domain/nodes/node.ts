@@ -14,10 +14,12 @@ export type JsonObject = { [key: string]: Json };
 
 /** What a locked node is doing: the agent command the conductor waits for. */
 export interface NodeTask {
-  /** The command's id. */
+  /** The command's id; empty while the task waits without a command (held). */
   readonly command: string;
-  /** The command's action (`power.set`, `management.set_boot_device` ...). */
+  /** The command's action (`power.set`, `management.set_boot_device` ...), or `hold`. */
   readonly action: string;
+  /** Which conductor handler finishes it (default: the action's). */
+  readonly kind?: string;
   readonly started_at: string;
   /** What the conductor needs to finish it (e.g. the power target). */
   readonly args: Record<string, unknown>;
@@ -65,6 +67,8 @@ export interface Node {
    * releases `reservation`). Absent on nodes no action has touched.
    */
   task?: NodeTask | null;
+  /** Internal, never rendered: the SHA-256 of the deploy's single-use callback token. */
+  deploy_callback?: { token_sha256: string; issued_at: string } | null;
   inspection_started_at: string | null;
   inspection_finished_at: string | null;
   clean_step: JsonObject;

@@ -1,0 +1,56 @@
+/**
+ * `PUT /v1/nodes/{node}/states/provision` (Ironic's `NodeStatesController.provision`):
+ * the body and the transition are checked exactly as Ironic checks them
+ * (`domain/provisioning/request.ts`), a deploy's inputs (images, PXE ports) are resolved,
+ * then the conductor starts the flow (`conductor/provision.ts`) and the API answers 202
+ * with the node's states as `Location`. What follows shows in `provision_state`,
+ * `target_provision_state`, `last_error` and the node's history.
+ */
+import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
+import { deployInputs } from '../../conductor/deploy-inputs.ts';
+import { rendersBootFiles } from '../../conductor/provision.ts';
+import {
+  checkProvisionRequest,
+  parseProvisionBody,
+  provisionLocation,
+} from '../../domain/provisioning/request.ts';
+import { noContent } from '../../http/request.ts';
+import type { Router } from '../../http/router.ts';
+import { authorizeNode, type Principal } from '../access.ts';
+import type { Dependencies } from '../dependencies.ts';
+import type { OperationDoc } from '../openapi.ts';
+import { resolveNode } from './nodes.ts';
+
+export const PROVISION_OPERATIONS: Record<string, OperationDoc> = {
+  'PUT /v1/nodes/{node}/states/provision': {
+    summary:
+      'Change the provision state: manage, provide, inspect, deploy/active, rebuild, undeploy/deleted, clean, abort, adopt',
+    tag: 'nodes',
+    status: 202,
+  },
+};
+
+export function registerProvisionRoutes(
+  router: Router,
+  deps: Dependencies,
+  runtime: AgentRuntime | (() => AgentRuntime) = () => agentRuntimeFor(deps),
+): void {
+  const channel = typeof runtime === 'function' ? runtime : () => runtime;
+
+  router.on('PUT', '/v1/nodes/{node}/states/provision', async (request) => {
+    // Ironic reads the body before it looks for the node.
+    const body = parseProvisionBody(request.body);
+    const ident = request.params.node as string;
+    const found = await resolveNode(deps, ident);
+    authorizeNode(request, 'node:set_provision_state', found.node);
+    const checked = checkProvisionRequest(found.node, body, { minor: request.version.minor });
+    const provisioning = channel().provisioning;
+    const inputs =
+      (checked.action === 'deploy' || checked.action === 'rebuild') && rendersBootFiles(found.node)
+        ? await deployInputs(found.node, provisioning)
+        : undefined;
+    const user = (request.principal as Principal | undefined)?.name ?? null;
+    await provisioning.provisioner.start(found, checked, user, inputs);
+    return noContent(202, { Location: provisionLocation(request.baseUrl, ident) });
+  });
+}

@@ -1,0 +1,312 @@
+/**
+ * Provisioning end to end through the API alone: the conductor's flows, the command
+ * channel and the real agent process (fake hardware), its boot files and servers, the
+ * images it syncs from moto S3, the deploy callback, and Ironic's refusals and timeouts.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentProcess, testConfig } from '../../agent/testing/agent-process.ts';
+import { tick } from '../../lambda/conductor/handler.ts';
+import { freePort } from '../../local/moto.ts';
+import { type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
+
+let stack: ChannelStack;
+let agent: AgentProcess;
+let httpPort: number;
+let tftpPort: number;
+const SITE = 'prov';
+
+function agentConfig(): string {
+  return testConfig({
+    url: stack.api.url,
+    websocketUrl: stack.gateway.url,
+    extra: [
+      'power_sync:',
+      '  enabled: false',
+      'images:',
+      '  refresh_interval: 1s',
+      'boot:',
+      '  dhcp_hosts_dir: ./dhcp-hosts',
+      `  http_url: http://127.0.0.1:${httpPort}`,
+    ].join('\n'),
+  })
+    .replace(/^(tftp:\n.*\n.*\n {2}port:) 0$/m, `$1 ${tftpPort}`)
+    .replace(/^(http:\n.*\n.*\n {2}port:) 0$/m, `$1 ${httpPort}`);
+}
+
+beforeAll(async () => {
+  stack = await startChannel({ syncWaitMs: 15_000 });
+  expect((await stack.createSite(SITE)).status).toBe(201);
+  expect((await stack.createSite('idle')).status).toBe(201);
+  httpPort = await freePort();
+  tftpPort = await freePort();
+  const { credential } = await stack.enroll(SITE, 'test-agent');
+  agent = new AgentProcess().writeConfig(agentConfig());
+  await agent.writeCredential(credential);
+  await agent.start();
+}, 90_000);
+
+afterAll(async () => {
+  await agent?.cleanup();
+  await stack?.close();
+});
+
+async function node(uuid: string) {
+  return (await stack.api.call('GET', `/v1/nodes/${uuid}`)).body;
+}
+
+async function provision(uuid: string, target: string, extra: Record<string, unknown> = {}, version = '1.82') {
+  return stack.api.call('PUT', `/v1/nodes/${uuid}/states/provision`, { body: { target, ...extra }, version });
+}
+
+/** Waits for the node to reach `state` with nothing in flight. */
+async function reaches(uuid: string, state: string, timeoutMs = 20_000) {
+  return waitFor(
+    async () => {
+      const current = await node(uuid);
+      if (current.provision_state === state && current.reservation === null) return current;
+      return undefined;
+    },
+    `node ${uuid} to reach ${state}`,
+    timeoutMs,
+  );
+}
+
+describe('fake-hardware (fake boot and deploy)', () => {
+  it('enroll → manageable → available → active → available through the API alone, with history', async () => {
+    const uuid = await stack.createNode(SITE);
+    const manage = await provision(uuid, 'manage');
+    expect(manage.status).toBe(202);
+    expect(manage.headers.get('location')).toBe(`${stack.api.url}/v1/nodes/${uuid}/states`);
+    const manageable = await reaches(uuid, 'manageable');
+    expect(manageable.power_state).toBe('power off');
+    expect(manageable.last_error).toBeNull();
+    expect((await provision(uuid, 'provide')).status).toBe(202);
+    await reaches(uuid, 'available');
+    expect((await provision(uuid, 'active')).status).toBe(202);
+    const active = await reaches(uuid, 'active');
+    expect(active.power_state).toBe('power on');
+    expect(active.target_provision_state).toBeNull();
+    expect((await provision(uuid, 'deleted')).status).toBe(202);
+    const available = await reaches(uuid, 'available');
+    expect(available.power_state).toBe('power off');
+
+    const history = (await stack.api.call('GET', `/v1/nodes/${uuid}/history?detail=true`)).body.history;
+    const moves = history.map((event: { event: string }) => /moved to provision state "([^"]+)"/.exec(event.event)?.[1]);
+    expect(moves).toEqual([
+      'verifying',
+      'manageable',
+      'cleaning',
+      'available',
+      'deploying',
+      'active',
+      'deleting',
+      'cleaning',
+      'available',
+    ]);
+    expect(history.every((event: { severity: string }) => event.severity === 'INFO')).toBe(true);
+  }, 60_000);
+
+  it('refuses invalid transitions with Ironic’s status and message, and writes nothing', async () => {
+    const uuid = await stack.createNode(SITE);
+    const deploy = await provision(uuid, 'active');
+    expect(deploy.status).toBe(400);
+    expect(deploy.fault?.faultstring).toBe(
+      `The requested action "active" can not be performed on node "${uuid}" while it is in state "enroll".`,
+    );
+    const bogus = await provision(uuid, 'sideways');
+    expect(bogus.status).toBe(400);
+    const tooOld = await provision(uuid, 'manage', {}, '1.3');
+    expect(tooOld.status).toBe(406);
+    const after = await node(uuid);
+    expect(after.provision_state).toBe('enroll');
+    expect(after.last_error).toBeNull();
+    expect((await stack.api.call('GET', `/v1/nodes/${uuid}/history`)).body.history).toEqual([]);
+  });
+
+  it('a second action while one is in flight is 409; expiry fails the action with last_error', async () => {
+    // Site "idle" has no agent: the first command waits.
+    const uuid = await stack.createNode('idle');
+    expect((await provision(uuid, 'manage')).status).toBe(202);
+    const verifying = await node(uuid);
+    expect(verifying.provision_state).toBe('verifying');
+    expect(verifying.target_provision_state).toBe('manageable');
+    expect(verifying.reservation).toBe('idle');
+    const again = await provision(uuid, 'manage');
+    expect(again.status).toBe(409);
+    expect(again.fault?.faultstring).toBe(
+      `Node ${uuid} is locked by host idle, please retry after the current operation is completed.`,
+    );
+    expect((await stack.api.call('PUT', `/v1/nodes/${uuid}/states/power`, { body: { target: 'power on' } })).status).toBe(409);
+    const [command] = (await stack.api.call('GET', `/v1/nodes/${uuid}/commands`)).body.commands;
+    const stored = await stack.runtime.commands.get(command.id);
+    expect(await stack.runtime.queue.expire(stored!.command, stored!.receipt)).toBe(true);
+    const failed = await node(uuid);
+    // A failed verification goes back to enroll (Ironic's verify failure).
+    expect(failed.provision_state).toBe('enroll');
+    expect(failed.reservation).toBeNull();
+    expect(failed.last_error).toMatch(/^Failed to verify node: read_power failed: Command power\.get .* expired/);
+    const history = (await stack.api.call('GET', `/v1/nodes/${uuid}/history`)).body.history;
+    expect(history.some((event: { severity: string }) => event.severity === 'ERROR')).toBe(true);
+  });
+});
+
+/** Registers a kernel+ramdisk image and uploads it through the presigned URLs. */
+async function uploadPair(name: string): Promise<{ uuid: string; kernel: Buffer; ramdisk: Buffer }> {
+  const kernel = Buffer.from(`kernel of ${name} `.repeat(2000));
+  const ramdisk = Buffer.from(`ramdisk of ${name} `.repeat(3000));
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const created = await stack.api.call('POST', '/v1/images', {
+    body: {
+      name,
+      kind: 'kernel+ramdisk',
+      files: [
+        { role: 'kernel', size: kernel.length, sha256: sha(kernel) },
+        { role: 'ramdisk', size: ramdisk.length, sha256: sha(ramdisk) },
+      ],
+    },
+  });
+  expect(created.status).toBe(201);
+  const uuid = created.body.uuid as string;
+  for (const [role, bytes] of [
+    ['kernel', kernel],
+    ['ramdisk', ramdisk],
+  ] as const) {
+    const upload = (
+      await stack.api.call('POST', `/v1/images/${uuid}/files/${role}/upload`, { body: { multipart: false } })
+    ).body;
+    const put = await fetch(upload.url, { method: 'PUT', body: bytes, headers: upload.headers ?? {} });
+    expect(put.ok).toBe(true);
+    const done = await stack.api.call('POST', `/v1/images/${uuid}/files/${role}/complete`, { body: {} });
+    expect([200, 202]).toContain(done.status);
+  }
+  await waitFor(
+    async () => ((await stack.api.call('GET', `/v1/images/${uuid}`)).body.state === 'active' ? true : undefined),
+    'the image to be active',
+  );
+  return { uuid, kernel, ramdisk };
+}
+
+describe('ramdisk deploy with iPXE boot files', () => {
+  it('waits for the image at the site, writes boot files and DHCP entries, waits for the callback, cleans up', async () => {
+    const mac = '52:54:00:aa:bb:01';
+    const uuid = await stack.createNode(SITE, { boot_interface: 'ipxe', deploy_interface: 'ramdisk' });
+    expect(
+      (await stack.api.call('POST', '/v1/ports', { body: { node_uuid: uuid, address: mac, pxe_enabled: true } })).status,
+    ).toBe(201);
+    await provision(uuid, 'manage');
+    await reaches(uuid, 'manageable');
+    await provision(uuid, 'provide');
+    await reaches(uuid, 'available');
+
+    // The agent is stopped while the image is made: the deploy must wait for it.
+    await agent.kill('SIGTERM');
+    const image = await uploadPair(`pair-${Date.now()}`);
+    expect(
+      (
+        await stack.api.call('PATCH', `/v1/nodes/${uuid}`, {
+          body: [
+            { op: 'add', path: '/instance_info/image_source', value: image.uuid },
+            { op: 'add', path: '/instance_info/kernel_append_params', value: 'console=ttyS0' },
+          ],
+        })
+      ).status,
+    ).toBe(200);
+    expect((await provision(uuid, 'active')).status).toBe(202);
+    const waiting = await node(uuid);
+    expect(waiting.provision_state).toBe('deploying');
+    expect(waiting.deploy_step.step).toBe('wait_for_image');
+    expect(waiting.reservation).not.toBeNull();
+
+    await agent.start();
+    const callbackWait = await reaches(uuid, 'wait call-back', 40_000);
+    expect(callbackWait.target_provision_state).toBe('active');
+    expect(callbackWait.power_state).toBe('power on');
+
+    // The files are there, keyed by MAC, and served over HTTP (Range) and TFTP.
+    const http = join(agent.dir, 'http');
+    const tftp = join(agent.dir, 'tftp');
+    const script = readFileSync(join(http, 'pxelinux.cfg', '52-54-00-aa-bb-01'), 'utf8');
+    expect(script).toMatch(/^#!ipxe/);
+    expect(script).toContain(`/images/${image.uuid}/kernel`);
+    expect(script).toContain('console=ttyS0');
+    const callback = /callback=(\S+)/.exec(script)?.[1];
+    expect(callback).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${httpPort}/v1/callback/${uuid}\\?token=`));
+    expect(existsSync(join(tftp, 'pxelinux.cfg', '01-52-54-00-aa-bb-01'))).toBe(true);
+    expect(readdirSync(join(agent.dir, 'dhcp-hosts'))).toEqual(['ironic-52:54:00:aa:bb:01.conf']);
+    const ranged = await fetch(`http://127.0.0.1:${httpPort}/images/${image.uuid}/kernel`, {
+      headers: { Range: 'bytes=0-9' },
+    });
+    expect(ranged.status).toBe(206);
+    expect(Buffer.from(await ranged.arrayBuffer())).toEqual(image.kernel.subarray(0, 10));
+    const viaTftp = execFileSync('curl', ['-s', `tftp://127.0.0.1:${tftpPort}/pxelinux.cfg/01-52-54-00-aa-bb-01`]);
+    expect(viaTftp.toString()).toContain(uuid);
+
+    // A wrong token is refused; the right one, once, makes the node active.
+    const forged = await fetch(`http://127.0.0.1:${httpPort}/v1/callback/${uuid}?token=${'x'.repeat(32)}`);
+    expect(forged.status).not.toBe(200);
+    expect((await node(uuid)).provision_state).toBe('wait call-back');
+    const called = await fetch(callback as string);
+    expect(called.status).toBe(200);
+    await reaches(uuid, 'active');
+    expect((await fetch(callback as string)).status).not.toBe(200);
+
+    // Undeploy: power off, files and DHCP entries gone, instance forgotten.
+    expect((await provision(uuid, 'deleted')).status).toBe(202);
+    const clean = await reaches(uuid, 'available');
+    expect(clean.power_state).toBe('power off');
+    expect(clean.instance_info).toEqual({});
+    expect(existsSync(join(http, 'pxelinux.cfg', '52-54-00-aa-bb-01'))).toBe(false);
+    expect(existsSync(join(tftp, 'pxelinux.cfg', '01-52-54-00-aa-bb-01'))).toBe(false);
+    expect(readdirSync(join(agent.dir, 'dhcp-hosts'))).toEqual([]);
+  }, 120_000);
+
+  it('a deploy whose callback never comes fails at the timeout with last_error', async () => {
+    const uuid = await stack.createNode(SITE, { boot_interface: 'ipxe', deploy_interface: 'ramdisk' });
+    await stack.api.call('POST', '/v1/ports', { body: { node_uuid: uuid, address: '52:54:00:aa:bb:02' } });
+    const image = await uploadPair(`late-${Date.now()}`);
+    await stack.api.call('PATCH', `/v1/nodes/${uuid}`, {
+      body: [{ op: 'add', path: '/instance_info/image_source', value: image.uuid }],
+    });
+    await provision(uuid, 'manage');
+    await reaches(uuid, 'manageable');
+    await provision(uuid, 'provide');
+    await reaches(uuid, 'available');
+    await provision(uuid, 'active');
+    await reaches(uuid, 'wait call-back', 40_000);
+    process.env.METALPLANE_DEPLOY_CALLBACK_TIMEOUT = '0.001';
+    try {
+      const report = await tick(stack.runtime);
+      expect(report.callbackTimeouts).toBeGreaterThanOrEqual(1);
+    } finally {
+      delete process.env.METALPLANE_DEPLOY_CALLBACK_TIMEOUT;
+    }
+    const failed = await node(uuid);
+    expect(failed.provision_state).toBe('deploy failed');
+    expect(failed.last_error).toBe(`Timeout reached while waiting for callback for node ${uuid}`);
+    // From deploy failed, undeploy cleans up.
+    expect((await provision(uuid, 'deleted')).status).toBe(202);
+    await reaches(uuid, 'available');
+  }, 90_000);
+
+  it('a deploy without an image or a PXE port is refused up front', async () => {
+    const uuid = await stack.createNode(SITE, { boot_interface: 'ipxe', deploy_interface: 'ramdisk' });
+    await provision(uuid, 'manage');
+    await reaches(uuid, 'manageable');
+    await provision(uuid, 'provide');
+    await reaches(uuid, 'available');
+    const noImage = await provision(uuid, 'active');
+    expect(noImage.status).toBe(400);
+    expect(noImage.fault?.faultstring).toMatch(/instance_info/);
+    await stack.api.call('PATCH', `/v1/nodes/${uuid}`, {
+      body: [{ op: 'add', path: '/instance_info/image_source', value: 'no-such-image' }],
+    });
+    const unknown = await provision(uuid, 'active');
+    expect(unknown.status).toBe(400);
+    expect(unknown.fault?.faultstring).toMatch(/Image no-such-image .* could not be found/);
+    expect((await node(uuid)).provision_state).toBe('available');
+  }, 60_000);
+});
