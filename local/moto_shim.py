@@ -155,5 +155,62 @@ Table.sorted_items = _sorted_items
 dynamodb_models.copy = _TableKeepingCopy
 DynamoDBBackend.transact_write_items = _transact_write_items
 
+
+
+def _instrument(stats_path, profile_path):
+    """Diagnostics for benchmarks (env METALPLANE_MOTO_STATS / METALPLANE_MOTO_PROFILE):
+    per-action request counts and seconds (JSON), and a cProfile of every request
+    (pstats), written when moto exits."""
+    import atexit
+    import cProfile
+    import pstats
+    import time
+
+    from moto.server import DomainDispatcherApplication
+
+    lock = threading.Lock()
+    counts = {}
+    merged = []
+    original_call = DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET") or environ.get("PATH_INFO", "?")
+        action = target.rsplit(".", 1)[-1]
+        profiler = cProfile.Profile() if profile_path else None
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        try:
+            return original_call(self, environ, start_response)
+        finally:
+            if profiler:
+                profiler.disable()
+            elapsed = time.perf_counter() - started
+            with lock:
+                entry = counts.setdefault(action, [0, 0.0])
+                entry[0] += 1
+                entry[1] += elapsed
+                if profiler:
+                    if merged:
+                        merged[0].add(profiler)
+                    else:
+                        merged.append(pstats.Stats(profiler))
+
+    def dump():
+        with lock:
+            if stats_path:
+                with open(stats_path, "w") as out:
+                    json.dump({k: {"count": v[0], "seconds": round(v[1], 3)} for k, v in counts.items()}, out, indent=1)
+            if profile_path and merged:
+                merged[0].dump_stats(profile_path)
+
+    DomainDispatcherApplication.__call__ = call
+    atexit.register(dump)
+
+
 if __name__ == "__main__":
+    import os
+
+    if os.environ.get("METALPLANE_MOTO_STATS") or os.environ.get("METALPLANE_MOTO_PROFILE"):
+        _instrument(os.environ.get("METALPLANE_MOTO_STATS"), os.environ.get("METALPLANE_MOTO_PROFILE"))
     main(sys.argv[1:])

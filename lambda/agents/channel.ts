@@ -24,19 +24,19 @@ import { ConnectionNotifier } from '../adapters/connection-notifier.ts';
 import { documentClient, tableFromEnv } from '../adapters/dynamo/client.ts';
 import { CommandRepository } from '../adapters/dynamo/command-repository.ts';
 import { ConnectionRepository } from '../adapters/dynamo/connection-repository.ts';
+import { ImageRepository } from '../adapters/dynamo/image-repository.ts';
 import { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
 import { NodeRepository } from '../adapters/dynamo/node-repository.ts';
+import { PortRepository } from '../adapters/dynamo/port-repository.ts';
 import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
 import { resourcePrefixEnvVar } from '../adapters/resource-factory.ts';
 import { ImageObjects } from '../adapters/s3/image-objects.ts';
 import { ironicTimestamp } from '../api/dependencies.ts';
 import { Conductor } from '../conductor/conductor.ts';
-import { registerPowerTasks } from '../conductor/power.ts';
 import { resumeWaitingDeploys } from '../conductor/deploy-inputs.ts';
+import { registerPowerTasks } from '../conductor/power.ts';
 import { applyPowerReports } from '../conductor/power-sync.ts';
 import { Provisioner } from '../conductor/provision.ts';
-import { ImageRepository } from '../adapters/dynamo/image-repository.ts';
-import { PortRepository } from '../adapters/dynamo/port-repository.ts';
 import type { AgentRecord } from '../domain/conductors.ts';
 import { DomainError } from '../domain/errors.ts';
 import { ImageCatalog } from '../images/catalog.ts';
@@ -143,7 +143,18 @@ export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRunt
     images: new ImageRepository(store),
     ports: new PortRepository(store),
   };
-  return { queue, credentials, connections, notifier, commands, conductor, provisioning, images, logger, now };
+  return {
+    queue,
+    credentials,
+    connections,
+    notifier,
+    commands,
+    conductor,
+    provisioning,
+    images,
+    logger,
+    now,
+  };
 }
 
 let shared: AgentRuntime | undefined;
@@ -285,8 +296,17 @@ async function dispatch(
       return { kind: 'handled', reply: { v: 1, type: 'images', ...page } };
     }
     case 'deploy_callback': {
-      const outcome = await runtime.provisioning.provisioner.callback(agent.site, message.node, message.token);
-      runtime.logger.info('deploy callback', { hostname: agent.hostname, site: agent.site, node: message.node, outcome });
+      const outcome = await runtime.provisioning.provisioner.callback(
+        agent.site,
+        message.node,
+        message.token,
+      );
+      runtime.logger.info('deploy callback', {
+        hostname: agent.hostname,
+        site: agent.site,
+        node: message.node,
+        outcome,
+      });
       if (outcome === 'refused') throw new ChannelRefusal(`callback for node ${message.node} refused`);
       return { kind: 'handled' };
     }
@@ -295,7 +315,8 @@ async function dispatch(
       if (message.reports.some((report) => report.state === 'ready')) {
         // Deploys of this site held for an image may go on now.
         await resumeWaitingDeploys(runtime.provisioning.provisioner, runtime.provisioning, agent.site).catch(
-          (error: Error) => runtime.logger.error('resuming held deploys failed', { site: agent.site, error: error.message }),
+          (error: Error) =>
+            runtime.logger.error('resuming held deploys failed', { site: agent.site, error: error.message }),
         );
       }
       runtime.logger.info('image report', {

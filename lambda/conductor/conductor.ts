@@ -191,14 +191,18 @@ export class Conductor {
    * command. Answers whether it was the node's task.
    */
   async commandFinished(command: CommandRecord): Promise<boolean> {
-    return this.#advance(command.node, (task) => task.command === command.id, (node, task, at) => {
-      const handler = this.#handlers.get(task.kind ?? task.action);
-      if (!handler) {
-        this.#deps.logger.error('no handler for a finished task: lock released', { node: node.uuid, task });
-        return { node };
-      }
-      return handler(node, task, command, at);
-    });
+    return this.#advance(
+      command.node,
+      (task) => task.command === command.id,
+      (node, task, at) => {
+        const handler = this.#handlers.get(task.kind ?? task.action);
+        if (!handler) {
+          this.#deps.logger.error('no handler for a finished task: lock released', { node: node.uuid, task });
+          return { node };
+        }
+        return handler(node, task, command, at);
+      },
+    );
   }
 
   /**

@@ -21,12 +21,15 @@ import type { DeployInputs, Provisioner } from './provision.ts';
 const PAGE = 200;
 
 async function resolveImage(images: ImageRepository, ref: unknown, field: string): Promise<Image> {
-  if (typeof ref !== 'string' || ref === '') throw invalid(`instance_info.${field} must be an image name or UUID.`);
+  if (typeof ref !== 'string' || ref === '')
+    throw invalid(`instance_info.${field} must be an image name or UUID.`);
   const uuid = isUuidLike(ref) ? ref.toLowerCase() : await images.uuidForName(ref);
   const found = uuid ? await images.get(uuid) : undefined;
   if (!found) throw invalid(`Image ${ref} (instance_info.${field}) could not be found.`);
   if (found.image.state !== 'active') {
-    throw invalid(`Image ${ref} (instance_info.${field}) is ${found.image.state}, not active: it cannot be booted.`);
+    throw invalid(
+      `Image ${ref} (instance_info.${field}) is ${found.image.state}, not active: it cannot be booted.`,
+    );
   }
   return found.image;
 }
@@ -44,8 +47,12 @@ export async function deployInputs(
     const image = await resolveImage(deps.images, info.image_source, 'image_source');
     used.push(image);
     if (hasRole(image, 'iso')) chosen = { iso: image.uuid };
-    else if (hasRole(image, 'kernel') && hasRole(image, 'ramdisk')) chosen = { kernel: image.uuid, ramdisk: image.uuid };
-    else throw invalid(`Image ${image.name} is a ${image.kind}: image_source must be an ISO or a kernel+ramdisk pair.`);
+    else if (hasRole(image, 'kernel') && hasRole(image, 'ramdisk'))
+      chosen = { kernel: image.uuid, ramdisk: image.uuid };
+    else
+      throw invalid(
+        `Image ${image.name} is a ${image.kind}: image_source must be an ISO or a kernel+ramdisk pair.`,
+      );
   } else if (info.boot_iso !== undefined && info.boot_iso !== null) {
     const image = await resolveImage(deps.images, info.boot_iso, 'boot_iso');
     if (!hasRole(image, 'iso')) throw invalid(`Image ${image.name} (instance_info.boot_iso) is not an ISO.`);
@@ -54,8 +61,10 @@ export async function deployInputs(
   } else if (info.kernel !== undefined && info.ramdisk !== undefined) {
     const kernel = await resolveImage(deps.images, info.kernel, 'kernel');
     const ramdisk = await resolveImage(deps.images, info.ramdisk, 'ramdisk');
-    if (!hasRole(kernel, 'kernel')) throw invalid(`Image ${kernel.name} (instance_info.kernel) has no kernel.`);
-    if (!hasRole(ramdisk, 'ramdisk')) throw invalid(`Image ${ramdisk.name} (instance_info.ramdisk) has no ramdisk.`);
+    if (!hasRole(kernel, 'kernel'))
+      throw invalid(`Image ${kernel.name} (instance_info.kernel) has no kernel.`);
+    if (!hasRole(ramdisk, 'ramdisk'))
+      throw invalid(`Image ${ramdisk.name} (instance_info.ramdisk) has no ramdisk.`);
     used.push(kernel, ramdisk);
     chosen = { kernel: kernel.uuid, ramdisk: ramdisk.uuid };
   } else {
@@ -101,7 +110,9 @@ export async function resumeWaitingDeploys(
   deps: { nodes: NodeRepository; images: ImageRepository },
   site?: string,
 ): Promise<number> {
-  const deploying = (await nodesIn(deps.nodes, 'deploying', site)).filter((node) => node.task?.command === '');
+  const deploying = (await nodesIn(deps.nodes, 'deploying', site)).filter(
+    (node) => node.task?.command === '',
+  );
   if (deploying.length === 0) return 0;
   return provisioner.resumeImageWaits(
     deploying,

@@ -24,6 +24,7 @@
  * node's PXE-enabled ports and wait for the callback.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { historyCreateOp } from '../adapters/dynamo/history-repository.ts';
 import type { WriteOp } from '../adapters/dynamo/inventory-store.ts';
 import type { VersionedNode } from '../adapters/dynamo/node-repository.ts';
 import type { CommandRecord } from '../domain/commands/command.ts';
@@ -34,7 +35,6 @@ import { supportedBootDevices } from '../domain/power/power.ts';
 import { advance, type ProvisionPosition } from '../domain/provisioning/machine.ts';
 import type { ProvisionRequest } from '../domain/provisioning/request.ts';
 import type { ProvisionEvent, ProvisionState, StableState } from '../domain/provisioning/states.ts';
-import { historyCreateOp } from '../adapters/dynamo/history-repository.ts';
 import type { Conductor, TaskResult, TaskStep } from './conductor.ts';
 
 export const PROVISION_KIND = 'provision';
@@ -87,7 +87,9 @@ export interface DeployInputs {
 
 /** Whether the node's boot interface writes boot files (and its deploy waits for a callback). */
 export function rendersBootFiles(node: Node): boolean {
-  return (node.boot_interface === 'ipxe' || node.boot_interface === 'pxe') && node.deploy_interface !== 'fake';
+  return (
+    (node.boot_interface === 'ipxe' || node.boot_interface === 'pxe') && node.deploy_interface !== 'fake'
+  );
 }
 
 function envSeconds(name: string, fallback: number): number {
@@ -97,7 +99,8 @@ function envSeconds(name: string, fallback: number): number {
 
 export const callbackTimeoutSeconds = () =>
   envSeconds('METALPLANE_DEPLOY_CALLBACK_TIMEOUT', DEPLOY_CALLBACK_TIMEOUT_SECONDS);
-export const imageWaitTimeoutSeconds = () => envSeconds('METALPLANE_IMAGE_WAIT_TIMEOUT', IMAGE_WAIT_TIMEOUT_SECONDS);
+export const imageWaitTimeoutSeconds = () =>
+  envSeconds('METALPLANE_IMAGE_WAIT_TIMEOUT', IMAGE_WAIT_TIMEOUT_SECONDS);
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
@@ -180,7 +183,9 @@ export class Provisioner {
   constructor(conductor: Conductor, newId: () => string) {
     this.#conductor = conductor;
     this.#newId = newId;
-    conductor.onTaskFinished(PROVISION_KIND, (node, task, command, at) => this.#stepFinished(node, task, command, at));
+    conductor.onTaskFinished(PROVISION_KIND, (node, task, command, at) =>
+      this.#stepFinished(node, task, command, at),
+    );
   }
 
   /**
@@ -194,7 +199,8 @@ export class Provisioner {
     inputs?: DeployInputs,
   ): Promise<Started> {
     const node = found.node;
-    const token = request.action === 'deploy' || request.action === 'rebuild' ? this.#callbackToken(node) : undefined;
+    const token =
+      request.action === 'deploy' || request.action === 'rebuild' ? this.#callbackToken(node) : undefined;
     const planned = this.#flowFor(node, request, user, inputs);
     const flow = planned && token ? { ...planned, callbackToken: token.value } : planned;
     const at = new Date().toISOString();
@@ -219,7 +225,9 @@ export class Provisioner {
     const apply = (current: Node): Node => ({
       ...this.#enterState(current, position, at, flow, flow.steps[flow.index]),
       last_error: null,
-      ...(request.action === 'inspect' ? { inspection_started_at: stamp(at), inspection_finished_at: null } : {}),
+      ...(request.action === 'inspect'
+        ? { inspection_started_at: stamp(at), inspection_finished_at: null }
+        : {}),
       ...(token ? { deploy_callback: { token_sha256: hash(token.value), issued_at: stamp(at) } } : {}),
     });
     if (flow.waitingImage) {
@@ -239,7 +247,8 @@ export class Provisioner {
       ...step,
       taskArgs: { ...running } as unknown as Record<string, unknown>,
       requestedBy: user,
-      apply: (current) => this.#enterState(apply(current), position, at, running, running.steps[running.index]),
+      apply: (current) =>
+        this.#enterState(apply(current), position, at, running, running.steps[running.index]),
       ops,
     });
     return { node: locked, command };
@@ -251,14 +260,18 @@ export class Provisioner {
     await this.#conductor.nodes.modify(nodeUuid, (node) => {
       outcome = 'refused';
       const expected = (node.deploy_callback as { token_sha256?: string } | undefined)?.token_sha256;
-      if (node.conductor_group !== site || node.provision_state !== 'wait call-back' || !expected) return undefined;
+      if (node.conductor_group !== site || node.provision_state !== 'wait call-back' || !expected)
+        return undefined;
       if (hash(token) !== expected) return undefined;
       outcome = 'accepted';
       const at = new Date().toISOString();
       // Ironic's path: wait call-back --resume--> deploying --done--> active.
       const resumed = this.#fire(node, 'resume', at, null, {});
       const done = this.#fire(resumed.node, 'done', at, null, {});
-      return { node: { ...done.node, deploy_callback: null, deploy_step: {} }, ops: [...resumed.ops, ...done.ops] };
+      return {
+        node: { ...done.node, deploy_callback: null, deploy_step: {} },
+        ops: [...resumed.ops, ...done.ops],
+      };
     });
     return outcome;
   }
@@ -319,7 +332,12 @@ export class Provisioner {
 
   // --- flows -----------------------------------------------------------------------
 
-  #flowFor(node: Node, request: ProvisionRequest, user: string | null, inputs?: DeployInputs): FlowState | undefined {
+  #flowFor(
+    node: Node,
+    request: ProvisionRequest,
+    user: string | null,
+    inputs?: DeployInputs,
+  ): FlowState | undefined {
     const files = rendersBootFiles(node);
     const base = { index: 0, user };
     switch (request.action) {
@@ -341,7 +359,8 @@ export class Provisioner {
       case 'deploy':
       case 'rebuild': {
         if (!files) return { ...base, flow: 'deploy', steps: ['power_on'], finish: ['done'] };
-        if (!inputs?.images) throw invalid(`Node ${node.uuid} has no image to boot: set instance_info.image_source.`);
+        if (!inputs?.images)
+          throw invalid(`Node ${node.uuid} has no image to boot: set instance_info.image_source.`);
         const boot: JsonObject = {
           macs: [...inputs.macs],
           boot_mode: bootMode(node),
@@ -391,7 +410,8 @@ export class Provisioner {
     for (let index = Math.max(flow.index, 0); index < flow.steps.length; index++) {
       const at = { ...flow, index };
       const step = stepCommand(node, at, flow.steps[index] as StepName);
-      if (step) return { step: { ...step, taskArgs: { ...at } as unknown as Record<string, unknown> }, flow: at };
+      if (step)
+        return { step: { ...step, taskArgs: { ...at } as unknown as Record<string, unknown> }, flow: at };
     }
     return undefined;
   }
@@ -405,7 +425,11 @@ export class Provisioner {
     }
     if (command.status !== 'succeeded') {
       const step = flow.steps[flow.index] ?? command.action;
-      return this.#fail(current, `${stepFailure(flow.flow, step)}: ${command.error ?? `command ${command.status}`}`, at);
+      return this.#fail(
+        current,
+        `${stepFailure(flow.flow, step)}: ${command.error ?? `command ${command.status}`}`,
+        at,
+      );
     }
     return this.#continue(current, { ...flow, index: flow.index + 1 }, at);
   }
@@ -415,7 +439,16 @@ export class Provisioner {
     const next = this.#nextCommand(node, flow);
     if (next) {
       return {
-        node: this.#enterState(node, { provision_state: node.provision_state as ProvisionState, target_provision_state: node.target_provision_state as StableState | null }, at, next.flow, next.flow.steps[next.flow.index]),
+        node: this.#enterState(
+          node,
+          {
+            provision_state: node.provision_state as ProvisionState,
+            target_provision_state: node.target_provision_state as StableState | null,
+          },
+          at,
+          next.flow,
+          next.flow.steps[next.flow.index],
+        ),
         next: next.step,
       };
     }
@@ -483,7 +516,13 @@ export class Provisioner {
     };
   }
 
-  #enterState(node: Node, position: ProvisionPosition, at: string, flow: FlowState, step: StepName | undefined): Node {
+  #enterState(
+    node: Node,
+    position: ProvisionPosition,
+    at: string,
+    flow: FlowState,
+    step: StepName | undefined,
+  ): Node {
     const shown: JsonObject = step ? { interface: stepInterface(step), step, args: {}, priority: 0 } : {};
     const waiting: JsonObject | undefined = flow.waitingImage
       ? { interface: 'deploy', step: 'wait_for_image', args: { image: flow.waitingImage.uuid }, priority: 0 }

@@ -58,7 +58,12 @@ async function node(uuid: string) {
   return (await stack.api.call('GET', `/v1/nodes/${uuid}`)).body;
 }
 
-async function provision(uuid: string, target: string, extra: Record<string, unknown> = {}, version = '1.82') {
+async function provision(
+  uuid: string,
+  target: string,
+  extra: Record<string, unknown> = {},
+  version = '1.82',
+) {
   return stack.api.call('PUT', `/v1/nodes/${uuid}/states/provision`, { body: { target, ...extra }, version });
 }
 
@@ -95,7 +100,9 @@ describe('fake-hardware (fake boot and deploy)', () => {
     expect(available.power_state).toBe('power off');
 
     const history = (await stack.api.call('GET', `/v1/nodes/${uuid}/history?detail=true`)).body.history;
-    const moves = history.map((event: { event: string }) => /moved to provision state "([^"]+)"/.exec(event.event)?.[1]);
+    const moves = history.map(
+      (event: { event: string }) => /moved to provision state "([^"]+)"/.exec(event.event)?.[1],
+    );
     expect(moves).toEqual([
       'verifying',
       'manageable',
@@ -140,7 +147,10 @@ describe('fake-hardware (fake boot and deploy)', () => {
     expect(again.fault?.faultstring).toBe(
       `Node ${uuid} is locked by host idle, please retry after the current operation is completed.`,
     );
-    expect((await stack.api.call('PUT', `/v1/nodes/${uuid}/states/power`, { body: { target: 'power on' } })).status).toBe(409);
+    expect(
+      (await stack.api.call('PUT', `/v1/nodes/${uuid}/states/power`, { body: { target: 'power on' } }))
+        .status,
+    ).toBe(409);
     const [command] = (await stack.api.call('GET', `/v1/nodes/${uuid}/commands`)).body.commands;
     const stored = await stack.runtime.commands.get(command.id);
     expect(await stack.runtime.queue.expire(stored!.command, stored!.receipt)).toBe(true);
@@ -148,7 +158,9 @@ describe('fake-hardware (fake boot and deploy)', () => {
     // A failed verification goes back to enroll (Ironic's verify failure).
     expect(failed.provision_state).toBe('enroll');
     expect(failed.reservation).toBeNull();
-    expect(failed.last_error).toMatch(/^Failed to verify node: read_power failed: Command power\.get .* expired/);
+    expect(failed.last_error).toMatch(
+      /^Failed to verify node: read_power failed: Command power\.get .* expired/,
+    );
     const history = (await stack.api.call('GET', `/v1/nodes/${uuid}/history`)).body.history;
     expect(history.some((event: { severity: string }) => event.severity === 'ERROR')).toBe(true);
   });
@@ -184,7 +196,8 @@ async function uploadPair(name: string): Promise<{ uuid: string; kernel: Buffer;
     expect([200, 202]).toContain(done.status);
   }
   await waitFor(
-    async () => ((await stack.api.call('GET', `/v1/images/${uuid}`)).body.state === 'active' ? true : undefined),
+    async () =>
+      (await stack.api.call('GET', `/v1/images/${uuid}`)).body.state === 'active' ? true : undefined,
     'the image to be active',
   );
   return { uuid, kernel, ramdisk };
@@ -195,7 +208,11 @@ describe('ramdisk deploy with iPXE boot files', () => {
     const mac = '52:54:00:aa:bb:01';
     const uuid = await stack.createNode(SITE, { boot_interface: 'ipxe', deploy_interface: 'ramdisk' });
     expect(
-      (await stack.api.call('POST', '/v1/ports', { body: { node_uuid: uuid, address: mac, pxe_enabled: true } })).status,
+      (
+        await stack.api.call('POST', '/v1/ports', {
+          body: { node_uuid: uuid, address: mac, pxe_enabled: true },
+        })
+      ).status,
     ).toBe(201);
     await provision(uuid, 'manage');
     await reaches(uuid, 'manageable');
@@ -242,7 +259,10 @@ describe('ramdisk deploy with iPXE boot files', () => {
     });
     expect(ranged.status).toBe(206);
     expect(Buffer.from(await ranged.arrayBuffer())).toEqual(image.kernel.subarray(0, 10));
-    const viaTftp = execFileSync('curl', ['-s', `tftp://127.0.0.1:${tftpPort}/pxelinux.cfg/01-52-54-00-aa-bb-01`]);
+    const viaTftp = execFileSync('curl', [
+      '-s',
+      `tftp://127.0.0.1:${tftpPort}/pxelinux.cfg/01-52-54-00-aa-bb-01`,
+    ]);
     expect(viaTftp.toString()).toContain(uuid);
 
     // A wrong token is refused; the right one, once, makes the node active.

@@ -4,7 +4,7 @@
  * password; power and boot device kept in files by chassis-control.sh). Stopped by PID.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,10 +23,20 @@ export interface SimulatedBmc {
   stop(): Promise<void>;
 }
 
-/** A simulated BMC on a free port, or on `port` (e.g. to bring a silent BMC back). */
-export async function startBmc(options: { port?: number } = {}): Promise<SimulatedBmc> {
+/**
+ * A simulated BMC on a free port, or on `port` (e.g. to bring a silent BMC back). `hooks`
+ * are shell scripts installed as the BMC dir's executable `on` / `off`, which
+ * chassis-control.sh runs when power changes (`on` in the background): e.g. start and
+ * stop a VM (../shared/lab/boot/vm-on.example).
+ */
+export async function startBmc(
+  options: { port?: number; hooks?: { on?: string; off?: string } } = {},
+): Promise<SimulatedBmc> {
   const port = options.port ?? (await freePortUdp());
   const dir = mkdtempSync(join(tmpdir(), 'metalplane-bmc-'));
+  for (const [name, script] of Object.entries(options.hooks ?? {})) {
+    if (script !== undefined) writeFileSync(join(dir, name), script, { mode: 0o755 });
+  }
   const { stdout } = await run('sh', [join(labBmcDir, 'start-bmc.sh'), dir, String(port)], {
     timeout: 10_000,
   });

@@ -159,7 +159,8 @@ export class NodeRepository {
       if (!found) return undefined;
       const changed = change(found.node);
       if (!changed) return undefined;
-      const { node: updated, ops = [] } = 'node' in changed && 'ops' in changed ? changed : { node: changed as Node };
+      const { node: updated, ops = [] } =
+        'node' in changed && 'ops' in changed ? changed : { node: changed as Node };
       try {
         await this.update(found.node, updated, found.version, ops);
         return updated;

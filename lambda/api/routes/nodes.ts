@@ -2,6 +2,8 @@
  * /v1/nodes: create, show, list, patch, delete, states, maintenance and traits, with
  * Ironic's semantics (see `../shared/ironic-reference/`).
  */
+
+import { HistoryRepository } from '../../adapters/dynamo/history-repository.ts';
 import { mustExist, siteMissing } from '../../adapters/dynamo/node-repository.ts';
 import { conflict, forbidden, invalid, notAcceptable, notFound } from '../../domain/errors.ts';
 import { canonicalUuid, isUuidLike, isValidLogicalName, validateTrait } from '../../domain/identifiers.ts';
@@ -18,7 +20,6 @@ import { validator } from '../../domain/schema.ts';
 import type { ApiRequest, ApiResponse } from '../../http/request.ts';
 import { json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
-import { HistoryRepository } from '../../adapters/dynamo/history-repository.ts';
 import { authorize, authorizeNode, listingProject, patchableFields } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, nextLink, parseBoolean, parseListParams } from '../listing.ts';
