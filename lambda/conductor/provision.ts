@@ -260,11 +260,19 @@ export class Provisioner {
     await this.#conductor.nodes.modify(nodeUuid, (node) => {
       outcome = 'refused';
       const expected = (node.deploy_callback as { token_sha256?: string } | undefined)?.token_sha256;
-      if (node.conductor_group !== site || node.provision_state !== 'wait call-back' || !expected)
-        return undefined;
-      if (hash(token) !== expected) return undefined;
-      outcome = 'accepted';
+      if (node.conductor_group !== site || !expected || hash(token) !== expected) return undefined;
       const at = new Date().toISOString();
+      if (node.provision_state === 'deploying' && node.task?.kind === PROVISION_KIND) {
+        // Called back before the reboot step's result came in (a fast boot, a slow
+        // control plane): noted, and the deploy goes straight to active when it does.
+        outcome = 'accepted';
+        return {
+          ...node,
+          deploy_callback: { token_sha256: expected, issued_at: stamp(at), received_at: stamp(at) },
+        };
+      }
+      if (node.provision_state !== 'wait call-back') return undefined;
+      outcome = 'accepted';
       // Ironic's path: wait call-back --resume--> deploying --done--> active.
       const resumed = this.#fire(node, 'resume', at, null, {});
       const done = this.#fire(resumed.node, 'done', at, null, {});
@@ -462,6 +470,18 @@ export class Provisioner {
       const fired = this.#fire(current, event, at, flow.user, flow.target ? { target: flow.target } : {});
       current = fired.node;
       allOps.push(...fired.ops);
+    }
+    if (
+      flow.flow === 'deploy' &&
+      current.provision_state === 'wait call-back' &&
+      current.deploy_callback?.received_at
+    ) {
+      for (const event of ['resume', 'done'] as const) {
+        const fired = this.#fire(current, event, at, null, {});
+        current = fired.node;
+        allOps.push(...fired.ops);
+      }
+      current = { ...current, deploy_callback: null };
     }
     if (flow.flow === 'undeploy') {
       // Ironic's tear down forgets the instance.

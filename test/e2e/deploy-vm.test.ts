@@ -155,10 +155,14 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  // The VM first (by PID, whatever state the test left it in), then the BMC, the agent, the stack.
+  // The agent first (no more power commands), then the VM by PID (whatever state the test
+  // left it in), then the BMC, then the stack. A VM just being started may not have
+  // written its pidfile yet: give it a bounded moment.
+  await agent?.cleanup();
+  const starting = () => bmc.power() === '1' && bmcFile('vm-starts.log') !== '' && !qemuPid();
+  for (let i = 0; bmc && i < 30 && starting(); i++) await new Promise((r) => setTimeout(r, 100));
   const pid = bmc ? qemuPid() : undefined;
   if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
-  await agent?.cleanup();
   await bmc?.stop();
   await stack?.close();
   if (work) rmSync(work, { recursive: true, force: true });

@@ -329,4 +329,55 @@ describe('ramdisk deploy with iPXE boot files', () => {
     expect(unknown.fault?.faultstring).toMatch(/Image no-such-image .* could not be found/);
     expect((await node(uuid)).provision_state).toBe('available');
   }, 60_000);
+
+  it('a callback that arrives before the reboot step is reported is kept, and the deploy ends active', async () => {
+    // Site "idle" has no agent: the test plays the agent's results itself, in order.
+    const uuid = await stack.createNode('idle', { boot_interface: 'ipxe', deploy_interface: 'ramdisk' });
+    await stack.api.call('POST', '/v1/ports', { body: { node_uuid: uuid, address: '52:54:00:aa:bb:03' } });
+    const image = await uploadPair(`early-${Date.now()}`);
+    const { provisioning, conductor, commands } = stack.runtime;
+    await provisioning.images.putSync(
+      {
+        image: image.uuid,
+        site: 'idle',
+        state: 'ready',
+        bytes_done: 1,
+        bytes_total: 1,
+        error: null,
+        observed_at: new Date().toISOString(),
+        reported_by: 'test',
+        updated_at: new Date().toISOString(),
+      },
+      (await provisioning.images.get(image.uuid))!.image.created_at,
+    );
+    await stack.api.deps.nodes.modify(uuid, (n) => ({
+      ...n,
+      provision_state: 'available',
+      instance_info: { image_source: image.uuid },
+    }));
+    expect((await provision(uuid, 'active')).status).toBe(202);
+    const succeed = async () => {
+      const current = (await stack.api.deps.nodes.get(uuid))!.node;
+      const stored = (await commands.get(current.task!.command))!.command;
+      const done = { ...stored, status: 'succeeded' as const, result: { power_state: 'power on' } };
+      expect(await conductor.commandFinished(done)).toBe(true);
+      return stored;
+    };
+    const prepare = await succeed();
+    expect(prepare.action).toBe('boot.prepare');
+    const token = prepare.args.callback_token as string;
+    // The API never shows the token.
+    const shown = (await stack.api.call('GET', `/v1/nodes/${uuid}/commands/${prepare.id}`)).body;
+    expect(shown.args.callback_token).toBe('******');
+    await succeed(); // boot device
+    // The booted system calls back while the reboot step is still out.
+    expect(await provisioning.provisioner.callback('idle', uuid, 'not-the-token-at-all')).toBe('refused');
+    expect(await provisioning.provisioner.callback('prov', uuid, token)).toBe('refused');
+    expect(await provisioning.provisioner.callback('idle', uuid, token)).toBe('accepted');
+    expect((await node(uuid)).provision_state).toBe('deploying');
+    expect((await succeed()).action).toBe('power.set'); // reboot
+    const active = await node(uuid);
+    expect(active.provision_state).toBe('active');
+    expect(active.reservation).toBeNull();
+  }, 60_000);
 });

@@ -64,11 +64,15 @@ const validateCreate = validator<{
   deadline_seconds?: number;
 }>('command', COMMAND_CREATE_SCHEMA);
 
-/** Commands carry the BMC credentials the agent needs (`driver_info`): never shown. */
+/**
+ * Commands carry the BMC credentials the agent needs (`driver_info`) and a deploy's
+ * callback token: never shown.
+ */
 function maskedArgs(args: Record<string, unknown>): Record<string, unknown> {
-  const info = args.driver_info;
-  if (typeof info !== 'object' || info === null || Array.isArray(info)) return args;
-  return { ...args, driver_info: maskDriverInfo(info as JsonObject) };
+  const masked = typeof args.callback_token === 'string' ? { ...args, callback_token: '******' } : args;
+  const info = masked.driver_info;
+  if (typeof info !== 'object' || info === null || Array.isArray(info)) return masked;
+  return { ...masked, driver_info: maskDriverInfo(info as JsonObject) };
 }
 
 function render(request: ApiRequest, command: CommandRecord) {

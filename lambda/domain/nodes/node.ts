@@ -68,7 +68,7 @@ export interface Node {
    */
   task?: NodeTask | null;
   /** Internal, never rendered: the SHA-256 of the deploy's single-use callback token. */
-  deploy_callback?: { token_sha256: string; issued_at: string } | null;
+  deploy_callback?: { token_sha256: string; issued_at: string; received_at?: string } | null;
   inspection_started_at: string | null;
   inspection_finished_at: string | null;
   clean_step: JsonObject;
