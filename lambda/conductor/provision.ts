@@ -17,7 +17,9 @@
  *   adopt     adopting:   read power                                   → active
  *   inspect   inspecting: read power and boot device                   → manageable
  *   clean     cleaning:   the requested power/management steps         → manageable
- *   abort     wait call-back / clean wait / inspect wait               → ... failed
+ *   abort     clean wait / inspect wait / rescue wait                  → ... failed
+ *   (a verb landing on a stable state — manage from available or a failure — is a
+ *   transition alone)
  *
  * `fake` boot and deploy interfaces write no boot files and need no image (Ironic's fake
  * deploy): their deploy is a power-on. `ipxe`/`pxe` + `ramdisk` render boot files for the
@@ -32,7 +34,7 @@ import { invalid } from '../domain/errors.ts';
 import { errorRecord, historyEvent, transitionRecord } from '../domain/history/history.ts';
 import type { JsonObject, Node, NodeTask } from '../domain/nodes/node.ts';
 import { supportedBootDevices } from '../domain/power/power.ts';
-import { advance, type ProvisionPosition } from '../domain/provisioning/machine.ts';
+import { advance, isStable, type ProvisionPosition } from '../domain/provisioning/machine.ts';
 import type { ProvisionRequest } from '../domain/provisioning/request.ts';
 import type { ProvisionEvent, ProvisionState, StableState } from '../domain/provisioning/states.ts';
 import type { Conductor, TaskResult, TaskStep } from './conductor.ts';
@@ -346,6 +348,9 @@ export class Provisioner {
     user: string | null,
     inputs?: DeployInputs,
   ): FlowState | undefined {
+    // A verb that lands on a stable state (manage from available or a failure, abort)
+    // is a transition alone: nothing for the agent to do.
+    if (isStable(request.next.provision_state)) return undefined;
     const files = rendersBootFiles(node);
     const base = { index: 0, user };
     switch (request.action) {
@@ -403,7 +408,8 @@ export class Provisioner {
           steps.push(name);
           stepArgs.push(clean.args ?? {});
         }
-        return { ...base, flow: 'manual-clean', steps, finish: ['done'], target: 'manageable', stepArgs };
+        // Manual cleaning ends with `manage` (Ironic), back to manageable.
+        return { ...base, flow: 'manual-clean', steps, finish: ['manage'], target: 'manageable', stepArgs };
       }
       case 'abort':
         return undefined;

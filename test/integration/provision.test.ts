@@ -166,6 +166,86 @@ describe('fake-hardware (fake boot and deploy)', () => {
   });
 });
 
+describe('the other verbs (fake-hardware)', () => {
+  async function manageable(): Promise<string> {
+    const uuid = await stack.createNode(SITE);
+    await provision(uuid, 'manage');
+    await reaches(uuid, 'manageable');
+    return uuid;
+  }
+
+  it('inspect records when it ran; adopt makes a node active without deploying; rebuild redeploys', async () => {
+    const inspected = await manageable();
+    expect((await provision(inspected, 'inspect')).status).toBe(202);
+    const after = await reaches(inspected, 'manageable');
+    expect(after.inspection_started_at).not.toBeNull();
+    expect(after.inspection_finished_at).not.toBeNull();
+
+    const adopted = await manageable();
+    expect((await provision(adopted, 'adopt')).status).toBe(202);
+    await reaches(adopted, 'active');
+
+    expect((await provision(adopted, 'rebuild')).status).toBe(202);
+    const rebuilt = await reaches(adopted, 'active');
+    expect(rebuilt.power_state).toBe('power on');
+    const moves = (await stack.api.call('GET', `/v1/nodes/${adopted}/history`)).body.history.map(
+      (event: { event: string }) => /moved to provision state "([^"]+)"/.exec(event.event)?.[1],
+    );
+    expect(moves.slice(-4)).toEqual(['adopting', 'active', 'deploying', 'active']);
+  }, 60_000);
+
+  it('manual clean runs the power and boot steps and returns to manageable; unknown steps are refused', async () => {
+    const uuid = await manageable();
+    const cleaned = await provision(uuid, 'clean', {
+      clean_steps: [
+        { interface: 'power', step: 'power_on' },
+        { interface: 'management', step: 'set_boot_device', args: { boot_device: 'pxe' } },
+        { interface: 'power', step: 'power_off' },
+      ],
+    });
+    expect(cleaned.status).toBe(202);
+    const back = await reaches(uuid, 'manageable');
+    expect(back.power_state).toBe('power off');
+    expect(back.clean_step).toEqual({});
+    const actions = (await stack.api.call('GET', `/v1/nodes/${uuid}/commands`)).body.commands
+      .map((c: { action: string }) => c.action)
+      .slice(0, 3)
+      .reverse();
+    expect(actions).toEqual(['power.set', 'management.set_boot_device', 'power.set']);
+    const erase = await provision(uuid, 'clean', {
+      clean_steps: [{ interface: 'deploy', step: 'erase_devices' }],
+    });
+    expect(erase.status).toBe(400);
+    expect(erase.fault?.faultstring).toMatch(/Clean step deploy\.erase_devices is not supported/);
+    expect((await node(uuid)).provision_state).toBe('manageable');
+  }, 60_000);
+
+  it('abort: refused in wait call-back (Ironic 21.4), a clean wait ends clean failed; manage recovers', async () => {
+    const waiting = await stack.createNode(SITE);
+    await stack.api.deps.nodes.modify(waiting, (n) => ({
+      ...n,
+      provision_state: 'wait call-back',
+      target_provision_state: 'active',
+    }));
+    const refused = await provision(waiting, 'abort');
+    expect(refused.status).toBe(400);
+    expect(refused.fault?.faultstring).toMatch(
+      /can not be performed .* while it is in state "wait call-back"/,
+    );
+
+    const cleaning = await stack.createNode(SITE);
+    await stack.api.deps.nodes.modify(cleaning, (n) => ({
+      ...n,
+      provision_state: 'clean wait',
+      target_provision_state: 'available',
+    }));
+    expect((await provision(cleaning, 'abort')).status).toBe(202);
+    expect((await node(cleaning)).provision_state).toBe('clean failed');
+    expect((await provision(cleaning, 'manage')).status).toBe(202);
+    await reaches(cleaning, 'manageable');
+  }, 30_000);
+});
+
 /** Registers a kernel+ramdisk image and uploads it through the presigned URLs. */
 async function uploadPair(name: string): Promise<{ uuid: string; kernel: Buffer; ramdisk: Buffer }> {
   const kernel = Buffer.from(`kernel of ${name} `.repeat(2000));
