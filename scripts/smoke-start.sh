@@ -35,6 +35,16 @@ done
 [ "$status" = succeeded ] || { cat "$log"; echo "smoke: the agent did not run the command (status: $status)" >&2; exit 1; }
 echo "smoke: agent $alive ran command $command"
 curl -fsS -m 2 http://127.0.0.1:19469/healthz >/dev/null || { echo "smoke: agent /healthz failed" >&2; exit 1; }
+# The node goes through power and the provision cycle on the fake hardware.
+state() { api "http://127.0.0.1:16385/v1/nodes/$node" | python3 -c "import json,sys; n=json.load(sys.stdin); print(n['$1'] if n['reservation'] is None else 'busy')"; }
+await() { for _ in $(seq 1 100); do [ "$(state "$1")" = "$2" ] && return 0; sleep 0.2; done; cat "$log"; echo "smoke: node never showed $1 = $2" >&2; exit 1; }
+api -X PUT "http://127.0.0.1:16385/v1/nodes/$node/states/power" -d '{"target":"power on"}'
+await power_state 'power on'
+for step in manage:manageable provide:available active:active deleted:available; do
+  api -X PUT "http://127.0.0.1:16385/v1/nodes/$node/states/provision" -d "{\"target\":\"${step%%:*}\"}"
+  await provision_state "${step#*:}"
+done
+echo "smoke: node $node powered on, then manageable, available, active and available again"
 # Ctrl-C signals the terminal's whole process group (npm and its node child): do the same.
 kill -INT -- "-$pid"
 for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
