@@ -17,6 +17,7 @@ import { FakeHardwareState } from './actions/fake-hardware.ts';
 import { type DriverEnvironment, defaultRegistry } from './actions/registry.ts';
 import { bootActions } from './boot/actions.ts';
 import { CallbackTokens, callbackRoute, withCallbackUrls } from './boot/callback.ts';
+import { withImagePins } from './boot/pins.ts';
 import { type BootServers, startBootServers } from './boot/serve.ts';
 import { Channel } from './channel.ts';
 import { type AgentConfig, deriveWebSocketUrl } from './config.ts';
@@ -103,18 +104,21 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     }),
     fake: new FakeHardwareState(),
     ipmi: { retries: config.ipmi.retries },
-    bootActions: withCallbackUrls(
-      bootActions({
-        tftpRoot: config.tftp.root,
-        httpRoot: config.http.root,
-        httpBaseUrl: nodesHttpUrl(config),
-        ...(config.boot.tftpUrl ? { tftpBaseUrl: config.boot.tftpUrl } : {}),
-        ...(config.boot.dhcpHostsDir ? { dhcpHostsDir: config.boot.dhcpHostsDir } : {}),
-        imagesDir: config.images.dir,
-        manifestDir: join(config.stateDir, 'boot-manifests'),
-      }),
-      nodesHttpUrl(config),
-      callbackTokens,
+    bootActions: withImagePins(
+      withCallbackUrls(
+        bootActions({
+          tftpRoot: config.tftp.root,
+          httpRoot: config.http.root,
+          httpBaseUrl: nodesHttpUrl(config),
+          ...(config.boot.tftpUrl ? { tftpBaseUrl: config.boot.tftpUrl } : {}),
+          ...(config.boot.dhcpHostsDir ? { dhcpHostsDir: config.boot.dhcpHostsDir } : {}),
+          imagesDir: config.images.dir,
+          manifestDir: join(config.stateDir, 'boot-manifests'),
+        }),
+        nodesHttpUrl(config),
+        callbackTokens,
+      ),
+      () => images,
     ),
   };
   const registry = defaultRegistry(config.drivers, drivers);

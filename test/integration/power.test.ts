@@ -332,6 +332,42 @@ describe('power-state sync', () => {
     );
   }, 40_000);
 
+  it('with force_power_state_during_sync, drives the hardware back to the recorded state', async () => {
+    const bmc = bmcs[1] as SimulatedBmc;
+    const node = await ipmiNode(bmc.port);
+    expect((await power(node, 'power off')).status).toBe(202);
+    expect((await settled(node)).power_state).toBe('power off');
+    await makeManageable(node);
+    process.env.METALPLANE_FORCE_POWER_STATE_DURING_SYNC = 'true';
+    try {
+      execFileSync('ipmitool', [
+        ...[
+          '-I',
+          'lanplus',
+          '-H',
+          '127.0.0.1',
+          '-p',
+          String(bmc.port),
+          '-U',
+          'admin',
+          '-P',
+          'password',
+          '-C',
+          '3',
+        ],
+        ...['power', 'on'],
+      ]);
+      expect(bmc.power()).toBe('1');
+      // The sync sees "on", the control plane powers it off again; the record never changes.
+      await waitFor(() => (bmc.power() === '0' ? true : undefined), 'the BMC forced back off', 20_000);
+      const after = await settled(node);
+      expect(after.power_state).toBe('power off');
+      expect(stack.logs.some((line) => line.message === 'power state forced back during sync')).toBe(true);
+    } finally {
+      delete process.env.METALPLANE_FORCE_POWER_STATE_DURING_SYNC;
+    }
+  }, 40_000);
+
   it('faults a node whose BMC stops answering, and clears it when it answers again', async () => {
     const port = await freePort();
     const node = await ipmiNode(port);
