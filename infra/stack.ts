@@ -27,6 +27,7 @@ import { resourcePrefixEnvVar } from '../lambda/adapters/resource-factory.ts';
 import {
   type BucketDefinition,
   bucketName,
+  commandsDeadLetterQueue,
   imagesBucket,
   imageVerifyQueue,
   type KeyAttribute,
@@ -191,6 +192,8 @@ export class MetalplaneStack extends Stack {
     );
     this.grantTables(this.conductorFunction);
     this.grantSiteQueues(this.conductorFunction, conductorQueueActions);
+    // It reads the commands' dead-letter queue to fail what could not be delivered.
+    this.queues.get(commandsDeadLetterQueue.id)!.grantConsumeMessages(this.conductorFunction);
     new events.Rule(this, 'ConductorTick', {
       description: 'The conductor tick: expires overdue agent commands',
       schedule: events.Schedule.rate(Duration.minutes(1)),

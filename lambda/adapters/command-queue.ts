@@ -25,13 +25,14 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { queueName, siteCommandQueue } from '../../infra/resources.ts';
+import { commandsDeadLetterQueue, queueName, siteCommandQueue } from '../../infra/resources.ts';
 import type { Command, CommandStatus } from '../../protocol/messages.ts';
 import { ironicTimestamp } from '../api/dependencies.ts';
 import {
   type CommandRecord,
   createCommand,
   expiryMessage,
+  isFinished,
   isOverdue,
   wireCommand,
 } from '../domain/commands/command.ts';
@@ -108,6 +109,8 @@ export class ChannelRefusal extends Error {
 }
 
 const WAKE = JSON.stringify({ v: 1, type: 'wake' });
+/** The cache key of the dead-letter queue's URL (site names never contain a slash). */
+const DLQ_KEY = '/dead-letter';
 /** SQS's bounds for one ReceiveMessage. */
 export const MAX_RECEIVE = 10;
 export const MAX_WAIT_SECONDS = 20;
@@ -383,6 +386,58 @@ export class CommandQueue {
       });
       return false;
     }
+  }
+
+  /**
+   * Commands whose message went to the dead-letter queue (received 10 times, never
+   * finished: an agent that crashes on it, or keeps losing it) fail now, with a clear
+   * `last_error`, instead of waiting for their deadline; their node's task ends. The
+   * dead-letter message is deleted once its command is finished (by this, or before).
+   */
+  async failDeadLettered(limit = 50): Promise<number> {
+    const fromEnv = commandsDeadLetterQueue.envVar ? process.env[commandsDeadLetterQueue.envVar] : undefined;
+    const name = fromEnv ?? queueName(this.options.prefix(), commandsDeadLetterQueue);
+    let url = this.urls.get(DLQ_KEY);
+    if (!url) {
+      try {
+        url = (await this.options.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+      } catch (error) {
+        if (isMissingQueue(error)) return 0;
+        throw error;
+      }
+      if (!url) return 0;
+      this.urls.set(DLQ_KEY, url);
+    }
+    let failed = 0;
+    for (let round = 0; round * MAX_RECEIVE < limit; round++) {
+      const { Messages = [] } = await this.options.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: MAX_RECEIVE, WaitTimeSeconds: 0 }),
+      );
+      if (Messages.length === 0) break;
+      for (const message of Messages) {
+        const id = commandIdOf(message);
+        const found = id === undefined ? undefined : await this.options.commands.get(id);
+        if (found && !isFinished(found.command.status)) {
+          const at = this.now().toISOString();
+          const error = `Command ${found.command.action} ${found.command.id} could not be delivered: the agent of site ${found.command.site} received it ${found.command.attempts} times without a result (dead-lettered).`;
+          const done = await this.options.commands.transition(found.command.id, 'failed', at, {
+            error,
+            finished_at: at,
+          });
+          if (done) {
+            failed++;
+            this.log.warn('dead-lettered command failed', {
+              commandId: done.id,
+              node: done.node,
+              site: done.site,
+            });
+            if (!(await this.finished(done))) await this.setNodeError(done.node, error);
+          }
+        }
+        await this.deleteMessage(url, message.ReceiptHandle as string);
+      }
+    }
+    return failed;
   }
 
   /** Sets the node's `last_error` (retried on a concurrent write). */

@@ -3,6 +3,8 @@
  * stack calls `tick` on an interval). It
  * - expires the commands whose deadline passed without a result (`CommandQueue.expire`:
  *   the node's task fails with a clear `last_error`, its lock goes);
+ * - fails the commands whose message reached the dead-letter queue (10 deliveries, no
+ *   result) at once, rather than at their deadline;
  * - fails deploys whose booted system never called back (Ironic's deploy callback timeout);
  * - resumes deploys held for an image the site now holds (image reports do this at once;
  *   the tick catches what they missed) and fails those that waited too long.
@@ -13,6 +15,8 @@ import { resumeWaitingDeploys, timeoutWaitingCallbacks } from './deploy-inputs.t
 export interface TickReport {
   /** Commands expired by this tick. */
   readonly expired: number;
+  /** Commands failed because their message reached the dead-letter queue. */
+  readonly deadLettered: number;
   /** Deploys failed for want of a callback. */
   readonly callbackTimeouts: number;
   /** Held deploys resumed (or failed at their image wait's timeout). */
@@ -26,11 +30,13 @@ const PER_TICK = 200;
 export async function tick(runtime: AgentRuntime = agentRuntimeFromEnv()): Promise<TickReport> {
   const started = Date.now();
   const expired = await runtime.queue.expireOverdue(PER_TICK);
+  const deadLettered = await runtime.queue.failDeadLettered(PER_TICK);
   const { provisioner } = runtime.provisioning;
   const callbackTimeouts = await timeoutWaitingCallbacks(provisioner, runtime.provisioning.nodes);
   const resumed = await resumeWaitingDeploys(provisioner, runtime.provisioning);
-  const report = { expired, callbackTimeouts, resumed, durationMs: Date.now() - started };
-  if (expired + callbackTimeouts + resumed > 0) runtime.logger.info('conductor tick', { ...report });
+  const report = { expired, deadLettered, callbackTimeouts, resumed, durationMs: Date.now() - started };
+  if (expired + deadLettered + callbackTimeouts + resumed > 0)
+    runtime.logger.info('conductor tick', { ...report });
   return report;
 }
 

@@ -387,7 +387,15 @@ describe('IAM of the agent channel', () => {
     );
     const arn = sqsStatements[0]!.Resource as { 'Fn::Join': [string, unknown[]] };
     expect(arn['Fn::Join'][1].at(-1)).toBe(`:${stackName}-SiteCommands-*.fifo`);
-    const conductorSqs = actionsOf(statementsOf('ConductorFunction')).filter((a) => a.startsWith('sqs:'));
-    expect(conductorSqs.sort()).toStrictEqual(['sqs:DeleteMessage', 'sqs:GetQueueUrl']);
+    // The conductor deletes site messages (expiry) and consumes the dead-letter queue only.
+    const conductorStatements = statementsOf('ConductorFunction').filter((s) =>
+      list(s.Action).some((action) => action.startsWith('sqs:')),
+    );
+    const receiving = conductorStatements.filter((s) => list(s.Action).includes('sqs:ReceiveMessage'));
+    expect(receiving).toHaveLength(1);
+    expect(JSON.stringify(receiving[0]!.Resource)).toContain('CommandsDeadLetter');
+    expect(JSON.stringify(receiving[0]!.Resource)).not.toContain('SiteCommands');
+    const siteStatement = conductorStatements.find((s) => JSON.stringify(s.Resource).includes('SiteCommands'));
+    expect([...list(siteStatement!.Action)].sort()).toStrictEqual(['sqs:DeleteMessage', 'sqs:GetQueueUrl']);
   });
 });
