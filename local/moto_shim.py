@@ -10,7 +10,7 @@ This shim snapshots only the items the transaction names, serializes transaction
 with one lock, and on failure restores exactly those items: DynamoDB's own semantics,
 at a cost independent of table size.
 
-moto also serializes data-plane answers (Query, GetItem ...) through its generic,
+moto also serializes data-plane answers (Query, GetItem, UpdateItem ...) through its generic,
 model-driven serializer, which walks every attribute of every item: about 10 ms per
 node-sized item, a second for a 100-node page. Those answers are already DynamoDB JSON,
 so the shim writes them with json.dumps, as DynamoDB's wire protocol (JSON 1.0) is.
@@ -23,20 +23,42 @@ And one SQS fix: when several in-flight messages of one FIFO group time out toge
 moto releases them one by one while scanning, so the group counts as busy until the
 last of them is reached — and the *last* is delivered first, out of order. The shim
 releases every timed-out message before moto scans, as SQS does (order kept per group).
+And the per-request overhead of moto server itself, which on a busy local stack was
+most of moto's CPU (cProfile, deploy bench): every request listed moto's package
+directory and stat'ed each entry under the dispatcher's global lock to find its backend
+(a third of moto's time, and every other request thread waiting on that lock), ran
+inspect.getmembers over the handler class to find the action, and drew a 52-character
+request id one random.choice at a time. The shim resolves a host to its backend once,
+lists the handler's methods once per class, and draws the request id in one call.
+Werkzeug's development server also closes the connection after every answer (it cannot
+tell where a request body ends), so each AWS SDK call paid a TCP connect and a new
+server thread; the shim keeps connections alive for requests whose body length is known
+(read in full before moto sees it), and closes them as before for any other.
 Everything else is moto as released.
 Usage: the same arguments as moto_server (local/moto.ts starts it).
 """
 
 import copy
+import io
 import json
+import socket
 import sys
 import threading
 from decimal import Decimal
 
+import random
+
+import moto.backends as moto_backends
+import moto.core.responses as moto_responses
 import moto.dynamodb.models as dynamodb_models
+import moto.moto_server.werkzeug_app as werkzeug_app
+import moto.server as moto_server_module
+import moto.utilities.aws_headers as aws_headers
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.core.responses import ActionResult
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 from moto.sqs.models import SQSBackend
 
@@ -96,7 +118,11 @@ class _JsonResult(DynamoResult):
         self._result = result
 
     def execute_result(self, context):
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(self._result)
+        try:
+            body = json.dumps(self._result)
+        except TypeError:  # binary attributes (bytes): moto's own serializer encodes them
+            return ActionResult.execute_result(self, context)
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
 
 
 def _fast(method):
@@ -109,7 +135,7 @@ def _fast(method):
     return wrapper
 
 
-for _name in ("query", "get_item", "batch_get_item", "scan"):
+for _name in ("query", "get_item", "batch_get_item", "scan", "put_item", "update_item", "delete_item"):
     setattr(DynamoHandler, _name, _fast(getattr(DynamoHandler, _name)))
 
 def _sort_key(value):
@@ -150,11 +176,111 @@ def _receive_message(self, queue_name, *args, **kwargs):
 
 
 SQSBackend.receive_message = _receive_message
+
+# --- moto server's per-request overhead --------------------------------------------------
+
+_moto_modules = tuple(moto_backends.list_of_moto_modules())
+moto_backends.list_of_moto_modules = lambda: _moto_modules
+
+_original_backend_for_host = DomainDispatcherApplication.get_backend_for_host
+_backends_by_host = {}
+
+
+def _backend_for_host(self, host):
+    """Which backend serves a host: a pure function of the host (moto's URL patterns)."""
+    try:
+        return _backends_by_host[host]
+    except KeyError:
+        backend = _original_backend_for_host(self, host)
+        if len(_backends_by_host) < 1024:
+            _backends_by_host[host] = backend
+        return backend
+
+
+DomainDispatcherApplication.get_backend_for_host = _backend_for_host
+
+_method_names = {}
+_original_method_names = moto_responses.method_names_from_class
+
+
+def _method_names_from_class(clazz):
+    """A handler class's methods; the classes do not change once the shim has patched them."""
+    names = _method_names.get(clazz)
+    if names is None:
+        names = _method_names[clazz] = _original_method_names(clazz)
+    return list(names)
+
+
+moto_responses.method_names_from_class = _method_names_from_class
+
+
+_ids = random.Random()
+
+
+def _request_id(headerdict=None):
+    """moto's 52-character request id, drawn in one call instead of 52."""
+    # Not os.urandom (uuid4): its syscall gives up the GIL, and under load each request
+    # then waits to get it back. A request id needs no cryptographic randomness.
+    req_id = "%052X" % _ids.getrandbits(208)
+    if isinstance(headerdict, dict):
+        headerdict["x-amzn-requestid"] = req_id
+    return req_id
+
+
+aws_headers.gen_amzn_requestid_long = _request_id
+moto_responses.gen_amzn_requestid_long = _request_id
 Table.all_items = _all_items
 Table.sorted_items = _sorted_items
 dynamodb_models.copy = _TableKeepingCopy
 DynamoDBBackend.transact_write_items = _transact_write_items
 
+
+
+# --- HTTP keep-alive ----------------------------------------------------------------------
+
+# A socket at end of stream: after an answer werkzeug drains "what is left" of the request
+# from its connection; pointed at this, that drain ends at once instead of eating the next
+# request of a kept-alive connection.
+_drained, _drained_peer = socket.socketpair()
+_drained_peer.close()
+
+
+class _KeepAliveRequestHandler(werkzeug_app.MotoRequestHandler):
+    """moto's request handler, keeping the connection for requests of known length."""
+
+    _keep_alive = False
+
+    def setup(self):
+        super().setup()
+        # An answer goes out in several writes (status and headers, then the body): without
+        # this, Nagle holds the body until the client's delayed ACK, 40 ms a request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def run_wsgi(self):
+        length = self.headers.get("Content-Length")
+        self._keep_alive = (
+            not self.close_connection
+            and "Transfer-Encoding" not in self.headers
+            and "Expect" not in self.headers
+            and (length is None or length.isdigit())
+        )
+        if not self._keep_alive:
+            return super().run_wsgi()
+        connection, rfile = self.connection, self.rfile
+        self.rfile = io.BytesIO(rfile.read(int(length)) if length else b"")
+        self.connection = _drained
+        try:
+            return super().run_wsgi()
+        finally:
+            self.connection, self.rfile = connection, rfile
+
+    def send_header(self, keyword, value):
+        if self._keep_alive and keyword.lower() == "connection" and value.lower() == "close":
+            return
+        super().send_header(keyword, value)
+
+
+moto_server_module.MotoRequestHandler = _KeepAliveRequestHandler
 
 
 def _instrument(stats_path, profile_path):
@@ -166,8 +292,6 @@ def _instrument(stats_path, profile_path):
     import pstats
     import time
 
-    from moto.server import DomainDispatcherApplication
-
     lock = threading.Lock()
     counts = {}
     merged = []
@@ -176,6 +300,9 @@ def _instrument(stats_path, profile_path):
     def call(self, environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET") or environ.get("PATH_INFO", "?")
         action = target.rsplit(".", 1)[-1]
+        body = environ.get("wsgi.input")
+        if action == "Query" and isinstance(body, io.BytesIO):
+            action += ":" + str(json.loads(body.getvalue() or b"{}").get("IndexName"))
         profiler = cProfile.Profile() if profile_path else None
         started = time.perf_counter()
         if profiler:
