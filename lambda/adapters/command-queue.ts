@@ -109,6 +109,8 @@ export class ChannelRefusal extends Error {
 }
 
 const WAKE = JSON.stringify({ v: 1, type: 'wake' });
+/** A finished command the conductor failed to act on is retried by the tick after this. */
+const RECHECK_SECONDS = 120;
 /** The cache key of the dead-letter queue's URL (site names never contain a slash). */
 const DLQ_KEY = '/dead-letter';
 /** SQS's bounds for one ReceiveMessage. */
@@ -331,12 +333,16 @@ export class CommandQueue {
       this.now().toISOString(),
       { result: input.result ?? null, error: input.error ?? null, finished_at: input.finished_at },
       site,
+      this.recheckAt(),
     );
     const current = updated ?? (await this.ownCommand(site, input.command_id));
     // The node first (what a client waits for), then the message (what only the queue needs).
-    if (updated) await this.finished(updated.command);
+    const outcome = updated ? await this.finished(updated.command) : undefined;
     const url = await this.queueUrl(site);
-    await this.deleteMessage(url, current.receipt ?? input.receipt);
+    await Promise.all([
+      this.deleteMessage(url, current.receipt ?? input.receipt),
+      outcome?.ok ? this.options.commands.settle(input.command_id) : undefined,
+    ]);
     return { command: current.command, stored: updated !== undefined };
   }
 
@@ -348,13 +354,19 @@ export class CommandQueue {
   async expire(command: CommandRecord, receipt?: string | null): Promise<boolean> {
     const at = this.now().toISOString();
     const message = expiryMessage(command);
-    const expired = await this.options.commands.transition(command.id, 'expired', at, {
-      error: message,
-      finished_at: at,
-    });
+    const expired = (
+      await this.options.commands.transitionStored(
+        command.id,
+        'expired',
+        at,
+        { error: message, finished_at: at },
+        undefined,
+        this.recheckAt(),
+      )
+    )?.command;
     if (!expired) return false;
     if (receipt) await this.deleteMessage(await this.queueUrl(command.site), receipt);
-    if (!(await this.finished(expired))) await this.setNodeError(command.node, message);
+    await this.settleFinished(expired);
     this.log.warn('command expired', { commandId: command.id, node: command.node, site: command.site });
     return true;
   }
@@ -364,7 +376,11 @@ export class CommandQueue {
     const overdue = await this.options.commands.overdue(this.now().toISOString(), limit);
     const outcomes = await Promise.all(
       overdue.map(({ command, receipt }) =>
-        this.expire(command, receipt).catch((error: Error) => {
+        (isFinished(command.status)
+          ? // Finished, but the conductor never settled it (it failed then): again now.
+            this.settleFinished(command).then(() => false)
+          : this.expire(command, receipt)
+        ).catch((error: Error) => {
           this.log.error('expiry failed', { commandId: command.id, error: error.message });
           return false;
         }),
@@ -374,18 +390,37 @@ export class CommandQueue {
   }
 
   /** Tells the conductor; a failure there is logged, never lost silently, never undoes the result. */
-  private async finished(command: CommandRecord): Promise<boolean> {
-    if (!this.options.onFinished) return false;
+  private async finished(command: CommandRecord): Promise<{ handled: boolean; ok: boolean }> {
+    if (!this.options.onFinished) return { handled: false, ok: true };
     try {
-      return await this.options.onFinished(command);
+      return { handled: await this.options.onFinished(command), ok: true };
     } catch (error) {
-      this.log.error('conductor could not act on a finished command', {
+      this.log.error('conductor could not act on a finished command: the tick retries', {
         commandId: command.id,
         node: command.node,
         error: (error as Error).message,
       });
-      return false;
+      return { handled: false, ok: false };
     }
+  }
+
+  /**
+   * The conductor's part of a command that failed on our side (expired, dead-lettered):
+   * its task ends, or — no task awaited it — its node's `last_error` says why. Settled
+   * once done; on an error the tick tries again at the recheck time.
+   */
+  private async settleFinished(command: CommandRecord): Promise<void> {
+    const outcome = await this.finished(command);
+    if (!outcome.ok) return;
+    if (!outcome.handled && command.status !== 'succeeded' && command.error) {
+      await this.setNodeError(command.node, command.error);
+    }
+    await this.options.commands.settle(command.id);
+  }
+
+  /** When the tick looks again at a finished command the conductor has not settled. */
+  private recheckAt(): string {
+    return new Date(this.now().getTime() + RECHECK_SECONDS * 1000).toISOString();
   }
 
   /**
@@ -420,10 +455,16 @@ export class CommandQueue {
         if (found && !isFinished(found.command.status)) {
           const at = this.now().toISOString();
           const error = `Command ${found.command.action} ${found.command.id} could not be delivered: the agent of site ${found.command.site} received it ${found.command.attempts} times without a result (dead-lettered).`;
-          const done = await this.options.commands.transition(found.command.id, 'failed', at, {
-            error,
-            finished_at: at,
-          });
+          const done = (
+            await this.options.commands.transitionStored(
+              found.command.id,
+              'failed',
+              at,
+              { error, finished_at: at },
+              undefined,
+              this.recheckAt(),
+            )
+          )?.command;
           if (done) {
             failed++;
             this.log.warn('dead-lettered command failed', {
@@ -431,7 +472,7 @@ export class CommandQueue {
               node: done.node,
               site: done.site,
             });
-            if (!(await this.finished(done))) await this.setNodeError(done.node, error);
+            await this.settleFinished(done);
           }
         }
         await this.deleteMessage(url, message.ReceiptHandle as string);

@@ -62,3 +62,48 @@ it('the tick fails a dead-lettered command at once, with last_error, and empties
   expect(left.Messages ?? []).toHaveLength(0);
   expect((await tick(stack.runtime)).deadLettered).toBe(0);
 });
+
+it('a conductor that fails after a result is retried by the tick: the node is never left locked', async () => {
+  const { createAgentRuntime } = await import('../../lambda/agents/channel.ts');
+  let clock = Date.now();
+  const runtime = createAgentRuntime({
+    store: stack.api.deps.store,
+    createMissingQueues: true,
+    now: () => new Date(clock),
+  });
+  const node = await stack.createNode('dlq');
+  expect(
+    (await stack.api.call('PUT', `/v1/nodes/${node}/states/power`, { body: { target: 'power on' } })).status,
+  ).toBe(202);
+  const locked = (await stack.api.deps.nodes.get(node))!.node;
+  const commandId = locked.task!.command;
+  // The conductor breaks once, after the result is stored (a throttled write, a crash).
+  const original = runtime.conductor.commandFinished.bind(runtime.conductor);
+  let failures = 0;
+  runtime.conductor.commandFinished = async (command) => {
+    if (failures++ === 0) throw new Error('simulated outage');
+    return original(command);
+  };
+  await runtime.queue.complete('dlq', {
+    command_id: commandId,
+    receipt: 'no-such-receipt',
+    status: 'succeeded',
+    result: { power_state: 'power on' },
+    finished_at: new Date(clock).toISOString(),
+  });
+  expect((await stack.api.deps.nodes.get(node))!.node.reservation).not.toBeNull();
+  // Before the recheck time nothing happens; after it, the tick settles it.
+  await runtime.queue.expireOverdue();
+  expect((await stack.api.deps.nodes.get(node))!.node.reservation).not.toBeNull();
+  clock += 10 * 60_000;
+  await runtime.queue.expireOverdue();
+  const after = (await stack.api.deps.nodes.get(node))!.node;
+  expect(after.reservation).toBeNull();
+  expect(after.power_state).toBe('power on');
+  expect(after.target_power_state).toBeNull();
+  expect(failures).toBe(2);
+  // Settled: a later tick does not touch it again.
+  clock += 10 * 60_000;
+  await runtime.queue.expireOverdue();
+  expect(failures).toBe(2);
+});

@@ -3,10 +3,12 @@
  *
  * Item: `pk = command#<id>`, `sk = command`, the record's fields as attributes, and
  *  - `nodePk = node#<uuid>`, `nodeSk = <created_at>#<id>`: a node's commands (byNode);
- *  - `openPk = open#<shard>`, `openSk = <deadline>#<id>` while the command is open
- *    (queued, delivered, running), removed when it finishes: the sparse byOpen index
- *    the periodic tick reads overdue commands from, a few shards wide so no single
- *    partition takes every write;
+ *  - `openPk = open#<shard>`, `openSk = <deadline>#<id>` while the command needs the
+ *    tick's attention: while it is open (queued, delivered, running), and once finished
+ *    until the conductor has acted on it (`openSk` then = a recheck time; `settle`
+ *    removes both): the sparse byOpen index the periodic tick reads, a few shards wide
+ *    so no single partition takes every write. A conductor that failed between the
+ *    command's result and its node's update is retried by the tick, never forgotten;
  *  - `receipt`: the SQS receipt handle of its latest delivery (internal);
  *  - `expiresAt`: TTL, 30 days after its deadline.
  *
@@ -115,13 +117,17 @@ export class CommandRepository extends TableRepository {
     return (await this.transitionStored(id, to, at, changes, site))?.command;
   }
 
-  /** `transition`, answering the receipt of the latest delivery too. */
+  /**
+   * `transition`, answering the receipt of the latest delivery too. With `recheckAt`, a
+   * finished command stays in byOpen until `settle` (the tick looks again at that time).
+   */
   async transitionStored(
     id: string,
     to: CommandState,
     at: string,
     changes: TransitionChanges = {},
     site?: string,
+    recheckAt?: string,
   ): Promise<StoredCommand | undefined> {
     const from = statesLeadingTo(to);
     if (from.length === 0) return undefined;
@@ -143,7 +149,15 @@ export class CommandRepository extends TableRepository {
     from.forEach((state, i) => {
       values[`:from${i}`] = state;
     });
-    const removes = FINISHED_STATES.includes(to) ? ' REMOVE openPk, openSk' : '';
+    let removes = '';
+    if (FINISHED_STATES.includes(to)) {
+      if (recheckAt === undefined) removes = ' REMOVE openPk, openSk';
+      else {
+        names['#openSk'] = 'openSk';
+        values[':recheck'] = `${recheckAt}#${id}`;
+        sets.push('#openSk = :recheck');
+      }
+    }
     try {
       const { Attributes } = await this.db.send(
         new UpdateCommand({
@@ -185,7 +199,26 @@ export class CommandRepository extends TableRepository {
     };
   }
 
-  /** Open commands whose deadline is before `now` (ISO), at most `limit` per shard. */
+  /** The conductor has acted on the finished command: the tick need not look at it again. */
+  async settle(id: string): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(id),
+          UpdateExpression: 'REMOVE openPk, openSk',
+          ConditionExpression: 'attribute_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+    }
+  }
+
+  /**
+   * Commands in byOpen whose time has come (ISO `now`), at most `limit` per shard: open
+   * ones past their deadline, and finished ones the conductor has not settled.
+   */
   async overdue(now: string, limit = 100): Promise<StoredCommand[]> {
     const shards = await Promise.all(
       Array.from({ length: OPEN_SHARDS }, (_, shard) =>
