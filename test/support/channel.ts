@@ -175,6 +175,7 @@ export async function startChannel(
       registerSiteRoutes(router, deps, getRuntime);
       registerAgentRoutes(router, deps, getRuntime);
       registerCommandRoutes(router, deps, getRuntime);
+      registerProvisionRoutes(router, deps, getRuntime);
       registerPowerRoutes(
         router,
         deps,

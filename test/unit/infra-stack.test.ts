@@ -395,7 +395,9 @@ describe('IAM of the agent channel', () => {
     expect(receiving).toHaveLength(1);
     expect(JSON.stringify(receiving[0]!.Resource)).toContain('CommandsDeadLetter');
     expect(JSON.stringify(receiving[0]!.Resource)).not.toContain('SiteCommands');
-    const siteStatement = conductorStatements.find((s) => JSON.stringify(s.Resource).includes('SiteCommands'));
+    const siteStatement = conductorStatements.find((s) =>
+      JSON.stringify(s.Resource).includes('SiteCommands'),
+    );
     expect([...list(siteStatement!.Action)].sort()).toStrictEqual(['sqs:DeleteMessage', 'sqs:GetQueueUrl']);
   });
 });
