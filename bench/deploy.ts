@@ -17,17 +17,15 @@
  *                                     and METALPLANE_MOTO_PROFILE=FILE: moto's per-action
  *                                     counts and cProfile, see local/moto_shim.py)
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { waitFor } from '../agent/testing/agent-process.ts';
-import { freePort } from '../local/moto.ts';
 import { anchorDir, ironicUnavailable, startIronicAnchor } from './ironic-anchor.ts';
+import { startBenchStack } from './local-stack.ts';
 import { printTable } from './support.ts';
 
 const NODES = Number(process.env.BENCH_NODES ?? 100);
 const PROFILE_DIR = process.env.BENCH_CPU_PROF;
-const root = join(import.meta.dirname, '..');
 const PHASES = ['manage', 'provide', 'deploy', 'undeploy'] as const;
 type Phase = (typeof PHASES)[number];
 
@@ -100,46 +98,11 @@ function commandLine(pid: number): string {
 }
 
 async function metalplane(): Promise<{ timings: Timings; cpu: Record<string, number> }> {
-  const [api, ws, moto, status] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const child = spawn(
-    process.execPath,
-    [
-      ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : []),
-      'local/start.ts',
-      '--api-port',
-      String(api),
-      '--ws-port',
-      String(ws),
-      '--moto-port',
-      String(moto),
-      '--agent-status-port',
-      String(status),
-    ],
-    { cwd: root, stdio: 'ignore', env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'WARN' } },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stack = await startBenchStack({
+    nodeOptions: PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [],
+  });
+  const { url, password, child } = stack;
   try {
-    const url = `http://127.0.0.1:${api}`;
-    await waitFor(
-      async () => (await fetch(`${url}/v1`).catch(() => undefined))?.ok,
-      'the local stack',
-      60_000,
-    );
-    const password = readFileSync(join(root, '.local', 'admin-password'), 'utf8').trim();
-    const headers = {
-      Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`,
-      'X-OpenStack-Ironic-API-Version': '1.82',
-    };
-    // The local agent is up when it shows as an alive conductor.
-    await waitFor(
-      async () => {
-        const r = await fetch(`${url}/v1/conductors`, { headers });
-        const body = (await r.json()) as { conductors?: Array<{ alive: boolean }> };
-        return body.conductors?.some((c) => c.alive);
-      },
-      'the local agent',
-      60_000,
-    );
     const stackPid = child.pid as number;
     const processes: Record<string, number> = { 'stack (api + agents handlers, conductor)': stackPid };
     for (const pid of childrenOf(stackPid)) {
@@ -157,8 +120,7 @@ async function metalplane(): Promise<{ timings: Timings; cpu: Record<string, num
     cpu['client (deploy_many.py)'] = clientCpu;
     return { timings, cpu };
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-    await exited;
+    await stack.stop();
   }
 }
 

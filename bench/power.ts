@@ -9,16 +9,13 @@
  *
  *   npm run bench -- power          (BENCH_TOGGLES=200)
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { waitFor } from '../agent/testing/agent-process.ts';
-import { freePort } from '../local/moto.ts';
 import { anchorDir, ironicUnavailable, startIronicAnchor } from './ironic-anchor.ts';
+import { startBenchStack } from './local-stack.ts';
 import { printTable } from './support.ts';
 
 const TOGGLES = Number(process.env.BENCH_TOGGLES ?? 200);
-const root = join(import.meta.dirname, '..');
 
 interface Latency {
   n: number;
@@ -44,53 +41,16 @@ async function createNode(url: string, headers: Record<string, string>, body: un
 }
 
 async function metalplane(): Promise<Latency> {
-  const [api, ws, moto, status] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const child = spawn(
-    process.execPath,
-    [
-      'local/start.ts',
-      '--api-port',
-      String(api),
-      '--ws-port',
-      String(ws),
-      '--moto-port',
-      String(moto),
-      '--agent-status-port',
-      String(status),
-    ],
-    { cwd: root, stdio: 'ignore', env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'WARN' } },
-  );
+  const stack = await startBenchStack();
   try {
-    const url = `http://127.0.0.1:${api}`;
-    await waitFor(
-      async () => (await fetch(`${url}/v1`).catch(() => undefined))?.ok,
-      'the local stack',
-      60_000,
-    );
-    const password = readFileSync(join(root, '.local', 'admin-password'), 'utf8').trim();
-    const headers = {
-      Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`,
-      'X-OpenStack-Ironic-API-Version': '1.82',
-      'Content-Type': 'application/json',
-    };
-    // The local agent is up when it shows as a conductor.
-    await waitFor(
-      async () => {
-        const r = await fetch(`${url}/v1/conductors`, { headers });
-        const body = (await r.json()) as { conductors?: Array<{ alive: boolean }> };
-        return body.conductors?.some((c) => c.alive);
-      },
-      'the local agent',
-      60_000,
-    );
-    const node = await createNode(url, headers, { driver: 'fake-hardware', conductor_group: 'local' });
-    powerLatency(url, node, `admin:${password}`); // warm-up: first Lambda-style loads, connections
-    return powerLatency(url, node, `admin:${password}`);
-  } finally {
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGINT');
+    const node = await createNode(stack.url, stack.headers, {
+      driver: 'fake-hardware',
+      conductor_group: 'local',
     });
+    powerLatency(stack.url, node, `admin:${stack.password}`); // warm-up: first loads, connections
+    return powerLatency(stack.url, node, `admin:${stack.password}`);
+  } finally {
+    await stack.stop();
   }
 }
 
