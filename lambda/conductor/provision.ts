@@ -99,6 +99,17 @@ function envSeconds(name: string, fallback: number): number {
   return Number.isFinite(value) && value > 0 ? value : fallback;
 }
 
+/**
+ * Whether the deployed system is expected to call back (the default with boot files):
+ * `instance_info.deploy_callback` (or `driver_info.deploy_callback`) `false` turns it
+ * off, and the deploy ends when the node has been powered on into its boot files — as
+ * Ironic's ramdisk deploy does.
+ */
+export function usesCallback(node: Node): boolean {
+  const flag = node.instance_info.deploy_callback ?? node.driver_info.deploy_callback;
+  return !(flag === false || flag === 'false' || flag === 'False' || flag === '0');
+}
+
 export const callbackTimeoutSeconds = () =>
   envSeconds('METALPLANE_DEPLOY_CALLBACK_TIMEOUT', DEPLOY_CALLBACK_TIMEOUT_SECONDS);
 export const imageWaitTimeoutSeconds = () =>
@@ -391,7 +402,8 @@ export class Provisioner {
           // A held deploy resumes at the step after `index`: index -1 means "before the first".
           ...(waiting ? { index: -1, waitingImage: { uuid: waiting, since: new Date().toISOString() } } : {}),
           steps: ['prepare_boot', 'boot_device_pxe', 'reboot'],
-          finish: ['wait'],
+          // Without a callback the deploy ends once the node is powered on into its boot files.
+          finish: usesCallback(node) ? ['wait'] : ['done'],
           boot,
         };
       }
@@ -564,7 +576,9 @@ export class Provisioner {
   }
 
   #callbackToken(node: Node): { value: string } | undefined {
-    return rendersBootFiles(node) ? { value: randomBytes(24).toString('base64url') } : undefined;
+    return rendersBootFiles(node) && usesCallback(node)
+      ? { value: randomBytes(24).toString('base64url') }
+      : undefined;
   }
 }
 

@@ -392,6 +392,31 @@ describe('ramdisk deploy with iPXE boot files', () => {
     await reaches(uuid, 'available');
   }, 90_000);
 
+  it('without the callback (deploy_callback false) the deploy ends at power-on into the boot files', async () => {
+    const uuid = await stack.createNode(SITE, { boot_interface: 'ipxe', deploy_interface: 'ramdisk' });
+    await stack.api.call('POST', '/v1/ports', { body: { node_uuid: uuid, address: '52:54:00:aa:bb:04' } });
+    const image = await uploadPair(`nocb-${Date.now()}`);
+    await stack.api.call('PATCH', `/v1/nodes/${uuid}`, {
+      body: [
+        { op: 'add', path: '/instance_info/image_source', value: image.uuid },
+        { op: 'add', path: '/instance_info/deploy_callback', value: false },
+      ],
+    });
+    await provision(uuid, 'manage');
+    await reaches(uuid, 'manageable');
+    await provision(uuid, 'provide');
+    await reaches(uuid, 'available');
+    await provision(uuid, 'active');
+    const active = await reaches(uuid, 'active', 40_000);
+    expect(active.power_state).toBe('power on');
+    const script = readFileSync(join(agent.dir, 'http', 'pxelinux.cfg', '52-54-00-aa-bb-04'), 'utf8');
+    expect(script).toContain(`/images/${image.uuid}/kernel`);
+    expect(script).not.toContain('callback=');
+    await provision(uuid, 'deleted');
+    await reaches(uuid, 'available');
+    expect(existsSync(join(agent.dir, 'http', 'pxelinux.cfg', '52-54-00-aa-bb-04'))).toBe(false);
+  }, 90_000);
+
   it('a deploy without an image or a PXE port is refused up front', async () => {
     const uuid = await stack.createNode(SITE, { boot_interface: 'ipxe', deploy_interface: 'ramdisk' });
     await provision(uuid, 'manage');
