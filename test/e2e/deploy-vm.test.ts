@@ -28,6 +28,7 @@ import { AgentProcess, testConfig } from '../../agent/testing/agent-process.ts';
 import { freePort } from '../../local/moto.ts';
 import { type SimulatedBmc, startBmc } from '../support/bmc.ts';
 import { type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
+import { uploadKernelRamdisk } from '../support/images.ts';
 
 const run = promisify(execFile);
 const labBootDir = join(import.meta.dirname, '..', '..', '..', 'shared', 'lab', 'boot');
@@ -196,44 +197,8 @@ async function reaches(uuid: string, state: string, timeoutMs = 30_000) {
 }
 
 /** Registers the lab kernel + initramfs as a kernel+ramdisk image and uploads it (presigned PUTs). */
-async function uploadImage(): Promise<string> {
-  const created = await stack.api.call('POST', '/v1/images', {
-    body: {
-      name: `lab-ramdisk-${Date.now()}`,
-      kind: 'kernel+ramdisk',
-      files: [
-        { role: 'kernel', size: kernel.length, sha256: sha256(kernel) },
-        { role: 'ramdisk', size: ramdisk.length, sha256: sha256(ramdisk) },
-      ],
-    },
-  });
-  expect(created.status).toBe(201);
-  const uuid = created.body.uuid as string;
-  for (const [role, bytes] of [
-    ['kernel', kernel],
-    ['ramdisk', ramdisk],
-  ] as const) {
-    const upload = await stack.api.call('POST', `/v1/images/${uuid}/files/${role}/upload`, {
-      body: { multipart: false },
-    });
-    expect(upload.status).toBe(201);
-    const put = await fetch(upload.body.url, {
-      method: 'PUT',
-      body: bytes,
-      headers: upload.body.headers ?? {},
-      signal: AbortSignal.timeout(30_000),
-    });
-    expect(put.ok).toBe(true);
-    const done = await stack.api.call('POST', `/v1/images/${uuid}/files/${role}/complete`, { body: {} });
-    expect([200, 202]).toContain(done.status);
-  }
-  await waitFor(
-    async () =>
-      (await stack.api.call('GET', `/v1/images/${uuid}`)).body.state === 'active' ? true : undefined,
-    'the image to be active',
-    20_000,
-  );
-  return uuid;
+function uploadImage(): Promise<string> {
+  return uploadKernelRamdisk(stack.api, `lab-ramdisk-${Date.now()}`, kernel, ramdisk);
 }
 
 describe('deploy a network-booting VM through the API', () => {

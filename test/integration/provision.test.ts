@@ -4,7 +4,6 @@
  * images it syncs from moto S3, the deploy callback, and Ironic's refusals and timeouts.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { AgentProcess, testConfig } from '../../agent/testing/agent-process.ts';
 import { tick } from '../../lambda/conductor/handler.ts';
 import { freePort } from '../../local/moto.ts';
 import { type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
+import { uploadKernelRamdisk } from '../support/images.ts';
 
 let stack: ChannelStack;
 let agent: AgentProcess;
@@ -250,37 +250,7 @@ describe('the other verbs (fake-hardware)', () => {
 async function uploadPair(name: string): Promise<{ uuid: string; kernel: Buffer; ramdisk: Buffer }> {
   const kernel = Buffer.from(`kernel of ${name} `.repeat(2000));
   const ramdisk = Buffer.from(`ramdisk of ${name} `.repeat(3000));
-  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-  const created = await stack.api.call('POST', '/v1/images', {
-    body: {
-      name,
-      kind: 'kernel+ramdisk',
-      files: [
-        { role: 'kernel', size: kernel.length, sha256: sha(kernel) },
-        { role: 'ramdisk', size: ramdisk.length, sha256: sha(ramdisk) },
-      ],
-    },
-  });
-  expect(created.status).toBe(201);
-  const uuid = created.body.uuid as string;
-  for (const [role, bytes] of [
-    ['kernel', kernel],
-    ['ramdisk', ramdisk],
-  ] as const) {
-    const upload = (
-      await stack.api.call('POST', `/v1/images/${uuid}/files/${role}/upload`, { body: { multipart: false } })
-    ).body;
-    const put = await fetch(upload.url, { method: 'PUT', body: bytes, headers: upload.headers ?? {} });
-    expect(put.ok).toBe(true);
-    const done = await stack.api.call('POST', `/v1/images/${uuid}/files/${role}/complete`, { body: {} });
-    expect([200, 202]).toContain(done.status);
-  }
-  await waitFor(
-    async () =>
-      (await stack.api.call('GET', `/v1/images/${uuid}`)).body.state === 'active' ? true : undefined,
-    'the image to be active',
-  );
-  return { uuid, kernel, ramdisk };
+  return { uuid: await uploadKernelRamdisk(stack.api, name, kernel, ramdisk), kernel, ramdisk };
 }
 
 describe('ramdisk deploy with iPXE boot files', () => {
