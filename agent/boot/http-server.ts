@@ -71,8 +71,12 @@ export interface HttpBootStats {
 const SMALL_BODY = 64 * 1024;
 /** Most bytes of small files kept in memory (then the cache starts over). */
 const SMALL_CACHE_BYTES = 16 * 1024 * 1024;
-/** Read size when streaming: fewer, larger reads and socket writes. */
-const STREAM_CHUNK = 512 * 1024;
+/**
+ * Read size when streaming: fewer, larger reads and socket writes. Measured against nginx
+ * on a 10 MiB file (bench/boot-serving.ts): 512 KiB 0.69×, 1 MiB 0.80×, 2 MiB 0.78×. At
+ * most one chunk is buffered per stream: 256 MiB with the default 256 connections.
+ */
+const STREAM_CHUNK = 1024 * 1024;
 
 const CONTENT_TYPES: Record<string, string> = {
   '.ipxe': 'text/plain; charset=utf-8',
