@@ -1,4 +1,5 @@
 /** metalplane-admin against moto: dbsync migrations and site creation. */
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { adminProgram } from '../../cli/metalplane-admin.ts';
 import { inventoryTable } from '../../infra/resources.ts';
@@ -37,11 +38,38 @@ describe('dbsync', () => {
     expect(await run('dbsync', '--status')).toStrictEqual([
       `schema version 0 (latest ${LATEST_SCHEMA_VERSION})`,
     ]);
-    expect(await run('dbsync')).toStrictEqual(['applied migrations: 1']);
+    // A node written before the byImage index: its item lacks imagePk.
+    const db = documentClient();
+    const image = '2f1c7a3e-8b4d-4e5f-9a6b-7c8d9e0f1a2b';
+    await db.send(
+      new PutCommand({
+        TableName: table,
+        Item: {
+          pk: 'node#11111111-2222-3333-4444-555555555555',
+          sk: 'item',
+          version: 3,
+          kindPk: 'node',
+          listSk: '2026-01-01T00:00:00.000000+00:00#11111111-2222-3333-4444-555555555555',
+          doc: {
+            uuid: '11111111-2222-3333-4444-555555555555',
+            instance_info: { image_source: image.toUpperCase() },
+          },
+        },
+      }),
+    );
+    expect(await run('dbsync')).toStrictEqual(['applied migrations: 1, 2']);
     expect(await run('dbsync')).toStrictEqual(['schema is up to date']);
-    const state = await schemaState(documentClient(), table);
+    const state = await schemaState(db, table);
     expect(state.version).toBe(LATEST_SCHEMA_VERSION);
-    expect(state.applied.map((entry) => entry.version)).toStrictEqual([1]);
+    expect(state.applied.map((entry) => entry.version)).toStrictEqual([1, 2]);
+    const { Item } = await db.send(
+      new GetCommand({
+        TableName: table,
+        Key: { pk: 'node#11111111-2222-3333-4444-555555555555', sk: 'item' },
+      }),
+    );
+    expect(Item?.imagePk).toBe(`node#${image}`);
+    expect(Item?.version).toBe(3);
   });
 
   it('applies later migrations in order and refuses to apply one twice when two runs race', async () => {
@@ -63,6 +91,8 @@ describe('dbsync', () => {
     const state = await schemaState(db, table);
     expect(state.version).toBe(3);
     expect(state.applied.map((entry) => entry.version)).toStrictEqual([1, 2, 3]);
+    // Version 2 was already applied (the real backfill): only the test's 3 ran, in each racer.
+    expect(new Set(calls)).toStrictEqual(new Set([3]));
   });
 });
 

@@ -8,7 +8,14 @@
  * with a conditional write on the version it started from: two `dbsync` runs at once
  * cannot both apply the same step.
  */
-import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { catalogReference } from '../../domain/images/image.ts';
 
 export interface Migration {
   readonly version: number;
@@ -29,7 +36,58 @@ export const MIGRATIONS: readonly Migration[] = [
       'baseline: the inventory layout of infra/resources.ts (items, unique claims, listing indexes)',
     up: async () => undefined,
   },
+  {
+    version: 2,
+    description:
+      'backfill imagePk on nodes whose instance_info.image_source names a catalog image (the byImage index: an image in use is not deleted)',
+    up: backfillImageReferences,
+  },
 ];
+
+/** Pages of the byKind index, bounded (10,000 pages of DynamoDB's 1 MB). */
+const MAX_PAGES = 10_000;
+
+/**
+ * Nodes written before the byImage index get its attribute: each node item (read through
+ * the byKind index, never a scan) whose `image_source` is a catalog reference, written
+ * only if the node has not changed since it was read (its `version`): a node written
+ * meanwhile has the attribute from its own write.
+ */
+async function backfillImageReferences(db: DynamoDBDocumentClient, table: string): Promise<void> {
+  let start: Record<string, unknown> | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const { Items = [], LastEvaluatedKey } = await db.send(
+      new QueryCommand({
+        TableName: table,
+        IndexName: 'byKind',
+        KeyConditionExpression: 'kindPk = :node',
+        ExpressionAttributeValues: { ':node': 'node' },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of Items) {
+      const doc = item.doc as { instance_info?: { image_source?: unknown } } | undefined;
+      const image = catalogReference(doc?.instance_info?.image_source);
+      if (!image || item.imagePk === `node#${image}`) continue;
+      try {
+        await db.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: { pk: item.pk, sk: item.sk },
+            UpdateExpression: 'SET imagePk = :image',
+            ConditionExpression: '#v = :v',
+            ExpressionAttributeNames: { '#v': 'version' },
+            ExpressionAttributeValues: { ':image': `node#${image}`, ':v': item.version },
+          }),
+        );
+      } catch (error) {
+        if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+      }
+    }
+    if (!LastEvaluatedKey) return;
+    start = LastEvaluatedKey;
+  }
+}
 
 export const LATEST_SCHEMA_VERSION = Math.max(...MIGRATIONS.map((migration) => migration.version));
 
