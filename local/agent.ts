@@ -1,7 +1,7 @@
 /**
  * The local stack's agent: enrolls a real `metalplane-agent` for site `local` against the
  * local API (through the same enrollment routes an operator uses) and runs it as a child
- * process with the fake-hardware driver, its state and boot trees under `.local/agent/`
+ * process with the fake-hardware and ipmi drivers, its state and boot trees under `.local/agent/`
  * and unprivileged ports. Stopped by its PID with the stack.
  *
  * Its TFTP and HTTP boot servers listen on 127.0.0.1:6969/udp and 127.0.0.1:8088 (what
@@ -84,7 +84,7 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
       `hostname: ${hostname}`,
       'transport: auto',
       `state_dir: ${join(dir, 'state')}`,
-      'drivers: [fake-hardware]',
+      'drivers: [fake-hardware, ipmi]',
       'log_level: info',
       'heartbeat_interval: 10s',
       'status:',
