@@ -21,6 +21,47 @@ export interface IpmiTarget {
   readonly ipmi_priv_level?: 'ADMINISTRATOR' | 'OPERATOR' | 'USER' | 'CALLBACK';
   readonly ipmi_cipher_suite?: number | string;
   readonly ipmi_protocol_version?: '1.5' | '2.0';
+  /** Ironic's bridging: `no` (default), `single` (-m/-b/-t) or `dual` (also -B/-T). */
+  readonly ipmi_bridging?: 'no' | 'single' | 'dual';
+  readonly ipmi_local_address?: number | string;
+  readonly ipmi_transit_channel?: number | string;
+  readonly ipmi_transit_address?: number | string;
+  readonly ipmi_target_channel?: number | string;
+  readonly ipmi_target_address?: number | string;
+}
+
+const BRIDGE_VALUE = /^(0x[0-9a-fA-F]{1,2}|\d{1,3})$/;
+
+/** ipmitool's bridging options (Ironic's BRIDGING_OPTIONS) for the target, if any. */
+function bridgingArgs(target: IpmiTarget): string[] {
+  const type = target.ipmi_bridging ?? 'no';
+  if (type === 'no') return [];
+  if (type !== 'single' && type !== 'dual') {
+    throw new IpmiError('invalid', `ipmi_bridging must be no, single or dual: ${String(type)}`);
+  }
+  const options: Array<[keyof IpmiTarget, string, boolean]> = [
+    ['ipmi_local_address', '-m', false],
+    ...(type === 'dual'
+      ? ([
+          ['ipmi_transit_channel', '-B', true],
+          ['ipmi_transit_address', '-T', true],
+        ] as Array<[keyof IpmiTarget, string, boolean]>)
+      : []),
+    ['ipmi_target_channel', '-b', true],
+    ['ipmi_target_address', '-t', true],
+  ];
+  const args: string[] = [];
+  for (const [field, flag, required] of options) {
+    const value = target[field];
+    if (value === undefined || value === null) {
+      if (required) throw new IpmiError('invalid', `${field} not provided (ipmi_bridging ${type})`);
+      continue;
+    }
+    if (!BRIDGE_VALUE.test(String(value)))
+      throw new IpmiError('invalid', `${field} is not a channel or address: ${String(value)}`);
+    args.push(flag, String(value));
+  }
+  return args;
 }
 
 export type IpmiErrorKind = 'auth' | 'timeout' | 'unreachable' | 'failed' | 'invalid';
@@ -85,6 +126,7 @@ export function connectionArgs(target: IpmiTarget, options: IpmitoolOptions = {}
       throw new IpmiError('invalid', `ipmi_cipher_suite must be 0-17: ${target.ipmi_cipher_suite}`);
     args.push('-C', String(suite));
   }
+  args.push(...bridgingArgs(target));
   args.push('-R', String(options.retries ?? 1), '-N', String(options.retryTimeoutSeconds ?? 1));
   return args;
 }

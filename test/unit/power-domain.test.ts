@@ -1,5 +1,6 @@
 /** Power, boot device, validation and sync decisions (pure domain), against Ironic's rules. */
 import { describe, expect, it } from 'vitest';
+import { connectionArgs } from '../../agent/ipmi/ipmitool.ts';
 import type { Node } from '../../lambda/domain/nodes/node.ts';
 import { ipmiDriverInfoProblem, validateNode } from '../../lambda/domain/power/driver-info.ts';
 import {
@@ -187,5 +188,74 @@ describe('power sync decisions', () => {
       kind: 'update',
       node: { maintenance: false, fault: null, maintenance_reason: null, power_state: 'power off' },
     });
+  });
+});
+
+describe('IPMI bridging (Ironic’s ipmi_bridging)', () => {
+  it('validates single and dual bridging as Ironic does', () => {
+    const base = { ipmi_address: '10.0.0.5' };
+    expect(ipmiDriverInfoProblem({ ...base, ipmi_bridging: 'triple' })).toBe(
+      "Invalid value for ipmi_bridging: triple, the valid value can be one of: ['single', 'dual', 'no']",
+    );
+    expect(ipmiDriverInfoProblem({ ...base, ipmi_bridging: 'single' })).toBe(
+      "['ipmi_target_channel', 'ipmi_target_address'] not provided",
+    );
+    expect(
+      ipmiDriverInfoProblem({
+        ...base,
+        ipmi_bridging: 'dual',
+        ipmi_target_channel: 0,
+        ipmi_target_address: '0x72',
+      }),
+    ).toBe("['ipmi_transit_channel', 'ipmi_transit_address'] not provided");
+    expect(
+      ipmiDriverInfoProblem({
+        ...base,
+        ipmi_bridging: 'single',
+        ipmi_target_channel: 7,
+        ipmi_target_address: 'x; id',
+      }),
+    ).toMatch(/Invalid ipmi_target_address/);
+    expect(
+      ipmiDriverInfoProblem({
+        ...base,
+        ipmi_bridging: 'single',
+        ipmi_target_channel: 7,
+        ipmi_target_address: '0x72',
+      }),
+    ).toBeUndefined();
+  });
+
+  it('passes ipmitool the bridging options (-m, -B, -T, -b, -t), never a bad value', () => {
+    const target = { ipmi_address: '10.0.0.5', ipmi_cipher_suite: 3 };
+    expect(connectionArgs({ ...target })).not.toContain('-b');
+    const single = connectionArgs({
+      ...target,
+      ipmi_bridging: 'single',
+      ipmi_local_address: '0x20',
+      ipmi_target_channel: 7,
+      ipmi_target_address: '0x72',
+    });
+    expect(single.join(' ')).toContain('-m 0x20 -b 7 -t 0x72');
+    const dual = connectionArgs({
+      ...target,
+      ipmi_bridging: 'dual',
+      ipmi_transit_channel: 0,
+      ipmi_transit_address: '0x82',
+      ipmi_target_channel: 7,
+      ipmi_target_address: '0x72',
+    });
+    expect(dual.join(' ')).toContain('-B 0 -T 0x82 -b 7 -t 0x72');
+    expect(() => connectionArgs({ ...target, ipmi_bridging: 'single', ipmi_target_channel: 7 })).toThrow(
+      /ipmi_target_address not provided/,
+    );
+    expect(() =>
+      connectionArgs({
+        ...target,
+        ipmi_bridging: 'single',
+        ipmi_target_channel: '7 -P x',
+        ipmi_target_address: 1,
+      }),
+    ).toThrow(/not a channel or address/);
   });
 });

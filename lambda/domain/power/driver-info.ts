@@ -10,6 +10,8 @@ const PRIV_LEVELS = ['ADMINISTRATOR', 'CALLBACK', 'OPERATOR', 'USER'];
 const PROTOCOL_VERSIONS = ['1.5', '2.0'];
 const BRIDGING = ['dual', 'no', 'single'];
 const HOST = /^[A-Za-z0-9.:_%-]{1,253}$/;
+/** A bridging channel or IPMB address, as ipmitool's -b/-t/-B/-T/-m take them. */
+const BRIDGE_VALUE = /^(0x[0-9a-fA-F]{1,2}|\d{1,3})$/;
 
 /** Python's repr of a list of strings, as Ironic prints them in messages. */
 const pyList = (items: readonly string[]) => `[${items.map((i) => `'${i}'`).join(', ')}]`;
@@ -45,9 +47,20 @@ export function ipmiDriverInfoProblem(driverInfo: Record<string, unknown>): stri
   if (port) return port;
   const bridging = String(driverInfo.ipmi_bridging ?? 'no');
   if (!BRIDGING.includes(bridging)) {
-    return `Invalid value for ipmi_bridging: ${bridging}, the valid value can be one of: ${BRIDGING.join(', ')}`;
+    return `Invalid value for ipmi_bridging: ${bridging}, the valid value can be one of: ${pyList(['single', 'dual', 'no'])}`;
   }
-  if (bridging !== 'no') return 'ipmi_bridging is not supported by the Metalplane agent: use "no".';
+  if (bridging !== 'no') {
+    const needed = ['ipmi_target_channel', 'ipmi_target_address'];
+    if (bridging === 'dual') needed.push('ipmi_transit_channel', 'ipmi_transit_address');
+    const missing = needed.filter((key) => driverInfo[key] === undefined || driverInfo[key] === null);
+    if (missing.length > 0) return `${pyList(missing)} not provided`;
+    for (const key of [...needed, 'ipmi_local_address']) {
+      const value = driverInfo[key];
+      if (value !== undefined && value !== null && !BRIDGE_VALUE.test(String(value))) {
+        return `Invalid ${key}: ${String(value)}. It must be a number, decimal or 0x-hexadecimal (0-255).`;
+      }
+    }
+  }
   const priv = String(driverInfo.ipmi_priv_level ?? 'ADMINISTRATOR');
   if (!PRIV_LEVELS.includes(priv)) {
     return `Invalid privilege level value:${priv}, the valid value can be one of ${PRIV_LEVELS.join(', ')}`;
