@@ -37,7 +37,8 @@ const AGENT_MARGIN_SECONDS = 60;
 /** Boot device calls are quick; the API waits for them (Ironic answers them synchronously). */
 export const BOOT_DEVICE_DEADLINE_SECONDS = 60;
 
-function agentArgs(node: Node): Record<string, unknown> {
+/** What every BMC-facing agent action needs: the hardware type and its `driver_info`. */
+export function agentArgs(node: Node): Record<string, unknown> {
   return { driver: node.driver, driver_info: node.driver_info };
 }
 

@@ -29,15 +29,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import { historyCreateOp } from '../adapters/dynamo/history-repository.ts';
 import type { WriteOp } from '../adapters/dynamo/inventory-store.ts';
 import type { VersionedNode } from '../adapters/dynamo/node-repository.ts';
+import { ironicTimestamp } from '../api/dependencies.ts';
 import type { CommandRecord } from '../domain/commands/command.ts';
 import { invalid } from '../domain/errors.ts';
-import { errorRecord, historyEvent, transitionRecord } from '../domain/history/history.ts';
+import { errorRecord, transitionRecord } from '../domain/history/history.ts';
 import type { JsonObject, Node, NodeTask } from '../domain/nodes/node.ts';
 import { supportedBootDevices } from '../domain/power/power.ts';
 import { advance, isStable, type ProvisionPosition } from '../domain/provisioning/machine.ts';
 import type { ProvisionRequest } from '../domain/provisioning/request.ts';
 import type { ProvisionEvent, ProvisionState, StableState } from '../domain/provisioning/states.ts';
 import type { Conductor, TaskResult, TaskStep } from './conductor.ts';
+import { agentArgs } from './power.ts';
 
 export const PROVISION_KIND = 'provision';
 /** Ironic's `[conductor]deploy_callback_timeout` (seconds); env `METALPLANE_DEPLOY_CALLBACK_TIMEOUT`. */
@@ -131,10 +133,6 @@ function bootMode(node: Node): 'bios' | 'uefi' {
   return node.boot_mode === 'uefi' ? 'uefi' : 'bios';
 }
 
-function agentArgs(node: Node): Record<string, unknown> {
-  return { driver: node.driver, driver_info: node.driver_info };
-}
-
 /** The agent command of a step (undefined: the step does nothing for this node). */
 function stepCommand(node: Node, flow: FlowState, name: StepName): TaskStep | undefined {
   const step = (action: string, args: Record<string, unknown>, deadlineSeconds = 180): TaskStep => ({
@@ -216,7 +214,7 @@ export class Provisioner {
       request.action === 'deploy' || request.action === 'rebuild' ? this.#callbackToken(node) : undefined;
     const planned = this.#flowFor(node, request, user, inputs);
     const flow = planned && token ? { ...planned, callbackToken: token.value } : planned;
-    const at = new Date().toISOString();
+    const at = ironicTimestamp();
     if (flow === undefined) {
       // Nothing to run (abort of a wait): the transition alone.
       const changed = this.#fire(node, request.event, at, user, {});
@@ -226,7 +224,7 @@ export class Provisioner {
     const position = request.next;
     const history = transitionRecord({
       uuid: this.#newId(),
-      now: stamp(at),
+      now: at,
       nodeUuid: node.uuid,
       from: node.provision_state as ProvisionState,
       event: request.event,
@@ -235,22 +233,26 @@ export class Provisioner {
       user,
     });
     const ops = [historyCreateOp(node, history, this.#nextSequence())];
-    const apply = (current: Node): Node => ({
-      ...this.#enterState(current, position, at, flow, flow.steps[flow.index]),
+    const enter = (current: Node, state: FlowState): Node => ({
+      ...this.#enterState(current, position, at, state, state.steps[state.index]),
       last_error: null,
-      ...(request.action === 'inspect'
-        ? { inspection_started_at: stamp(at), inspection_finished_at: null }
-        : {}),
-      ...(token ? { deploy_callback: { token_sha256: hash(token.value), issued_at: stamp(at) } } : {}),
+      ...(request.action === 'inspect' ? { inspection_started_at: at, inspection_finished_at: null } : {}),
+      ...(token ? { deploy_callback: { token_sha256: hash(token.value), issued_at: at } } : {}),
     });
     if (flow.waitingImage) {
-      const locked = await this.#conductor.holdTask(found, PROVISION_KIND, { ...flow }, apply, ops);
+      const locked = await this.#conductor.holdTask(
+        found,
+        PROVISION_KIND,
+        { ...flow },
+        (current) => enter(current, flow),
+        ops,
+      );
       return { node: locked };
     }
     const first = this.#nextCommand(node, flow);
     if (!first) {
       // No step applies to this node: finish at once.
-      const entered = apply(node);
+      const entered = enter(node, flow);
       const finished = this.#finish({ ...entered, provision_state: position.provision_state }, flow, at, ops);
       await this.#conductor.nodes.update(node, finished.node, found.version, finished.ops ?? []);
       return { node: finished.node };
@@ -260,8 +262,7 @@ export class Provisioner {
       ...step,
       taskArgs: { ...running } as unknown as Record<string, unknown>,
       requestedBy: user,
-      apply: (current) =>
-        this.#enterState(apply(current), position, at, running, running.steps[running.index]),
+      apply: (current) => enter(current, running),
       ops,
     });
     return { node: locked, command };
@@ -274,14 +275,14 @@ export class Provisioner {
       outcome = 'refused';
       const expected = (node.deploy_callback as { token_sha256?: string } | undefined)?.token_sha256;
       if (node.conductor_group !== site || !expected || hash(token) !== expected) return undefined;
-      const at = new Date().toISOString();
+      const at = ironicTimestamp();
       if (node.provision_state === 'deploying' && node.task?.kind === PROVISION_KIND) {
         // Called back before the reboot step's result came in (a fast boot, a slow
         // control plane): noted, and the deploy goes straight to active when it does.
         outcome = 'accepted';
         return {
           ...node,
-          deploy_callback: { token_sha256: expected, issued_at: stamp(at), received_at: stamp(at) },
+          deploy_callback: { token_sha256: expected, issued_at: at, received_at: at },
         };
       }
       if (node.provision_state !== 'wait call-back') return undefined;
@@ -308,7 +309,7 @@ export class Provisioner {
       const written = await this.#conductor.nodes.modify(candidate.uuid, (node) => {
         if (node.provision_state !== 'wait call-back') return undefined;
         const message = `Timeout reached while waiting for callback for node ${node.uuid}`;
-        const changed = this.#fail(node, message, now.toISOString(), 'fail');
+        const changed = this.#fail(node, message, ironicTimestamp(now), 'fail');
         return { node: { ...changed.node, deploy_callback: null }, ops: changed.ops ?? [] };
       });
       if (written) failed++;
@@ -505,14 +506,14 @@ export class Provisioner {
       // Ironic's tear down forgets the instance.
       current = { ...current, instance_info: {}, instance_uuid: null, deploy_callback: null };
     }
-    if (flow.flow === 'inspect') current = { ...current, inspection_finished_at: stamp(at) };
+    if (flow.flow === 'inspect') current = { ...current, inspection_finished_at: at };
     return { node: current, ops: allOps };
   }
 
   #fail(node: Node, message: string, at: string, event: ProvisionEvent = 'fail'): TaskResult {
     const recorded = errorRecord({
       uuid: this.#newId(),
-      now: stamp(at),
+      now: at,
       nodeUuid: node.uuid,
       event: message,
       eventType: null,
@@ -540,7 +541,7 @@ export class Provisioner {
     );
     const record = transitionRecord({
       uuid: this.#newId(),
-      now: stamp(at),
+      now: at,
       nodeUuid: node.uuid,
       from,
       event,
@@ -549,7 +550,7 @@ export class Provisioner {
       user,
     });
     return {
-      node: { ...node, ...position, provision_updated_at: stamp(at) },
+      node: { ...node, ...position, provision_updated_at: at },
       ops: [historyCreateOp(node, record, this.#nextSequence())],
     };
   }
@@ -569,7 +570,7 @@ export class Provisioner {
     return {
       ...node,
       ...position,
-      provision_updated_at: stamp(at),
+      provision_updated_at: at,
       ...(isClean ? { clean_step: shown } : {}),
       ...(flow.flow === 'deploy' ? { deploy_step: waiting ?? shown } : {}),
     };
@@ -580,10 +581,6 @@ export class Provisioner {
       ? { value: randomBytes(24).toString('base64url') }
       : undefined;
   }
-}
-
-function stamp(iso: string): string {
-  return iso.replace(/\.(\d{3})Z$/, '.$1000+00:00');
 }
 
 function stepInterface(step: StepName): string {
@@ -622,6 +619,3 @@ function cleanStepName(iface: string, step: string, args: JsonObject): StepName 
   }
   return undefined;
 }
-
-/** A history event for callers outside a transition (e.g. an API-level note). */
-export const note = historyEvent;

@@ -86,6 +86,25 @@ async function power(node: string, target: string, extra: Record<string, unknown
   return stack.api.call('PUT', `/v1/nodes/${node}/states/power`, { body: { target, ...extra }, version });
 }
 
+/** Turns a BMC's power on behind Metalplane's back, with plain ipmitool. */
+function outOfBandPowerOn(bmc: SimulatedBmc): void {
+  const target = [
+    '-I',
+    'lanplus',
+    '-H',
+    '127.0.0.1',
+    '-p',
+    String(bmc.port),
+    '-U',
+    'admin',
+    '-P',
+    'password',
+    '-C',
+    '3',
+  ];
+  execFileSync('ipmitool', [...target, 'power', 'on']);
+}
+
 /** Ironic's provision states outside `enroll` are synced; tests put nodes there directly. */
 async function makeManageable(node: string): Promise<void> {
   await stack.api.deps.nodes.modify(node, (n) => ({ ...n, provision_state: 'manageable' }));
@@ -308,23 +327,7 @@ describe('power-state sync', () => {
     expect((await power(node, 'power off')).status).toBe(202);
     expect((await settled(node)).power_state).toBe('power off');
     await makeManageable(node);
-    execFileSync('ipmitool', [
-      ...[
-        '-I',
-        'lanplus',
-        '-H',
-        '127.0.0.1',
-        '-p',
-        String(bmc.port),
-        '-U',
-        'admin',
-        '-P',
-        'password',
-        '-C',
-        '3',
-      ],
-      ...['power', 'on'],
-    ]);
+    outOfBandPowerOn(bmc);
     await waitFor(
       async () => ((await states(node)).power_state === 'power on' ? true : undefined),
       'the sync to see the change',
@@ -340,23 +343,7 @@ describe('power-state sync', () => {
     await makeManageable(node);
     process.env.METALPLANE_FORCE_POWER_STATE_DURING_SYNC = 'true';
     try {
-      execFileSync('ipmitool', [
-        ...[
-          '-I',
-          'lanplus',
-          '-H',
-          '127.0.0.1',
-          '-p',
-          String(bmc.port),
-          '-U',
-          'admin',
-          '-P',
-          'password',
-          '-C',
-          '3',
-        ],
-        ...['power', 'on'],
-      ]);
+      outOfBandPowerOn(bmc);
       expect(bmc.power()).toBe('1');
       // The sync sees "on", the control plane powers it off again; the record never changes.
       await waitFor(() => (bmc.power() === '0' ? true : undefined), 'the BMC forced back off', 20_000);
