@@ -24,6 +24,7 @@ import {
   parseServerMessage,
   type ServerMessage,
 } from '../protocol/messages.ts';
+import type { ControlPlaneClock } from './clock.ts';
 import type { Transport } from './config.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -77,6 +78,14 @@ export interface ChannelOptions {
   readonly hostname: string;
   readonly drivers: readonly string[];
   readonly heartbeatIntervalMs: number;
+  /**
+   * A pull this often even without a `wake` (WebSocket only; long polling asks all the
+   * time): what a lost frame left in the queue — a wake, a `commands` answer, a result
+   * whose message SQS hands out again — is picked up within it. Undefined: never.
+   */
+  readonly pullIntervalMs?: number;
+  /** Measures the control plane's clock from the `Date` of its HTTPS answers. */
+  readonly clock?: ControlPlaneClock;
   readonly pollWaitSeconds: number;
   readonly reconnect: {
     readonly initialDelayMs: number;
@@ -90,6 +99,8 @@ export interface ChannelOptions {
   readonly onCommands: (commands: Command[]) => void;
   /** A page of the site's image list (the answer to `images_pull`). */
   readonly onImages?: (msg: Extract<ServerMessage, { type: 'images' }>) => void;
+  /** `result_ack`: the control plane holds that command's result (the outbox may forget it). */
+  readonly onResultAck?: (commandId: string) => void;
   /** `wake {topic: 'images'}`: the site's image list changed. */
   readonly onImagesWake?: () => void;
   /** The channel is up (after `hello`): replay what waits. */
@@ -125,6 +136,7 @@ export class Channel {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #probeTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
+  #pullTimer: NodeJS.Timeout | undefined;
   #pullInFlight = false;
   #pullSentAt = 0;
   #pullWanted = false;
@@ -180,6 +192,10 @@ export class Channel {
   start(): void {
     this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#o.heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
+    if (this.#o.pullIntervalMs !== undefined) {
+      this.#pullTimer = setInterval(() => this.requestPull('periodic'), this.#o.pullIntervalMs);
+      this.#pullTimer.unref();
+    }
     if (this.#transport === 'polling') void this.#pollLoop();
     else this.#connectWebSocket(false);
   }
@@ -191,6 +207,7 @@ export class Channel {
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#probeTimer);
     clearInterval(this.#heartbeatTimer);
+    clearInterval(this.#pullTimer);
     this.#pollAbort?.abort();
     this.#pollKick?.();
     const ws = this.#ws;
@@ -227,9 +244,11 @@ export class Channel {
    * waiting for its answer (sent again when it comes). `capacity` only releases a pull
    * held back because the agent was full.
    */
-  requestPull(reason: 'wake' | 'connect' | 'capacity' | 'result' | 'more' | 'drain'): void {
+  requestPull(reason: 'wake' | 'connect' | 'capacity' | 'result' | 'more' | 'drain' | 'periodic'): void {
     if (!this.up) return;
     if (this.#transport === 'polling') {
+      // A long poll is always waiting: nothing to add on a timer.
+      if (reason === 'periodic') return;
       this.#pollKick?.(); // wakes a poll loop that waits for free capacity
       return;
     }
@@ -308,6 +327,9 @@ export class Channel {
         if (msg.commands.length > 0) this.#o.onCommands(msg.commands);
         if (msg.commands.length > 0 || this.#pullWanted) this.requestPull('more');
         break;
+      case 'result_ack':
+        this.#o.onResultAck?.(msg.command_id);
+        break;
       case 'error':
         this.#o.log.warn('control plane error', { message: msg.message });
         break;
@@ -367,7 +389,11 @@ export class Channel {
       this.#setState('websocket');
       this.send(this.#hello()).catch(() => {});
       this.#o.onUp?.();
-      this.requestPull('connect');
+      // Commands' deadlines are the control plane's time: measure it before the first
+      // pull (once; later answers keep it fresh), so a skewed clock never judges them.
+      if (this.#o.clock && !this.#o.clock.sampled) {
+        void this.#sampleClock().finally(() => this.requestPull('connect'));
+      } else this.requestPull('connect');
     });
     ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
     ws.on('pong', () => {
@@ -442,7 +468,7 @@ export class Channel {
    */
   async getJson(path: string, timeoutMs = HTTP_TIMEOUT_MS): Promise<unknown> {
     if (!path.startsWith('/v1/agent/')) throw new Error(`not an agent route: ${path}`);
-    const res = await fetch(`${this.#o.url}${path}`, {
+    const res = await this.#fetch(`${this.#o.url}${path}`, {
       headers: this.#headers(),
       signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)]),
     });
@@ -450,6 +476,27 @@ export class Channel {
     if (!res.ok)
       throw new HttpError(res.status, `GET ${path.split('?')[0]}: HTTP ${res.status} ${body.slice(0, 200)}`);
     return JSON.parse(body) as unknown;
+  }
+
+  /** `fetch`, with the answer's `Date` header fed to the clock. */
+  async #fetch(url: string, init: RequestInit): Promise<Response> {
+    const sentAt = Date.now();
+    const res = await fetch(url, init);
+    this.#o.clock?.sample(res.headers.get('date'), sentAt, Date.now());
+    return res;
+  }
+
+  /** One unauthenticated GET of the version document, for its `Date` (never throws). */
+  async #sampleClock(): Promise<void> {
+    try {
+      const res = await this.#fetch(`${this.#o.url}/v1`, {
+        headers: { 'User-Agent': `metalplane-agent/${AGENT_VERSION}` },
+        signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(5000)]),
+      });
+      await res.arrayBuffer();
+    } catch (error) {
+      this.#o.log.debug('clock not measured', { error: errorMessage(error) });
+    }
   }
 
   // --- HTTPS long polling --------------------------------------------------------------------
@@ -464,7 +511,7 @@ export class Channel {
   }
 
   async #post(text: string): Promise<void> {
-    const res = await fetch(`${this.#o.url}/v1/agent/messages`, {
+    const res = await this.#fetch(`${this.#o.url}/v1/agent/messages`, {
       method: 'POST',
       headers: this.#headers({ 'Content-Type': 'application/json' }),
       body: text,
@@ -490,6 +537,7 @@ export class Channel {
     if (msg.type === 'commands') {
       if (msg.commands.length > 0) this.#o.onCommands(msg.commands);
     } else if (msg.type === 'images') this.#o.onImages?.(msg);
+    else if (msg.type === 'result_ack') this.#o.onResultAck?.(msg.command_id);
     else if (msg.type === 'wake') {
       if (msg.topic === 'images') this.#o.onImagesWake?.();
       else this.#pollKick?.();
@@ -545,7 +593,7 @@ export class Channel {
           continue;
         }
         this.#pollAbort = new AbortController();
-        const res = await fetch(
+        const res = await this.#fetch(
           `${this.#o.url}/v1/agent/commands?wait=${this.#o.pollWaitSeconds}&max=${max}`,
           {
             headers: this.#headers(),
@@ -580,7 +628,7 @@ export class Channel {
 
   /** A POST that does not depend on the channel state (the `hello` that brings polling up). */
   async #postDirect(text: string): Promise<void> {
-    const res = await fetch(`${this.#o.url}/v1/agent/messages`, {
+    const res = await this.#fetch(`${this.#o.url}/v1/agent/messages`, {
       method: 'POST',
       headers: this.#headers({ 'Content-Type': 'application/json' }),
       body: text,

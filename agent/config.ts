@@ -34,6 +34,14 @@ export interface AgentConfig {
   readonly drivers: readonly string[];
   readonly logLevel: LogLevel;
   readonly heartbeatIntervalMs: number;
+  /**
+   * How often the agent pulls even without a `wake`: a lost wake, a lost `commands`
+   * answer or a lost result (its message comes back after the queue's visibility
+   * timeout) is recovered within this.
+   */
+  readonly pullIntervalMs: number;
+  /** How long a sent result waits for its `result_ack` before it is sent again. */
+  readonly resultResendIntervalMs: number;
   readonly shutdownGraceMs: number;
   readonly journalRetentionMs: number;
   readonly maxCommands: number;
@@ -117,6 +125,8 @@ export const DEFAULTS = {
   drivers: ['fake-hardware'],
   logLevel: 'info' as LogLevel,
   heartbeatInterval: '30s',
+  pullInterval: '30s',
+  resultResendInterval: '10s',
   shutdownGrace: '20s',
   journalRetention: '14d',
   maxCommands: 8,
@@ -362,6 +372,8 @@ export function validateConfig(
     'drivers',
     'log_level',
     'heartbeat_interval',
+    'pull_interval',
+    'result_resend_interval',
     'shutdown_grace',
     'journal_retention',
     'concurrency',
@@ -485,6 +497,15 @@ export function validateConfig(
       DEFAULTS.heartbeatInterval,
       1000,
       540_000,
+    ),
+    pullIntervalMs: r.duration(root, 'pull_interval', 'pull_interval', DEFAULTS.pullInterval, 1000, 600_000),
+    resultResendIntervalMs: r.duration(
+      root,
+      'result_resend_interval',
+      'result_resend_interval',
+      DEFAULTS.resultResendInterval,
+      100,
+      600_000,
     ),
     shutdownGraceMs: r.duration(root, 'shutdown_grace', 'shutdown_grace', DEFAULTS.shutdownGrace, 0, 600_000),
     journalRetentionMs: r.duration(

@@ -8,8 +8,8 @@
  * fires at the deadline → `finished` written with the result → `onResult` (the report).
  *
  * Redelivery of an id: while it is queued or running, the new receipt replaces the old
- * one (the result will carry it); once finished, the stored result is reported again
- * with the new receipt, and nothing runs.
+ * one (the result will carry it; a running one is acknowledged again with it); once
+ * finished, the stored result is reported again with the new receipt, and nothing runs.
  */
 import type { Command, CommandStatus } from '../protocol/messages.ts';
 import type { ActionRegistry } from './actions/registry.ts';
@@ -28,6 +28,8 @@ export interface ExecutorOptions {
   readonly log: Logger;
   /** The command is journaled as started and about to run: acknowledge it. */
   readonly onStart?: (command: Command) => void;
+  /** A running command was delivered again: acknowledge it again, with the new receipt. */
+  readonly onRedeliveredRunning?: (command: Command) => void;
   /** A result to report (of a run, or from the journal for a redelivery). */
   readonly onResult: (report: Report) => Promise<void> | void;
   /** The load went down: the caller may fetch more work. */
@@ -106,6 +108,10 @@ export class Executor {
         command_id: command.id,
         state: held.state,
       });
+      // Running already: acknowledge again with the new receipt (the first ack may have
+      // been lost, and with it the control plane's hold on the message while it runs).
+      if (held.state === 'running')
+        this.#o.onRedeliveredRunning?.({ ...held.command, receipt: command.receipt });
       return 'duplicate';
     }
     const entry = this.#o.journal.get(command.id);

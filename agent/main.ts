@@ -20,6 +20,7 @@ import { CallbackTokens, callbackRoute, withCallbackUrls } from './boot/callback
 import { withImagePins } from './boot/pins.ts';
 import { type BootServers, startBootServers } from './boot/serve.ts';
 import { Channel } from './channel.ts';
+import { ControlPlaneClock } from './clock.ts';
 import { type AgentConfig, deriveWebSocketUrl } from './config.ts';
 import { Executor } from './executor.ts';
 import { ImageManager } from './images/manager.ts';
@@ -126,6 +127,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
   let followup: NodeJS.Timeout | undefined;
   const reporter = new Reporter({
     outbox,
+    resendMs: config.resultResendIntervalMs,
     channel: () => channel,
     log,
     onSent: (report) => {
@@ -138,16 +140,21 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
       followup.unref();
     },
   });
+  const acknowledge = (command: Command) => {
+    channel
+      ?.send({ v: 1, type: 'command_ack', command_id: command.id, receipt: command.receipt })
+      .catch((error) => log.debug('ack not sent', { command_id: command.id, error: errorMessage(error) }));
+  };
+  // Deadlines are the control plane's time; the channel measures it (agent/clock.ts).
+  const clock = new ControlPlaneClock({ log });
   const executor: Executor = new Executor({
+    now: () => clock.now(),
     limit: config.maxCommands,
     journal,
     registry,
     log,
-    onStart: (command) => {
-      channel
-        ?.send({ v: 1, type: 'command_ack', command_id: command.id, receipt: command.receipt })
-        .catch((error) => log.debug('ack not sent', { command_id: command.id, error: errorMessage(error) }));
-    },
+    onStart: (command) => acknowledge(command),
+    onRedeliveredRunning: (command) => acknowledge(command),
     onResult: (report) => reporter.add(report),
     onCapacity: () => channel?.requestPull('capacity'),
   });
@@ -177,6 +184,8 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     hostname: config.hostname,
     drivers: registry.driverNames(),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
+    pullIntervalMs: config.pullIntervalMs,
+    clock,
     pollWaitSeconds: config.pollWaitSeconds,
     reconnect: config.reconnect,
     log,
@@ -187,10 +196,15 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
         log.debug('command received', { command_id: command.id, node: command.node, outcome });
       }
     },
+    onResultAck: (commandId) => {
+      reporter
+        .acknowledged(commandId)
+        .catch((error) => log.warn('acknowledged result not recorded', { error: errorMessage(error) }));
+    },
     onImages: (msg) => images?.onImages(msg),
     onImagesWake: () => images?.onWake(),
     onUp: () => {
-      void reporter.pump();
+      void reporter.reconnected();
       images?.onConnected();
     },
   });
@@ -210,6 +224,8 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
     invalidMessages: channel?.invalidMessages ?? 0,
     outboxLength: reporter.length,
     reportsSent: reporter.sent,
+    reportsResent: reporter.resent,
+    clockOffsetMs: clock.offsetMs,
     running: executor.running,
     queued: executor.queued,
     limit: config.maxCommands,
@@ -300,6 +316,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
       await images?.stop();
       const flushed = await reporter.flush(STOP_FLUSH_MS);
       if (!flushed) log.info('reports kept in the outbox for the next start', { outbox: reporter.length });
+      reporter.close();
       await channel?.stop();
       await boot?.close();
       await status?.close();

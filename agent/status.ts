@@ -26,6 +26,10 @@ export interface AgentSnapshot {
   readonly invalidMessages: number;
   readonly outboxLength: number;
   readonly reportsSent: number;
+  /** Results sent again for want of a `result_ack`. */
+  readonly reportsResent?: number;
+  /** The control plane's clock minus the agent's, as measured (agent/clock.ts). */
+  readonly clockOffsetMs?: number;
   readonly running: number;
   readonly queued: number;
   readonly limit: number;
@@ -123,6 +127,18 @@ export function renderMetrics(s: AgentSnapshot, now = Date.now()): string {
   metric('metalplane_agent_reports_sent_total', 'counter', 'Reports handed to the control plane.', [
     ['', s.reportsSent],
   ]);
+  metric(
+    'metalplane_agent_results_resent_total',
+    'counter',
+    'Command results sent again because no result_ack came.',
+    [['', s.reportsResent ?? 0]],
+  );
+  metric(
+    'metalplane_agent_clock_offset_seconds',
+    'gauge',
+    "The control plane's clock minus the agent's, measured from its answers' Date headers.",
+    [['', (s.clockOffsetMs ?? 0) / 1000]],
+  );
   if (s.images) {
     const i = s.images;
     metric('metalplane_agent_image_bytes_downloaded_total', 'counter', 'Image bytes received from S3.', [

@@ -8,12 +8,13 @@
  * shared/lab's qemu recipes use: 10.0.2.2 inside the VM), or on free ports when those
  * are taken (e.g. a second stack started by scripts/smoke-start.sh).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { spawnOwned, stopOwned } from './processes.ts';
 
 const run = promisify(execFile);
 
@@ -28,6 +29,10 @@ export interface LocalAgentOptions {
   /** Preferred boot server ports (default 6969/udp and 8088/tcp; free ones when taken). */
   readonly tftpPort?: number;
   readonly httpPort?: number;
+  /** The local stack's state directory (default `<projectRoot>/.local`): the agent's under `agent/`. */
+  readonly stateDir?: string;
+  /** Aborts the start: the enrollment and the agent already spawned are stopped. */
+  readonly signal?: AbortSignal;
 }
 
 export interface LocalAgent {
@@ -65,7 +70,10 @@ async function portOrFree(kind: 'udp' | 'tcp', preferred: number): Promise<numbe
 }
 
 export async function startLocalAgent(options: LocalAgentOptions): Promise<LocalAgent> {
-  const dir = join(options.projectRoot, '.local', 'agent');
+  const stateDir = options.stateDir ?? join(options.projectRoot, '.local');
+  const dir = join(stateDir, 'agent');
+  const signal = options.signal;
+  signal?.throwIfAborted();
   // The emulator starts empty every time: so does the agent (no stale credential).
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'state'), { recursive: true, mode: 0o700 });
@@ -110,6 +118,7 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
   const response = await fetch(`${options.apiUrl}/v1/sites/${options.site}/agents`, {
     method: 'POST',
     headers,
+    ...(signal ? { signal } : {}),
   });
   if (response.status !== 201)
     throw new Error(`enrollment token refused: ${response.status} ${await response.text()}`);
@@ -118,9 +127,13 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
   await run(process.execPath, [cli, 'enroll', '--url', options.apiUrl, '--config', config], {
     env: { ...process.env, METALPLANE_ENROLL_TOKEN: token },
     timeout: 30_000,
+    ...(signal ? { signal } : {}),
   });
-  const child: ChildProcess = spawn(process.execPath, [cli, 'run', '--config', config], {
+  signal?.throwIfAborted();
+  const child: ChildProcess = spawnOwned('agent', process.execPath, [cli, 'run', '--config', config], {
     stdio: ['ignore', 'inherit', 'inherit'],
+    runDir: join(stateDir, 'run'),
+    ports: [statusPort, httpPort],
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error('the agent did not start');
@@ -130,12 +143,7 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
     statusUrl: `http://127.0.0.1:${statusPort}`,
     tftpPort,
     httpPort,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 25_000).unref();
-      }),
+    // The agent drains what it is doing on SIGTERM: a longer grace than moto's.
+    stop: () => stopOwned(child, 25_000),
   };
 }

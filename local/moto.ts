@@ -4,11 +4,12 @@
  * moto comes from the project's virtualenv (`scripts/setup-venv.sh`). It listens on
  * 127.0.0.1 only and is stopped by the PID this module started, never by name.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assertPortFree, spawnOwned, stopOwned } from './processes.ts';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const motoBinary = join(projectRoot, '.venv', 'bin', 'moto_server');
@@ -39,16 +40,30 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startMoto(
-  options: { port?: number; readyTimeoutMs?: number } = {},
-): Promise<MotoServer> {
+export interface MotoOptions {
+  /** 0 or absent: a free port the kernel picks. */
+  readonly port?: number;
+  readonly readyTimeoutMs?: number;
+  /** Aborts the start: moto is stopped (by its PID) before the promise rejects. */
+  readonly signal?: AbortSignal;
+  /** Where its pid file goes (the local stack's `.local/run`); none without it. */
+  readonly runDir?: string;
+}
+
+export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> {
   if (!existsSync(motoBinary)) {
     throw new Error(`moto server not found at ${motoBinary}: run 'npm run setup:venv' first`);
   }
-  const port = options.port ?? (await freePort());
-  const child = spawn(venvPython, [motoShim, '-H', '127.0.0.1', '-p', String(port)], {
+  options.signal?.throwIfAborted();
+  // A port asked for by number must be free: otherwise a stale moto on it would answer
+  // the readiness probe and pass for the one started here.
+  if (options.port) await assertPortFree('127.0.0.1', options.port, 'moto server', '--moto-port');
+  const port = options.port || (await freePort());
+  const child = spawnOwned('moto', venvPython, [motoShim, '-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'false' },
+    ...(options.runDir ? { runDir: options.runDir } : {}),
+    ports: [port],
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -56,38 +71,47 @@ export async function startMoto(
   });
   const endpoint = `http://127.0.0.1:${port}`;
   try {
-    await waitUntilReady(endpoint, child, options.readyTimeoutMs ?? 30_000);
+    await waitUntilReady(endpoint, child, options.readyTimeoutMs ?? 30_000, options.signal);
   } catch (error) {
-    child.kill('SIGKILL');
+    // Waited for, so that its port is free again when the caller goes on (or exits).
+    await stopOwned(child, 2000);
+    if (options.signal?.aborted) throw options.signal.reason;
     throw new Error(`moto server did not start on port ${port}: ${(error as Error).message}\n${stderr}`);
   }
   const pid = child.pid;
   if (pid === undefined) throw new Error('moto server has no pid');
-  return { endpoint, port, pid, stop: () => stopChild(child) };
+  return { endpoint, port, pid, stop: () => stopOwned(child) };
 }
 
-async function waitUntilReady(endpoint: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+async function waitUntilReady(
+  endpoint: string,
+  child: ChildProcess,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; Date.now() < deadline; attempt++) {
-    if (child.exitCode !== null) throw new Error(`exited with code ${child.exitCode}`);
+    signal?.throwIfAborted();
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`exited with ${child.exitCode ?? child.signalCode}`);
     try {
-      const response = await fetch(`${endpoint}/moto-api/data.json`, { signal: AbortSignal.timeout(1000) });
+      const probe = signal ? AbortSignal.any([signal, AbortSignal.timeout(1000)]) : AbortSignal.timeout(1000);
+      const response = await fetch(`${endpoint}/moto-api/data.json`, { signal: probe });
       if (response.ok) return;
     } catch {
-      // not listening yet
+      // not listening yet (or aborted: the next turn says so)
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 500)));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.min(50 * 2 ** attempt, 500));
+      function done() {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
   throw new Error(`not ready after ${timeoutMs} ms`);
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** Environment that points the AWS SDK at an emulator: endpoint, region, dummy credentials. */

@@ -1,4 +1,13 @@
-"""moto server, with its DynamoDB transactions made item-scoped.
+"""moto server, made to keep the guarantees of DynamoDB and SQS that Metalplane relies on.
+
+Isolation: DynamoDB requests run one at a time (moto applied an UpdateItem attribute by
+attribute while other request threads read and conditionally wrote the same item), and
+SQS operations likewise (concurrent receives handed out one message twice). SQS FIFO:
+deduplication for five minutes after a send, ReceiveRequestAttemptId, stale receipt
+handles refused. Each restored guarantee, and what still differs from AWS, is listed in
+docs/local-aws.md with the test that guards it (test/integration/local-aws.test.ts).
+
+Transactions are item-scoped:
 
 moto's TransactWriteItems deep-copies every table a transaction touches, to roll back
 on failure. That costs time in proportion to the whole table (seconds with 10,000
@@ -44,6 +53,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from decimal import Decimal
 
 import random
@@ -60,7 +70,9 @@ from moto.core.responses import ActionResult
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
-from moto.sqs.models import SQSBackend
+from moto.sqs.exceptions import InvalidParameterValue
+from moto.sqs.models import Queue, SQSBackend
+from moto.sqs.responses import SQSResponse
 
 _transactions = threading.RLock()
 _original_transact = DynamoDBBackend.transact_write_items
@@ -164,18 +176,208 @@ def _sorted_items(self, hash_key_attrs, range_key_attrs, items):
     return items
 
 
+# --- Isolation: one request at a time per service -------------------------------------
+
+# moto answers each HTTP request on its own thread and applies an UpdateItem attribute by
+# attribute, with no lock: a concurrent GetItem can read half an update (a command
+# `succeeded` with no result yet), and two conditional writes to one item can both pass
+# their condition (a late `running` ack overwriting a `failed` result). DynamoDB makes
+# every single-item request atomic and isolated, and a transaction all-or-nothing for
+# readers. The shim runs DynamoDB's requests one at a time, answer serialization included
+# (it reads the items): serializable, stronger than DynamoDB's per-item isolation, and no
+# slower in practice since moto's CPU work runs under the GIL anyway.
+_dynamodb = threading.RLock()
+_original_dynamo_call_action = DynamoHandler.call_action
+
+
+def _dynamo_call_action(self):
+    with _dynamodb:
+        return _original_dynamo_call_action(self)
+
+
+DynamoHandler.call_action = _dynamo_call_action
+
+# SQS likewise: moto's receive walks a queue's messages unlocked, so two concurrent
+# receives can hand out one message twice, or a FIFO group's second message while its
+# first is in flight. Every SQS backend operation below takes this lock; a long poll
+# holds it only while it looks, and waits outside it for a change (a send, a delete, a
+# visibility change) or a short tick (visibility timeouts pass without an event).
+_sqs = threading.RLock()
+_sqs_changed = threading.Condition(_sqs)
+_LONG_POLL_TICK_SECONDS = 0.1
+
+
+def _sqs_locked(method, notify):
+    def wrapper(self, *args, **kwargs):
+        with _sqs:
+            result = method(self, *args, **kwargs)
+            if notify:
+                _sqs_changed.notify_all()
+            return result
+
+    wrapper.__name__ = method.__name__
+    wrapper.__wrapped__ = method
+    return wrapper
+
+
+# --- SQS FIFO semantics moto lacks ---------------------------------------------------------
+
+# Deduplication: SQS FIFO drops a message whose deduplication id was seen in the last five
+# minutes, whether or not the first one was since deleted; moto compares only with the
+# messages still in the queue, so a resend after the delete was queued again.
+DEDUPLICATION_SECONDS = 300
+_original_add_message = Queue.add_message
+
+
+def _add_message(self, message):
+    if self.fifo_queue and message.deduplication_id:
+        now = time.time()
+        seen = self.__dict__.setdefault("_metalplane_dedup", {})
+        if len(seen) > 1024:  # forget what is out of the window, now and then
+            for key, at in list(seen.items()):
+                if now - at >= DEDUPLICATION_SECONDS:
+                    del seen[key]
+        at = seen.get(message.deduplication_id)
+        if at is not None and now - at < DEDUPLICATION_SECONDS:
+            return  # accepted, never delivered: as SQS does
+        seen[message.deduplication_id] = now
+    _original_add_message(self, message)
+
+
+Queue.add_message = _add_message
+
+# Receipt handles: in a FIFO queue a receipt handle is good only while its receive's
+# visibility timeout runs and only if it is the message's latest; SQS answers a stale one
+# "The receipt handle has expired" (InvalidParameterValue) and the message stays. moto
+# accepted any receipt the message ever had, so a late delete with an old receipt removed
+# a message another consumer was processing.
+_original_queue_delete = Queue.delete_message
+
+
+def _expired_receipt(receipt_handle):
+    return InvalidParameterValue(
+        f"Value {receipt_handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
+    )
+
+
+def _fifo_check_receipt(queue, receipt_handle):
+    if not queue.fifo_queue:
+        return
+    for message in queue._messages:
+        if message.had_receipt_handle(receipt_handle):
+            if message.receipt_handle != receipt_handle or message.visible:
+                raise _expired_receipt(receipt_handle)
+            return
+
+
+def _queue_delete_message(self, receipt_handle):
+    _fifo_check_receipt(self, receipt_handle)
+    return _original_queue_delete(self, receipt_handle)
+
+
+Queue.delete_message = _queue_delete_message
+
+_original_change_visibility = SQSBackend.change_message_visibility
+
+
+def _change_message_visibility(self, queue_name, receipt_handle, visibility_timeout):
+    _fifo_check_receipt(self.get_queue(queue_name), receipt_handle)
+    return _original_change_visibility(self, queue_name, receipt_handle, visibility_timeout)
+
+
+# ReceiveRequestAttemptId (FIFO): a receive retried with the same attempt id within five
+# minutes answers the same messages with the same receipt handles (resetting their
+# visibility timeout) as long as none of them was deleted or changed; moto ignored it, so
+# a retried receive (a lost answer) left its messages in flight, their group blocked
+# until the timeout.
+_receive_attempts = threading.local()
 _original_receive = SQSBackend.receive_message
 
 
-def _receive_message(self, queue_name, *args, **kwargs):
+def _receive_message(self, queue_name, count, wait_seconds_timeout, visibility_timeout, *args, **kwargs):
     queue = self.get_queue(queue_name)
-    for message in list(queue.pending_messages):
-        if message.visible:
-            queue.pending_messages.discard(message)
-    return _original_receive(self, queue_name, *args, **kwargs)
+    attempt_id = getattr(_receive_attempts, "id", None) if queue.fifo_queue else None
+    deadline = time.monotonic() + (wait_seconds_timeout or 0)
+    with _sqs:
+        while True:
+            replay = _replay_attempt(queue, attempt_id, visibility_timeout)
+            if replay is not None:
+                return replay
+            # A timed-out in-flight message leaves its group free (moto released them one
+            # at a time while scanning, delivering a group's last message first).
+            for message in list(queue.pending_messages):
+                if message.visible:
+                    queue.pending_messages.discard(message)
+            messages = _original_receive(self, queue_name, count, 0, visibility_timeout, *args, **kwargs)
+            if messages:
+                _record_attempt(queue, attempt_id, messages)
+                _sqs_changed.notify_all()
+                return messages
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return messages
+            _sqs_changed.wait(min(remaining, _LONG_POLL_TICK_SECONDS))
 
 
+def _record_attempt(queue, attempt_id, messages):
+    if not attempt_id:
+        return
+    attempts = queue.__dict__.setdefault("_metalplane_attempts", {})
+    now = time.time()
+    for key, (at, _) in list(attempts.items()):
+        if now - at >= DEDUPLICATION_SECONDS:
+            del attempts[key]
+    attempts[attempt_id] = (now, [(m.id, m.receipt_handle) for m in messages])
+
+
+def _replay_attempt(queue, attempt_id, visibility_timeout):
+    if not attempt_id:
+        return None
+    entry = queue.__dict__.get("_metalplane_attempts", {}).get(attempt_id)
+    if entry is None or time.time() - entry[0] >= DEDUPLICATION_SECONDS:
+        return None
+    by_id = {m.id: m for m in queue._messages}
+    originals = []
+    for message_id, receipt in entry[1]:
+        message = by_id.get(message_id)
+        if message is None or message.receipt_handle != receipt:
+            return None  # deleted, or received again since: a fresh receive
+        originals.append(message)
+    copies = []
+    for message in originals:
+        if visibility_timeout:
+            message.change_visibility(visibility_timeout)
+        queue.pending_messages.add(message)
+        copies.append(copy.deepcopy(message))
+    return copies
+
+
+_original_receive_response = SQSResponse.receive_message
+
+
+def _receive_message_response(self):
+    _receive_attempts.id = self._get_param("ReceiveRequestAttemptId")
+    try:
+        return _original_receive_response(self)
+    finally:
+        _receive_attempts.id = None
+
+
+SQSResponse.receive_message = _receive_message_response
 SQSBackend.receive_message = _receive_message
+SQSBackend.change_message_visibility = _change_message_visibility
+for _name, _notify in (
+    ("send_message", True),
+    ("send_message_batch", True),
+    ("delete_message", True),
+    ("delete_message_batch", True),
+    ("change_message_visibility", True),
+    ("change_message_visibility_batch", True),
+    ("purge_queue", True),
+    ("get_queue_attributes", False),
+    ("delete_queue", True),
+):
+    setattr(SQSBackend, _name, _sqs_locked(getattr(SQSBackend, _name), _notify))
 
 # --- moto server's per-request overhead --------------------------------------------------
 

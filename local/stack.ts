@@ -12,6 +12,7 @@ import { type LocalAgent, startLocalAgent } from './agent.ts';
 import { bootstrapResources, createSiteCommandQueue, resourceEnvironment } from './bootstrap.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { emulatorEnvironment, type MotoServer, startMoto } from './moto.ts';
+import { assertPortFree, reapStaleChildren } from './processes.ts';
 import { startWebSocketGateway, type WebSocketGateway } from './ws-gateway.ts';
 
 export interface LocalStackOptions {
@@ -29,6 +30,15 @@ export interface LocalStackOptions {
   /** Enroll and run an agent for site `local` (default true). */
   readonly agent?: boolean;
   readonly agentStatusPort?: number;
+  /** Admin password, clouds.yaml, the agent's state and the children's pid files (`run/`); default `.local/`. */
+  readonly stateDir?: string;
+  /**
+   * Aborts the start (a signal during start-up): whatever was started is stopped by its
+   * PID, then the promise rejects with the signal's reason.
+   */
+  readonly signal?: AbortSignal;
+  /** Where notices go (stale processes found and stopped); default stderr. */
+  readonly log?: (line: string) => void;
 }
 
 export interface LocalStack {
@@ -62,15 +72,18 @@ async function ensureLocalSite(prefix: string): Promise<void> {
   if ((await sites.defaultSite()) !== LOCAL_SITE) await sites.setDefault(LOCAL_SITE);
 }
 
-const STATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '.local');
+const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const STATE_DIR = join(PROJECT_ROOT, '.local');
 
 /**
  * The local admin: user `admin`, with a random password kept in `.local/` (0600) so it
  * survives restarts of the in-memory emulator. Never a fixed, guessable password.
  */
-async function ensureLocalAdmin(): Promise<{ username: string; password: string; cloudsYaml: string }> {
-  mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
-  const passwordFile = join(STATE_DIR, 'admin-password');
+async function ensureLocalAdmin(
+  stateDir: string,
+): Promise<{ username: string; password: string; cloudsYaml: string }> {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const passwordFile = join(stateDir, 'admin-password');
   if (!existsSync(passwordFile))
     writeFileSync(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 });
   const password = readFileSync(passwordFile, 'utf8').trim();
@@ -89,7 +102,7 @@ async function ensureLocalAdmin(): Promise<{ username: string; password: string;
       updated_at: null,
     });
   }
-  return { username: 'admin', password, cloudsYaml: join(STATE_DIR, 'clouds.yaml') };
+  return { username: 'admin', password, cloudsYaml: join(stateDir, 'clouds.yaml') };
 }
 
 /** A clouds.yaml for the real `baremetal` CLI: OS_CLIENT_CONFIG_FILE=.local/clouds.yaml OS_CLOUD=metalplane-local. */
@@ -113,36 +126,63 @@ function writeCloudsYaml(
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const host = options.host ?? '127.0.0.1';
   if (!LOOPBACK.test(host)) throw new Error(`the local stack binds loopback addresses only, not ${host}`);
+  const stateDir = options.stateDir ?? STATE_DIR;
+  const runDir = join(stateDir, 'run');
+  const signal = options.signal;
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const apiPort = options.apiPort ?? 6385;
+  const webSocketPort = options.webSocketPort ?? 6386;
   const stoppers: Array<() => Promise<void>> = [];
   const stop = async () => {
-    for (const stopOne of stoppers.reverse()) await stopOne().catch(() => undefined);
+    // Last started, first stopped; splice so that a second call has nothing left to do.
+    for (const stopOne of stoppers.splice(0).reverse()) await stopOne().catch(() => undefined);
   };
+  signal?.throwIfAborted();
+  // A crashed run's children first: one of them may hold a port checked just below.
+  for (const finding of await reapStaleChildren(runDir)) log(`metalplane: ${finding}`);
+  // Every fixed port up front: a clear message naming the port and its holder, and
+  // nothing started that would have to be stopped again.
+  await assertPortFree(host, apiPort, 'the API', '--api-port');
+  await assertPortFree(host, webSocketPort, 'the agent WebSocket gateway', '--ws-port');
+  if (options.agent !== false)
+    await assertPortFree(
+      '127.0.0.1',
+      options.agentStatusPort ?? 9469,
+      "the agent's status",
+      '--agent-status-port',
+    );
   try {
-    const moto: MotoServer = await startMoto(options.motoPort ? { port: options.motoPort } : {});
+    const moto: MotoServer = await startMoto({
+      ...(options.motoPort ? { port: options.motoPort } : {}),
+      ...(signal ? { signal } : {}),
+      runDir,
+    });
     stoppers.push(() => moto.stop());
     const prefix = options.prefix ?? 'metalplane-local';
     Object.assign(process.env, emulatorEnvironment(moto.endpoint), resourceEnvironment(prefix), {
       METALPLANE_LOCAL_STACK: 'true',
       // The WebSocket gateway's address is known before it starts (its port is fixed).
-      METALPLANE_WS_URL: `ws://${host}:${options.webSocketPort ?? 6386}/local`,
-      METALPLANE_WS_MANAGEMENT_ENDPOINT: `http://${host}:${options.webSocketPort ?? 6386}/local`,
+      METALPLANE_WS_URL: `ws://${host}:${webSocketPort}/local`,
+      METALPLANE_WS_MANAGEMENT_ENDPOINT: `http://${host}:${webSocketPort}/local`,
       ...(options.noauth ? { METALPLANE_AUTH_STRATEGY: 'noauth' } : {}),
     });
+    // Each step runs to its end before an abort is looked at: stopping what a step is
+    // still starting would race with it.
     await bootstrapResources(prefix);
+    signal?.throwIfAborted();
     await ensureLocalSite(prefix);
-    const admin = options.noauth ? undefined : await ensureLocalAdmin();
+    const admin = options.noauth ? undefined : await ensureLocalAdmin(stateDir);
+    signal?.throwIfAborted();
     // Imported only now: the handlers read their configuration from the environment.
     const { handler: apiHandler } = await import('../lambda/api/handler.ts');
     const { handler: agentsHandler } = await import('../lambda/agents/handler.ts');
-    const api: HttpGateway = await startHttpGateway({
-      host,
-      port: options.apiPort ?? 6385,
-      handler: apiHandler,
-    });
+    signal?.throwIfAborted();
+    const api: HttpGateway = await startHttpGateway({ host, port: apiPort, handler: apiHandler });
     stoppers.push(() => api.close());
+    signal?.throwIfAborted();
     const webSocket: WebSocketGateway = await startWebSocketGateway({
       host,
-      port: options.webSocketPort ?? 6386,
+      port: webSocketPort,
       handler: agentsHandler,
     });
     stoppers.push(() => webSocket.close());
@@ -154,18 +194,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     ticker.unref();
     stoppers.push(async () => clearInterval(ticker));
     if (admin) writeCloudsYaml(admin, api.url);
+    signal?.throwIfAborted();
     const agent =
       options.agent === false
         ? undefined
         : await startLocalAgent({
-            projectRoot: join(dirname(fileURLToPath(import.meta.url)), '..'),
+            projectRoot: PROJECT_ROOT,
+            stateDir,
             apiUrl: api.url,
             webSocketUrl: webSocket.url,
             site: LOCAL_SITE,
             ...(admin ? { admin } : {}),
             ...(options.agentStatusPort !== undefined ? { statusPort: options.agentStatusPort } : {}),
+            ...(signal ? { signal } : {}),
           });
     if (agent) stoppers.push(() => agent.stop());
+    signal?.throwIfAborted();
     return {
       ...(admin ? { admin } : {}),
       ...(agent ? { agent } : {}),

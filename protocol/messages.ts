@@ -108,6 +108,12 @@ export type ServerMessage =
   /** One page of the site's images; `cursor` set when more follow (ask again with it). */
   | { v: 1; type: 'images'; images: ImageAssignment[]; cursor?: string }
   | { v: 1; type: 'commands'; commands: Command[] }
+  /**
+   * The answer to `command_result`: the control plane holds that command's result (stored
+   * now, or already). Until it comes the agent keeps the result and sends it again: a
+   * frame lost on the way is never a result lost.
+   */
+  | { v: 1; type: 'result_ack'; command_id: string }
   | { v: 1; type: 'error'; message: string };
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' };
@@ -259,6 +265,7 @@ export const SERVER_MESSAGE_SCHEMA = {
       ['images'],
     ),
     envelope('commands', { commands: { type: 'array', items: COMMAND_SCHEMA, maxItems: 10 } }, ['commands']),
+    envelope('result_ack', { command_id: id }, ['command_id']),
     envelope('error', { message: { type: 'string', maxLength: 4096 } }, ['message']),
   ],
 };

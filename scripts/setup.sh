@@ -3,6 +3,7 @@
 # when everything is there (runs before `npm start` and `npm test`).
 #   - Debian packages from scripts/debian-packages.txt (installed when missing, as root)
 #   - the Python virtualenv with moto server (scripts/setup-venv.sh)
+#   - the second AWS emulator engines in .engines/ (scripts/setup-engines.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +29,5 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 fi
 bash scripts/setup-venv.sh
+# The second AWS emulator engines (ElasticMQ, dynalite) the adapters' tests also run on.
+bash scripts/setup-engines.sh

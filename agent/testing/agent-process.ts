@@ -56,14 +56,17 @@ export class AgentProcess {
     return this;
   }
 
-  /** Spawns `node agent/cli.ts run --config FILE`; resolves once it logged "agent starting". */
-  async start(options: { waitForStart?: boolean } = {}): Promise<this> {
+  /**
+   * Spawns `node agent/cli.ts run --config FILE`; resolves once it logged "agent starting".
+   * `env` is added to this process's environment for the agent alone (`clockSkewEnv`).
+   */
+  async start(options: { waitForStart?: boolean; env?: Record<string, string> } = {}): Promise<this> {
     this.logs = [];
     this.raw = '';
     this.exit = undefined;
     const child = spawn(process.execPath, [CLI, 'run', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, METALPLANE_AGENT_CONFIG: '' },
+      env: { ...process.env, METALPLANE_AGENT_CONFIG: '', ...options.env },
     });
     this.child = child;
     let partial = '';
@@ -113,6 +116,11 @@ export class AgentProcess {
       'status endpoint',
     );
     return `http://${line.host}:${line.port}`;
+  }
+
+  /** The status endpoint's Prometheus metrics, as text. */
+  async metrics(): Promise<string> {
+    return (await fetch(`${await this.statusUrl()}/metrics`)).text();
   }
 
   lines(msg: string, filter: (l: LogLine) => boolean = () => true): LogLine[] {
@@ -194,4 +202,15 @@ export function testConfig(options: {
   ]
     .filter(Boolean)
     .join('\n');
+}
+
+const CLOCK_SKEW_PRELOAD = new URL('./clock-skew-preload.ts', import.meta.url).pathname;
+
+/** The environment that starts an agent with its wall clock `offsetMs` off (`start({ env })`). */
+export function clockSkewEnv(offsetMs: number): Record<string, string> {
+  if (offsetMs === 0) return {};
+  return {
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${CLOCK_SKEW_PRELOAD}`.trim(),
+    METALPLANE_TEST_CLOCK_OFFSET_MS: String(offsetMs),
+  };
 }

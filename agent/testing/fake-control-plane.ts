@@ -73,6 +73,12 @@ export class FakeControlPlane {
   images: ImagesSource;
   /** `images_pull` messages answered (pages included). */
   imagesPulls = 0;
+  /** The next N `command_result` frames are lost on the way in (never seen, never acknowledged). */
+  loseResults = 0;
+  /** The next N `commands` answers are lost on the way out (their messages stay in flight). */
+  loseCommandAnswers = 0;
+  /** Frames lost by the two counters above. */
+  lost = 0;
   #imageLists = new Map<string, ImageAssignment[]>();
   #server: Server;
   #wss = new WebSocketServer({ noServer: true });
@@ -211,6 +217,7 @@ export class FakeControlPlane {
     else if (msg.type === 'command_result') {
       const i = this.#queue.findIndex((q) => q.command.id === msg.command_id);
       if (i >= 0) this.#queue.splice(i, 1);
+      reply({ v: 1, type: 'result_ack', command_id: msg.command_id });
     }
   }
 
@@ -253,8 +260,22 @@ export class FakeControlPlane {
       this.connections.add(ws);
       ws.on('close', () => this.connections.delete(ws));
       ws.on('message', (data) => {
-        const msg = this.#record(data.toString(), 'ws');
-        if (msg) void this.#handle(msg, (m) => ws.send(JSON.stringify(m)));
+        const text = data.toString();
+        if (this.loseResults > 0 && text.includes('"type":"command_result"')) {
+          this.loseResults--;
+          this.lost++;
+          return;
+        }
+        const msg = this.#record(text, 'ws');
+        if (!msg) return;
+        void this.#handle(msg, (m) => {
+          if (m.type === 'commands' && this.loseCommandAnswers > 0) {
+            this.loseCommandAnswers--;
+            this.lost++;
+            return;
+          }
+          ws.send(JSON.stringify(m));
+        });
       });
     });
   }

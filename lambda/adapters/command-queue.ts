@@ -17,6 +17,7 @@
  * - `expire` fails an overdue command and writes its node's `last_error`.
  */
 import {
+  ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
   DeleteQueueCommand,
   GetQueueUrlCommand,
@@ -113,6 +114,8 @@ const WAKE = JSON.stringify({ v: 1, type: 'wake' });
 const RECHECK_SECONDS = 120;
 /** The cache key of the dead-letter queue's URL (site names never contain a slash). */
 const DLQ_KEY = '/dead-letter';
+/** SQS's longest visibility timeout (12 h): a message cannot stay hidden longer. */
+const MAX_VISIBILITY_SECONDS = 12 * 60 * 60;
 /** SQS's bounds for one ReceiveMessage. */
 export const MAX_RECEIVE = 10;
 export const MAX_WAIT_SECONDS = 20;
@@ -254,6 +257,10 @@ export class CommandQueue {
     const visibility = this.options.visibilityTimeoutSeconds;
     const { Messages = [] } = await this.options.sqs.send(
       new ReceiveMessageCommand({
+        // The SDK retries a receive whose answer was lost with the same input: with one
+        // attempt id SQS answers the same messages again, instead of leaving them in
+        // flight (their nodes held back) until the visibility timeout.
+        ReceiveRequestAttemptId: this.options.newId(),
         QueueUrl: url,
         MaxNumberOfMessages: Math.min(Math.max(Math.trunc(options.max), 1), MAX_RECEIVE),
         WaitTimeSeconds: Math.min(Math.max(Math.trunc(options.waitSeconds ?? 0), 0), MAX_WAIT_SECONDS),
@@ -292,7 +299,9 @@ export class CommandQueue {
           return undefined;
         }
         if (isOverdue(updated, now)) {
-          await this.expire(updated, receipt);
+          // The tick may have expired it between our read and now: the message still goes,
+          // or it would hold its node's later commands back for a visibility timeout.
+          if (!(await this.expire(updated, receipt))) await this.deleteMessage(url, receipt);
           return undefined;
         }
         return wireCommand(updated, attempt, receipt);
@@ -315,8 +324,44 @@ export class CommandQueue {
    * is) from one that is not the agent's (refused).
    */
   async acknowledge(site: string, id: string): Promise<CommandRecord> {
-    const updated = await this.options.commands.transition(id, 'running', this.now().toISOString(), {}, site);
-    return updated ?? (await this.ownCommand(site, id)).command;
+    const updated = await this.options.commands.transitionStored(
+      id,
+      'running',
+      this.now().toISOString(),
+      {},
+      site,
+    );
+    if (!updated) return (await this.ownCommand(site, id)).command;
+    await this.holdWhileRunning(updated.command, updated.receipt);
+    return updated.command;
+  }
+
+  /**
+   * Keeps a running command's message hidden until its deadline (at most SQS's 12 h): a
+   * command that runs longer than the queue's visibility timeout must not be handed out
+   * again, nor climb to the dead-letter queue. Redelivery is not needed once the agent
+   * runs it: its journal reports `interrupted` if it dies. A stale receipt (a newer
+   * delivery, or the message gone) changes nothing here: the ack stands.
+   */
+  private async holdWhileRunning(command: CommandRecord, receipt: string | null): Promise<void> {
+    if (!receipt) return;
+    const remaining = Math.ceil((Date.parse(command.deadline) - this.now().getTime()) / 1000);
+    if (!(remaining > 0)) return;
+    try {
+      await this.options.sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: await this.queueUrl(command.site),
+          ReceiptHandle: receipt,
+          VisibilityTimeout: Math.min(remaining, MAX_VISIBILITY_SECONDS),
+        }),
+      );
+    } catch (error) {
+      this.log.warn('visibility of a running command not extended', {
+        commandId: command.id,
+        site: command.site,
+        error: (error as Error).message,
+      });
+    }
   }
 
   /**
@@ -338,6 +383,7 @@ export class CommandQueue {
     const current = updated ?? (await this.ownCommand(site, input.command_id));
     // The node first (what a client waits for), then the message (what only the queue needs).
     const outcome = updated ? await this.finished(updated.command) : undefined;
+    if (updated && outcome?.ok && !outcome.handled) await this.reportUnawaited(updated.command);
     const url = await this.queueUrl(site);
     await Promise.all([
       this.deleteMessage(url, current.receipt ?? input.receipt),
@@ -378,7 +424,7 @@ export class CommandQueue {
       overdue.map(({ command, receipt }) =>
         (isFinished(command.status)
           ? // Finished, but the conductor never settled it (it failed then): again now.
-            this.settleFinished(command).then(() => false)
+            this.resettle(command.id).then(() => false)
           : this.expire(command, receipt)
         ).catch((error: Error) => {
           this.log.error('expiry failed', { commandId: command.id, error: error.message });
@@ -387,6 +433,16 @@ export class CommandQueue {
       ),
     );
     return outcomes.filter(Boolean).length;
+  }
+
+  /**
+   * Settles a finished command the tick found in byOpen, if the table says it still needs
+   * it: the index lags the table on DynamoDB, so an entry may be one settled a moment ago.
+   */
+  private async resettle(id: string): Promise<void> {
+    const stored = await this.options.commands.get(id);
+    if (!stored?.unsettled || !isFinished(stored.command.status)) return;
+    await this.settleFinished(stored.command);
   }
 
   /** Tells the conductor; a failure there is logged, never lost silently, never undoes the result. */
@@ -412,10 +468,23 @@ export class CommandQueue {
   private async settleFinished(command: CommandRecord): Promise<void> {
     const outcome = await this.finished(command);
     if (!outcome.ok) return;
-    if (!outcome.handled && command.status !== 'succeeded' && command.error) {
-      await this.setNodeError(command.node, command.error);
-    }
+    if (!outcome.handled) await this.reportUnawaited(command);
     await this.options.commands.settle(command.id);
+  }
+
+  /**
+   * A command no conductor task awaited (an admin's raw command) that did not succeed:
+   * its node's `last_error` says why. (A task's command that the tick finds again after
+   * a crash between the task's write and `settle` lands here too, and writes its raw
+   * error over the task's message: rare, and left so.)
+   */
+  private async reportUnawaited(command: CommandRecord): Promise<void> {
+    if (command.status === 'succeeded') return;
+    // Our own failures (expiry, dead letter) already say which command; an agent's words
+    // get that said around them.
+    const ours = command.error?.startsWith(`Command ${command.action} ${command.id} `) ?? false;
+    const message = command.status === 'failed' && !ours ? failureMessage(command) : command.error;
+    if (message) await this.setNodeError(command.node, message);
   }
 
   /** When the tick looks again at a finished command the conductor has not settled. */
@@ -499,6 +568,12 @@ export class CommandQueue {
       this.log.warn('queue message not deleted', { error: (error as Error).message });
     }
   }
+}
+
+/** The node's `last_error` for a failed command nobody awaited: which action, and the agent's words. */
+function failureMessage(command: CommandRecord): string {
+  const cause = command.error ? `: ${command.error}` : ' (the agent gave no error message)';
+  return `Command ${command.action} ${command.id} failed on the agent of site ${command.site}${cause}`;
 }
 
 function commandIdOf(message: Message): string | undefined {

@@ -265,7 +265,8 @@ async function dispatch(
           reported: message.status,
         });
       }
-      return { kind: 'handled' };
+      // Held (stored now, or before): the agent may forget it.
+      return { kind: 'handled', reply: { v: 1, type: 'result_ack', command_id: command.id } };
     }
     case 'power_report': {
       const outcome = await applyPowerReports(runtime.conductor, agent.site, message.reports);

@@ -169,15 +169,15 @@ describe('a command, from the API to the agent and back, over the WebSocket', ()
     await socket.close();
   });
 
-  it('wakes a connected agent fast: the wake arrives within 100 ms of the 202', async () => {
+  it('wakes a connected agent: the wake arrives unasked, and the pull it prompts finds the command', async () => {
+    // How fast is a figure (bench/dispatch: API 202 → the agent starts the command); here,
+    // that the wake comes at all, with no poll from the agent before it.
     const socket = await stack.connect(agentA.credential);
-    const samples: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const before = socket.count('wake');
+    for (let i = 0; i < 3; i++) {
+      const wakes = socket.count('wake');
       const queued = await enqueue(nodeA2);
-      const answered = performance.now();
-      await waitFor(() => (socket.count('wake') > before ? true : undefined), 'wake', 2000);
-      samples.push(performance.now() - answered);
+      await waitFor(() => (socket.count('wake') > wakes ? true : undefined), 'the wake');
+      expect(socket.count('commands')).toBe(0); // nothing asked for, nothing answered
       const [command] = await socket.pull();
       expect(command?.id).toBe(queued.id);
       socket.send(result(command!));
@@ -186,8 +186,6 @@ describe('a command, from the API to the agent and back, over the WebSocket', ()
         'done',
       );
     }
-    // The wake is pushed before the API answers: it is already there, or nearly.
-    expect(Math.max(...samples)).toBeLessThan(100);
     await socket.close();
   });
 });
@@ -444,22 +442,43 @@ describe('HTTPS long polling', () => {
   });
 
   it('waits for a command queued during the poll and answers as soon as it is', async () => {
-    const started = performance.now();
-    const poll = stack.asAgent(agentB.credential, 'GET', '/v1/agent/commands?wait=10&max=10');
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const queued = await enqueue(nodeB1, 'noop');
-    const polled = await poll;
-    const elapsed = performance.now() - started;
-    expect(polled.body.commands.map((command: Command) => command.id)).toStrictEqual([queued.id]);
-    expect(elapsed).toBeGreaterThanOrEqual(450);
-    expect(elapsed).toBeLessThan(5000);
-    const done = await stack.asAgent(
-      agentB.credential,
-      'POST',
-      '/v1/agent/messages',
-      result(polled.body.commands[0]),
+    // Queue the command once the poll's long receive is on its way to SQS, not after a guess.
+    let receiving: () => void = () => {};
+    const receiveSent = new Promise<void>((resolve) => {
+      receiving = resolve;
+    });
+    stack.runtimeSqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { WaitTimeSeconds?: number };
+        if (context.commandName === 'ReceiveMessageCommand' && (input.WaitTimeSeconds ?? 0) > 0) receiving();
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'watchLongPoll' },
     );
-    expect(done.status).toBe(204);
+    try {
+      const poll = stack.asAgent(agentB.credential, 'GET', '/v1/agent/commands?wait=20&max=10');
+      let answered = false;
+      void poll.finally(() => {
+        answered = true;
+      });
+      await receiveSent;
+      expect(answered).toBe(false);
+      const queued = await enqueue(nodeB1, 'noop');
+      const queuedAt = performance.now();
+      const polled = await poll;
+      expect(polled.body.commands.map((command: Command) => command.id)).toStrictEqual([queued.id]);
+      // As soon as queued, not at the end of its 20 s wait: the margin is many seconds.
+      expect(performance.now() - queuedAt).toBeLessThan(10_000);
+      const done = await stack.asAgent(
+        agentB.credential,
+        'POST',
+        '/v1/agent/messages',
+        result(polled.body.commands[0]),
+      );
+      expect(done.status).toBe(204);
+    } finally {
+      stack.runtimeSqs.middlewareStack.remove('watchLongPoll');
+    }
   });
 
   it('refuses bad parameters', async () => {

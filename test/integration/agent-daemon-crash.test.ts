@@ -19,11 +19,7 @@ afterEach(async () => {
 
 const deadline = (ms = 60_000) => new Date(Date.now() + ms).toISOString();
 
-// Retried: once in about ten CI runs the redeliveries below were not answered within
-// 10 s (a lost pull between the fake control plane and the agent, not yet explained).
-it('SIGKILL mid-command: after restart the command is reported failed as interrupted, never re-run', {
-  retry: 2,
-}, async () => {
+it('SIGKILL mid-command: after restart the command is reported failed as interrupted, never re-run', async () => {
   const cp = await new FakeControlPlane({ visibilityMs: 60_000 }).start();
   planes.push(cp);
   const agent = new AgentProcess();
@@ -63,18 +59,25 @@ it('SIGKILL mid-command: after restart the command is reported failed as interru
     agent.lines('command interrupted by the previous stop: reported failed, not run again'),
   ).toHaveLength(1);
 
-  // The control plane delivers both again (as SQS would): answered, not run.
+  // The control plane delivers both again (as SQS would): answered, not run. Their
+  // answers carry the new deliveries' receipts. (done-1's first report may come twice
+  // already: the outbox marks a report sent lazily, so one handed over just before the
+  // SIGKILL is replayed after it — at least once, never lost.)
+  const firstReceipts = new Set(cp.messages('command_ack').map((a) => a.receipt));
+  const answer = (id: string) => cp.results(id).find((r) => !firstReceipts.has(r.receipt));
   cp.redeliver(long);
   cp.redeliver(done);
   await waitFor(
-    () => cp.results('long-1').length === 2 && cp.results('done-1').length === 2,
+    () => (answer('long-1') && answer('done-1') ? true : undefined),
     'answers to the redeliveries',
   );
-  expect(cp.results('long-1')[1]).toMatchObject({
+  expect(answer('long-1')).toMatchObject({
     status: 'failed',
     error: 'interrupted: the agent stopped while it ran',
   });
-  expect(cp.results('done-1')[1]).toMatchObject({ status: 'succeeded', result: {} });
+  expect(answer('done-1')).toMatchObject({ status: 'succeeded', result: {} });
+  // Replays of the first report are the same report.
+  for (const r of cp.results('done-1')) expect(r).toMatchObject({ status: 'succeeded', result: {} });
   expect(agent.lines('command started')).toHaveLength(0);
   expect(cp.messages('command_ack').filter((a) => a.command_id === 'long-1')).toHaveLength(1);
   expect(cp.invalid).toBe(0);
@@ -101,11 +104,12 @@ it('SIGTERM mid-command: the command gets the grace period, then is journaled an
   );
   await waitFor(() => cp.messages('command_ack').length === 2, 'both started');
   const t0 = Date.now();
-  const exit = await agent.kill('SIGTERM');
-  const took = Date.now() - t0;
+  const exit = await agent.kill('SIGTERM'); // bounded: kill() fails if the agent outlives 10 s
   expect(exit.code).toBe(0);
-  expect(took).toBeGreaterThanOrEqual(1500);
-  expect(took).toBeLessThan(8000);
+  // The grace was given (a floor no load can break), then the one command still running
+  // was aborted rather than waited for (its 30 s would outlive kill()'s bound).
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
+  expect(agent.lines('aborting commands still running at shutdown')).toMatchObject([{ running: 1 }]);
   // The short one finished within the grace period; the endless one was cut and reported.
   expect(cp.results('short')[0]).toMatchObject({ status: 'succeeded' });
   expect(cp.results('endless')[0]).toMatchObject({

@@ -98,21 +98,22 @@ describe('commands over the WebSocket', () => {
     await waitFor(() => cp.messages('hello').length === 1, 'hello');
     expect(cp.messages('hello')[0]).toMatchObject({ hostname: 'test-agent', drivers: ['fake-hardware'] });
 
-    // Node a: three commands that must run one after the other; node b in parallel.
+    // Node a: three commands that must run one after the other; node b in parallel. The
+    // sleeps are long enough (seconds) that acks cannot trail the results on a busy machine.
     cp.enqueue(
-      { id: 'a1', node: 'node-a', action: 'sleep', args: { ms: 300 }, deadline: deadline() },
+      { id: 'a1', node: 'node-a', action: 'sleep', args: { ms: 1500 }, deadline: deadline() },
       { id: 'a2', node: 'node-a', action: 'noop', args: {}, deadline: deadline() },
       { id: 'a3', node: 'node-a', action: 'fail', args: { message: 'bmc said no' }, deadline: deadline() },
-      { id: 'b1', node: 'node-b', action: 'sleep', args: { ms: 300 }, deadline: deadline() },
+      { id: 'b1', node: 'node-b', action: 'sleep', args: { ms: 1500 }, deadline: deadline() },
     );
-    await waitFor(() => cp.results().length === 4, 'four results');
+    await waitFor(() => cp.results().length === 4, 'four results', 15_000);
     expect(cp.invalid).toBe(0);
 
     const acks = cp.messages('command_ack').map((m) => m.command_id);
     expect(acks.filter((id) => id.startsWith('a'))).toEqual(['a1', 'a2', 'a3']);
     const byId = Object.fromEntries(cp.results().map((r) => [r.command_id, r]));
     expect(byId.a1).toMatchObject({ status: 'succeeded' });
-    expect(byId.a1!.result!.slept_ms).toBeGreaterThanOrEqual(300);
+    expect(byId.a1!.result!.slept_ms).toBeGreaterThanOrEqual(1500);
     expect(byId.a2).toMatchObject({ status: 'succeeded', result: {} });
     expect(byId.a3).toMatchObject({ status: 'failed', error: 'bmc said no' });
     // Each result carries the receipt of the delivery it answers, and follows its ack.
@@ -198,8 +199,10 @@ describe('commands over the WebSocket', () => {
     await agent.writeCredential(cp.credential);
     await agent.start();
     await waitFor(() => cp.messages('hello').length === 1, 'hello');
+    // A deadline seconds ahead: the command starts before it however slow the delivery, and
+    // the deadline still ends it long before its 20 s sleep would.
     cp.enqueue(
-      { id: 'slow', node: 'n1', action: 'sleep', args: { ms: 5000 }, deadline: deadline(300) },
+      { id: 'slow', node: 'n1', action: 'sleep', args: { ms: 20_000 }, deadline: deadline(3000) },
       {
         id: 'late',
         node: 'n2',
@@ -208,7 +211,7 @@ describe('commands over the WebSocket', () => {
         deadline: new Date(Date.now() - 1000).toISOString(),
       },
     );
-    await waitFor(() => cp.results().length === 2, 'two results', 5000);
+    await waitFor(() => cp.results().length === 2, 'two results', 15_000);
     expect(cp.results('slow')[0]).toMatchObject({ status: 'failed' });
     expect(cp.results('slow')[0]!.error).toMatch(/^timed out: the deadline .* passed after \d+ ms$/);
     expect(cp.results('late')[0]).toMatchObject({ status: 'failed' });
@@ -258,6 +261,11 @@ describe('status endpoint and stop', () => {
 
     cp.enqueue({ id: 'm1', node: 'n', action: 'noop', args: {}, deadline: deadline() });
     await waitFor(() => cp.results('m1').length === 1, 'result');
+    // The result leaves the outbox once its result_ack is back.
+    await waitFor(
+      async () => /^metalplane_agent_outbox_length 0$/m.test(await (await fetch(`${base}/metrics`)).text()),
+      'the result to be acknowledged',
+    );
     const res = await fetch(`${base}/metrics`);
     expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4');
     const metrics = await res.text();

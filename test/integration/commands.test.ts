@@ -156,16 +156,23 @@ describe('GET /v1/nodes/{node}/commands', () => {
   });
 });
 
+/** Lets wall time pass `deadline` (an ISO time the API answered). */
+async function pastDeadline(deadline: string): Promise<void> {
+  while (Date.now() <= Date.parse(deadline))
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(deadline) - Date.now() + 20));
+}
+
 describe('expiry', () => {
   it('the tick expires a command past its deadline and sets the node’s last_error', async () => {
     await drainAll();
+    // Seconds ahead, so the tick just after is before the deadline however busy the machine.
     const queued = await call('POST', `/v1/nodes/${node}/commands`, {
-      body: { action: 'noop', deadline_seconds: 1 },
+      body: { action: 'noop', deadline_seconds: 4 },
     });
     expect(queued.status).toBe(202);
     // Not yet overdue: the tick leaves it.
     expect((await tick(stack.runtime)).expired).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await pastDeadline(queued.body.deadline);
     const report = await tick(stack.runtime);
     expect(report.expired).toBe(1);
     const expected = `Command noop ${queued.body.id} expired: no result from the agent of site cmd-a by ${queued.body.deadline}.`;
@@ -196,8 +203,9 @@ describe('expiry', () => {
   });
 
   it('a command delivered and running but never finished expires too', async () => {
+    // Seconds ahead, so that the pull just after still delivers it on a busy machine.
     const queued = await call('POST', `/v1/nodes/${node}/commands`, {
-      body: { action: 'noop', deadline_seconds: 1 },
+      body: { action: 'noop', deadline_seconds: 4 },
     });
     const polled = await stack.asAgent(agent.credential, 'GET', '/v1/agent/commands?wait=0');
     const [command] = polled.body.commands;
@@ -209,7 +217,7 @@ describe('expiry', () => {
       receipt: command.receipt,
     });
     expect((await call('GET', `/v1/nodes/${node}/commands/${command.id}`)).body.status).toBe('running');
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await pastDeadline(queued.body.deadline);
     expect((await tick(stack.runtime)).expired).toBe(1);
     expect((await call('GET', `/v1/nodes/${node}`)).body.last_error).toMatch(
       new RegExp(`^Command noop ${command.id} expired`),
@@ -221,7 +229,7 @@ describe('expiry', () => {
     const queued = await call('POST', `/v1/nodes/${node}/commands`, {
       body: { action: 'sleep', deadline_seconds: 1 },
     });
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await pastDeadline(queued.body.deadline);
     const polled = await stack.asAgent(agent.credential, 'GET', '/v1/agent/commands?wait=0');
     expect(polled.body.commands).toStrictEqual([]);
     expect((await call('GET', `/v1/nodes/${node}/commands/${queued.body.id}`)).body.status).toBe('expired');

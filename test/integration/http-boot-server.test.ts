@@ -220,7 +220,7 @@ describe('HTTP boot server: slow clients', () => {
   it('closes a client that never finishes its headers', async () => {
     const slow = await HttpBootServer.start({ root: tree.root, port: 0, headersTimeoutMs: 300 });
     try {
-      const started = Date.now();
+      // Closed by the server's 300 ms headers timeout, or failed after 5 s: seconds of margin.
       const answer = await new Promise<string>((resolve, reject) => {
         const socket = connect(slow.port, '127.0.0.1', () =>
           socket.write('GET /hello.txt HTTP/1.1\r\nHost: x\r\n'),
@@ -234,7 +234,6 @@ describe('HTTP boot server: slow clients', () => {
         setTimeout(() => reject(new Error('still open after 5 s')), 5000).unref();
       });
       expect(answer).toMatch(/^HTTP\/1\.1 408/);
-      expect(Date.now() - started).toBeLessThan(5000);
       expect(await waitFor(() => slow.stats().connections === 0, 2000)).toBe(true);
     } finally {
       await slow.close();

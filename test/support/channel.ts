@@ -124,6 +124,8 @@ export interface ChannelStack {
   readonly gateway: WebSocketGateway;
   readonly runtime: AgentRuntime;
   readonly sqs: SQSClient;
+  /** The SQS client the control plane's runtime uses (e.g. to see when a long poll starts). */
+  readonly runtimeSqs: SQSClient;
   readonly logs: LogLine[];
   readonly gatewayLogs: GatewayLogEntry[];
   /** Creates a site through the API (admin). */
@@ -156,6 +158,8 @@ export async function startChannel(
   };
   let gateway: WebSocketGateway | undefined;
   let runtime: AgentRuntime | undefined;
+  // What createAgentRuntime would build itself, made here so that tests can watch it.
+  const runtimeSqs = new SQSClient({ maxAttempts: 3 });
   const getRuntime = () => {
     if (!runtime) throw new Error('the channel runtime is not ready');
     return runtime;
@@ -166,6 +170,7 @@ export async function startChannel(
       runtime = createAgentRuntime({
         store: deps.store,
         createMissingQueues: true,
+        sqs: runtimeSqs,
         logger,
         managementEndpoint: () => gateway?.managementEndpoint,
         ...(options.visibilityTimeoutSeconds !== undefined
@@ -200,6 +205,7 @@ export async function startChannel(
     gateway: ws,
     runtime: getRuntime(),
     sqs,
+    runtimeSqs,
     logs,
     gatewayLogs,
     createSite: (name) => api.call('POST', '/v1/sites', { body: { name } }),

@@ -129,7 +129,7 @@ describe('reporter (outbox replay)', () => {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const { channel, sent, state } = fakeChannel();
     let outbox = await Outbox.open(dir);
-    let reporter = new Reporter({ outbox, channel: () => channel, log: silentLogger });
+    let reporter = new Reporter({ outbox, channel: () => channel, log: silentLogger, timer: false });
     for (const id of ['a', 'b', 'c']) await reporter.add(result(id));
     expect(sent).toEqual([]);
     expect(reporter.length).toBe(3);
@@ -137,7 +137,7 @@ describe('reporter (outbox replay)', () => {
     // The agent restarts while offline: the outbox survives.
     await outbox.close();
     outbox = await Outbox.open(dir);
-    reporter = new Reporter({ outbox, channel: () => channel, log: silentLogger });
+    reporter = new Reporter({ outbox, channel: () => channel, log: silentLogger, timer: false });
     expect(reporter.length).toBe(3);
 
     // Up: replay, and a report made during the replay goes after the backlog.
@@ -147,6 +147,12 @@ describe('reporter (outbox replay)', () => {
     await pumping;
     await reporter.pump();
     expect(ids(sent)).toEqual(['a', 'b', 'c', 'd']);
+    // Sent, not yet acknowledged: still held, and not sent again before the resend time.
+    expect(reporter.length).toBe(4);
+    expect(reporter.unacknowledged).toBe(4);
+    await reporter.pump();
+    expect(sent).toHaveLength(4);
+    for (const id of ['a', 'b', 'c', 'd']) await reporter.acknowledged(id);
     expect(reporter.length).toBe(0);
 
     // A send that fails keeps the report (and everything after it) for the next connection.
@@ -157,7 +163,50 @@ describe('reporter (outbox replay)', () => {
     state.up = true;
     await reporter.pump();
     expect(ids(sent)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
-    expect(await reporter.flush(100)).toBe(true);
+    const flushed = reporter.flush(5000);
+    await reporter.acknowledged('e');
+    await reporter.acknowledged('f');
+    expect(await flushed).toBe(true);
+    await outbox.close();
+  });
+
+  it('sends an unacknowledged result again after the resend time, at once on a new connection, and lets go after the last try', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-reporter-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const { channel, sent, state } = fakeChannel();
+    const outbox = await Outbox.open(dir);
+    let now = 0;
+    const reporter = new Reporter({
+      outbox,
+      channel: () => channel,
+      log: silentLogger,
+      timer: false,
+      resendMs: 1000,
+      maxSends: 3,
+      now: () => now,
+    });
+    state.up = true;
+    await reporter.add(result('x'));
+    await reporter.add({ v: 1, type: 'power_report', reports: [] });
+    await reporter.pump();
+    // The power report is fire-and-forget; the result waits for its acknowledgement.
+    expect(ids(sent)).toEqual(['x', 'power_report']);
+    expect(reporter.length).toBe(1);
+
+    now = 999;
+    await reporter.pump();
+    expect(ids(sent)).toEqual(['x', 'power_report']);
+    now = 1000;
+    await reporter.pump();
+    expect(ids(sent)).toEqual(['x', 'power_report', 'x']);
+    expect(reporter.resent).toBe(1);
+
+    // A new connection: whatever waited on the old one goes again at once.
+    await reporter.reconnected();
+    expect(ids(sent)).toEqual(['x', 'power_report', 'x', 'x']);
+    // That was the third send: the result is let go (the queue delivers the command again).
+    expect(reporter.length).toBe(0);
+    expect(reporter.unacknowledged).toBe(0);
     await outbox.close();
   });
 });

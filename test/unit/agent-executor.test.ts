@@ -40,10 +40,31 @@ function recordingRegistry(events: Event[], runs: Map<string, number>): ActionRe
         });
       }),
   };
+  /** `hold`: runs until the test calls `release(id)` (or the command is aborted). */
+  const hold: Action = {
+    name: 'hold',
+    description: 'test',
+    run: ({ command, signal }) =>
+      new Promise((resolve, reject) => {
+        runs.set(command.id, (runs.get(command.id) ?? 0) + 1);
+        events.push({ t: 'start', id: command.id, node: command.node });
+        held.set(command.id, () => {
+          events.push({ t: 'end', id: command.id, node: command.node });
+          resolve({ id: command.id });
+        });
+        signal.addEventListener('abort', () => {
+          events.push({ t: 'end', id: command.id, node: command.node });
+          reject(new ActionFailure('aborted'));
+        });
+      }),
+  };
   const registry = new ActionRegistry();
   for (const a of BUILTIN_ACTIONS) registry.registerAction(a);
-  return registry.registerAction(work);
+  return registry.registerAction(work).registerAction(hold);
 }
+
+/** The running `hold` commands, by id: calling one lets its command finish. */
+const held = new Map<string, () => void>();
 
 async function setup(limit: number, registry?: ActionRegistry) {
   const dir = mkdtempSync(join(tmpdir(), 'agent-exec-'));
@@ -136,11 +157,14 @@ describe('executor', () => {
 
   it('a slow node does not hold back the others', async () => {
     const { executor, reports } = await setup(2);
-    executor.submit(command('slow', 'bmc-hangs', { ms: 300 }));
+    // The slow one runs until released, so the fast ones cannot win by timing alone.
+    executor.submit(command('slow', 'bmc-hangs', {}, 'hold'));
     for (let i = 0; i < 5; i++) executor.submit(command(`fast${i}`, `n${i}`, { ms: 1 }));
     await until(() => reports.length === 5, 'the fast ones');
     expect(resultOf(reports, 'slow')).toHaveLength(0);
+    held.get('slow')?.();
     await until(() => reports.length === 6, 'the slow one');
+    expect(resultOf(reports, 'slow')[0]).toMatchObject({ status: 'succeeded' });
   });
 
   it('runs an id once: a redelivery while held keeps the newest receipt; after, it is answered from the journal', async () => {
@@ -217,9 +241,10 @@ describe('executor', () => {
   it('stop: drops queued commands, lets running ones finish within the grace, interrupts the rest', async () => {
     const { executor, reports, journal, runs } = await setup(2);
     executor.submit(command('quick', 'n1', { ms: 20 }));
-    executor.submit(command('long', 'n2', { ms: 10_000 }));
+    executor.submit(command('long', 'n2', { ms: 20_000 }));
     executor.submit(command('queued', 'n1', { ms: 1 }));
-    await executor.stop(200);
+    // A grace of seconds against a 20 ms action: a busy machine cannot make it miss.
+    await executor.stop(2000);
     expect(resultOf(reports, 'quick')[0]).toMatchObject({ status: 'succeeded' });
     expect(resultOf(reports, 'long')[0]).toMatchObject({ status: 'failed', error: INTERRUPTED });
     expect(journal.get('long')).toMatchObject({ status: 'failed', error: INTERRUPTED });

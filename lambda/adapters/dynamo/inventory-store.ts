@@ -15,6 +15,7 @@ import {
   QueryCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { DomainError } from '../../domain/errors.ts';
 import { TableRepository } from './client.ts';
@@ -71,7 +72,51 @@ export type WriteOp =
       readonly onConflict: DomainError;
     }
   | { readonly type: 'release'; readonly scope: string; readonly value: string; readonly ownerId: string }
-  | { readonly type: 'exists'; readonly kind: string; readonly id: string; readonly onConflict: DomainError };
+  | { readonly type: 'exists'; readonly kind: string; readonly id: string; readonly onConflict: DomainError }
+  | {
+      /**
+       * Records a child in its parent's ledger: the parent item must exist (`onMissing`)
+       * and its ledger must not be closed for deletion (`onClosed`). With `member`, the
+       * ledger's member set gains it; without, its count goes up by one.
+       */
+      readonly type: 'join';
+      readonly ledger: LedgerRef;
+      readonly member?: string;
+      readonly onMissing: DomainError;
+      readonly onClosed: DomainError;
+    }
+  | {
+      /** Removes children (`members`) or one from the count; removing a non-member is a no-op. */
+      readonly type: 'leave';
+      readonly ledger: LedgerRef;
+      readonly members?: readonly string[];
+    }
+  | {
+      /** Closes the ledger (no child joins any more) if the parent is still at `expectedVersion`. */
+      readonly type: 'close';
+      readonly ledger: LedgerRef;
+      readonly expectedVersion: number;
+      readonly onConflict: DomainError;
+    }
+  | {
+      /** Deletes the ledger, only if it records no child (or never existed). */
+      readonly type: 'drop';
+      readonly ledger: LedgerRef;
+      readonly onConflict: DomainError;
+    };
+
+/**
+ * A parent's ledger of its children: one item beside the parent's (`pk` of the parent,
+ * `sk` = `name`), read and written only through the base table, so it is strongly
+ * consistent where the byParent index is not. A child's creation joins it in the same
+ * transaction; the parent's deletion requires it empty, so a child committed just
+ * before the deletion (and not yet in the index) is never left without its parent.
+ */
+export interface LedgerRef {
+  readonly kind: string;
+  readonly id: string;
+  readonly name: string;
+}
 
 export interface Filter {
   /** Path inside the item, e.g. ['doc', 'maintenance']. */
@@ -104,6 +149,19 @@ export const MAX_TRANSACTION_ITEMS = 100;
 const MAX_QUERY_PAGES = 25;
 
 export const itemKey = (kind: string, id: string) => ({ pk: `${kind}#${id}`, sk: 'item' });
+const ledgerKey = (ledger: LedgerRef) => ({ pk: `${ledger.kind}#${ledger.id}`, sk: ledger.name });
+
+/** A child as the byParent index shows it: what deleting it needs. */
+export interface ChildRef {
+  readonly kind: string;
+  readonly id: string;
+  readonly uniques: ReadonlyArray<{ readonly scope: string; readonly value: string }>;
+}
+
+/** Children deleted per transaction: each with up to two unique values, plus the ledger. */
+const CHILDREN_PER_BATCH = 25;
+/** A ledger member names its child: `<kind>#<id>`. */
+export const ledgerMember = (kind: string, id: string) => `${kind}#${id}`;
 const uniqueKey = (scope: string, value: string) => ({ pk: `unique#${scope}#${value}`, sk: 'unique' });
 
 export class InventoryStore extends TableRepository {
@@ -125,20 +183,100 @@ export class InventoryStore extends TableRepository {
   /** Applies the ops atomically: all or nothing; a failed condition raises its op's error. */
   async write(ops: readonly WriteOp[]): Promise<void> {
     if (ops.length === 0) return;
-    if (ops.length > MAX_TRANSACTION_ITEMS) {
+    const steps = ops.flatMap((op) => this.transactItems(op));
+    if (steps.length > MAX_TRANSACTION_ITEMS) {
       throw new DomainError(
         'too-large',
-        `One change may touch at most ${MAX_TRANSACTION_ITEMS} records; this one needs ${ops.length}.`,
+        `One change may touch at most ${MAX_TRANSACTION_ITEMS} records; this one needs ${steps.length}.`,
       );
     }
-    const items = ops.map((op) => this.transactItem(op));
-    const [single] = items;
-    if (items.length === 1 && single && !single.ConditionCheck)
-      return this.writeOne(single, ops[0] as WriteOp);
+    const [single] = steps;
+    if (steps.length === 1 && single && !single.item.ConditionCheck) return this.writeOne(single);
     try {
-      await this.db.send(new TransactWriteCommand({ TransactItems: items }));
+      await this.db.send(new TransactWriteCommand({ TransactItems: steps.map((step) => step.item) }));
     } catch (error) {
-      throw contentError(error) ?? transactionError(error, ops);
+      throw contentError(error) ?? transactionError(error, steps);
+    }
+  }
+
+  /** The members a ledger records (strongly consistent), `<kind>#<id>` each. */
+  async ledgerMembers(ledger: LedgerRef): Promise<string[]> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.table, Key: ledgerKey(ledger), ConsistentRead: true }),
+    );
+    const members = Item?.members as Set<string> | string[] | undefined;
+    return members ? [...members] : [];
+  }
+
+  /**
+   * One page of the children under `parentPk` (the byParent index: eventually
+   * consistent, so a child just written may be missing and one just deleted may show).
+   */
+  async childPage(
+    parentPk: string,
+    startKey?: Record<string, unknown>,
+  ): Promise<{ children: ChildRef[]; next?: Record<string, unknown> }> {
+    const result = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: 'byParent',
+        KeyConditionExpression: 'parentPk = :parent',
+        ExpressionAttributeValues: { ':parent': parentPk },
+        Limit: CHILDREN_PER_BATCH,
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    return {
+      children: (result.Items ?? []).map(childRef),
+      ...(result.LastEvaluatedKey ? { next: result.LastEvaluatedKey } : {}),
+    };
+  }
+
+  /**
+   * Deletes every child the index shows under `parentPks`, a transaction per page (so
+   * any number of children), each releasing its unique values and leaving `ledger`.
+   * A child that vanished meanwhile is skipped. Answers how many it deleted.
+   */
+  async deleteChildren(parentPks: readonly string[], ledger?: LedgerRef): Promise<number> {
+    const done = new Set<string>();
+    for (const parentPk of parentPks) {
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await this.childPage(parentPk, startKey);
+        // The index may still show what this loop deleted a moment ago.
+        const batch = page.children.filter((child) => !done.has(ledgerMember(child.kind, child.id)));
+        if (batch.length > 0) {
+          try {
+            await this.write(childDeletion(batch, ledger));
+          } catch (error) {
+            if (!(error instanceof DomainError) || error.kind !== 'conflict') throw error;
+            // One of them changed or went meanwhile: one at a time, from the table.
+            for (const child of batch) await this.deleteChild(child.kind, child.id, ledger);
+          }
+          for (const child of batch) done.add(ledgerMember(child.kind, child.id));
+        }
+        startKey = page.next;
+      } while (startKey);
+    }
+    return done.size;
+  }
+
+  /** Deletes one child read from the table (strongly consistent); none there: it only leaves `ledger`. */
+  async deleteChild(kind: string, id: string, ledger?: LedgerRef): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const { Item } = await this.db.send(
+        new GetCommand({ TableName: this.table, Key: itemKey(kind, id), ConsistentRead: true }),
+      );
+      try {
+        if (!Item) {
+          if (ledger) await this.write([{ type: 'leave', ledger, members: [ledgerMember(kind, id)] }]);
+          return;
+        }
+        await this.write(childDeletion([childRef(Item)], ledger, Item.version as number));
+        return;
+      } catch (error) {
+        if (attempt >= 5 || !(error instanceof DomainError) || error.kind !== 'conflict') throw error;
+      }
     }
   }
 
@@ -217,18 +355,122 @@ export class InventoryStore extends TableRepository {
     return ops;
   }
 
-  private async writeOne(item: TransactItem, op: WriteOp): Promise<void> {
+  private async writeOne({ item, onConflict }: Step): Promise<void> {
     try {
       if (item.Put) await this.db.send(new PutCommand(item.Put));
       else if (item.Delete) await this.db.send(new DeleteCommand(item.Delete));
+      else if (item.Update) await this.db.send(new UpdateCommand(item.Update));
     } catch (error) {
-      if ((error as Error).name === 'ConditionalCheckFailedException' && 'onConflict' in op)
-        throw op.onConflict;
+      if ((error as Error).name === 'ConditionalCheckFailedException' && onConflict) throw onConflict;
       throw contentError(error) ?? error;
     }
   }
 
-  private transactItem(op: WriteOp): TransactItem {
+  /** The transaction items of one op, each with the error its failed condition means. */
+  private transactItems(op: WriteOp): Step[] {
+    const TableName = this.table;
+    switch (op.type) {
+      case 'join':
+        return [
+          {
+            item: {
+              ConditionCheck: {
+                TableName,
+                Key: itemKey(op.ledger.kind, op.ledger.id),
+                ConditionExpression: 'attribute_exists(pk)',
+              },
+            },
+            onConflict: op.onMissing,
+          },
+          {
+            item: {
+              Update: {
+                TableName,
+                Key: ledgerKey(op.ledger),
+                UpdateExpression: op.member ? 'ADD members :member' : 'ADD #count :one',
+                ConditionExpression: 'attribute_not_exists(closing)',
+                ...(op.member
+                  ? { ExpressionAttributeValues: { ':member': new Set([op.member]) } }
+                  : {
+                      ExpressionAttributeNames: { '#count': 'count' },
+                      ExpressionAttributeValues: { ':one': 1 },
+                    }),
+              },
+            },
+            onConflict: op.onClosed,
+          },
+        ];
+      case 'leave':
+        return [
+          {
+            item: {
+              Update: {
+                TableName,
+                Key: ledgerKey(op.ledger),
+                ...(op.members
+                  ? {
+                      UpdateExpression: 'DELETE members :members',
+                      ExpressionAttributeValues: { ':members': new Set(op.members) },
+                    }
+                  : {
+                      UpdateExpression: 'ADD #count :minus',
+                      ExpressionAttributeNames: { '#count': 'count' },
+                      ExpressionAttributeValues: { ':minus': -1 },
+                    }),
+              },
+            },
+          },
+        ];
+      case 'close':
+        return [
+          {
+            item: {
+              ConditionCheck: {
+                TableName,
+                Key: itemKey(op.ledger.kind, op.ledger.id),
+                ConditionExpression: '#version = :expected',
+                ExpressionAttributeNames: { '#version': 'version' },
+                ExpressionAttributeValues: { ':expected': op.expectedVersion },
+              },
+            },
+            onConflict: op.onConflict,
+          },
+          {
+            item: {
+              Update: {
+                TableName,
+                Key: ledgerKey(op.ledger),
+                UpdateExpression: 'SET closing = :closing',
+                ExpressionAttributeValues: { ':closing': true },
+              },
+            },
+          },
+        ];
+      case 'drop':
+        return [
+          {
+            item: {
+              Delete: {
+                TableName,
+                Key: ledgerKey(op.ledger),
+                // An empty set is no attribute in DynamoDB; size() covers emulators that keep one.
+                ConditionExpression:
+                  '(attribute_not_exists(members) OR size(members) = :zero) AND (attribute_not_exists(#count) OR #count = :zero)',
+                ExpressionAttributeNames: { '#count': 'count' },
+                ExpressionAttributeValues: { ':zero': 0 },
+              },
+            },
+            onConflict: op.onConflict,
+          },
+        ];
+      default:
+        return [
+          { item: this.transactItem(op), ...('onConflict' in op ? { onConflict: op.onConflict } : {}) },
+        ];
+    }
+  }
+
+  private transactItem(op: Exclude<WriteOp, { type: 'join' | 'leave' | 'close' | 'drop' }>): TransactItem {
     const TableName = this.table;
     switch (op.type) {
       case 'create':
@@ -291,6 +533,44 @@ export class InventoryStore extends TableRepository {
         };
     }
   }
+}
+
+/** One transaction item and the error its failed condition raises. */
+interface Step {
+  readonly item: TransactItem;
+  readonly onConflict?: DomainError;
+}
+
+function childRef(raw: Record<string, unknown>): ChildRef {
+  return {
+    kind: raw.kind as string,
+    id: raw.id as string,
+    uniques: (raw.uniques as ChildRef['uniques'] | undefined) ?? [],
+  };
+}
+
+/** Deletes children (at `version` for a single one read from the table), their unique values, their ledger entries. */
+function childDeletion(children: readonly ChildRef[], ledger?: LedgerRef, version?: number): WriteOp[] {
+  const ops: WriteOp[] = [];
+  for (const child of children) {
+    ops.push({
+      type: 'delete',
+      kind: child.kind,
+      id: child.id,
+      ...(version !== undefined ? { expectedVersion: version } : {}),
+      onConflict: new DomainError(
+        'conflict',
+        `${child.kind} ${child.id} changed during the deletion; retry.`,
+      ),
+    });
+    for (const unique of child.uniques) {
+      ops.push({ type: 'release', scope: unique.scope, value: unique.value, ownerId: child.id });
+    }
+  }
+  if (ledger) {
+    ops.push({ type: 'leave', ledger, members: children.map((child) => ledgerMember(child.kind, child.id)) });
+  }
+  return ops;
 }
 
 function toItem(write: ItemWrite<unknown>, version: number): Record<string, unknown> {
@@ -384,12 +664,12 @@ function contentError(error: unknown): DomainError | undefined {
 }
 
 /** Maps a cancelled transaction to the error of the first op whose condition failed. */
-function transactionError(error: unknown, ops: readonly WriteOp[]): unknown {
+function transactionError(error: unknown, steps: readonly Step[]): unknown {
   const reasons = (error as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons;
   if ((error as Error).name !== 'TransactionCanceledException' || !reasons) return error;
   const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
-  const op = ops[failed];
-  if (op && 'onConflict' in op) return op.onConflict;
+  const step = steps[failed];
+  if (step?.onConflict) return step.onConflict;
   if (reasons.some((reason) => reason.Code === 'TransactionConflict')) {
     return new DomainError('conflict', 'The resource was changed concurrently; retry the request.');
   }

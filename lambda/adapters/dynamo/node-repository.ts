@@ -1,7 +1,9 @@
 /**
  * Nodes in the inventory table: one item per node, unique names and instance UUIDs
  * claimed in the same transaction, the listing indexes kept on the item, and every
- * write conditional on the version that was read.
+ * write conditional on the version that was read. Beside each node, the ledger of its
+ * children (what its deletion must remove first); beside each site, its node count
+ * (docs/decisions.md, "A parent's ledger").
  */
 import { conflict, type DomainError, invalid, notFound } from '../../domain/errors.ts';
 import { catalogReference } from '../../domain/images/image.ts';
@@ -11,6 +13,7 @@ import type {
   IndexAttributes,
   InventoryStore,
   ItemWrite,
+  LedgerRef,
   StoredItem,
   WriteOp,
 } from './inventory-store.ts';
@@ -45,6 +48,38 @@ export interface NodePage {
 }
 
 const KIND = 'node';
+
+/**
+ * The ledger of a node's ports, portgroups and volume records (their `<kind>#<uuid>`),
+ * joined in each child's creating transaction and closed when the node's deletion starts.
+ */
+export const nodeChildren = (uuid: string): LedgerRef => ({ kind: KIND, id: uuid, name: 'children' });
+/** The count of a site's nodes (those created or moved since the ledger exists). */
+export const siteNodes = (site: string): LedgerRef => ({ kind: 'site', id: site, name: 'nodes' });
+
+/** Kinds recorded in a node's ledger; any other child (bios settings ...) is found by index only. */
+export const LEDGER_CHILD_KINDS = ['port', 'portgroup', 'volume_connector', 'volume_target'];
+/** Rounds of one deletion (children, then the node) before a concurrent change makes it give up. */
+const DELETE_ROUNDS = 5;
+
+/** The op a child's creation (or move) adds: its node exists, is not being deleted, records it. */
+export function joinNode(nodeUuid: string, kind: string, childUuid: string): WriteOp {
+  return {
+    type: 'join',
+    ledger: nodeChildren(nodeUuid),
+    member: `${kind}#${childUuid}`,
+    onMissing: invalid(`Node ${nodeUuid} could not be found.`),
+    onClosed: nodeDeleting(nodeUuid),
+  };
+}
+
+/** The op a child's deletion (or move away) adds. */
+export function leaveNode(nodeUuid: string, kind: string, childUuid: string): WriteOp {
+  return { type: 'leave', ledger: nodeChildren(nodeUuid), members: [`${kind}#${childUuid}`] };
+}
+
+export const nodeDeleting = (uuid: string) =>
+  conflict(`Node ${uuid} is being deleted: nothing can be added to it. Retry the DELETE to finish it.`);
 
 /** Node fields with an index of their own, and the index's partition attribute. */
 const INDEXED: ReadonlyArray<readonly [field: string, index: string, attribute: string]> = [
@@ -103,27 +138,47 @@ export class NodeRepository {
     return this.store.lookupUnique('node-name', name);
   }
 
-  /** Creates the node; `checks` are references that must exist (site, chassis). */
+  /**
+   * Creates the node in its site (which must exist: checked, and the site's node count
+   * raised, in the same transaction); `checks` are other references that must exist (chassis).
+   */
   async create(node: Node, checks: readonly WriteOp[] = []): Promise<void> {
+    const counted: Node = { ...node, counted_in_site: node.conductor_group };
     const ops: WriteOp[] = [
-      { type: 'create', item: nodeWrite(node), onConflict: conflict(`Node ${node.uuid} already exists.`) },
+      { type: 'create', item: nodeWrite(counted), onConflict: conflict(`Node ${node.uuid} already exists.`) },
       ...this.claims(node),
+      joinSite(node.conductor_group),
       ...checks,
     ];
     await this.store.write(ops);
   }
 
-  /** Replaces `before` (read at `version`) with `after`, moving unique claims as needed. */
+  /**
+   * Replaces `before` (read at `version`) with `after`, moving unique claims as needed,
+   * and the node from one site's count to the other's when its conductor_group changes
+   * (the new site must exist).
+   */
   async update(before: Node, after: Node, version: number, checks: readonly WriteOp[] = []): Promise<void> {
+    const moved = after.conductor_group !== before.conductor_group;
+    // Bookkeeping of the repository, whatever the caller's copy of the node says.
+    const counted: Node = {
+      ...after,
+      counted_in_site: moved ? after.conductor_group : (before.counted_in_site ?? null),
+    };
+    if (!counted.counted_in_site) delete counted.counted_in_site;
     const ops: WriteOp[] = [
       {
         type: 'replace',
-        item: nodeWrite(after),
+        item: nodeWrite(counted),
         expectedVersion: version,
         onConflict: concurrentChange(after.uuid),
       },
       ...checks,
     ];
+    if (moved) {
+      ops.push(joinSite(after.conductor_group));
+      if (before.counted_in_site) ops.push({ type: 'leave', ledger: siteNodes(before.counted_in_site) });
+    }
     if (before.name !== after.name) {
       if (after.name) ops.push(this.claimName(after));
       if (before.name)
@@ -170,8 +225,49 @@ export class NodeRepository {
     }
   }
 
-  /** Deletes the node, its unique claims and whatever `children` ops remove with it. */
-  async delete(node: Node, version: number, children: readonly WriteOp[] = []): Promise<void> {
+  /**
+   * Deletes the node and everything it owns, however many children it has:
+   *
+   * 1. its ledger is closed (conditional on the version `deletable` approved): from then
+   *    on no port, portgroup or volume record can join it;
+   * 2. its children are deleted a page at a time (`childParents`: the byParent index),
+   *    then those the ledger still names (committed just before the close, and not yet in
+   *    the eventually consistent index) straight from the table;
+   * 3. the node goes last, with its ledger, only if the ledger is empty.
+   *
+   * Interrupted anywhere, the node is still there with its ledger closed, and the next
+   * DELETE finishes the job. `deletable` throws when the node (re-read each round) may
+   * not be deleted; a node gone already is done.
+   */
+  async deleteCascade(
+    uuid: string,
+    childParents: readonly string[],
+    deletable: (node: Node) => void,
+  ): Promise<void> {
+    const ledger = nodeChildren(uuid);
+    for (let round = 1; ; round++) {
+      const found = await this.get(uuid);
+      if (!found) return;
+      deletable(found.node);
+      try {
+        await this.store.write([
+          { type: 'close', ledger, expectedVersion: found.version, onConflict: concurrentChange(uuid) },
+        ]);
+        await this.store.deleteChildren(childParents, ledger);
+        for (const member of await this.store.ledgerMembers(ledger)) {
+          const [kind = '', id = ''] = member.split('#');
+          await this.store.deleteChild(kind, id, ledger);
+        }
+        await this.store.write(this.deletion(found.node, found.version));
+        return;
+      } catch (error) {
+        if (round >= DELETE_ROUNDS || (error as DomainError).kind !== 'conflict') throw error;
+      }
+    }
+  }
+
+  /** The node, its ledger (only if empty), its unique claims, and its place in its site's count. */
+  private deletion(node: Node, version: number): WriteOp[] {
     const ops: WriteOp[] = [
       {
         type: 'delete',
@@ -180,13 +276,18 @@ export class NodeRepository {
         expectedVersion: version,
         onConflict: concurrentChange(node.uuid),
       },
-      ...children,
+      {
+        type: 'drop',
+        ledger: nodeChildren(node.uuid),
+        onConflict: conflict(`Node ${node.uuid} gained children during its deletion; retry.`),
+      },
     ];
     if (node.name) ops.push({ type: 'release', scope: 'node-name', value: node.name, ownerId: node.uuid });
     if (node.instance_uuid) {
       ops.push({ type: 'release', scope: 'node-instance', value: node.instance_uuid, ownerId: node.uuid });
     }
-    await this.store.write(ops);
+    if (node.counted_in_site) ops.push({ type: 'leave', ledger: siteNodes(node.counted_in_site) });
+    return ops;
   }
 
   async uuidForInstance(instanceUuid: string): Promise<string | undefined> {
@@ -328,6 +429,17 @@ function filtersFor(
   if (associated !== undefined)
     filters.push({ path: ['doc', 'instance_uuid'], op: associated ? '<>' : '=', value: null });
   return filters;
+}
+
+/** The site must exist; the node is counted in it (a site with nodes is not deleted). */
+function joinSite(site: string): WriteOp {
+  return {
+    type: 'join',
+    ledger: siteNodes(site),
+    onMissing: siteMissing(site),
+    // Sites are never closed: their deletion is one transaction on an empty count.
+    onClosed: siteMissing(site),
+  };
 }
 
 /** A reference that must exist for the write to happen (checked inside the transaction). */

@@ -9,6 +9,7 @@
 import { conflict, invalid, notFound } from '../../domain/errors.ts';
 import type { Port } from '../../domain/ports/port.ts';
 import type { Filter, InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
+import { joinNode, leaveNode } from './node-repository.ts';
 
 export interface VersionedPort {
   readonly port: Port;
@@ -73,7 +74,10 @@ export class PortRepository {
     return this.store.lookupUnique(PORT_ADDRESS_SCOPE, address);
   }
 
-  /** Creates the port and claims its MAC; `checks` are references that must hold (node, group). */
+  /**
+   * Creates the port, claims its MAC and joins its node's ledger (the node must exist and
+   * not be being deleted); `checks` are other references that must hold (its group).
+   */
   async create(port: Port, checks: readonly WriteOp[] = []): Promise<void> {
     await this.store.write([
       {
@@ -82,6 +86,7 @@ export class PortRepository {
         onConflict: conflict(`A port with UUID ${port.uuid} already exists.`),
       },
       this.claimAddress(port),
+      joinNode(port.node_uuid, KIND, port.uuid),
       ...checks,
     ]);
   }
@@ -97,6 +102,9 @@ export class PortRepository {
       },
       ...checks,
     ];
+    if (before.node_uuid !== after.node_uuid) {
+      ops.push(joinNode(after.node_uuid, KIND, after.uuid), leaveNode(before.node_uuid, KIND, before.uuid));
+    }
     if (before.address !== after.address) {
       ops.push(this.claimAddress(after), {
         type: 'release',
@@ -118,6 +126,7 @@ export class PortRepository {
         onConflict: concurrentChange(port.uuid),
       },
       { type: 'release', scope: PORT_ADDRESS_SCOPE, value: port.address, ownerId: port.uuid },
+      leaveNode(port.node_uuid, KIND, port.uuid),
     ]);
   }
 

@@ -8,6 +8,7 @@
 import { conflict, notFound } from '../../domain/errors.ts';
 import type { Portgroup } from '../../domain/ports/portgroup.ts';
 import type { InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
+import { joinNode, leaveNode } from './node-repository.ts';
 
 export interface VersionedPortgroup {
   readonly portgroup: Portgroup;
@@ -88,6 +89,7 @@ export class PortgroupRepository {
         onConflict: conflict(`A portgroup with UUID ${portgroup.uuid} already exists.`),
       },
       ...this.claims(portgroup),
+      joinNode(portgroup.node_uuid, KIND, portgroup.uuid),
       ...checks,
     ]);
   }
@@ -107,6 +109,9 @@ export class PortgroupRepository {
       },
       ...checks,
     ];
+    if (before.node_uuid !== after.node_uuid) {
+      ops.push(joinNode(after.node_uuid, KIND, after.uuid), leaveNode(before.node_uuid, KIND, before.uuid));
+    }
     if (before.name !== after.name) {
       if (after.name) ops.push(this.claimName(after));
       if (before.name)
@@ -138,6 +143,7 @@ export class PortgroupRepository {
       ...uniques(portgroup).map(
         (unique): WriteOp => ({ type: 'release', ...unique, ownerId: portgroup.uuid }),
       ),
+      leaveNode(portgroup.node_uuid, KIND, portgroup.uuid),
     ]);
   }
 

@@ -6,8 +6,12 @@
 import { conflict, notFound } from '../../domain/errors.ts';
 import type { Site } from '../../domain/sites/site.ts';
 import type { InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
+import { siteNodes } from './node-repository.ts';
 
 const KIND = 'site';
+
+export const siteHasNodes = (name: string) =>
+  conflict(`Site ${name} still has nodes: move them to another conductor_group or delete them first.`);
 const DEFAULT_SCOPE = 'site-default';
 
 export class SiteRepository {
@@ -50,7 +54,13 @@ export class SiteRepository {
     ]);
   }
 
-  /** Deletes the site record (and the default marker if it is the default). */
+  /**
+   * Deletes the site record (and the default marker if it is the default), only if its
+   * node count is zero: read in the same transaction from the base table, so a node
+   * created a moment before (not yet in the bySite index) blocks it, and one created
+   * after finds no site. Nodes written before sites counted them are the caller's to
+   * look for (the index: they are long indexed).
+   */
   async delete(name: string, version: number): Promise<void> {
     const ops: WriteOp[] = [
       {
@@ -59,6 +69,11 @@ export class SiteRepository {
         id: name,
         expectedVersion: version,
         onConflict: notFound(`Site ${name} could not be found, or changed during the deletion.`),
+      },
+      {
+        type: 'drop',
+        ledger: siteNodes(name),
+        onConflict: siteHasNodes(name),
       },
     ];
     if ((await this.defaultSite()) === name) {

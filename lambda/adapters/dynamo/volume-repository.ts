@@ -10,6 +10,7 @@ import { conflict, type DomainError, notFound } from '../../domain/errors.ts';
 import type { VolumeConnector, VolumeTarget } from '../../domain/inventory/volume.ts';
 import type { Page } from './chassis-repository.ts';
 import type { InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
+import { joinNode, leaveNode } from './node-repository.ts';
 
 export const CONNECTOR_KIND = 'volume_connector';
 export const TARGET_KIND = 'volume_target';
@@ -110,11 +111,12 @@ class VolumeRecords<T extends { uuid: string; created_at: string; node_uuid: str
     return item && { doc: item.doc, version: item.version };
   }
 
-  /** Creates the record; `checks` are references that must exist (its node). */
+  /** Creates the record and joins its node's ledger (the node must exist, not being deleted). */
   async create(doc: T, checks: readonly WriteOp[] = []): Promise<void> {
     await this.store.write([
       { type: 'create', item: this.write(doc), onConflict: this.spec.exists(doc.uuid) },
       this.claim(doc),
+      joinNode(doc.node_uuid, this.spec.kind, doc.uuid),
       ...checks,
     ]);
   }
@@ -129,6 +131,12 @@ class VolumeRecords<T extends { uuid: string; created_at: string; node_uuid: str
       },
       ...checks,
     ];
+    if (before.node_uuid !== after.node_uuid) {
+      ops.push(
+        joinNode(after.node_uuid, this.spec.kind, after.uuid),
+        leaveNode(before.node_uuid, this.spec.kind, before.uuid),
+      );
+    }
     const [was, is] = [this.spec.unique(before), this.spec.unique(after)];
     if (was !== is) {
       ops.push(this.claim(after), {
@@ -151,6 +159,7 @@ class VolumeRecords<T extends { uuid: string; created_at: string; node_uuid: str
         onConflict: this.changed(doc.uuid),
       },
       { type: 'release', scope: this.spec.scope, value: this.spec.unique(doc), ownerId: doc.uuid },
+      leaveNode(doc.node_uuid, this.spec.kind, doc.uuid),
     ]);
   }
 

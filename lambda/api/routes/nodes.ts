@@ -4,7 +4,8 @@
  */
 
 import { HistoryRepository } from '../../adapters/dynamo/history-repository.ts';
-import { mustExist, siteMissing } from '../../adapters/dynamo/node-repository.ts';
+import type { WriteOp } from '../../adapters/dynamo/inventory-store.ts';
+import { mustExist } from '../../adapters/dynamo/node-repository.ts';
 import { conflict, forbidden, invalid, notAcceptable, notFound } from '../../domain/errors.ts';
 import { canonicalUuid, isUuidLike, isValidLogicalName, validateTrait } from '../../domain/identifiers.ts';
 import { DELETE_ALLOWED_STATES, defaultListFields, selectableFields } from '../../domain/nodes/fields.ts';
@@ -24,7 +25,7 @@ import { authorize, authorizeNode, listingProject, patchableFields } from '../ac
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, nextLink, parseBoolean, parseListParams } from '../listing.ts';
 
-/** Parents of everything a node owns, deleted with it (see InventoryStore.cascadeDeleteOps). */
+/** Parents of everything a node owns, deleted with it (see NodeRepository.deleteCascade). */
 const NODE_CHILD_KINDS = [
   'port',
   'portgroup',
@@ -169,6 +170,22 @@ const validateMaintenanceBody = validator<{ reason?: string | null }>('maintenan
   additionalProperties: false,
 });
 
+/** Ironic's rules for deleting a node (checked again on each round of the deletion). */
+function checkDeletable(node: Node): void {
+  if (node.protected)
+    throw forbidden(`Node ${node.uuid} is protected and cannot be undeployed, rebuilt or deleted`);
+  if (!node.maintenance && !(DELETE_ALLOWED_STATES as readonly string[]).includes(node.provision_state)) {
+    throw conflict(
+      `Can not delete node "${node.uuid}" while it is in provision state "${node.provision_state}". Valid provision states to perform deletion are: "('${DELETE_ALLOWED_STATES.join("', '")}')", or set the node into maintenance mode`,
+    );
+  }
+  if (node.reservation) {
+    throw conflict(
+      `Node ${node.uuid} is locked by host ${node.reservation}, please retry after the current operation is completed.`,
+    );
+  }
+}
+
 export function registerNodeRoutes(router: Router, deps: Dependencies): void {
   router.on('GET', '/v1/nodes', listHandler(deps, false));
   router.on('GET', '/v1/nodes/detail', listHandler(deps, true));
@@ -185,7 +202,8 @@ export function registerNodeRoutes(router: Router, deps: Dependencies): void {
       minor: request.version.minor,
       site,
     });
-    const checks = [mustExist('site', site, siteMissing(site))];
+    // The site's existence is checked by the repository, in the creating transaction.
+    const checks: WriteOp[] = [];
     if (node.chassis_uuid)
       checks.push(
         mustExist('chassis', node.chassis_uuid, invalid(`Chassis ${node.chassis_uuid} could not be found.`)),
@@ -222,10 +240,8 @@ export function registerNodeRoutes(router: Router, deps: Dependencies): void {
       now: deps.now(),
       ...(allowedFields ? { allowedFields } : {}),
     });
-    const checks = [];
-    if (patched.conductor_group !== node.conductor_group) {
-      checks.push(mustExist('site', patched.conductor_group, siteMissing(patched.conductor_group)));
-    }
+    // A new site's existence is checked by the repository, in the same transaction.
+    const checks: WriteOp[] = [];
     if (patched.chassis_uuid && patched.chassis_uuid !== node.chassis_uuid) {
       checks.push(
         mustExist(
@@ -240,24 +256,13 @@ export function registerNodeRoutes(router: Router, deps: Dependencies): void {
   });
 
   router.on('DELETE', '/v1/nodes/{node}', async (request) => {
-    const { node, version } = await resolveNode(deps, request.params.node as string);
+    const { node } = await resolveNode(deps, request.params.node as string);
     authorizeNode(request, 'node:delete', node);
-    if (node.protected)
-      throw forbidden(`Node ${node.uuid} is protected and cannot be undeployed, rebuilt or deleted`);
-    if (!node.maintenance && !(DELETE_ALLOWED_STATES as readonly string[]).includes(node.provision_state)) {
-      throw conflict(
-        `Can not delete node "${node.uuid}" while it is in provision state "${node.provision_state}". Valid provision states to perform deletion are: "('${DELETE_ALLOWED_STATES.join("', '")}')", or set the node into maintenance mode`,
-      );
-    }
-    if (node.reservation) {
-      throw conflict(
-        `Node ${node.uuid} is locked by host ${node.reservation}, please retry after the current operation is completed.`,
-      );
-    }
-    const children = await deps.store.cascadeDeleteOps(
+    await deps.nodes.deleteCascade(
+      node.uuid,
       NODE_CHILD_KINDS.map((kind) => `${kind}@node#${node.uuid}`),
+      checkDeletable,
     );
-    await deps.nodes.delete(node, version, children);
     // History is too long for the node's transaction: removed right after, in batches.
     await new HistoryRepository(deps.store).deleteForNode(node);
     return noContent();

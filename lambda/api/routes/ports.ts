@@ -10,7 +10,6 @@
  */
 
 import type { WriteOp } from '../../adapters/dynamo/inventory-store.ts';
-import { mustExist } from '../../adapters/dynamo/node-repository.ts';
 import { PortRepository, portMissing } from '../../adapters/dynamo/port-repository.ts';
 import { PortgroupRepository, portgroupMissing } from '../../adapters/dynamo/portgroup-repository.ts';
 import { conflict, DomainError, forbidden, invalid, notAcceptable, notFound } from '../../domain/errors.ts';
@@ -440,9 +439,8 @@ function registerPorts(router: Router, deps: Dependencies, repos: Repositories):
     const minor = request.version.minor;
     const body = checkPortCreate(jsonBody(request), minor);
     const node = await writableNode(deps, request, body.node_uuid, 'port:create');
-    const checks: WriteOp[] = [
-      mustExist('node', node.uuid, invalid(`Node ${body.node_uuid} could not be found.`)),
-    ];
+    // The node's existence (and that it is not being deleted) is checked by the repository.
+    const checks: WriteOp[] = [];
     let portgroup: Portgroup | null = null;
     if (body.portgroup_uuid !== undefined && body.portgroup_uuid !== null) {
       const found = await portgroupForBody(repos, body.portgroup_uuid as string);
@@ -498,8 +496,8 @@ function registerPorts(router: Router, deps: Dependencies, repos: Repositories):
     if (patched.node_uuid !== port.node_uuid) {
       const ident = patched.node_uuid;
       const node = await writableNode(deps, request, ident, 'port:update');
+      // Joining the node's ledger (the repository) checks it exists.
       patched.node_uuid = node.uuid;
-      checks.push(mustExist('node', node.uuid, invalid(`Node ${ident} could not be found.`)));
     }
     if (patched.portgroup_uuid !== null) {
       const joining = patched.portgroup_uuid !== port.portgroup_uuid;
@@ -549,9 +547,8 @@ function registerPortgroups(router: Router, deps: Dependencies, repos: Repositor
     const uuid =
       body.uuid === undefined || body.uuid === null ? deps.newUuid() : canonicalUuid(body.uuid as string);
     const portgroup = createPortgroup(body, { uuid, now: deps.now(), nodeUuid: node.uuid });
-    await repos.portgroups.create(portgroup, [
-      mustExist('node', node.uuid, invalid(`Node ${body.node_uuid} could not be found.`)),
-    ]);
+    // The node's existence (and that it is not being deleted) is checked by the repository.
+    await repos.portgroups.create(portgroup);
     return json(renderPortgroup(portgroup, { baseUrl: request.baseUrl }), 201, {
       Location: `${request.baseUrl}/v1/portgroups/${portgroup.uuid}`,
     });
@@ -582,9 +579,9 @@ function registerPortgroups(router: Router, deps: Dependencies, repos: Repositor
       const node = await writableNode(deps, request, ident, 'portgroup:update');
       patched.node_uuid = node.uuid;
       if (node.uuid !== portgroup.node_uuid) {
+        // Joining the new node's ledger (the repository) checks it exists.
         if (await repos.ports.anyInPortgroup(portgroup.node_uuid, portgroup.uuid))
           throw portgroupNotEmpty(portgroup);
-        checks.push(mustExist('node', node.uuid, invalid(`Node ${ident} could not be found.`)));
       }
     }
     await repos.portgroups.update(portgroup, patched, version, checks);

@@ -8,6 +8,7 @@
  */
 
 import { AgentRepository } from '../../adapters/dynamo/agent-repository.ts';
+import { siteHasNodes } from '../../adapters/dynamo/site-repository.ts';
 import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
 import { conflict, notFound } from '../../domain/errors.ts';
 import { applyPatch, checkPatchAllowed, PATCH_SCHEMA, validatePatch } from '../../domain/json-patch.ts';
@@ -170,11 +171,9 @@ export function registerSiteRoutes(
       sortAttribute: 'listSk',
       limit: 1,
     });
-    if (nodes.items.length > 0) {
-      throw conflict(
-        `Site ${name} still has nodes: move them to another conductor_group or delete them first.`,
-      );
-    }
+    // The index finds nodes written before sites counted theirs (long indexed); the
+    // count, checked in the deleting transaction, the rest (the index may lag behind).
+    if (nodes.items.length > 0) throw siteHasNodes(name);
     const enrolled = await agents.ofSite(name);
     if (enrolled.length > 0) {
       const hostnames = enrolled.map((agent) => agent.hostname).join(', ');

@@ -237,7 +237,8 @@ function registerRecords<T extends { uuid: string; node_uuid: string }, B extend
     const body = kind.validate(jsonBody(request));
     const doc = kind.create(body, { uuid: body.uuid ?? deps.newUuid(), now: deps.now() });
     await ownerNode(deps, doc.node_uuid);
-    await records.create(doc, [nodeMustExist(doc.node_uuid)]);
+    // The node's existence (and that it is not being deleted) is checked by the repository.
+    await records.create(doc, []);
     return json(render(request, doc), 201, { Location: `${request.baseUrl}${base}/${doc.uuid}` });
   });
 
@@ -256,7 +257,10 @@ function registerRecords<T extends { uuid: string; node_uuid: string }, B extend
     const { doc, version } = await find(request);
     const patched = kind.patch(doc, jsonBody(request), deps.now());
     checkChangeAllowed(await ownerNode(deps, patched.node_uuid), `volume ${singular} update`);
-    await records.update(doc, patched, version, [nodeMustExist(patched.node_uuid)]);
+    // Moving to another node joins its ledger (checked by the repository); staying, the
+    // node must still be there.
+    const checks = patched.node_uuid === doc.node_uuid ? [nodeMustExist(patched.node_uuid)] : [];
+    await records.update(doc, patched, version, checks);
     return json(render(request, patched));
   });
 

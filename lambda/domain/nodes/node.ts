@@ -67,6 +67,12 @@ export interface Node {
    * releases `reservation`). Absent on nodes no action has touched.
    */
   task?: NodeTask | null;
+  /**
+   * Internal, never rendered: the site whose node count includes this node (the
+   * repository's bookkeeping, so that a site with nodes cannot be deleted). Absent on
+   * nodes written before sites counted their nodes.
+   */
+  counted_in_site?: string | null;
   /** Internal, never rendered: the SHA-256 of the deploy's single-use callback token. */
   deploy_callback?: { token_sha256: string; issued_at: string; received_at?: string } | null;
   inspection_started_at: string | null;
