@@ -6,6 +6,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { createApiHandler } from '../http/middlewares.ts';
 import { json } from '../http/request.ts';
 import { Router } from '../http/router.ts';
+import { authorize } from './access.ts';
 import { authenticatorFromEnv } from './authentication.ts';
 import { type Dependencies, dependenciesFromEnv } from './dependencies.ts';
 import { openApiDocument } from './openapi.ts';
@@ -48,7 +49,12 @@ export function buildRouter(deps: Dependencies): Router {
   registerImageRoutes(router, deps);
   registerPowerRoutes(router, deps);
   registerProvisionRoutes(router, deps);
-  router.on('GET', '/v1/openapi.json', async (request) => json(openApiDocument(router, request.baseUrl)));
+  router.on('GET', '/v1/openapi.json', async (request) => {
+    // The API's description is for its users (any role that may list nodes); an agent
+    // credential reaches its own site's routes only.
+    authorize(request, 'node:list');
+    return json(openApiDocument(router, request.baseUrl));
+  });
   return router;
 }
 

@@ -138,6 +138,22 @@ describe('roles', () => {
     expect((await api.call('GET', `/v1/nodes/${ownedByP1}`, { as: api.member2 })).status).toBe(404);
   });
 
+  it("a member asking for another project's nodes is refused (403), on both listings; its own project is fine", async () => {
+    for (const path of ['/v1/nodes?project=p1', '/v1/nodes/detail?project=p1']) {
+      const refused = await api.call('GET', path, { as: api.member2 });
+      expect(refused.status).toBe(403);
+      expect(JSON.stringify(refused.body)).not.toContain(ownedByP1);
+    }
+    const own = await api.call('GET', '/v1/nodes?project=p2', { as: api.member2 });
+    expect(own.status).toBe(200);
+    expect(own.body.nodes.map((node: { uuid: string }) => node.uuid)).toStrictEqual([leasedToP2]);
+    // An admin may name any project.
+    const admin = await api.call('GET', '/v1/nodes?project=p1');
+    expect(admin.body.nodes.map((node: { uuid: string }) => node.uuid).sort()).toStrictEqual(
+      [ownedByP1, leasedToP2].sort(),
+    );
+  });
+
   it('a member may patch extra on its node, not driver_info, and may not create or delete nodes', async () => {
     const ok = await api.call('PATCH', `/v1/nodes/${ownedByP1}`, {
       as: api.member1,

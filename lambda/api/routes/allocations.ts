@@ -387,7 +387,7 @@ export function registerAllocationRoutes(router: Router, deps: Dependencies): vo
     const project = listingProject(request);
     if (project !== undefined) {
       if (query.owner !== undefined && query.owner !== project) {
-        throw forbidden('Access was denied to this resource: allocations of another project.');
+        throw forbidden('Access was denied to the following resource: baremetal:allocation:list_all');
       }
       equals.owner = project;
     } else if (query.owner !== undefined) {

@@ -133,8 +133,14 @@ function listHandler(deps: Dependencies, detailPath: boolean) {
       detailPath,
     });
     const { equals, associated } = listQuery(request);
-    let project = listingProject(request);
-    if (request.query.project !== undefined) project = request.query.project;
+    // As Ironic's check_list_policy: a caller limited to its project may name only that
+    // one; asking for another is 403, never a look at its nodes.
+    const scope = listingProject(request);
+    const asked = request.query.project;
+    if (scope !== undefined && asked !== undefined && asked !== scope) {
+      throw forbidden('Access was denied to the following resource: baremetal:node:list_all');
+    }
+    const project = asked ?? scope;
     if (project !== undefined && params.sortKey === 'name') {
       throw invalid('sort_key=name is not available when listing by project: use the default order.');
     }
