@@ -126,9 +126,17 @@ export function nextLink(
 export function jsonBody(request: ApiRequest): unknown {
   if (request.body === undefined || request.body.trim() === '')
     throw invalid('The request body is empty: a JSON document is required.');
+  let parsed: unknown;
+  let outOfRange = false;
   try {
-    return JSON.parse(request.body);
+    // A number beyond a double's range (1e400) parses as Infinity, which no store can keep.
+    parsed = JSON.parse(request.body, (_key, value: unknown) => {
+      if (typeof value === 'number' && !Number.isFinite(value)) outOfRange = true;
+      return value;
+    });
   } catch (error) {
     throw invalid(`Malformed JSON in the request body: ${(error as Error).message}`);
   }
+  if (outOfRange) throw invalid('A number in the request body is out of range.');
+  return parsed;
 }

@@ -14,6 +14,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { DomainError } from '../domain/errors.ts';
 import { ApiError, errorBody, fromDomainError, InternalError, PayloadTooLarge } from './errors.ts';
+import { bodyShapeProblem } from './json-shape.ts';
 import {
   type ApiVersion,
   formatVersion,
@@ -184,6 +185,8 @@ function decodeBody(event: ApiEvent): string | undefined {
   if (Buffer.byteLength(body) > MAX_BODY_BYTES) {
     throw new PayloadTooLarge(MAX_BODY_BYTES);
   }
+  const problem = bodyShapeProblem(body);
+  if (problem) throw new ApiError(400, problem);
   return body;
 }
 
