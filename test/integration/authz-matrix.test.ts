@@ -10,6 +10,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from '../../lambda/http/router.ts';
 import { type CallResult, type Credentials, startApi, type TestApi } from '../support/api.ts';
+import {
+  type AdminCall,
+  adminCall,
+  createObjectFixtures,
+  fillPath,
+  pathParams,
+  routesOf,
+} from '../support/route-fixtures.ts';
 
 type Who = 'admin' | 'reader' | 'owner' | 'lessee' | 'other' | 'agent' | 'none';
 const WHO: readonly Who[] = ['admin', 'reader', 'owner', 'lessee', 'other', 'agent', 'none'];
@@ -74,12 +82,8 @@ let lessee: Credentials;
 const ids: Record<string, string> = {};
 let p1Secrets: string[] = [];
 
-async function admin(method: string, path: string, body?: unknown): Promise<any> {
-  const result = await api.call(method, path, body === undefined ? {} : { body });
-  if (result.status >= 300)
-    throw new Error(`${method} ${path}: ${result.status} ${JSON.stringify(result.body)}`);
-  return result.body;
-}
+let admin: AdminCall;
+let params: Record<string, () => string> = {};
 
 beforeAll(async () => {
   api = await startApi({
@@ -88,6 +92,7 @@ beforeAll(async () => {
       router = built;
     },
   });
+  admin = adminCall(api);
   lessee = { username: 'lessee-p3', password: `lessee-password-${api.prefix}` };
   await admin('POST', '/v1/users', {
     name: lessee.username,
@@ -95,60 +100,14 @@ beforeAll(async () => {
     role: 'member',
     project: 'p3',
   });
-  ids.chassis = (await admin('POST', '/v1/chassis', { description: 'authz' })).uuid;
-  ids.node = (
-    await admin('POST', '/v1/nodes', {
-      name: 'authz-p1-node',
-      driver: 'fake-hardware',
-      owner: 'p1',
-      lessee: 'p3',
-      chassis_uuid: ids.chassis,
-    })
-  ).uuid;
-  await admin('PUT', `/v1/nodes/${ids.node}/traits/CUSTOM_AUTHZ`);
-  ids.portgroup = (
-    await admin('POST', '/v1/portgroups', {
-      node_uuid: ids.node,
-      name: 'authz-pg',
-      address: '52:54:00:aa:00:01',
-    })
-  ).uuid;
-  ids.port = (
-    await admin('POST', '/v1/ports', {
-      node_uuid: ids.node,
-      portgroup_uuid: ids.portgroup,
-      address: '52:54:00:aa:00:02',
-    })
-  ).uuid;
-  ids.connector = (
-    await admin('POST', '/v1/volume/connectors', {
-      node_uuid: ids.node,
-      type: 'iqn',
-      connector_id: 'iqn.2026-01.org.example:authz',
-    })
-  ).uuid;
-  ids.target = (
-    await admin('POST', '/v1/volume/targets', {
-      node_uuid: ids.node,
-      volume_type: 'iscsi',
-      boot_index: 0,
-      volume_id: 'authz-volume',
-    })
-  ).uuid;
-  ids.allocation = (await admin('POST', '/v1/allocations', { resource_class: 'authz-rc', owner: 'p1' })).uuid;
-  ids.template = (
-    await admin('POST', '/v1/deploy_templates', {
-      name: 'CUSTOM_AUTHZ_TEMPLATE',
-      steps: [{ interface: 'deploy', step: 'authz_step', args: {}, priority: 10 }],
-    })
-  ).uuid;
-  ids.image = (
-    await admin('POST', '/v1/images', {
-      name: 'authz-image',
-      kind: 'iso',
-      files: [{ role: 'iso', size: 4, sha256: '0'.repeat(64) }],
-    })
-  ).uuid;
+  const fixtures = await createObjectFixtures(admin, { tag: 'authz', macByte: 'aa', lessee: 'p3' });
+  Object.assign(ids, fixtures.ids);
+  params = pathParams(fixtures, {
+    tag: 'authz',
+    hostname: () => agent.hostname,
+    user: () => lessee.username,
+    site: () => 'test-site',
+  });
   // The agent serves another site: it must not see the p1 node (of the default site) either.
   await admin('POST', '/v1/sites', { name: 'authz-far' });
   const minted = await admin('POST', '/v1/sites/authz-far/agents');
@@ -158,39 +117,15 @@ beforeAll(async () => {
   });
   if (enrolled.status !== 201) throw new Error(`not enrolled: ${enrolled.status}`);
   agent = { hostname: 'authz-agent', credential: enrolled.body.credential };
-  const history = await admin('GET', `/v1/nodes/${ids.node}/history`);
-  ids.event = history.history?.[0]?.uuid ?? '00000000-0000-4000-8000-000000000001';
   p1Secrets = [ids.node, ids.port, ids.portgroup, ids.connector, ids.target, ids.allocation] as string[];
 }, 60_000);
 afterAll(() => api?.close());
 
-const PARAMS: Record<string, () => string> = {
-  node: () => ids.node as string,
-  trait: () => 'CUSTOM_AUTHZ',
-  port: () => ids.port as string,
-  portgroup: () => ids.portgroup as string,
-  chassis: () => ids.chassis as string,
-  allocation: () => ids.allocation as string,
-  template: () => ids.template as string,
-  connector: () => ids.connector as string,
-  target: () => ids.target as string,
-  setting: () => 'authz_setting',
-  event: () => ids.event as string,
-  driver: () => 'fake-hardware',
-  hostname: () => agent.hostname,
-  user: () => lessee.username,
-  token: () => 'mpt_authz_no_such_token',
-  site: () => 'test-site',
-  image: () => ids.image as string,
-  role: () => 'iso',
-  command: () => '00000000-0000-4000-8000-000000000002',
-};
 /** Query parameters a route needs to answer at once. */
 const EXTRA_QUERY: Record<string, string> = { '/v1/agent/commands': 'wait=0' };
 
 function routes(): Array<{ method: string; pattern: string }> {
-  if (!router) throw new Error('router not captured');
-  return router.patterns().flatMap(({ pattern, methods }) => methods.map((method) => ({ method, pattern })));
+  return routesOf(router);
 }
 
 function paramsOf(pattern: string): string[] {
@@ -198,11 +133,7 @@ function paramsOf(pattern: string): string[] {
 }
 
 function fill(pattern: string): string {
-  return pattern.replace(/\{(\w+)\}/g, (_, name: string) => {
-    const value = PARAMS[name];
-    if (!value) throw new Error(`no value for {${name}} in ${pattern}`);
-    return encodeURIComponent(value());
-  });
+  return fillPath(pattern, params);
 }
 
 function isList(method: string, pattern: string): boolean {
@@ -377,7 +308,7 @@ describe('authorization matrix', () => {
     const registered = routes();
     expect(registered.length).toBeGreaterThan(50);
     for (const { pattern } of registered)
-      for (const p of paramsOf(pattern)) expect(PARAMS, pattern).toHaveProperty(p);
+      for (const p of paramsOf(pattern)) expect(params, pattern).toHaveProperty(p);
     const list = cases();
     const covered = new Set(list.map((c) => `${c.method} ${c.pattern}`));
     const missing = registered.map((r) => `${r.method} ${r.pattern}`).filter((k) => !covered.has(k));

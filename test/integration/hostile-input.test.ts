@@ -11,6 +11,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from '../../lambda/http/router.ts';
 import { type CallResult, startApi, type TestApi } from '../support/api.ts';
+import {
+  type AdminCall,
+  adminCall,
+  createObjectFixtures,
+  fillPath,
+  pathParams,
+  routesOf,
+} from '../support/route-fixtures.ts';
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH']);
 /** Routes only an agent credential may use: fuzzed as the agent. */
@@ -155,12 +163,8 @@ let router: Router | undefined;
 let agentCredential = '';
 const ids: Record<string, string> = {};
 
-async function admin(method: string, path: string, body?: unknown): Promise<any> {
-  const result = await api.call(method, path, body === undefined ? {} : { body });
-  if (result.status >= 300)
-    throw new Error(`${method} ${path}: ${result.status} ${JSON.stringify(result.body)}`);
-  return result.body;
-}
+let admin: AdminCall;
+let params: Record<string, () => string> = {};
 
 beforeAll(async () => {
   api = await startApi({
@@ -169,67 +173,21 @@ beforeAll(async () => {
       router = built;
     },
   });
+  admin = adminCall(api);
   await admin('POST', '/v1/users', {
     name: 'hostile-user',
     password: `hostile-password-${api.prefix}`,
     role: 'member',
     project: 'p3',
   });
-  ids.chassis = (await admin('POST', '/v1/chassis', { description: 'hostile' })).uuid;
-  ids.node = (
-    await admin('POST', '/v1/nodes', {
-      name: 'hostile-node',
-      driver: 'fake-hardware',
-      owner: 'p1',
-      chassis_uuid: ids.chassis,
-    })
-  ).uuid;
-  await admin('PUT', `/v1/nodes/${ids.node}/traits/CUSTOM_HOSTILE`);
-  ids.portgroup = (
-    await admin('POST', '/v1/portgroups', {
-      node_uuid: ids.node,
-      name: 'hostile-pg',
-      address: '52:54:00:bb:00:01',
-    })
-  ).uuid;
-  ids.port = (
-    await admin('POST', '/v1/ports', {
-      node_uuid: ids.node,
-      portgroup_uuid: ids.portgroup,
-      address: '52:54:00:bb:00:02',
-    })
-  ).uuid;
-  ids.connector = (
-    await admin('POST', '/v1/volume/connectors', {
-      node_uuid: ids.node,
-      type: 'iqn',
-      connector_id: 'iqn.2026-01.org.example:hostile',
-    })
-  ).uuid;
-  ids.target = (
-    await admin('POST', '/v1/volume/targets', {
-      node_uuid: ids.node,
-      volume_type: 'iscsi',
-      boot_index: 0,
-      volume_id: 'hostile-volume',
-    })
-  ).uuid;
-  ids.allocation = (
-    await admin('POST', '/v1/allocations', { resource_class: 'hostile-rc', owner: 'p1' })
-  ).uuid;
-  ids.template = (
-    await admin('POST', '/v1/deploy_templates', {
-      name: 'CUSTOM_HOSTILE_TEMPLATE',
-      steps: [{ interface: 'deploy', step: 'hostile_step', args: {}, priority: 10 }],
-    })
-  ).uuid;
-  ids.image = (
-    await admin('POST', '/v1/images', {
-      name: 'hostile-image',
-      kind: 'iso',
-      files: [{ role: 'iso', size: 4, sha256: '0'.repeat(64) }],
-    })
-  ).uuid;
+  const fixtures = await createObjectFixtures(admin, { tag: 'hostile', macByte: 'bb' });
+  Object.assign(ids, fixtures.ids);
+  params = pathParams(fixtures, {
+    tag: 'hostile',
+    hostname: () => 'hostile-agent',
+    user: () => 'hostile-user',
+    site: () => api.site,
+  });
   // The agent serves the node's own site, so that its routes reach the node's objects.
   const minted = await admin('POST', `/v1/sites/${api.site}/agents`);
   const enrolled = await api.call('POST', '/v1/agents/enroll', {
@@ -238,47 +196,15 @@ beforeAll(async () => {
   });
   if (enrolled.status !== 201) throw new Error(`not enrolled: ${enrolled.status}`);
   agentCredential = enrolled.body.credential;
-  const history = await admin('GET', `/v1/nodes/${ids.node}/history`);
-  ids.event = history.history?.[0]?.uuid ?? '00000000-0000-4000-8000-000000000001';
 }, 60_000);
 afterAll(() => api?.close());
 
-const PARAMS: Record<string, () => string> = {
-  node: () => ids.node as string,
-  trait: () => 'CUSTOM_HOSTILE',
-  port: () => ids.port as string,
-  portgroup: () => ids.portgroup as string,
-  chassis: () => ids.chassis as string,
-  allocation: () => ids.allocation as string,
-  template: () => ids.template as string,
-  connector: () => ids.connector as string,
-  target: () => ids.target as string,
-  setting: () => 'hostile_setting',
-  event: () => ids.event as string,
-  driver: () => 'fake-hardware',
-  hostname: () => 'hostile-agent',
-  user: () => 'hostile-user',
-  token: () => 'mpt_hostile_no_such_token',
-  site: () => api.site,
-  image: () => ids.image as string,
-  role: () => 'iso',
-  command: () => '00000000-0000-4000-8000-000000000002',
-};
-
 function fill(pattern: string): string {
-  return pattern.replace(/\{(\w+)\}/g, (_, name: string) => {
-    const value = PARAMS[name];
-    if (!value) throw new Error(`no value for {${name}} in ${pattern}`);
-    return encodeURIComponent(value());
-  });
+  return fillPath(pattern, params);
 }
 
 function writeRoutes(): Array<{ method: string; pattern: string }> {
-  if (!router) throw new Error('router not captured');
-  return router
-    .patterns()
-    .flatMap(({ pattern, methods }) => methods.map((method) => ({ method, pattern })))
-    .filter(({ method }) => WRITES.has(method));
+  return routesOf(router).filter(({ method }) => WRITES.has(method));
 }
 
 /** The path to read back: the longest prefix of the written path with a GET route. */
