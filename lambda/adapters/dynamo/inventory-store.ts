@@ -325,31 +325,9 @@ export class InventoryStore extends TableRepository {
     for (const parentPk of parentPks) {
       let startKey: Record<string, unknown> | undefined;
       do {
-        const result = await this.db.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: 'byParent',
-            KeyConditionExpression: 'parentPk = :parent',
-            ExpressionAttributeValues: { ':parent': parentPk },
-            ExclusiveStartKey: startKey,
-          }),
-        );
-        for (const raw of result.Items ?? []) {
-          const child = toStored<unknown>(raw);
-          ops.push({
-            type: 'delete',
-            kind: child.kind,
-            id: child.id,
-            onConflict: new DomainError(
-              'conflict',
-              `${child.kind} ${child.id} changed during the deletion; retry.`,
-            ),
-          });
-          for (const unique of (raw.uniques as Array<{ scope: string; value: string }> | undefined) ?? []) {
-            ops.push({ type: 'release', scope: unique.scope, value: unique.value, ownerId: child.id });
-          }
-        }
-        startKey = result.LastEvaluatedKey;
+        const page = await this.childPage(parentPk, startKey);
+        ops.push(...childDeletion(page.children));
+        startKey = page.next;
       } while (startKey && ops.length <= MAX_TRANSACTION_ITEMS);
     }
     return ops;
