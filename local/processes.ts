@@ -21,6 +21,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -245,7 +246,10 @@ export function spawnOwned(
       owner: { pid: process.pid, startTime: processStartTime(process.pid) ?? '' },
       startedAt: new Date().toISOString(),
     };
-    writeFileSync(pidFile, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    // Written aside and renamed, so a reader never sees half a record.
+    const partial = `${pidFile}.partial`;
+    writeFileSync(partial, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    renameSync(partial, pidFile);
   }
   live.set(pid, pidFile ? { child, pidFile } : { child });
   child.once('exit', () => {
@@ -298,8 +302,10 @@ export async function reapStaleChildren(runDir: string): Promise<string[]> {
   if (!existsSync(runDir)) return [];
   const findings: string[] = [];
   for (const file of readdirSync(runDir)) {
-    if (!file.endsWith('.json')) continue;
     const path = join(runDir, file);
+    // A record the stack died while writing: its child never got past spawn's first line.
+    if (file.endsWith('.json.partial')) rmSync(path, { force: true });
+    if (!file.endsWith('.json')) continue;
     let record: ChildRecord;
     try {
       record = JSON.parse(readFileSync(path, 'utf8')) as ChildRecord;

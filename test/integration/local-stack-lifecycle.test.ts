@@ -85,7 +85,7 @@ function startStack(
     existsSync(runDir)
       ? readdirSync(runDir)
           .filter((file) => file.endsWith('.json'))
-          .map((file) => JSON.parse(readFileSync(join(runDir, file), 'utf8')) as ChildRecord)
+          .flatMap((file) => readRecord(join(runDir, file)))
       : [];
   // Whatever happens to the test, nothing it started outlives it (by PID, never by name).
   cleanups.push(() => {
@@ -112,6 +112,16 @@ function startStack(
       return found;
     },
   };
+}
+
+/** A pid file, or nothing when its process exited (and removed it) since the directory was listed. */
+function readRecord(path: string): ChildRecord[] {
+  try {
+    return [JSON.parse(readFileSync(path, 'utf8')) as ChildRecord];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
 }
 
 function stateDir(): string {
