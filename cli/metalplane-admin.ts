@@ -2,7 +2,7 @@
  * metalplane-admin: operations that act on the store directly, before (or beside) the
  * API — the counterparts of `ironic-dbsync` and of creating Ironic's first user.
  *
- *   metalplane-admin --prefix STACK dbsync [--status]
+ *   metalplane-admin --prefix STACK dbsync [--status] [--reseal]
  *   metalplane-admin --prefix STACK site create NAME [--default] [--description TEXT]
  *   metalplane-admin --prefix STACK user create NAME --role admin|member|reader [--project P] [--password-stdin]
  *
@@ -11,13 +11,16 @@
  * METALPLANE_INVENTORY_TABLE directly.
  */
 import { randomBytes } from 'node:crypto';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { Command, InvalidArgumentError } from 'commander';
-import { inventoryTable, tableName } from '../infra/resources.ts';
+import { commandsTable, inventoryTable, keyAlias, secretsKey, tableName } from '../infra/resources.ts';
 import { documentClient } from '../lambda/adapters/dynamo/client.ts';
 import { InventoryStore } from '../lambda/adapters/dynamo/inventory-store.ts';
 import { LATEST_SCHEMA_VERSION, migrate, schemaState } from '../lambda/adapters/dynamo/schema-migrations.ts';
+import { sealCommandSecrets, sealNodeSecrets } from '../lambda/adapters/dynamo/secret-migration.ts';
 import { SiteRepository } from '../lambda/adapters/dynamo/site-repository.ts';
 import { UserRepository } from '../lambda/adapters/dynamo/user-repository.ts';
+import { KmsEnvelopeSealer } from '../lambda/adapters/kms/envelope-sealer.ts';
 import { ironicTimestamp } from '../lambda/api/dependencies.ts';
 import { hashPassword, validatePassword } from '../lambda/domain/auth/passwords.ts';
 import { validateSiteName } from '../lambda/domain/sites/site.ts';
@@ -38,11 +41,22 @@ export function adminProgram(
     .exitOverride();
   const table = () => inventoryTableName(program.opts<{ prefix?: string }>().prefix);
 
+  const named = (envVar: string, fromPrefix: (prefix: string) => string) => {
+    const prefix = program.opts<{ prefix?: string }>().prefix;
+    const name = prefix ? fromPrefix(prefix) : process.env[envVar];
+    if (!name) throw new InvalidArgumentError(`give --prefix STACK or set ${envVar}`);
+    return name;
+  };
+
   program
     .command('dbsync')
-    .description('apply pending schema migrations to the inventory table (like ironic-dbsync upgrade)')
+    .description(
+      'apply pending schema migrations to the inventory table (like ironic-dbsync upgrade), then seal ' +
+        'with KMS any secret still stored in clear in nodes and commands',
+    )
     .option('--status', 'only print the current and latest schema versions')
-    .action(async (options: { status?: boolean }) => {
+    .option('--reseal', 'also re-seal every sealed secret under the current key (after a change of KMS key)')
+    .action(async (options: { status?: boolean; reseal?: boolean }) => {
       const db = documentClient();
       if (options.status) {
         const state = await schemaState(db, table());
@@ -51,6 +65,19 @@ export function adminProgram(
       }
       const applied = await migrate(db, table());
       out(applied.length ? `applied migrations: ${applied.join(', ')}` : 'schema is up to date');
+      const key = named(secretsKey.envVar, (p) => keyAlias(p, secretsKey));
+      const sealer = new KmsEnvelopeSealer(new KMSClient({ maxAttempts: 3 }), { keyId: () => key });
+      const reseal = options.reseal === true ? { reseal: true } : {};
+      const nodes = await sealNodeSecrets(db, table(), sealer, reseal);
+      const commands = await sealCommandSecrets(
+        db,
+        named(commandsTable.envVar, (p) => tableName(p, commandsTable)),
+        sealer,
+        reseal,
+      );
+      out(
+        `secrets ${options.reseal ? 're-sealed' : 'sealed'} with ${key}: ${nodes} nodes, ${commands} commands`,
+      );
     });
 
   const site = program.command('site').description('sites (datacenters)');

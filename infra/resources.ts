@@ -109,7 +109,32 @@ export const connectionsTable: TableDefinition = {
   ttlAttribute: 'expiresAt',
 };
 
-export const tables: readonly TableDefinition[] = [inventoryTable, commandsTable, connectionsTable];
+/**
+ * The audit trail (docs/security.md, "Audit trail"): one item per change made through the
+ * API (`lambda/adapters/dynamo/audit-repository.ts`). `pk = audit`, `sk` = the record's
+ * UUIDv7 id (time-ordered: newest first is one Query); the indexes filter by actor and by
+ * resource (its UUID or id, and its name); `expiresAt` is the retention
+ * (`METALPLANE_AUDIT_RETENTION_DAYS`, default 365).
+ */
+export const auditTable: TableDefinition = {
+  id: 'Audit',
+  envVar: 'METALPLANE_AUDIT_TABLE',
+  partitionKey: S('pk'),
+  sortKey: S('sk'),
+  indexes: [
+    { name: 'byActor', partitionKey: S('actorPk'), sortKey: S('sk') },
+    { name: 'byResource', partitionKey: S('resourcePk'), sortKey: S('sk') },
+    { name: 'byResourceName', partitionKey: S('resourceNamePk'), sortKey: S('sk') },
+  ],
+  ttlAttribute: 'expiresAt',
+};
+
+export const tables: readonly TableDefinition[] = [
+  inventoryTable,
+  commandsTable,
+  connectionsTable,
+  auditTable,
+];
 
 /**
  * Every site's command queue is a FIFO queue created when the site is created
@@ -179,4 +204,28 @@ export function queueName(prefix: string, queue: QueueDefinition): string {
 
 export function bucketName(prefix: string, bucket: BucketDefinition): string {
   return `${prefix}-${bucket.id}`.toLowerCase();
+}
+
+/**
+ * The KMS key that seals secrets at rest (`lambda/adapters/kms/envelope-sealer.ts`):
+ * BMC passwords and the other values Ironic masks, in node items and command records.
+ * Symmetric, yearly automatic rotation; the Lambdas know it by `envVar`.
+ */
+export interface KeyDefinition {
+  readonly id: string;
+  readonly envVar: string;
+  readonly description: string;
+}
+
+export const secretsKey: KeyDefinition = {
+  id: 'Secrets',
+  envVar: 'METALPLANE_SECRETS_KEY',
+  description: 'Metalplane: seals BMC credentials and other secrets in DynamoDB (envelope encryption)',
+};
+
+export const keys: readonly KeyDefinition[] = [secretsKey];
+
+/** The key's alias (what the local stack hands the Lambdas; the stack hands them its ARN). */
+export function keyAlias(prefix: string, key: KeyDefinition): string {
+  return `alias/${prefix}-${key.id}`;
 }

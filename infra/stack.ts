@@ -9,12 +9,13 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { HttpApi, WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpApi, HttpStage, WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration, WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -25,15 +26,18 @@ import type { Construct } from 'constructs';
 import { managementEndpointEnvVar, webSocketUrlEnvVar } from '../lambda/adapters/connection-notifier.ts';
 import { resourcePrefixEnvVar } from '../lambda/adapters/resource-factory.ts';
 import {
+  auditTable,
   type BucketDefinition,
   bucketName,
   commandsDeadLetterQueue,
   imagesBucket,
   imageVerifyQueue,
   type KeyAttribute,
+  keyAlias,
   type QueueDefinition,
   queueName,
   queues,
+  secretsKey,
   siteCommandQueue,
   type TableDefinition,
   tableName,
@@ -109,6 +113,22 @@ const conductorQueueActions = ['sqs:GetQueueUrl', 'sqs:DeleteMessage'];
 /** The agents' WebSocket API stage (its URLs end in `/agents`). */
 export const webSocketStageName = 'agents';
 
+/**
+ * API Gateway's throttling, the first line against a flood (the api Lambda adds a
+ * per-credential rate limit and a failed-password backoff behind it, docs/security.md).
+ * Context `metalplane:apiRateLimit` / `metalplane:apiBurstLimit` override the HTTP API's.
+ */
+export const defaultApiThrottle = { rateLimit: 200, burstLimit: 400 };
+/** An agent sends a few messages a second at most; a site's worth of agents stays far below. */
+export const agentsThrottle = { rateLimit: 100, burstLimit: 200 };
+
+/** The api Lambda's actions on the audit trail: append, read, list. */
+const auditActions = ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:DescribeTable'];
+
+/** KMS actions sealing secrets (new data keys) and opening them; both bound to Metalplane's context. */
+const sealActions = ['kms:GenerateDataKey'];
+const openActions = ['kms:Decrypt'];
+
 export class MetalplaneStack extends Stack {
   readonly tables = new Map<string, dynamodb.Table>();
   readonly queues = new Map<string, sqs.Queue>();
@@ -120,9 +140,19 @@ export class MetalplaneStack extends Stack {
   readonly webSocketStage: WebSocketStage;
   readonly conductorFunction: nodejs.NodejsFunction;
   readonly imageVerifyFunction: nodejs.NodejsFunction;
+  /** Seals BMC credentials and the other secrets of nodes and commands (envelope encryption). */
+  readonly secretsKey: kms.Key;
 
   constructor(scope: Construct, id: string, props: StackProps = {}) {
     super(scope, id, props);
+    this.secretsKey = new kms.Key(this, secretsKey.id, {
+      alias: keyAlias(this.stackName, secretsKey),
+      description: secretsKey.description,
+      enableKeyRotation: true,
+      // Without the key, every sealed secret is lost: it outlives the stack.
+      removalPolicy: RemovalPolicy.RETAIN,
+      pendingWindow: Duration.days(30),
+    });
     for (const definition of tables) this.tables.set(definition.id, this.addTable(definition));
     for (const definition of deadLettersFirst(queues)) {
       this.queues.set(definition.id, this.addQueue(definition));
@@ -139,6 +169,7 @@ export class MetalplaneStack extends Stack {
       webSocketApi: this.webSocketApi,
       stageName: webSocketStageName,
       autoDeploy: true,
+      throttle: agentsThrottle,
     });
     const channelEnvironment = {
       [managementEndpointEnvVar]: this.webSocketStage.callbackUrl,
@@ -150,10 +181,24 @@ export class MetalplaneStack extends Stack {
       environment: { ...channelEnvironment, [webSocketUrlEnvVar]: this.webSocketStage.url },
     });
     this.grantApi(this.apiFunction);
+    this.grantAudit(this.apiFunction);
+    // It seals what the API is given and opens secrets for agents (their HTTPS routes).
+    this.grantSecrets(this.apiFunction, [...sealActions, ...openActions]);
     this.webSocketStage.grantManagementApiAccess(this.apiFunction);
     this.httpApi = new HttpApi(this, 'HttpApi', {
       apiName: this.stackName,
       defaultIntegration: new HttpLambdaIntegration('ApiIntegration', this.apiFunction),
+      createDefaultStage: false,
+    });
+    new HttpStage(this, 'HttpApiDefaultStage', {
+      httpApi: this.httpApi,
+      autoDeploy: true,
+      throttle: {
+        rateLimit: Number(this.node.tryGetContext('metalplane:apiRateLimit') ?? defaultApiThrottle.rateLimit),
+        burstLimit: Number(
+          this.node.tryGetContext('metalplane:apiBurstLimit') ?? defaultApiThrottle.burstLimit,
+        ),
+      },
     });
 
     this.agentsFunction = this.addFunction('AgentsFunction', 'AgentsLogs', ['agents', 'handler.ts'], {
@@ -163,6 +208,8 @@ export class MetalplaneStack extends Stack {
     });
     this.grantTables(this.agentsFunction);
     this.grantSiteQueues(this.agentsFunction, agentQueueActions);
+    // Hands commands to agents: opens their secrets (and seals what it writes).
+    this.grantSecrets(this.agentsFunction, [...sealActions, ...openActions]);
     // Presigned GETs of the site's images are signed with this role: it must read them.
     this.agentsFunction.addToRolePolicy(
       new iam.PolicyStatement({
@@ -192,6 +239,8 @@ export class MetalplaneStack extends Stack {
     );
     this.grantTables(this.conductorFunction);
     this.grantSiteQueues(this.conductorFunction, conductorQueueActions);
+    // Queues commands (a deploy's callback token is sealed); never opens a secret.
+    this.grantSecrets(this.conductorFunction, sealActions);
     // It reads the commands' dead-letter queue to fail what could not be delivered.
     this.queues.get(commandsDeadLetterQueue.id)!.grantConsumeMessages(this.conductorFunction);
     new events.Rule(this, 'ConductorTick', {
@@ -222,7 +271,7 @@ export class MetalplaneStack extends Stack {
     );
     verifyQueue.grantSendMessages(this.apiFunction);
 
-    new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url ?? this.httpApi.apiEndpoint });
+    new CfnOutput(this, 'ApiUrl', { value: `${this.httpApi.apiEndpoint}/` });
     new CfnOutput(this, 'AgentsWebSocketUrl', { value: this.webSocketStage.url });
   }
 
@@ -322,11 +371,29 @@ export class MetalplaneStack extends Stack {
       if (definition.envVar) environment[definition.envVar] = this.queues.get(definition.id)!.queueName;
     }
     environment[imagesBucket.envVar] = this.bucket.bucketName;
+    environment[secretsKey.envVar] = this.secretsKey.keyArn;
     return environment;
   }
 
+  /** KMS `actions` on the secrets key, only with Metalplane's encryption context. */
+  private grantSecrets(fn: lambda.IFunction, actions: readonly string[]): void {
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: [...actions],
+        resources: [this.secretsKey.keyArn],
+        conditions: { StringEquals: { 'kms:EncryptionContext:purpose': 'metalplane-secrets' } },
+      }),
+    );
+  }
+
+  /** Every table but the audit trail, which only the api Lambda touches (`grantAudit`). */
   private grantTables(fn: lambda.IFunction): void {
-    for (const table of this.tables.values()) table.grant(fn, ...tableActions);
+    for (const [id, table] of this.tables) if (id !== auditTable.id) table.grant(fn, ...tableActions);
+  }
+
+  /** Append and read only: no code path may rewrite or delete an audit record (TTL expires them). */
+  private grantAudit(fn: lambda.IFunction): void {
+    this.tables.get(auditTable.id)!.grant(fn, ...auditActions);
   }
 
   /** `actions` on the site command queues only (`<stack>-SiteCommands-*.fifo`). */

@@ -18,6 +18,13 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  EnableKeyRotationCommand,
+  KMSClient,
+} from '@aws-sdk/client-kms';
+import {
   type BucketLocationConstraint,
   CreateBucketCommand,
   PutBucketEncryptionCommand,
@@ -31,6 +38,9 @@ import {
   bucketName,
   imagesBucket,
   type KeyAttribute,
+  type KeyDefinition,
+  keyAlias,
+  keys,
   queueName,
   queues,
   type TableDefinition,
@@ -52,21 +62,25 @@ export interface ResourceNames {
   readonly tables: Readonly<Record<string, string>>;
   readonly queues: Readonly<Record<string, QueueHandle>>;
   readonly buckets: Readonly<Record<string, string>>;
+  /** KMS key ids, by definition id. */
+  readonly keys: Readonly<Record<string, string>>;
 }
 
 export async function bootstrapResources(prefix: string): Promise<ResourceNames> {
   const dynamodb = new DynamoDBClient({});
   const sqs = new SQSClient({});
   const s3 = s3Client();
+  const kms = new KMSClient({});
   try {
-    const [tableNames, queueHandles, bucketNames] = await Promise.all([
+    const [tableNames, queueHandles, bucketNames, keyIds] = await Promise.all([
       mapById(tables, (table) => ensureTable(dynamodb, prefix, table)),
       ensureStaticQueues(sqs, prefix),
       mapById(buckets, (bucket) => ensureBucket(s3, prefix, bucket)),
+      mapById(keys, (key) => ensureKey(kms, prefix, key)),
     ]);
-    return { prefix, tables: tableNames, queues: queueHandles, buckets: bucketNames };
+    return { prefix, tables: tableNames, queues: queueHandles, buckets: bucketNames, keys: keyIds };
   } finally {
-    for (const client of [dynamodb, sqs, s3]) client.destroy();
+    for (const client of [dynamodb, sqs, s3, kms]) client.destroy();
   }
 }
 
@@ -81,6 +95,7 @@ export function resourceEnvironment(prefix: string): Record<string, string> {
   for (const table of tables) environment[table.envVar] = tableName(prefix, table);
   for (const queue of queues) if (queue.envVar) environment[queue.envVar] = queueName(prefix, queue);
   for (const bucket of buckets) environment[bucket.envVar] = bucketName(prefix, bucket);
+  for (const key of keys) environment[key.envVar] = keyAlias(prefix, key);
   return environment;
 }
 
@@ -172,6 +187,38 @@ async function ensureTimeToLive(dynamodb: DynamoDBClient, name: string, attribut
       TimeToLiveSpecification: { AttributeName: attribute, Enabled: true },
     }),
   );
+}
+
+// --- KMS --------------------------------------------------------------------------------
+
+/** The key behind the alias, created (with its alias) when the alias is not there yet. */
+async function ensureKey(kms: KMSClient, prefix: string, key: KeyDefinition): Promise<string> {
+  const alias = keyAlias(prefix, key);
+  try {
+    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: alias }));
+    if (KeyMetadata?.KeyId) return KeyMetadata.KeyId;
+  } catch (error) {
+    if ((error as Error).name !== 'NotFoundException') throw error;
+  }
+  const { KeyMetadata } = await kms.send(
+    new CreateKeyCommand({
+      Description: key.description,
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+    }),
+  );
+  const id = KeyMetadata?.KeyId;
+  if (!id) throw new Error(`KMS created no key for ${alias}`);
+  await kms.send(new EnableKeyRotationCommand({ KeyId: id }));
+  try {
+    await kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: id }));
+  } catch (error) {
+    // Another bootstrap won the race: use its key (ours stays unused).
+    if ((error as Error).name !== 'AlreadyExistsException') throw error;
+    const { KeyMetadata: winner } = await kms.send(new DescribeKeyCommand({ KeyId: alias }));
+    if (winner?.KeyId) return winner.KeyId;
+  }
+  return id;
 }
 
 // --- SQS --------------------------------------------------------------------------------

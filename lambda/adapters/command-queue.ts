@@ -30,6 +30,14 @@ import { commandsDeadLetterQueue, queueName, siteCommandQueue } from '../../infr
 import type { Command, CommandStatus } from '../../protocol/messages.ts';
 import { ironicTimestamp } from '../api/dependencies.ts';
 import {
+  holdsSealed,
+  holdsSecrets,
+  openSecrets,
+  SealedSecretError,
+  type SecretSealer,
+  sealSecrets,
+} from '../domain/auth/sealing.ts';
+import {
   type CommandRecord,
   createCommand,
   expiryMessage,
@@ -82,6 +90,12 @@ export interface CommandQueueOptions {
    * (an expiry then leaves `last_error` to it).
    */
   readonly onFinished?: (command: CommandRecord) => Promise<boolean>;
+  /**
+   * Seals the secrets of a command's arguments in its record, and opens them only as the
+   * command is handed to its site's agent (`domain/auth/sealing.ts`). Without one,
+   * arguments are stored as given (some tests).
+   */
+  readonly sealer?: SecretSealer;
 }
 
 export interface EnqueueInput {
@@ -194,7 +208,13 @@ export class CommandQueue {
 
   /** Writes the record, queues the message, wakes the site's agent. Durable when it returns. */
   async enqueue(input: EnqueueInput): Promise<CommandRecord> {
-    const command = createCommand({ ...input, id: input.id ?? this.options.newId() }, this.now());
+    const id = input.id ?? this.options.newId();
+    const sealer = this.options.sealer;
+    const args =
+      sealer && input.args && holdsSecrets(input.args)
+        ? await sealSecrets(input.args, sealer, { node: input.node })
+        : input.args;
+    const command = createCommand({ ...input, id, ...(args ? { args } : {}) }, this.now());
     const url = await this.queueUrl(command.site);
     await this.options.commands.create(command);
     try {
@@ -304,10 +324,44 @@ export class CommandQueue {
           if (!(await this.expire(updated, receipt))) await this.deleteMessage(url, receipt);
           return undefined;
         }
-        return wireCommand(updated, attempt, receipt);
+        return this.handOver(site, updated, attempt, receipt);
       }),
     );
     return delivered.filter((command): command is Command => command !== undefined);
+  }
+
+  /**
+   * The command as its agent gets it: secrets opened. One that does not open (its key
+   * gone, its record altered) fails at once with the reason, rather than reach the BMC
+   * with a wrong password or come back forever.
+   */
+  private async handOver(
+    site: string,
+    command: CommandRecord,
+    attempt: number,
+    receipt: string,
+  ): Promise<Command | undefined> {
+    const sealer = this.options.sealer;
+    if (!sealer || !holdsSealed(command.args)) return wireCommand(command, attempt, receipt);
+    try {
+      const args = await openSecrets(command.args, sealer, { node: command.node });
+      return wireCommand({ ...command, args }, attempt, receipt);
+    } catch (error) {
+      if (!(error instanceof SealedSecretError)) throw error;
+      this.log.error('a command whose secrets do not open is failed', {
+        site,
+        commandId: command.id,
+        reason: error.message,
+      });
+      await this.complete(site, {
+        command_id: command.id,
+        receipt,
+        status: 'failed',
+        error: `The command's secrets could not be decrypted: ${error.message}.`,
+        finished_at: this.now().toISOString(),
+      });
+      return undefined;
+    }
   }
 
   private async ownCommand(site: string, id: string) {

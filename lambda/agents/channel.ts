@@ -29,6 +29,7 @@ import { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
 import { NodeRepository } from '../adapters/dynamo/node-repository.ts';
 import { PortRepository } from '../adapters/dynamo/port-repository.ts';
 import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
+import { sealerFromEnv } from '../adapters/kms/envelope-sealer.ts';
 import { resourcePrefixEnvVar } from '../adapters/resource-factory.ts';
 import { ImageObjects } from '../adapters/s3/image-objects.ts';
 import { ironicTimestamp } from '../api/dependencies.ts';
@@ -37,6 +38,7 @@ import { resumeWaitingDeploys } from '../conductor/deploy-inputs.ts';
 import { registerPowerTasks } from '../conductor/power.ts';
 import { applyPowerReports } from '../conductor/power-sync.ts';
 import { Provisioner } from '../conductor/provision.ts';
+import type { SecretSealer } from '../domain/auth/sealing.ts';
 import type { AgentRecord } from '../domain/conductors.ts';
 import { DomainError } from '../domain/errors.ts';
 import { ImageCatalog } from '../images/catalog.ts';
@@ -63,6 +65,8 @@ export interface AgentRuntime {
   readonly provisioning: Provisioning;
   readonly logger: ChannelLogger;
   readonly now: () => Date;
+  /** Seals secrets as nodes and commands are written; opens them only for the agent. */
+  readonly sealer: SecretSealer;
 }
 
 export interface AgentRuntimeOptions {
@@ -77,6 +81,8 @@ export interface AgentRuntimeOptions {
   /** See `CommandQueueOptions.visibilityTimeoutSeconds`. */
   readonly visibilityTimeoutSeconds?: number;
   readonly now?: () => Date;
+  /** Default: KMS, with the key `METALPLANE_SECRETS_KEY` names. */
+  readonly sealer?: SecretSealer;
 }
 
 function requiredEnv(name: string): string {
@@ -94,7 +100,8 @@ export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRunt
   const notifier = new ConnectionNotifier(options.managementEndpoint);
   const connections = new ConnectionRepository(db, () => tableFromEnv(connectionsTable.envVar));
   const commands = new CommandRepository(db, () => tableFromEnv(commandsTable.envVar));
-  const nodes = new NodeRepository(store);
+  const sealer = options.sealer ?? sealerFromEnv();
+  const nodes = new NodeRepository(store, sealer);
   // The queue tells the conductor when a command finishes; the conductor queues through it.
   let conductor: Conductor | undefined;
   const sqs = options.sqs ?? new SQSClient({ maxAttempts: 3 });
@@ -110,6 +117,7 @@ export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRunt
     newId: () => randomUUID(),
     now,
     onFinished: (command) => conductor?.commandFinished(command) ?? Promise.resolve(false),
+    sealer,
     createMissingQueues: options.createMissingQueues ?? false,
     ...(options.visibilityTimeoutSeconds !== undefined
       ? { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds }
@@ -154,6 +162,7 @@ export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRunt
     images,
     logger,
     now,
+    sealer,
   };
 }
 
@@ -171,10 +180,17 @@ const byStore = new WeakMap<InventoryStore, AgentRuntime>();
  * The runtime on the API's own inventory store (one per store), for the API's routes: it
  * may create a legacy site's missing queue (the api Lambda has `sqs:CreateQueue`).
  */
-export function agentRuntimeFor(deps: { readonly store: InventoryStore }): AgentRuntime {
+export function agentRuntimeFor(deps: {
+  readonly store: InventoryStore;
+  readonly sealer?: SecretSealer;
+}): AgentRuntime {
   let runtime = byStore.get(deps.store);
   if (!runtime) {
-    runtime = createAgentRuntime({ store: deps.store, createMissingQueues: true });
+    runtime = createAgentRuntime({
+      store: deps.store,
+      createMissingQueues: true,
+      ...(deps.sealer ? { sealer: deps.sealer } : {}),
+    });
     byStore.set(deps.store, runtime);
   }
   return runtime;

@@ -8,24 +8,30 @@ import { documentClient, tableFromEnv } from '../adapters/dynamo/client.ts';
 import { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
 import { NodeRepository } from '../adapters/dynamo/node-repository.ts';
 import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
+import { sealerFromEnv } from '../adapters/kms/envelope-sealer.ts';
+import type { SecretSealer } from '../domain/auth/sealing.ts';
 
 export interface Dependencies {
   readonly store: InventoryStore;
+  /** Nodes, their secrets sealed as they are written. */
   readonly nodes: NodeRepository;
   readonly sites: SiteRepository;
   /** Time as Ironic writes it: ISO 8601 with microseconds and +00:00. */
   readonly now: () => string;
   readonly newUuid: () => string;
+  /** Seals secrets at rest; opened only on the agent's routes (`routes/agents.ts`). */
+  readonly sealer: SecretSealer;
 }
 
 export function ironicTimestamp(date = new Date()): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000+00:00');
 }
 
-export function dependenciesFor(store: InventoryStore): Dependencies {
+export function dependenciesFor(store: InventoryStore, sealer: SecretSealer = sealerFromEnv()): Dependencies {
   return {
     store,
-    nodes: new NodeRepository(store),
+    sealer,
+    nodes: new NodeRepository(store, sealer),
     sites: new SiteRepository(store),
     now: () => ironicTimestamp(),
     newUuid: () => randomUUID(),

@@ -3,7 +3,11 @@
  * Gateway's HTTP API. The local stack serves this very handler (`local/http-gateway.ts`).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { createApiHandler } from '../http/middlewares.ts';
+import { auditTable } from '../../infra/resources.ts';
+import { AuditRepository } from '../adapters/dynamo/audit-repository.ts';
+import { documentClient, tableFromEnv } from '../adapters/dynamo/client.ts';
+import { RETENTION_ENV, retentionDays } from '../domain/audit/audit.ts';
+import { type AuditRecorder, createApiHandler } from '../http/middlewares.ts';
 import { json } from '../http/request.ts';
 import { Router } from '../http/router.ts';
 import { authorize } from './access.ts';
@@ -12,6 +16,7 @@ import { type Dependencies, dependenciesFromEnv } from './dependencies.ts';
 import { openApiDocument } from './openapi.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAllocationRoutes } from './routes/allocations.ts';
+import { registerAuditRoutes } from './routes/audit.ts';
 import { registerBiosRoutes } from './routes/bios.ts';
 import { registerChassisRoutes } from './routes/chassis.ts';
 import { registerCommandRoutes } from './routes/commands.ts';
@@ -30,7 +35,24 @@ import { registerVolumeRoutes } from './routes/volume.ts';
 
 const logger = new Logger({ serviceName: 'metalplane-api' });
 
-export function buildRouter(deps: Dependencies): Router {
+/**
+ * The audit trail's repository, from the environment (`METALPLANE_AUDIT_TABLE`, and
+ * `METALPLANE_AUDIT_RETENTION_DAYS`), both read at first use.
+ */
+export function auditRepositoryFromEnv(): AuditRepository {
+  return new AuditRepository(
+    documentClient(),
+    () => tableFromEnv(auditTable.envVar),
+    () => retentionDays(process.env[RETENTION_ENV]),
+  );
+}
+
+/** What the api Lambda's middleware records each change with (`auditTrail`). */
+export function auditRecorder(audit: AuditRepository): AuditRecorder {
+  return (record) => audit.put(record);
+}
+
+export function buildRouter(deps: Dependencies, audit: AuditRepository = auditRepositoryFromEnv()): Router {
   const router = new Router();
   registerVersionRoutes(router);
   registerNodeRoutes(router, deps);
@@ -49,6 +71,7 @@ export function buildRouter(deps: Dependencies): Router {
   registerImageRoutes(router, deps);
   registerPowerRoutes(router, deps);
   registerProvisionRoutes(router, deps);
+  registerAuditRoutes(router, audit);
   router.on('GET', '/v1/openapi.json', async (request) => {
     // The API's description is for its users (any role that may list nodes); an agent
     // credential reaches its own site's routes only.
@@ -59,4 +82,10 @@ export function buildRouter(deps: Dependencies): Router {
 }
 
 const deps = dependenciesFromEnv();
-export const handler = createApiHandler(buildRouter(deps), logger, authenticatorFromEnv(deps));
+const audit = auditRepositoryFromEnv();
+export const handler = createApiHandler(
+  buildRouter(deps, audit),
+  logger,
+  authenticatorFromEnv(deps),
+  auditRecorder(audit),
+);

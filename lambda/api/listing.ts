@@ -5,6 +5,7 @@
  */
 import { invalid } from '../domain/errors.ts';
 import { canonicalUuid, isUuidLike } from '../domain/identifiers.ts';
+import { encodingProblem, textProblem } from '../http/json-shape.ts';
 import type { ApiRequest } from '../http/request.ts';
 
 /** Ironic's `[api]max_limit` default. */
@@ -126,17 +127,30 @@ export function nextLink(
 export function jsonBody(request: ApiRequest): unknown {
   if (request.body === undefined || request.body.trim() === '')
     throw invalid('The request body is empty: a JSON document is required.');
+  return parseJsonText(request.body);
+}
+
+/**
+ * A request body's JSON, or 400: malformed, not UTF-8, a number beyond a double's range, a
+ * NUL or an unpaired surrogate in a string (`http/json-shape.ts`).
+ */
+export function parseJsonText(text: string): unknown {
+  const encoding = encodingProblem(text);
+  if (encoding) throw invalid(encoding);
   let parsed: unknown;
   let outOfRange = false;
+  let problem: string | undefined;
   try {
     // A number beyond a double's range (1e400) parses as Infinity, which no store can keep.
-    parsed = JSON.parse(request.body, (_key, value: unknown) => {
+    parsed = JSON.parse(text, (key, value: unknown) => {
       if (typeof value === 'number' && !Number.isFinite(value)) outOfRange = true;
+      problem ??= textProblem(key) ?? (typeof value === 'string' ? textProblem(value) : undefined);
       return value;
     });
   } catch (error) {
     throw invalid(`Malformed JSON in the request body: ${(error as Error).message}`);
   }
   if (outOfRange) throw invalid('A number in the request body is out of range.');
+  if (problem) throw invalid(problem);
   return parsed;
 }

@@ -11,26 +11,65 @@ import { formatVersion, MAX_VERSION, MIN_VERSION } from '../http/microversion.ts
 import type { Router } from '../http/router.ts';
 import { AGENT_OPERATIONS } from './routes/agents.ts';
 import { ALLOCATION_OPERATIONS } from './routes/allocations.ts';
+import { AUDIT_OPERATIONS } from './routes/audit.ts';
 import { BIOS_OPERATIONS } from './routes/bios.ts';
 import { CHASSIS_OPERATIONS } from './routes/chassis.ts';
 import { COMMAND_OPERATIONS } from './routes/commands.ts';
 import { DEPLOY_TEMPLATE_OPERATIONS } from './routes/deploy-templates.ts';
 import { HISTORY_OPERATIONS } from './routes/history.ts';
 import { IMAGE_OPERATIONS } from './routes/images.ts';
+import { validateMaintenanceBody, validateTraitsBody } from './routes/nodes.ts';
 import { PORT_OPERATIONS } from './routes/ports.ts';
 import { POWER_OPERATIONS } from './routes/power.ts';
 import { PROVISION_OPERATIONS } from './routes/provision.ts';
 import { SITE_OPERATIONS } from './routes/sites.ts';
+import { USER_OPERATIONS } from './routes/users.ts';
 import { VOLUME_OPERATIONS } from './routes/volume.ts';
 
 export interface OperationDoc {
   readonly summary: string;
   readonly tag: string;
   readonly requestSchema?: JsonSchema;
+  /** The body may be left out (the route then uses its defaults). */
+  readonly optionalBody?: boolean;
   /** Status of success (200 unless given). */
   readonly status?: number;
   readonly public?: boolean;
 }
+
+/**
+ * The bodies of the users' routes, whose handlers validate without a shared schema
+ * (as `routes/users.ts` validates them). Documentation only: the handlers stay the judges.
+ */
+const USER_CREATE_SCHEMA = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    password: { type: 'string' },
+    role: { type: 'string', enum: ['admin', 'reader', 'member'] },
+    project: { type: ['string', 'null'] },
+  },
+  required: ['name', 'password', 'role'],
+  additionalProperties: false,
+};
+const USER_UPDATE_SCHEMA = {
+  type: 'object',
+  properties: {
+    password: { type: 'string' },
+    role: { type: 'string', enum: ['admin', 'reader', 'member'] },
+    project: { type: ['string', 'null'] },
+  },
+  additionalProperties: false,
+  minProperties: 1,
+};
+const TOKEN_CREATE_SCHEMA = {
+  type: 'object',
+  properties: {
+    description: { type: ['string', 'null'], maxLength: 255 },
+    expires_in: { type: 'integer', minimum: 60, maximum: 365 * 24 * 3600 },
+  },
+  additionalProperties: false,
+};
 
 /** `METHOD pattern` → its description. Keep one line per route. */
 export const OPERATIONS: Record<string, OperationDoc> = {
@@ -63,6 +102,8 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'PUT /v1/nodes/{node}/maintenance': {
     summary: 'Put a node in maintenance (with a reason)',
     tag: 'nodes',
+    requestSchema: validateMaintenanceBody.schema,
+    optionalBody: true,
     status: 202,
   },
   'DELETE /v1/nodes/{node}/maintenance': {
@@ -71,7 +112,12 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     status: 202,
   },
   'GET /v1/nodes/{node}/traits': { summary: 'List the traits of a node', tag: 'nodes' },
-  'PUT /v1/nodes/{node}/traits': { summary: 'Replace all traits of a node', tag: 'nodes', status: 204 },
+  'PUT /v1/nodes/{node}/traits': {
+    summary: 'Replace all traits of a node',
+    tag: 'nodes',
+    requestSchema: validateTraitsBody.schema,
+    status: 204,
+  },
   'DELETE /v1/nodes/{node}/traits': { summary: 'Remove all traits of a node', tag: 'nodes', status: 204 },
   'PUT /v1/nodes/{node}/traits/{trait}': { summary: 'Add one trait to a node', tag: 'nodes', status: 204 },
   'DELETE /v1/nodes/{node}/traits/{trait}': {
@@ -85,14 +131,25 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/conductors': { summary: 'List agents as conductors', tag: 'conductors' },
   'GET /v1/conductors/{hostname}': { summary: 'Show an agent as a conductor', tag: 'conductors' },
   'GET /v1/users': { summary: 'List users (admin)', tag: 'users' },
-  'POST /v1/users': { summary: 'Create a user (admin)', tag: 'users', status: 201 },
+  'POST /v1/users': {
+    summary: 'Create a user (admin)',
+    tag: 'users',
+    requestSchema: USER_CREATE_SCHEMA,
+    status: 201,
+  },
   'GET /v1/users/{user}': { summary: 'Show a user (admin, or the user itself)', tag: 'users' },
-  'PATCH /v1/users/{user}': { summary: 'Change a user role, project or password (admin)', tag: 'users' },
+  'PATCH /v1/users/{user}': {
+    summary: 'Change a user role, project or password (admin; a JSON object, not a JSON Patch)',
+    tag: 'users',
+    requestSchema: USER_UPDATE_SCHEMA,
+  },
   'DELETE /v1/users/{user}': { summary: 'Delete a user and its tokens (admin)', tag: 'users', status: 204 },
   'GET /v1/users/{user}/tokens': { summary: "List a user's API tokens (no secrets)", tag: 'users' },
   'POST /v1/users/{user}/tokens': {
     summary: 'Create an API token; the secret is shown once',
     tag: 'users',
+    requestSchema: TOKEN_CREATE_SCHEMA,
+    optionalBody: true,
     status: 201,
   },
   'DELETE /v1/users/{user}/tokens/{token}': { summary: 'Revoke an API token', tag: 'users', status: 204 },
@@ -109,6 +166,8 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   ...AGENT_OPERATIONS,
   ...COMMAND_OPERATIONS,
   ...IMAGE_OPERATIONS,
+  ...AUDIT_OPERATIONS,
+  ...USER_OPERATIONS,
 };
 
 const ERROR_SCHEMA = {
@@ -141,12 +200,16 @@ export function openApiDocument(router: Router, baseUrl: string): Record<string,
             name: 'X-OpenStack-Ironic-API-Version',
             in: 'header',
             required: false,
-            schema: { type: 'string' },
+            description: `The microversion: ${formatVersion(MIN_VERSION)} (when absent) to ${formatVersion(MAX_VERSION)}, or latest`,
+            schema: { type: 'string', pattern: '^(1\\.[0-9]{1,2}|latest)$' },
           },
         ],
         ...(doc.requestSchema
           ? {
-              requestBody: { required: true, content: { 'application/json': { schema: doc.requestSchema } } },
+              requestBody: {
+                required: !doc.optionalBody,
+                content: { 'application/json': { schema: doc.requestSchema } },
+              },
             }
           : {}),
         responses: {

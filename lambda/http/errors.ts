@@ -37,8 +37,12 @@ export class BadRequest extends ApiError {
 }
 
 export class Unauthorized extends ApiError {
-  constructor(message = 'Authentication required', challenge = 'Basic realm="metalplane", Bearer') {
-    super(401, message, { 'WWW-Authenticate': challenge });
+  constructor(
+    message = 'Authentication required',
+    challenge = 'Basic realm="metalplane", Bearer',
+    headers: Record<string, string> = {},
+  ) {
+    super(401, message, { 'WWW-Authenticate': challenge, ...headers });
   }
 }
 
@@ -73,6 +77,16 @@ export class Conflict extends ApiError {
 export class PayloadTooLarge extends ApiError {
   constructor(limitBytes: number) {
     super(413, `Request body is larger than the limit of ${limitBytes} bytes.`);
+  }
+}
+
+/**
+ * A credential over its rate limit. Ironic has no 429 of its own (its deployments put a
+ * proxy's in front); this one keeps Ironic's error body, and says when to retry.
+ */
+export class TooManyRequests extends ApiError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, message, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) });
   }
 }
 

@@ -7,11 +7,13 @@
  *   versionHeaders   → Ironic's min/max/version headers on every /v1 response
  *   errorResponses   → thrown errors become Ironic error bodies
  *   versionNegotiation → X-OpenStack-Ironic-API-Version → context.apiVersion, or 406
+ *   auditTrail (optional, after accessLog) → one audit record per successful change
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { type AuditRecord, buildAuditRecord, isAudited, newAuditId } from '../domain/audit/audit.ts';
 import { DomainError } from '../domain/errors.ts';
 import { ApiError, errorBody, fromDomainError, InternalError, PayloadTooLarge } from './errors.ts';
 import { bodyShapeProblem } from './json-shape.ts';
@@ -32,6 +34,17 @@ export interface ApiContext extends Context {
   requestId?: string;
   apiVersion?: ApiVersion;
   startedAt?: number;
+  /** What routing and authentication found (set by `dispatch`), for the audit trail. */
+  routed?: RoutedRequest;
+}
+
+export interface RoutedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly pattern: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly principal?: unknown;
+  readonly body: string | undefined;
 }
 
 type ApiMiddleware = MiddlewareObj<ApiEvent, ApiResult, Error, ApiContext>;
@@ -156,14 +169,16 @@ export async function dispatch(
   // Authentication comes before routing, so that an anonymous caller learns nothing,
   // not even which paths exist.
   const principal = authenticate && !isPublicRoute(method, path) ? await authenticate(headers) : undefined;
-  const { handler, params } = router.match(method, path);
+  const { handler, params, pattern } = router.match(method, path);
+  const body = decodeBody(event);
+  context.routed = { method, path, pattern, params, body, ...(principal !== undefined ? { principal } : {}) };
   const request: ApiRequest = {
     method,
     path,
     params,
     query: parseQuery(event.rawQueryString),
     headers,
-    body: decodeBody(event),
+    body,
     version: context.apiVersion ?? { major: 1, minor: 1 },
     baseUrl: baseUrlOf(headers, event.requestContext.domainName),
     requestId: context.requestId ?? event.requestContext.requestId,
@@ -204,10 +219,104 @@ function withHeaders(response: ApiResult, headers: Record<string, string>): ApiR
   return { ...response, headers: { ...response.headers, ...headers } };
 }
 
-/** The API handler: the router behind Metalplane's middleware stack. */
-export function createApiHandler(router: Router, logger: Logger, authenticate?: Authenticator) {
-  return middy<ApiEvent, ApiResult, Error, ApiContext>()
-    .use(accessLog(logger))
+/** Stores one audit record (the Audit table's repository, in the api Lambda). */
+export type AuditRecorder = (record: AuditRecord) => Promise<void>;
+
+/** The CloudWatch metric (embedded metric format) of an audit record that was not written. */
+function auditFailureMetric(): Record<string, unknown> {
+  return {
+    _aws: {
+      Timestamp: Date.now(),
+      CloudWatchMetrics: [
+        {
+          Namespace: 'Metalplane',
+          Dimensions: [['Service']],
+          Metrics: [{ Name: 'AuditWriteFailures', Unit: 'Count' }],
+        },
+      ],
+    },
+    Service: 'metalplane-api',
+    AuditWriteFailures: 1,
+  };
+}
+
+/**
+ * The audit trail: every successful change (`isAudited`: POST, PUT, PATCH, DELETE under
+ * 400, but the agents' own channel) is recorded once the router has answered, with who
+ * (the principal), from where (API Gateway's `sourceIp`), under which request id (the one
+ * answered in X-OpenStack-Request-Id), the route and resource, and the change's shape
+ * (`domain/audit/audit.ts`). Failed requests (thrown errors) never reach `after`.
+ *
+ * Fails open: the change has already happened when the record is written, so a failed
+ * write does not turn the answer into an error (the client would retry a change that was
+ * made). It is logged as an error, with the whole record (it holds no secret), and
+ * counted in the `Metalplane/AuditWriteFailures` metric, for an alarm.
+ */
+export function auditTrail(
+  logger: Logger,
+  record: AuditRecorder,
+  clock: () => Date = () => new Date(),
+): ApiMiddleware {
+  return {
+    before: (request) => {
+      delete request.context.routed;
+    },
+    after: async (request) => {
+      const routed = request.context.routed;
+      const response = request.response;
+      if (!routed || !response) return;
+      const status = response.statusCode ?? 200;
+      if (!isAudited(routed.method, routed.path, status)) return;
+      let entry: AuditRecord | undefined;
+      try {
+        const now = clock();
+        const http = request.event.requestContext?.http;
+        entry = buildAuditRecord({
+          id: newAuditId(now, randomBytes(10)),
+          createdAt: now.toISOString(),
+          principal: routed.principal,
+          sourceIp: http?.sourceIp,
+          userAgent: http?.userAgent,
+          requestId: request.context.requestId ?? request.event.requestContext?.requestId ?? '',
+          gatewayRequestId: request.event.requestContext?.requestId,
+          method: routed.method,
+          route: routed.pattern,
+          path: routed.path,
+          params: routed.params,
+          status,
+          requestBody: routed.body,
+          responseBody:
+            typeof response.body === 'string' && !response.isBase64Encoded ? response.body : undefined,
+        });
+        await record(entry);
+      } catch (error) {
+        logger.error('audit record not written', {
+          requestId: request.context.requestId,
+          method: routed.method,
+          path: routed.path,
+          status,
+          auditRecord: entry,
+          error: error as Error,
+          ...auditFailureMetric(),
+        });
+      }
+    },
+  };
+}
+
+/**
+ * The API handler: the router behind Metalplane's middleware stack. With `audit`, every
+ * successful change is recorded (`auditTrail`); the api Lambda always passes it.
+ */
+export function createApiHandler(
+  router: Router,
+  logger: Logger,
+  authenticate?: Authenticator,
+  audit?: AuditRecorder,
+) {
+  const handler = middy<ApiEvent, ApiResult, Error, ApiContext>().use(accessLog(logger));
+  if (audit) handler.use(auditTrail(logger, audit));
+  return handler
     .use(versionHeaders())
     .use(errorResponses(logger))
     .use(versionNegotiation())

@@ -14,6 +14,8 @@ interface Route {
 export interface RouteMatch {
   readonly handler: RouteHandler;
   readonly params: Record<string, string>;
+  /** The pattern that matched (`/v1/nodes/{node}`), for the audit trail. */
+  readonly pattern: string;
 }
 
 export class Router {
@@ -48,7 +50,7 @@ export class Router {
     if (candidates.length === 0) throw new NotFound();
     for (const { route, params } of candidates) {
       const handler = route.handlers.get(method.toUpperCase());
-      if (handler && params) return { handler, params };
+      if (handler && params) return { handler, params, pattern: `/${route.segments.join('/')}` };
     }
     const allowed = new Set(candidates.flatMap(({ route }) => [...route.handlers.keys()]));
     throw new MethodNotAllowed([...allowed]);

@@ -1,8 +1,10 @@
 /** metalplane-admin against moto: dbsync migrations and site creation. */
+
+import { KMSClient } from '@aws-sdk/client-kms';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { adminProgram } from '../../cli/metalplane-admin.ts';
-import { inventoryTable } from '../../infra/resources.ts';
+import { commandsTable, inventoryTable } from '../../infra/resources.ts';
 import { documentClient } from '../../lambda/adapters/dynamo/client.ts';
 import { InventoryStore } from '../../lambda/adapters/dynamo/inventory-store.ts';
 import {
@@ -12,6 +14,8 @@ import {
   schemaState,
 } from '../../lambda/adapters/dynamo/schema-migrations.ts';
 import { SiteRepository } from '../../lambda/adapters/dynamo/site-repository.ts';
+import { KmsEnvelopeSealer } from '../../lambda/adapters/kms/envelope-sealer.ts';
+import { openSecrets } from '../../lambda/domain/auth/sealing.ts';
 import { isolatedResources } from '../support/aws.ts';
 
 let prefix: string;
@@ -57,8 +61,11 @@ describe('dbsync', () => {
         },
       }),
     );
-    expect(await run('dbsync')).toStrictEqual(['applied migrations: 1, 2']);
-    expect(await run('dbsync')).toStrictEqual(['schema is up to date']);
+    expect(await run('dbsync')).toStrictEqual([
+      'applied migrations: 1, 2',
+      `secrets sealed with alias/${prefix}-Secrets: 0 nodes, 0 commands`,
+    ]);
+    expect((await run('dbsync'))[0]).toBe('schema is up to date');
     const state = await schemaState(db, table);
     expect(state.version).toBe(LATEST_SCHEMA_VERSION);
     expect(state.applied.map((entry) => entry.version)).toStrictEqual([1, 2]);
@@ -70,6 +77,72 @@ describe('dbsync', () => {
     );
     expect(Item?.imagePk).toBe(`node#${image}`);
     expect(Item?.version).toBe(3);
+  });
+
+  it('seals secrets stored in clear in nodes and commands, and re-seals them under the current key', async () => {
+    const db = documentClient();
+    const uuid = '99999999-2222-3333-4444-555555555555';
+    const password = `legacy-bmc-${prefix}`;
+    await db.send(
+      new PutCommand({
+        TableName: table,
+        Item: {
+          pk: `node#${uuid}`,
+          sk: 'item',
+          version: 1,
+          kindPk: 'node',
+          listSk: `2026-01-02T00:00:00.000000+00:00#${uuid}`,
+          doc: {
+            uuid,
+            driver_info: { ipmi_address: '10.0.0.9', ipmi_password: password },
+            instance_info: {},
+          },
+        },
+      }),
+    );
+    const commands = process.env[commandsTable.envVar] as string;
+    await db.send(
+      new PutCommand({
+        TableName: commands,
+        Item: {
+          pk: 'command#c-legacy',
+          sk: 'command',
+          id: 'c-legacy',
+          node: uuid,
+          status: 'succeeded',
+          args: { driver: 'ipmi', driver_info: { ipmi_password: password }, callback_token: 'tok-legacy' },
+        },
+      }),
+    );
+    const raw = async () =>
+      JSON.stringify([
+        (await db.send(new GetCommand({ TableName: table, Key: { pk: `node#${uuid}`, sk: 'item' } }))).Item,
+        (
+          await db.send(
+            new GetCommand({ TableName: commands, Key: { pk: 'command#c-legacy', sk: 'command' } }),
+          )
+        ).Item,
+      ]);
+    expect(await raw()).toContain(password);
+
+    expect((await run('dbsync'))[1]).toBe(`secrets sealed with alias/${prefix}-Secrets: 1 nodes, 1 commands`);
+    const sealedOnce = await raw();
+    expect(sealedOnce).not.toContain(password);
+    expect(sealedOnce).not.toContain('tok-legacy');
+    // Idempotent: nothing left in clear.
+    expect((await run('dbsync'))[1]).toBe(`secrets sealed with alias/${prefix}-Secrets: 0 nodes, 0 commands`);
+
+    expect((await run('dbsync', '--reseal'))[1]).toBe(
+      `secrets re-sealed with alias/${prefix}-Secrets: 1 nodes, 1 commands`,
+    );
+    const node = (
+      await db.send(new GetCommand({ TableName: table, Key: { pk: `node#${uuid}`, sk: 'item' } }))
+    ).Item as { version: number; doc: { driver_info: Record<string, unknown> } };
+    expect(node.version).toBe(3);
+    const sealer = new KmsEnvelopeSealer(new KMSClient({}), { keyId: () => `alias/${prefix}-Secrets` });
+    const opened = await openSecrets(node.doc.driver_info, sealer, { node: uuid });
+    expect(opened).toStrictEqual({ ipmi_address: '10.0.0.9', ipmi_password: password });
+    expect(await raw()).not.toBe(sealedOnce);
   });
 
   it('applies later migrations in order and refuses to apply one twice when two runs race', async () => {

@@ -1,5 +1,6 @@
 /** Nodes through the real api handler on moto, compared with Ironic's recorded answers. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isSealed } from '../../lambda/domain/auth/sealing.ts';
 import { startApi, type TestApi } from '../support/api.ts';
 import { exchange, rehost } from '../support/reference.ts';
 
@@ -35,7 +36,10 @@ describe('node create', () => {
     expect(created.body.conductor_group).toBe(api.site);
     expect(created.body.driver_info.ipmi_password).toBe('******');
     const stored = await api.deps.nodes.get(uuid);
-    expect(stored?.node.driver_info.ipmi_password).toBe('secret');
+    // Stored sealed (KMS envelope), and it opens back to what was sent.
+    const sealed = stored?.node.driver_info.ipmi_password;
+    expect(isSealed(sealed)).toBe(true);
+    expect(await api.deps.sealer.open(sealed as string, { node: uuid })).toBe('"secret"');
   });
 
   it('at 1.1 shows only the 1.1 fields (exchange 021)', async () => {

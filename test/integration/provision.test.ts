@@ -440,7 +440,10 @@ describe('ramdisk deploy with iPXE boot files', () => {
     };
     const prepare = await succeed();
     expect(prepare.action).toBe('boot.prepare');
-    const token = prepare.args.callback_token as string;
+    // Sealed in the record (only its agent gets it opened); the test opens it as the queue would.
+    const sealedToken = prepare.args.callback_token as string;
+    expect(sealedToken.startsWith('mpsealed:1:')).toBe(true);
+    const token = JSON.parse(await stack.api.deps.sealer.open(sealedToken, { node: uuid })) as string;
     // The API never shows the token.
     const shown = (await stack.api.call('GET', `/v1/nodes/${uuid}/commands/${prepare.id}`)).body;
     expect(shown.args.callback_token).toBe('******');

@@ -125,6 +125,7 @@ export function pathParams(
     image: id('image'),
     role: () => 'iso',
     command: () => '00000000-0000-4000-8000-000000000002',
+    audit: () => '00000000-0000-7000-8000-000000000003',
   };
 }
 

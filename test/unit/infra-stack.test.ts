@@ -401,3 +401,74 @@ describe('IAM of the agent channel', () => {
     expect([...list(siteStatement!.Action)].sort()).toStrictEqual(['sqs:DeleteMessage', 'sqs:GetQueueUrl']);
   });
 });
+
+describe('secrets key and throttling', () => {
+  type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
+  const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+  const kmsStatements = () =>
+    resources('AWS::IAM::Policy').flatMap(([id, p]) =>
+      (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.filter((s) =>
+        list(s.Action).some((action) => action.startsWith('kms:')),
+      ).map((s) => [id.replace(/ServiceRole.*$/, ''), s] as const),
+    );
+
+  it('has one KMS key, rotated yearly, retained, behind the alias the Lambdas and metalplane-admin use', () => {
+    const [[id, key]] = resources('AWS::KMS::Key') as [[string, Resource]];
+    expect(key.Properties.EnableKeyRotation).toBe(true);
+    expect(key.DeletionPolicy).toBe('Retain');
+    template.hasResourceProperties('AWS::KMS::Alias', {
+      AliasName: `alias/${stackName}-Secrets`,
+      TargetKeyId: { 'Fn::GetAtt': [id, 'Arn'] },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ METALPLANE_SECRETS_KEY: { 'Fn::GetAtt': [id, 'Arn'] } }) },
+    });
+  });
+
+  it('lets only the api and agents Lambdas open secrets, the conductor seal them; always with the context', () => {
+    const byFunction = new Map<string, string[]>();
+    for (const [fn, statement] of kmsStatements()) {
+      byFunction.set(fn, [...(byFunction.get(fn) ?? []), ...list(statement.Action)].sort());
+      expect(statement.Condition).toStrictEqual({
+        StringEquals: { 'kms:EncryptionContext:purpose': 'metalplane-secrets' },
+      });
+      expect(JSON.stringify(statement.Resource)).toContain('Secrets');
+    }
+    expect(Object.fromEntries(byFunction)).toStrictEqual({
+      ApiFunction: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      AgentsFunction: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      ConductorFunction: ['kms:GenerateDataKey'],
+    });
+  });
+
+  it('throttles the HTTP API and the agents WebSocket API', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      DefaultRouteSettings: { ThrottlingRateLimit: 200, ThrottlingBurstLimit: 400 },
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: 'agents',
+      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
+    });
+  });
+});
+
+describe('audit trail table', () => {
+  type Statement = { Action: string | string[]; Resource: unknown };
+  const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+  it('is append-and-read only, for the api Lambda only', () => {
+    const [[auditId]] = Object.entries(template.findResources('AWS::DynamoDB::Table')).filter(
+      ([, table]) => (table as Resource).Properties.TableName === `${stackName}-Audit`,
+    ) as [[string, Resource]];
+    const touching = resources('AWS::IAM::Policy').flatMap(([id, p]) =>
+      (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.filter((s) =>
+        JSON.stringify(s.Resource).includes(`"${auditId}"`),
+      ).map((s) => [id.replace(/ServiceRole.*$/, ''), s] as const),
+    );
+    expect(new Set(touching.map(([fn]) => fn))).toStrictEqual(new Set(['ApiFunction']));
+    expect(touching.flatMap(([, s]) => list(s.Action)).sort()).toStrictEqual(
+      ['dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'].sort(),
+    );
+  });
+});

@@ -5,6 +5,7 @@
  * children (what its deletion must remove first); beside each site, its node count
  * (docs/decisions.md, "A parent's ledger").
  */
+import { holdsSecrets, type SecretSealer, sealSecrets } from '../../domain/auth/sealing.ts';
 import { conflict, type DomainError, invalid, notFound } from '../../domain/errors.ts';
 import { catalogReference } from '../../domain/images/image.ts';
 import type { Node } from '../../domain/nodes/node.ts';
@@ -124,9 +125,31 @@ const concurrentChange = (uuid: string) =>
 
 export class NodeRepository {
   private readonly store: InventoryStore;
+  private readonly sealer: SecretSealer | undefined;
 
-  constructor(store: InventoryStore) {
+  /**
+   * With a `sealer`, the secrets of `driver_info` and `instance_info` are sealed on every
+   * write (`domain/auth/sealing.ts`); nodes are read back with them sealed. The
+   * control plane's compositions always pass one; a bare repository (some tests) stores
+   * what it is given.
+   */
+  constructor(store: InventoryStore, sealer?: SecretSealer) {
     this.store = store;
+    this.sealer = sealer;
+  }
+
+  /** The node as it is stored: its secrets sealed. */
+  private async sealed(node: Node): Promise<Node> {
+    const sealer = this.sealer;
+    if (!sealer) return node;
+    const context = { node: node.uuid };
+    const driverInfo = node.driver_info as Record<string, unknown> | null | undefined;
+    const instanceInfo = node.instance_info as Record<string, unknown> | null | undefined;
+    const seal = async (info: Record<string, unknown> | null | undefined) =>
+      info && holdsSecrets(info) ? sealSecrets(info, sealer, context) : info;
+    const [driver_info, instance_info] = await Promise.all([seal(driverInfo), seal(instanceInfo)]);
+    if (driver_info === driverInfo && instance_info === instanceInfo) return node;
+    return { ...node, driver_info, instance_info } as Node;
   }
 
   async get(uuid: string): Promise<VersionedNode | undefined> {
@@ -143,7 +166,7 @@ export class NodeRepository {
    * raised, in the same transaction); `checks` are other references that must exist (chassis).
    */
   async create(node: Node, checks: readonly WriteOp[] = []): Promise<void> {
-    const counted: Node = { ...node, counted_in_site: node.conductor_group };
+    const counted: Node = { ...(await this.sealed(node)), counted_in_site: node.conductor_group };
     const ops: WriteOp[] = [
       { type: 'create', item: nodeWrite(counted), onConflict: conflict(`Node ${node.uuid} already exists.`) },
       ...this.claims(node),
@@ -162,7 +185,7 @@ export class NodeRepository {
     const moved = after.conductor_group !== before.conductor_group;
     // Bookkeeping of the repository, whatever the caller's copy of the node says.
     const counted: Node = {
-      ...after,
+      ...(await this.sealed(after)),
       counted_in_site: moved ? after.conductor_group : (before.counted_in_site ?? null),
     };
     if (!counted.counted_in_site) delete counted.counted_in_site;

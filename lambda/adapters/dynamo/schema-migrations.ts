@@ -12,10 +12,10 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
-  QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { catalogReference } from '../../domain/images/image.ts';
+import { nodeItems } from './item-pages.ts';
 
 export interface Migration {
   readonly version: number;
@@ -44,9 +44,6 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-/** Pages of the byKind index, bounded (10,000 pages of DynamoDB's 1 MB). */
-const MAX_PAGES = 10_000;
-
 /**
  * Nodes written before the byImage index get its attribute: each node item (read through
  * the byKind index, never a scan) whose `image_source` is a catalog reference, written
@@ -54,38 +51,24 @@ const MAX_PAGES = 10_000;
  * meanwhile has the attribute from its own write.
  */
 async function backfillImageReferences(db: DynamoDBDocumentClient, table: string): Promise<void> {
-  let start: Record<string, unknown> | undefined;
-  for (let page = 0; page < MAX_PAGES; page++) {
-    const { Items = [], LastEvaluatedKey } = await db.send(
-      new QueryCommand({
-        TableName: table,
-        IndexName: 'byKind',
-        KeyConditionExpression: 'kindPk = :node',
-        ExpressionAttributeValues: { ':node': 'node' },
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    for (const item of Items) {
-      const doc = item.doc as { instance_info?: { image_source?: unknown } } | undefined;
-      const image = catalogReference(doc?.instance_info?.image_source);
-      if (!image || item.imagePk === `node#${image}`) continue;
-      try {
-        await db.send(
-          new UpdateCommand({
-            TableName: table,
-            Key: { pk: item.pk, sk: item.sk },
-            UpdateExpression: 'SET imagePk = :image',
-            ConditionExpression: '#v = :v',
-            ExpressionAttributeNames: { '#v': 'version' },
-            ExpressionAttributeValues: { ':image': `node#${image}`, ':v': item.version },
-          }),
-        );
-      } catch (error) {
-        if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-      }
+  for await (const item of nodeItems(db, table)) {
+    const doc = item.doc as { instance_info?: { image_source?: unknown } } | undefined;
+    const image = catalogReference(doc?.instance_info?.image_source);
+    if (!image || item.imagePk === `node#${image}`) continue;
+    try {
+      await db.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: { pk: item.pk, sk: item.sk },
+          UpdateExpression: 'SET imagePk = :image',
+          ConditionExpression: '#v = :v',
+          ExpressionAttributeNames: { '#v': 'version' },
+          ExpressionAttributeValues: { ':image': `node#${image}`, ':v': item.version },
+        }),
+      );
+    } catch (error) {
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
     }
-    if (!LastEvaluatedKey) return;
-    start = LastEvaluatedKey;
   }
 }
 

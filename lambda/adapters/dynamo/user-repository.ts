@@ -1,9 +1,25 @@
-/** Users (kind `user`, id = name) and their API tokens (kind `token`, child of the user). */
-import { conflict, notFound } from '../../domain/errors.ts';
+/**
+ * Users (kind `user`, id = name), their API tokens (kind `token`, child of the user), and
+ * the failed-login record of each claimed user name (kind `login`, id = `lockoutId(name)`,
+ * no index, TTL `expiresAt`; see `domain/auth/lockout.ts`).
+ */
+import {
+  afterFailure,
+  DEFAULT_LOCKOUT_POLICY,
+  expiresAtSeconds,
+  type LockoutPolicy,
+  type LoginFailures,
+  lockedUntil,
+  lockoutId,
+} from '../../domain/auth/lockout.ts';
+import { conflict, DomainError, notFound } from '../../domain/errors.ts';
 import type { ApiToken, User } from '../../domain/users/user.ts';
-import type { InventoryStore, WriteOp } from './inventory-store.ts';
+import type { InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
 
 const tokenParent = (user: string) => `token@user#${user}`;
+const LOGIN_KIND = 'login';
+/** Attempts at recording one failure when other containers record theirs at the same time. */
+const FAILURE_WRITE_ATTEMPTS = 8;
 
 export class UserRepository {
   private readonly store: InventoryStore;
@@ -128,5 +144,64 @@ export class UserRepository {
       limit: 1000,
     });
     return page.items.map((item) => item.doc);
+  }
+
+  /** The failed-login record of a claimed user name (present or not as a user). */
+  async getLoginFailures(name: string): Promise<{ record: LoginFailures; version: number } | undefined> {
+    const item = await this.store.get<LoginFailures>(LOGIN_KIND, lockoutId(name));
+    return item && { record: item.doc, version: item.version };
+  }
+
+  /**
+   * Records one more failed login for `name` at `now` (epoch ms), from the record the
+   * caller read (`known`). Read, decide, write with a version check, so that failures
+   * counted at the same time by other containers are never lost: on a conflict the
+   * record is read again, and if it is locked by then (another request's failure locked
+   * it) this failure is not counted, as it would have been refused had it come later.
+   * Answers the record written, or undefined when nothing was.
+   */
+  async recordLoginFailure(
+    name: string,
+    now: number,
+    policy: LockoutPolicy = DEFAULT_LOCKOUT_POLICY,
+    known?: { record: LoginFailures; version: number },
+  ): Promise<LoginFailures | undefined> {
+    const id = lockoutId(name);
+    const raced = new DomainError('conflict', 'login failure recorded concurrently');
+    let current = known;
+    for (let attempt = 1; attempt <= FAILURE_WRITE_ATTEMPTS; attempt++) {
+      const record = afterFailure(current?.record, now, policy);
+      const item: ItemWrite<LoginFailures> = {
+        kind: LOGIN_KIND,
+        id,
+        doc: record,
+        listSk: `${record.last_failure_at}#${id}`,
+        indexes: {},
+        expiresAt: expiresAtSeconds(record, policy),
+      };
+      const op: WriteOp = current
+        ? { type: 'replace', item, expectedVersion: current.version, onConflict: raced }
+        : { type: 'create', item, onConflict: raced };
+      try {
+        await this.store.write([op]);
+        return record;
+      } catch (error) {
+        if (error !== raced) throw error;
+      }
+      current = await this.getLoginFailures(name);
+      if (current && lockedUntil(current.record, now, policy) !== undefined) return undefined;
+    }
+    // Only ever after as many other failures were counted meanwhile: the name is well on its way.
+    return undefined;
+  }
+
+  /** Forgets the failed logins of `name` (after a success, or by an admin); absent is fine. */
+  async clearLoginFailures(name: string): Promise<void> {
+    const absent = new DomainError('not-found', 'no login failures');
+    try {
+      await this.store.write([{ type: 'delete', kind: LOGIN_KIND, id: lockoutId(name), onConflict: absent }]);
+    } catch (error) {
+      if (error !== absent) throw error;
+    }
   }
 }

@@ -31,6 +31,7 @@ import { type AgentRuntime, agentRuntimeFor, handleAgentMessage } from '../../ag
 import type { AgentIdentity } from '../../agents/credentials.ts';
 import { ENROLL_SCHEMA, isCredentialUsable, publicCredential } from '../../domain/agents/agent.ts';
 import { canAgentAccessSite } from '../../domain/auth/policy.ts';
+import { openSecrets, type SecretSealer } from '../../domain/auth/sealing.ts';
 import { type AgentRecord, isAlive } from '../../domain/conductors.ts';
 import { DomainError, forbidden, invalid, notFound } from '../../domain/errors.ts';
 import { isUuidLike } from '../../domain/identifiers.ts';
@@ -98,12 +99,12 @@ export const AGENT_OPERATIONS: Record<string, OperationDoc> = {
   },
 };
 
-/** What the power sync needs of a node (and nothing of its instance). */
-function syncView(node: Node) {
+/** What the power sync needs of a node (and nothing of its instance), its BMC secrets opened. */
+async function syncView(node: Node, sealer: SecretSealer) {
   return {
     uuid: node.uuid,
     driver: node.driver,
-    driver_info: node.driver_info,
+    driver_info: await openSecrets(node.driver_info, sealer, { node: node.uuid }),
     power_interface: node.power_interface,
     power_state: node.power_state,
     target_power_state: node.target_power_state,
@@ -320,7 +321,7 @@ export function registerAgentRoutes(
     });
     const last = page.nodes.at(-1);
     return json({
-      nodes: page.nodes.map(syncView),
+      nodes: await Promise.all(page.nodes.map((node) => syncView(node, deps.sealer))),
       ...(page.more && last
         ? { next: `${request.baseUrl}/v1/agent/nodes?limit=${limit}&marker=${last.uuid}` }
         : {}),
@@ -340,11 +341,12 @@ export function registerAgentRoutes(
     }
     // Another site's node does not exist for this agent.
     if (!canAgentAccessSite(request.principal as Principal, node.conductor_group)) throw missing;
+    // The agent drives the BMC: it alone gets the secrets (`canSeeSecrets`), opened here.
+    const context = { node: node.uuid };
     return json({
       ...renderNode(node, { minor: MAX_VERSION.minor, baseUrl: request.baseUrl, conductor: agent.hostname }),
-      // The agent drives the BMC: it alone gets the secrets (`canSeeSecrets`).
-      driver_info: node.driver_info,
-      instance_info: node.instance_info,
+      driver_info: await openSecrets(node.driver_info, deps.sealer, context),
+      instance_info: await openSecrets(node.instance_info, deps.sealer, context),
       driver_internal_info: node.driver_internal_info,
     });
   });

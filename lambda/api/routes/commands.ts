@@ -12,7 +12,7 @@
  * connected agent has been woken.
  */
 import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
-import { maskDriverInfo } from '../../domain/auth/secrets.ts';
+import { maskSecrets } from '../../domain/auth/secrets.ts';
 import {
   type CommandRecord,
   MAX_ARGS_BYTES,
@@ -20,7 +20,7 @@ import {
   MIN_DEADLINE_SECONDS,
 } from '../../domain/commands/command.ts';
 import { notFound } from '../../domain/errors.ts';
-import type { JsonObject } from '../../domain/nodes/node.ts';
+import { assertStorable } from '../../domain/inventory/common.ts';
 import { validator } from '../../domain/schema.ts';
 import { type ApiRequest, json } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
@@ -65,14 +65,11 @@ const validateCreate = validator<{
 }>('command', COMMAND_CREATE_SCHEMA);
 
 /**
- * Commands carry the BMC credentials the agent needs (`driver_info`) and a deploy's
- * callback token: never shown.
+ * Commands carry the BMC credentials the agent needs (`driver_info`), a deploy's
+ * callback token, whatever an admin passed: secrets never shown, masked as Ironic masks.
  */
 function maskedArgs(args: Record<string, unknown>): Record<string, unknown> {
-  const masked = typeof args.callback_token === 'string' ? { ...args, callback_token: '******' } : args;
-  const info = masked.driver_info;
-  if (typeof info !== 'object' || info === null || Array.isArray(info)) return masked;
-  return { ...masked, driver_info: maskDriverInfo(info as JsonObject) };
+  return maskSecrets(args);
 }
 
 function render(request: ApiRequest, command: CommandRecord) {
@@ -128,6 +125,8 @@ export function registerCommandRoutes(
   router.on('POST', '/v1/nodes/{node}/commands', async (request) => {
     authorize(request, 'command:create');
     const body = validateCreate(jsonBody(request));
+    // Numbers DynamoDB cannot hold exactly are the client's error (400), not a failed write.
+    if (body.args !== undefined) assertStorable(body.args, 'command');
     const { node } = await resolveNode(deps, request.params.node as string);
     const command = await channel().queue.enqueue({
       node: node.uuid,

@@ -315,7 +315,8 @@ export function registerImageRoutes(
     const view = validateView({
       name: patched.name,
       description: patched.description ?? null,
-      labels: patched.labels ?? {},
+      // `remove` resets labels; an explicit null is not an object (400).
+      labels: patched.labels === undefined ? {} : patched.labels,
       sites: patched.sites ?? null,
     });
     const sites = validateSites(view.sites);

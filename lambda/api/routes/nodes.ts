@@ -170,7 +170,7 @@ export const validateTraitsBody = validator<{ traits: string[] }>('traits', {
   additionalProperties: false,
 });
 
-const validateMaintenanceBody = validator<{ reason?: string | null }>('maintenance', {
+export const validateMaintenanceBody = validator<{ reason?: string | null }>('maintenance', {
   type: 'object',
   properties: { reason: { type: ['string', 'null'], maxLength: 255 } },
   additionalProperties: false,

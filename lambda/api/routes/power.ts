@@ -34,7 +34,8 @@ const POWER_SCHEMA = {
   type: 'object',
   properties: {
     target: { enum: ['power on', 'power off', 'rebooting', 'soft power off', 'soft rebooting'] },
-    timeout: { type: 'integer', minimum: 1 },
+    // Ironic's `args.integer`: null is the default, a float is truncated, a numeric string read.
+    timeout: { type: ['integer', 'number', 'string', 'null'], minimum: 1, pattern: '^\\s*[-+]?\\d+\\s*$' },
   },
   required: ['target'],
 } as const;
@@ -43,7 +44,8 @@ const BOOT_DEVICE_SCHEMA = {
   type: 'object',
   properties: {
     boot_device: { enum: ['pxe', 'disk', 'cdrom', 'bios', 'safe'] },
-    persistent: { type: 'boolean' },
+    // Ironic's `args.boolean`: null is false; 0/1 and the bool words ('true', 'off'...) read.
+    persistent: { type: ['boolean', 'string', 'integer', 'null'] },
   },
   required: ['boot_device'],
 } as const;

@@ -9,11 +9,14 @@
 import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
 import { deployInputs } from '../../conductor/deploy-inputs.ts';
 import { rendersBootFiles } from '../../conductor/provision.ts';
+import { invalid } from '../../domain/errors.ts';
 import {
   checkProvisionRequest,
   parseProvisionBody,
   provisionLocation,
 } from '../../domain/provisioning/request.ts';
+import { VERBS } from '../../domain/provisioning/states.ts';
+import { jsonTextProblem } from '../../http/json-shape.ts';
 import { noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
 import { authorizeNode, type Principal } from '../access.ts';
@@ -21,11 +24,31 @@ import type { Dependencies } from '../dependencies.ts';
 import type { OperationDoc } from '../openapi.ts';
 import { resolveNode } from './nodes.ts';
 
+/**
+ * The body as documented in the OpenAPI document (the checks themselves are Ironic's,
+ * `parseProvisionBody`, which words its own errors).
+ */
+const PROVISION_SCHEMA = {
+  type: 'object',
+  properties: {
+    target: { type: 'string', enum: [...Object.keys(VERBS), 'rebuild'] },
+    configdrive: { type: ['string', 'object', 'null'] },
+    clean_steps: { type: ['array', 'null'], items: { type: 'object' } },
+    deploy_steps: { type: ['array', 'null'], items: { type: 'object' } },
+    // Ironic's `args.string` and `args.boolean`: null is the default; 0/1 and bool words read.
+    rescue_password: { type: ['string', 'null'] },
+    disable_ramdisk: { type: ['boolean', 'string', 'integer', 'null'] },
+  },
+  required: ['target'],
+  additionalProperties: false,
+};
+
 export const PROVISION_OPERATIONS: Record<string, OperationDoc> = {
   'PUT /v1/nodes/{node}/states/provision': {
     summary:
       'Change the provision state: manage, provide, inspect, deploy/active, rebuild, undeploy/deleted, clean, abort, adopt',
     tag: 'nodes',
+    requestSchema: PROVISION_SCHEMA,
     status: 202,
   },
 };
@@ -39,6 +62,8 @@ export function registerProvisionRoutes(
 
   router.on('PUT', '/v1/nodes/{node}/states/provision', async (request) => {
     // Ironic reads the body before it looks for the node.
+    const problem = request.body === undefined ? undefined : jsonTextProblem(request.body);
+    if (problem) throw invalid(problem);
     const body = parseProvisionBody(request.body);
     const ident = request.params.node as string;
     const found = await resolveNode(deps, ident);

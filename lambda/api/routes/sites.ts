@@ -144,11 +144,11 @@ export function registerSiteRoutes(
       { description: site.description, location: site.location, default: wasDefault },
       patch,
     );
-    // `remove` clears a field.
+    // `remove` clears a field; an explicit null is a value, checked as any other.
     const view = validateView({
       description: patched.description ?? null,
       location: patched.location ?? null,
-      default: patched.default ?? false,
+      default: patched.default === undefined ? false : patched.default,
     });
     let updated = site;
     if (view.description !== site.description || view.location !== site.location) {

@@ -2,9 +2,14 @@
  * /v1/users and their API tokens — Metalplane's own resources (Ironic delegates users
  * to Keystone or an htpasswd file). An admin manages users; every user may list, create
  * and revoke its own tokens. Secrets appear once, in the answer that creates them.
+ *
+ * An admin also sees a user's failed-login backoff (`failed_logins`, `locked_until` in
+ * `GET /v1/users/{user}`) and clears it (`DELETE /v1/users/{user}/lockout`).
  */
 import { UserRepository } from '../../adapters/dynamo/user-repository.ts';
+import { currentFailures, lockedUntil } from '../../domain/auth/lockout.ts';
 import { hashPassword, validatePassword } from '../../domain/auth/passwords.ts';
+import { decide } from '../../domain/auth/policy.ts';
 import { mintToken } from '../../domain/auth/tokens.ts';
 import { forbidden, invalid, notFound } from '../../domain/errors.ts';
 import { validator } from '../../domain/schema.ts';
@@ -22,6 +27,16 @@ import type { Router } from '../../http/router.ts';
 import { authorize, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, parseLimit } from '../listing.ts';
+import type { OperationDoc } from '../openapi.ts';
+
+/** The API description of the routes added here, for `OPERATIONS` in `../openapi.ts`. */
+export const USER_OPERATIONS: Record<string, OperationDoc> = {
+  'DELETE /v1/users/{user}/lockout': {
+    summary: "Clear a user's failed-login lockout (admin)",
+    tag: 'users',
+    status: 204,
+  },
+};
 
 const validateUserCreate = validator<{
   name: string;
@@ -112,8 +127,19 @@ export function registerUserRoutes(router: Router, deps: Dependencies): void {
   });
 
   router.on('GET', '/v1/users/{user}', async (request) => {
-    authorizeTokens(request, request.params.user as string);
-    return json(render(request, (await find(request.params.user as string)).user));
+    const name = request.params.user as string;
+    authorizeTokens(request, name);
+    const principal = request.principal as Principal;
+    if (decide(principal, 'user:unlock') !== 'allow') return json(render(request, (await find(name)).user));
+    // An admin also sees the failed-login backoff (read beside the user).
+    const [found, failures] = await Promise.all([find(name), users.getLoginFailures(name)]);
+    const now = Date.now();
+    const until = lockedUntil(failures?.record, now);
+    return json({
+      ...render(request, found.user),
+      failed_logins: currentFailures(failures?.record, now)?.failures ?? 0,
+      locked_until: until === undefined ? null : new Date(until).toISOString(),
+    });
   });
 
   router.on('PATCH', '/v1/users/{user}', async (request) => {
@@ -140,6 +166,14 @@ export function registerUserRoutes(router: Router, deps: Dependencies): void {
     if ((request.principal as Principal).name === name) throw invalid('A user cannot delete itself.');
     await find(name);
     await users.delete(name);
+    return noContent();
+  });
+
+  router.on('DELETE', '/v1/users/{user}/lockout', async (request) => {
+    authorize(request, 'user:unlock');
+    const name = request.params.user as string;
+    await find(name);
+    await users.clearLoginFailures(name);
     return noContent();
   });
 

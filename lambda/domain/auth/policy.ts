@@ -149,6 +149,7 @@ export const POLICY = {
   'user:create':                               rule('none',   'none',    'Metalplane'),
   'user:update':                               rule('none',   'none',    'Metalplane'),
   'user:delete':                               rule('none',   'none',    'Metalplane'),
+  'user:unlock':                               rule('none',   'none',    'Metalplane: see and clear a failed-login lockout'),
   'token:list':                                rule('self',   'self',    'Metalplane: every user manages its own tokens'),
   'token:get':                                 rule('self',   'self',    'Metalplane'),
   'token:create':                              rule('self',   'self',    'Metalplane'),
@@ -172,6 +173,7 @@ export const POLICY = {
   'site:images':                               rule('all',    'none',    'Metalplane: sync state per site (site:get is reader only)'),
   'command:get':                               rule('none',   'none',    'Metalplane: commands carry driver arguments (debugging)'),
   'command:create':                            rule('none',   'none',    'Metalplane: a raw agent command, like vendor_passthru (SYSTEM_ADMIN)'),
+  'audit:get':                                 rule('all',    'none',    'Metalplane: the audit trail (list and show), SYSTEM_READER as every system-wide read'),
 } as const satisfies Record<string, Rule>;
 
 export type Action = keyof typeof POLICY;

@@ -127,7 +127,8 @@ function isMapping(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function isSecretKey(key: string): boolean {
+/** Whether Ironic masks the value under `key` (oslo.utils: a `SANITIZE_KEYS` substring, any case). */
+export function isSecretKey(key: string): boolean {
   const lower = key.toLowerCase();
   return SANITIZE_KEYS.some((secret) => lower.includes(secret));
 }

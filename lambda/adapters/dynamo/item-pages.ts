@@ -1,0 +1,45 @@
+/**
+ * Reading every item of a query or scan, a page at a time, bounded (10,000 pages of
+ * DynamoDB's 1 MB): for the maintenance passes of `metalplane-admin dbsync`, never for a
+ * request path.
+ */
+import {
+  type DynamoDBDocumentClient,
+  QueryCommand,
+  type QueryCommandInput,
+  ScanCommand,
+  type ScanCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+
+const MAX_PAGES = 10_000;
+
+type Item = Record<string, unknown>;
+
+/** Every item `input` (a Query, or a Scan when it names no key condition) reads. */
+export async function* allItems(
+  db: DynamoDBDocumentClient,
+  input: QueryCommandInput | ScanCommandInput,
+): AsyncGenerator<Item> {
+  let start: Item | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const paged = { ...input, ...(start ? { ExclusiveStartKey: start } : {}) };
+    const { Items = [], LastEvaluatedKey } = await db.send(
+      'KeyConditionExpression' in input && input.KeyConditionExpression
+        ? new QueryCommand(paged as QueryCommandInput)
+        : new ScanCommand(paged as ScanCommandInput),
+    );
+    yield* Items;
+    if (!LastEvaluatedKey) return;
+    start = LastEvaluatedKey;
+  }
+}
+
+/** Every node item of the inventory table (the byKind index, no scan). */
+export function nodeItems(db: DynamoDBDocumentClient, table: string): AsyncGenerator<Item> {
+  return allItems(db, {
+    TableName: table,
+    IndexName: 'byKind',
+    KeyConditionExpression: 'kindPk = :node',
+    ExpressionAttributeValues: { ':node': 'node' },
+  });
+}
