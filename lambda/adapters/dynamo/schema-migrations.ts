@@ -8,12 +8,7 @@
  * with a conditional write on the version it started from: two `dbsync` runs at once
  * cannot both apply the same step.
  */
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { catalogReference } from '../../domain/images/image.ts';
 import { nodeItems } from './item-pages.ts';
 
