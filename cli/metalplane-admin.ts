@@ -21,9 +21,9 @@ import { sealCommandSecrets, sealNodeSecrets } from '../lambda/adapters/dynamo/s
 import { SiteRepository } from '../lambda/adapters/dynamo/site-repository.ts';
 import { UserRepository } from '../lambda/adapters/dynamo/user-repository.ts';
 import { KmsEnvelopeSealer } from '../lambda/adapters/kms/envelope-sealer.ts';
-import { ironicTimestamp } from '../lambda/api/dependencies.ts';
 import { hashPassword, validatePassword } from '../lambda/domain/auth/passwords.ts';
 import { validateSiteName } from '../lambda/domain/sites/site.ts';
+import { ironicTimestamp } from '../lambda/domain/time.ts';
 import { validateRole, validateUserName } from '../lambda/domain/users/user.ts';
 
 function inventoryTableName(prefix: string | undefined): string {

@@ -4,6 +4,8 @@
  * Both the CDK stack (`infra/stack.ts`) and the local bootstrap (`local/bootstrap.ts`)
  * build their tables, queues and bucket from these plain objects, so the cloud and the
  * local stack cannot drift; `test/integration/resources-parity.test.ts` proves it.
+ * It also names the environment variables the stack sets and the Lambdas read, so
+ * `lambda/` imports them from here and `infra/` imports nothing from `lambda/`.
  * This module is pure data: no aws-cdk-lib and no AWS SDK imports.
  */
 
@@ -193,6 +195,13 @@ export const imagesBucket: BucketDefinition = {
   abortIncompleteMultipartUploadDays: 2,
 };
 
+/**
+ * Environment variable holding the prefix of physical names (the stack name on AWS,
+ * the local prefix locally), from which a site's queue name is derived
+ * (`lambda/adapters/resource-factory.ts`).
+ */
+export const resourcePrefixEnvVar = 'METALPLANE_RESOURCE_PREFIX';
+
 /** Physical names, derived from a prefix (the stack name on AWS, `metalplane-local` locally). */
 export function tableName(prefix: string, table: TableDefinition): string {
   return `${prefix}-${table.id}`;
@@ -229,3 +238,12 @@ export const keys: readonly KeyDefinition[] = [secretsKey];
 export function keyAlias(prefix: string, key: KeyDefinition): string {
   return `alias/${prefix}-${key.id}`;
 }
+
+/**
+ * The agents' WebSocket API, as the Lambdas learn it from the environment: the stage's
+ * `@connections` callback URL (`lambda/adapters/connection-notifier.ts` pushes through it;
+ * the local WebSocket gateway's `managementEndpoint` locally) …
+ */
+export const managementEndpointEnvVar = 'METALPLANE_WS_MANAGEMENT_ENDPOINT';
+/** … and where agents dial it (the stage URL): told to them at enrollment. */
+export const webSocketUrlEnvVar = 'METALPLANE_WS_URL';

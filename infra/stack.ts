@@ -23,8 +23,6 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { managementEndpointEnvVar, webSocketUrlEnvVar } from '../lambda/adapters/connection-notifier.ts';
-import { resourcePrefixEnvVar } from '../lambda/adapters/resource-factory.ts';
 import {
   auditTable,
   type BucketDefinition,
@@ -34,14 +32,17 @@ import {
   imageVerifyQueue,
   type KeyAttribute,
   keyAlias,
+  managementEndpointEnvVar,
   type QueueDefinition,
   queueName,
   queues,
+  resourcePrefixEnvVar,
   secretsKey,
   siteCommandQueue,
   type TableDefinition,
   tableName,
   tables,
+  webSocketUrlEnvVar,
 } from './resources.ts';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

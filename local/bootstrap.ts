@@ -43,6 +43,7 @@ import {
   keys,
   queueName,
   queues,
+  resourcePrefixEnvVar,
   type TableDefinition,
   tableName,
   tables,
@@ -51,7 +52,6 @@ import {
   createSiteCommandQueue as createSiteQueue,
   ensureQueue,
   type QueueHandle,
-  resourcePrefixEnvVar,
 } from '../lambda/adapters/resource-factory.ts';
 
 export const buckets: readonly BucketDefinition[] = [imagesBucket];

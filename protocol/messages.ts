@@ -14,6 +14,7 @@
  * This module imports nothing of `lambda/` or `agent/`; both import it.
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { POWER_STATES } from './actions.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** API Gateway's WebSocket frame limit is 32 KiB and its message limit 128 KiB. */
@@ -24,6 +25,7 @@ export type CommandStatus = 'succeeded' | 'failed';
 export interface Command {
   readonly id: string;
   readonly node: string;
+  /** An action of the catalog (`actions.ts`), or any name an admin sent (the agent refuses it). */
   readonly action: string;
   readonly args: Record<string, unknown>;
   /** ISO time after which the control plane no longer waits for a result. */
@@ -181,7 +183,7 @@ export const AGENT_MESSAGE_SCHEMA = {
             type: 'object',
             properties: {
               node: id,
-              power_state: { enum: ['power on', 'power off', null] },
+              power_state: { enum: [...POWER_STATES, null] },
               error: { type: 'string', maxLength: 1024 },
               failures: { type: 'integer', minimum: 0, maximum: 1_000_000 },
               observed_at: time,

@@ -1,24 +1,19 @@
 /** Actions every agent has, whatever its drivers: for health checks and tests. */
-import { type Action, ActionFailure } from './types.ts';
+import { ACTIONS, MAX_SLEEP_MS } from '../../protocol/actions.ts';
+import { type Action, ActionFailure, type CatalogAction } from './types.ts';
 
-export const MAX_SLEEP_MS = 60_000;
+export { MAX_SLEEP_MS };
 
-export const noop: Action = {
+export const noop: CatalogAction<'noop'> = {
   name: 'noop',
   description: 'does nothing and succeeds with {}',
   run: async () => ({}),
 };
 
-export const sleep: Action = {
+export const sleep: CatalogAction<'sleep'> = {
   name: 'sleep',
   description: `waits args.ms milliseconds (at most ${MAX_SLEEP_MS}) and succeeds with {slept_ms}`,
-  validate(args) {
-    const ms = args.ms;
-    if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > MAX_SLEEP_MS) {
-      return `sleep: args.ms must be an integer from 0 to ${MAX_SLEEP_MS}`;
-    }
-    return undefined;
-  },
+  validate: ACTIONS.sleep.validate,
   run: ({ args, signal }) =>
     new Promise((resolve, reject) => {
       const ms = args.ms as number;
@@ -36,13 +31,10 @@ export const sleep: Action = {
     }),
 };
 
-export const fail: Action = {
+export const fail: CatalogAction<'fail'> = {
   name: 'fail',
   description: 'fails with args.message (default "requested failure")',
-  validate: (args) =>
-    args.message === undefined || typeof args.message === 'string'
-      ? undefined
-      : 'fail: args.message must be a string',
+  validate: ACTIONS.fail.validate,
   run: async ({ args }) => {
     throw new ActionFailure(typeof args.message === 'string' ? args.message : 'requested failure');
   },

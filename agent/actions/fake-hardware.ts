@@ -7,6 +7,7 @@
  * Like Ironic's fake power interface, a node the agent has not seen yet is in the state
  * the control plane records for it (`recorded` in the sync; off otherwise).
  */
+import { POWER_OFF, POWER_ON, SUPPORTED_BOOT_DEVICES } from '../../protocol/actions.ts';
 import {
   type BootDevice,
   managementActions,
@@ -31,7 +32,7 @@ export class FakeHardwareState {
   node(uuid: string, recorded?: PowerState | null): FakeNode {
     let node = this.#nodes.get(uuid);
     if (!node) {
-      node = { power: recorded ?? 'power off', boot: 'pxe', persistent: false };
+      node = { power: recorded ?? POWER_OFF, boot: 'pxe', persistent: false };
       this.#nodes.set(uuid, node);
     }
     return node;
@@ -53,7 +54,7 @@ export function fakePowerControl(state: FakeHardwareState): PowerControl {
       state.actions++;
       const fake = state.node(node.node);
       // reset and cycle end powered on; soft is an ACPI shutdown the fake OS obeys at once.
-      fake.power = action === 'off' || action === 'soft' ? 'power off' : 'power on';
+      fake.power = action === 'off' || action === 'soft' ? POWER_OFF : POWER_ON;
     },
     async bootDevice(node) {
       const fake = state.node(node.node);
@@ -65,7 +66,7 @@ export function fakePowerControl(state: FakeHardwareState): PowerControl {
       fake.persistent = persistent;
     },
     // Ironic's fake management supports PXE only.
-    supportedBootDevices: ['pxe'],
+    supportedBootDevices: SUPPORTED_BOOT_DEVICES.fake,
     pollIntervalMs: 0,
   };
 }

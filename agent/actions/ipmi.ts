@@ -5,6 +5,8 @@
  * are retried a few times; refused credentials and silence are not — retrying those
  * only costs more time before the operator learns what is wrong.
  */
+
+import { SUPPORTED_BOOT_DEVICES } from '../../protocol/actions.ts';
 import {
   connectionArgs,
   getBootDevice,
@@ -14,13 +16,7 @@ import {
   powerStatus,
   setBootDevice,
 } from '../ipmi/ipmitool.ts';
-import {
-  BOOT_DEVICES,
-  managementActions,
-  type NodeHandle,
-  type PowerControl,
-  powerActions,
-} from './power.ts';
+import { managementActions, type NodeHandle, type PowerControl, powerActions } from './power.ts';
 import { ActionFailure, type Driver } from './types.ts';
 
 export interface IpmiDriverOptions {
@@ -85,7 +81,7 @@ export function ipmiPowerControl(ipmitool: Ipmitool, options: IpmiDriverOptions 
       }),
     setBootDevice: (node, device, persistent) =>
       call(node, `boot device ${device}`, (target) => setBootDevice(ipmitool, target, device, persistent)),
-    supportedBootDevices: BOOT_DEVICES,
+    supportedBootDevices: SUPPORTED_BOOT_DEVICES.ipmitool,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
   };
 }

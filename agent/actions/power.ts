@@ -14,13 +14,22 @@
  * Every action's arguments carry `driver_info` (the BMC's address and credentials); the
  * driver validates it before anything is sent.
  */
-import type { Action, ActionContext } from './types.ts';
+import {
+  ACTIONS,
+  type BootDevice,
+  POWER_OFF,
+  POWER_ON,
+  type PowerState,
+  type PowerTarget,
+  REBOOT,
+  SOFT_POWER_OFF,
+  SOFT_REBOOT,
+} from '../../protocol/actions.ts';
+import type { Action, ActionContext, CatalogAction } from './types.ts';
 import { ActionFailure } from './types.ts';
 
-export type PowerState = 'power on' | 'power off';
+export type { BootDevice, PowerState };
 export type ChassisAction = 'on' | 'off' | 'soft' | 'reset' | 'cycle';
-export const BOOT_DEVICES = ['pxe', 'disk', 'cdrom', 'bios', 'safe'] as const;
-export type BootDevice = (typeof BOOT_DEVICES)[number];
 
 /** What the actions need to know of one node. */
 export interface NodeHandle {
@@ -41,10 +50,6 @@ export interface PowerControl {
   /** Pause between two reads while waiting for a state. */
   readonly pollIntervalMs: number;
 }
-
-const TARGETS = ['power on', 'power off', 'rebooting', 'soft power off', 'soft rebooting'] as const;
-type Target = (typeof TARGETS)[number];
-const MAX_TIMEOUT_SECONDS = 3600;
 
 function driverInfoOf(args: Record<string, unknown>): Record<string, unknown> {
   const info = args.driver_info;
@@ -116,51 +121,40 @@ async function turn(
 export async function setPower(
   control: PowerControl,
   node: NodeHandle,
-  target: Target,
+  target: PowerTarget,
   timeoutMs: number,
 ): Promise<PowerState> {
   const current = await control.powerState(node);
   switch (target) {
-    case 'power on':
-      return current === 'power on' ? current : turn(control, node, 'on', 'power on', timeoutMs);
-    case 'power off':
-      return current === 'power off' ? current : turn(control, node, 'off', 'power off', timeoutMs);
-    case 'soft power off':
-      return current === 'power off' ? current : turn(control, node, 'soft', 'power off', timeoutMs);
-    case 'rebooting':
-      if (current === 'power on') await turn(control, node, 'off', 'power off', timeoutMs);
-      return turn(control, node, 'on', 'power on', timeoutMs);
-    case 'soft rebooting':
-      if (current === 'power on') await turn(control, node, 'soft', 'power off', timeoutMs);
-      return turn(control, node, 'on', 'power on', timeoutMs);
+    case POWER_ON:
+      return current === POWER_ON ? current : turn(control, node, 'on', POWER_ON, timeoutMs);
+    case POWER_OFF:
+      return current === POWER_OFF ? current : turn(control, node, 'off', POWER_OFF, timeoutMs);
+    case SOFT_POWER_OFF:
+      return current === POWER_OFF ? current : turn(control, node, 'soft', POWER_OFF, timeoutMs);
+    case REBOOT:
+      if (current === POWER_ON) await turn(control, node, 'off', POWER_OFF, timeoutMs);
+      return turn(control, node, 'on', POWER_ON, timeoutMs);
+    case SOFT_REBOOT:
+      if (current === POWER_ON) await turn(control, node, 'soft', POWER_OFF, timeoutMs);
+      return turn(control, node, 'on', POWER_ON, timeoutMs);
   }
 }
 
 export function powerActions(control: PowerControl): Action[] {
-  const powerSet: Action = {
+  const powerSet: CatalogAction<'power.set'> = {
     name: 'power.set',
     description: 'Change the power state and wait for the BMC to report it: {target, timeout?}',
     validate(args) {
-      if (!TARGETS.includes(args.target as Target)) return `args.target must be one of ${TARGETS.join(', ')}`;
-      const timeout = args.timeout;
-      if (
-        timeout !== undefined &&
-        (typeof timeout !== 'number' ||
-          !Number.isInteger(timeout) ||
-          timeout < 1 ||
-          timeout > MAX_TIMEOUT_SECONDS)
-      ) {
-        return `args.timeout must be an integer from 1 to ${MAX_TIMEOUT_SECONDS} (seconds)`;
-      }
-      return validateDriverInfo(control, args);
+      return ACTIONS['power.set'].validate(args) ?? validateDriverInfo(control, args);
     },
     async run(ctx) {
       const timeoutMs = ((ctx.args.timeout as number | undefined) ?? 60) * 1000;
-      const state = await setPower(control, handle(ctx), ctx.args.target as Target, timeoutMs);
+      const state = await setPower(control, handle(ctx), ctx.args.target as PowerTarget, timeoutMs);
       return { power_state: state };
     },
   };
-  const powerGet: Action = {
+  const powerGet: CatalogAction<'power.get'> = {
     name: 'power.get',
     description: 'Read the power state',
     validate: (args) => validateDriverInfo(control, args),
@@ -172,17 +166,15 @@ export function powerActions(control: PowerControl): Action[] {
 }
 
 export function managementActions(control: PowerControl): Action[] {
-  const setBoot: Action = {
+  const setBoot: CatalogAction<'management.set_boot_device'> = {
     name: 'management.set_boot_device',
     description: 'Set the boot device: {boot_device, persistent?}',
     validate(args) {
+      // The driver's own devices first (a subset of the catalog's, same message).
       if (!control.supportedBootDevices.includes(args.boot_device as BootDevice)) {
         return `Invalid boot device ${String(args.boot_device)} specified.`;
       }
-      if (args.persistent !== undefined && typeof args.persistent !== 'boolean') {
-        return 'args.persistent must be true or false';
-      }
-      return validateDriverInfo(control, args);
+      return ACTIONS['management.set_boot_device'].validate(args) ?? validateDriverInfo(control, args);
     },
     async run(ctx) {
       await control.setBootDevice(
@@ -193,7 +185,7 @@ export function managementActions(control: PowerControl): Action[] {
       return {};
     },
   };
-  const getBoot: Action = {
+  const getBoot: CatalogAction<'management.get_boot_device'> = {
     name: 'management.get_boot_device',
     description: 'Read the boot device',
     validate: (args) => validateDriverInfo(control, args),

@@ -4,6 +4,7 @@
  * actions the control plane can name in a command. Actions that need no hardware
  * (`noop`, `sleep`, `fail`) are common to every driver.
  */
+import type { ActionName, ActionResult } from '../../protocol/actions.ts';
 import type { Command } from '../../protocol/messages.ts';
 import type { Logger } from '../log.ts';
 
@@ -22,6 +23,15 @@ export interface Action {
   validate?(args: Record<string, unknown>): string | undefined;
   /** The result (a JSON object) on success; throws (preferably an ActionFailure) on failure. */
   run(ctx: ActionContext): Promise<Record<string, unknown>>;
+}
+
+/**
+ * An action of the catalog (`protocol/actions.ts`): its name is one the control plane
+ * knows, its result the type the catalog declares.
+ */
+export interface CatalogAction<N extends ActionName> extends Action {
+  readonly name: N;
+  run(ctx: ActionContext): Promise<ActionResult<N> & Record<string, unknown>>;
 }
 
 /** An expected failure, reported with its message as the command's error. */

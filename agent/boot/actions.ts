@@ -7,7 +7,8 @@
 import { realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { type Action, ActionFailure } from '../actions/types.ts';
+import { BOOT_MODES } from '../../protocol/actions.ts';
+import { type Action, ActionFailure, type CatalogAction } from '../actions/types.ts';
 import { dhcpHostFiles } from './dhcp-hosts.ts';
 import { BootPathError, BootTree, type PlannedFile, type StagedImage, type TreeRoot } from './files.ts';
 import {
@@ -64,7 +65,7 @@ export const PREPARE_ARGS_SCHEMA = {
     driver: { type: 'string' },
     node_uuid: { type: 'string', pattern: UUID_PATTERN },
     macs: { type: 'array', minItems: 1, maxItems: 64, items: { type: 'string', maxLength: 32 } },
-    boot_mode: { enum: ['bios', 'uefi'] },
+    boot_mode: { enum: BOOT_MODES },
     kernel: imageRef,
     ramdisk: imageRef,
     iso: imageRef,
@@ -227,7 +228,7 @@ export function bootActions(options: BootActionsOptions): Action[] {
         ? `${tftpBaseUrl}/${path}`
         : undefined;
 
-  const prepare: Action = {
+  const prepare: CatalogAction<'boot.prepare'> = {
     name: 'boot.prepare',
     description:
       'writes a node’s boot files (iPXE script, PXELINUX or GRUB config, staged images, DHCP host entries): ' +
@@ -295,7 +296,7 @@ export function bootActions(options: BootActionsOptions): Action[] {
     },
   };
 
-  const clean: Action = {
+  const clean: CatalogAction<'boot.clean'> = {
     name: 'boot.clean',
     description: 'removes the boot files and DHCP host entries boot.prepare wrote for a node: args node_uuid',
     validate(args) {

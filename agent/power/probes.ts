@@ -6,6 +6,7 @@
  * the simulated state, adopting the recorded state for a node it has not seen (as
  * Ironic's fake power interface answers what the database says).
  */
+import { isPowerState } from '../../protocol/actions.ts';
 import type { DriverEnvironment } from '../actions/registry.ts';
 import type { IpmiTarget } from '../ipmi/ipmitool.ts';
 import { Ipmitool } from '../ipmi/ipmitool.ts';
@@ -41,8 +42,7 @@ export function syncProbes(
       return env.ipmitool.exclusive(target, () => ipmiProbe.powerState(target, signal));
     },
     'fake-hardware': async (node: SyncNode) => {
-      const recorded =
-        node.power_state === 'power on' || node.power_state === 'power off' ? node.power_state : null;
+      const recorded = isPowerState(node.power_state) ? node.power_state : null;
       return env.fake.node(node.uuid, recorded).power;
     },
   };

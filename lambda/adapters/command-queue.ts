@@ -14,7 +14,11 @@
  *   deadline has passed is expired and deleted.
  * - `acknowledge` marks a command running; `complete` stores its result and deletes its
  *   message. Both are idempotent: a finished command never changes again.
- * - `expire` fails an overdue command and writes its node's `last_error`.
+ * - `expire` fails an overdue command.
+ *
+ * Every command that finishes here (a result, expiry, dead letter, secrets that do not
+ * open) is reported once to the `CommandCompletions` port (the conductor, which writes
+ * its node); the queue writes commands and queue messages, never nodes.
  */
 import {
   ChangeMessageVisibilityCommand,
@@ -28,7 +32,6 @@ import {
 } from '@aws-sdk/client-sqs';
 import { commandsDeadLetterQueue, queueName, siteCommandQueue } from '../../infra/resources.ts';
 import type { Command, CommandStatus } from '../../protocol/messages.ts';
-import { ironicTimestamp } from '../api/dependencies.ts';
 import {
   holdsSealed,
   holdsSecrets,
@@ -45,11 +48,11 @@ import {
   isOverdue,
   wireCommand,
 } from '../domain/commands/command.ts';
+import type { CommandCompletions } from '../domain/commands/completions.ts';
 import { DomainError } from '../domain/errors.ts';
 import type { ConnectionNotifier } from './connection-notifier.ts';
 import type { CommandRepository } from './dynamo/command-repository.ts';
 import type { ConnectionRepository } from './dynamo/connection-repository.ts';
-import type { NodeRepository } from './dynamo/node-repository.ts';
 import type { SiteRepository } from './dynamo/site-repository.ts';
 import { createSiteCommandQueue } from './resource-factory.ts';
 
@@ -65,7 +68,6 @@ export interface CommandQueueOptions {
   /** Prefix of physical names (`METALPLANE_RESOURCE_PREFIX`), read at first use. */
   readonly prefix: () => string;
   readonly sites: SiteRepository;
-  readonly nodes: NodeRepository;
   readonly commands: CommandRepository;
   readonly connections: ConnectionRepository;
   readonly notifier: ConnectionNotifier;
@@ -85,11 +87,11 @@ export interface CommandQueueOptions {
    */
   readonly visibilityTimeoutSeconds?: number;
   /**
-   * Called once when a command finishes (a stored result, or expiry): the conductor
-   * advances the node whose action it was. Answers true when it took care of the node
-   * (an expiry then leaves `last_error` to it).
+   * Told once when a command finishes (a stored result, expiry, dead letter): the
+   * conductor, which writes what it means for the command's node. A command is settled
+   * only once this resolved; otherwise the tick tells it again.
    */
-  readonly onFinished?: (command: CommandRecord) => Promise<boolean>;
+  readonly completions: CommandCompletions;
   /**
    * Seals the secrets of a command's arguments in its record, and opens them only as the
    * command is handed to its site's agent (`domain/auth/sealing.ts`). Without one,
@@ -436,20 +438,19 @@ export class CommandQueue {
     );
     const current = updated ?? (await this.ownCommand(site, input.command_id));
     // The node first (what a client waits for), then the message (what only the queue needs).
-    const outcome = updated ? await this.finished(updated.command) : undefined;
-    if (updated && outcome?.ok && !outcome.handled) await this.reportUnawaited(updated.command);
+    const reported = updated ? await this.finished(updated.command) : false;
     const url = await this.queueUrl(site);
     await Promise.all([
       this.deleteMessage(url, current.receipt ?? input.receipt),
-      outcome?.ok ? this.options.commands.settle(input.command_id) : undefined,
+      reported ? this.options.commands.settle(input.command_id) : undefined,
     ]);
     return { command: current.command, stored: updated !== undefined };
   }
 
   /**
-   * Expires an open command and records why on its node; false if it had finished. A
-   * message in flight is deleted with its latest receipt: it would otherwise hold its
-   * node's later commands back until its visibility timeout.
+   * Expires an open command (its error says why) and reports it; false if it had
+   * finished. A message in flight is deleted with its latest receipt: it would otherwise
+   * hold its node's later commands back until its visibility timeout.
    */
   async expire(command: CommandRecord, receipt?: string | null): Promise<boolean> {
     const at = this.now().toISOString();
@@ -499,46 +500,31 @@ export class CommandQueue {
     await this.settleFinished(stored.command);
   }
 
-  /** Tells the conductor; a failure there is logged, never lost silently, never undoes the result. */
-  private async finished(command: CommandRecord): Promise<{ handled: boolean; ok: boolean }> {
-    if (!this.options.onFinished) return { handled: false, ok: true };
+  /**
+   * Reports the finished command (`CommandCompletions`); true once that is done. A
+   * failure there is logged, never lost silently, never undoes the result: the command
+   * stays unsettled, and the tick reports it again at its recheck time.
+   */
+  private async finished(command: CommandRecord): Promise<boolean> {
     try {
-      return { handled: await this.options.onFinished(command), ok: true };
+      await this.options.completions.finished(command);
+      return true;
     } catch (error) {
       this.log.error('conductor could not act on a finished command: the tick retries', {
         commandId: command.id,
         node: command.node,
         error: (error as Error).message,
       });
-      return { handled: false, ok: false };
+      return false;
     }
   }
 
   /**
-   * The conductor's part of a command that failed on our side (expired, dead-lettered):
-   * its task ends, or — no task awaited it — its node's `last_error` says why. Settled
-   * once done; on an error the tick tries again at the recheck time.
+   * Reports a command that finished on our side (expired, dead-lettered) or that the
+   * tick found unsettled, and settles it once reported.
    */
   private async settleFinished(command: CommandRecord): Promise<void> {
-    const outcome = await this.finished(command);
-    if (!outcome.ok) return;
-    if (!outcome.handled) await this.reportUnawaited(command);
-    await this.options.commands.settle(command.id);
-  }
-
-  /**
-   * A command no conductor task awaited (an admin's raw command) that did not succeed:
-   * its node's `last_error` says why. (A task's command that the tick finds again after
-   * a crash between the task's write and `settle` lands here too, and writes its raw
-   * error over the task's message: rare, and left so.)
-   */
-  private async reportUnawaited(command: CommandRecord): Promise<void> {
-    if (command.status === 'succeeded') return;
-    // Our own failures (expiry, dead letter) already say which command; an agent's words
-    // get that said around them.
-    const ours = command.error?.startsWith(`Command ${command.action} ${command.id} `) ?? false;
-    const message = command.status === 'failed' && !ours ? failureMessage(command) : command.error;
-    if (message) await this.setNodeError(command.node, message);
+    if (await this.finished(command)) await this.options.commands.settle(command.id);
   }
 
   /** When the tick looks again at a finished command the conductor has not settled. */
@@ -548,9 +534,10 @@ export class CommandQueue {
 
   /**
    * Commands whose message went to the dead-letter queue (received 10 times, never
-   * finished: an agent that crashes on it, or keeps losing it) fail now, with a clear
-   * `last_error`, instead of waiting for their deadline; their node's task ends. The
-   * dead-letter message is deleted once its command is finished (by this, or before).
+   * finished: an agent that crashes on it, or keeps losing it) fail now with a clear
+   * error, instead of waiting for their deadline, and are reported (their node's task
+   * ends, or its `last_error` says why). The dead-letter message is deleted once its
+   * command is finished (by this, or before).
    */
   async failDeadLettered(limit = 50): Promise<number> {
     const fromEnv = commandsDeadLetterQueue.envVar ? process.env[commandsDeadLetterQueue.envVar] : undefined;
@@ -604,15 +591,6 @@ export class CommandQueue {
     return failed;
   }
 
-  /** Sets the node's `last_error` (retried on a concurrent write). */
-  private async setNodeError(uuid: string, message: string): Promise<void> {
-    await this.options.nodes.modify(uuid, (node) => ({
-      ...node,
-      last_error: message,
-      updated_at: ironicTimestamp(this.now()),
-    }));
-  }
-
   private async deleteMessage(url: string, receipt: string): Promise<void> {
     try {
       await this.options.sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: receipt }));
@@ -622,12 +600,6 @@ export class CommandQueue {
       this.log.warn('queue message not deleted', { error: (error as Error).message });
     }
   }
-}
-
-/** The node's `last_error` for a failed command nobody awaited: which action, and the agent's words. */
-function failureMessage(command: CommandRecord): string {
-  const cause = command.error ? `: ${command.error}` : ' (the agent gave no error message)';
-  return `Command ${command.action} ${command.id} failed on the agent of site ${command.site}${cause}`;
 }
 
 function commandIdOf(message: Message): string | undefined {

@@ -13,10 +13,7 @@ import {
   DeleteConnectionCommand,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-
-export const managementEndpointEnvVar = 'METALPLANE_WS_MANAGEMENT_ENDPOINT';
-/** Where agents dial the WebSocket API (the stage URL): told to them at enrollment. */
-export const webSocketUrlEnvVar = 'METALPLANE_WS_URL';
+import { managementEndpointEnvVar } from '../../infra/resources.ts';
 
 export type PushOutcome = 'sent' | 'gone' | 'unavailable';
 

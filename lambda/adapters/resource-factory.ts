@@ -14,12 +14,6 @@ import {
 } from '@aws-sdk/client-sqs';
 import { type QueueDefinition, queueName, queues, siteCommandQueue } from '../../infra/resources.ts';
 
-/**
- * Environment variable holding the prefix of physical names (the stack name on AWS,
- * the local prefix locally), from which a site's queue name is derived.
- */
-export const resourcePrefixEnvVar = 'METALPLANE_RESOURCE_PREFIX';
-
 export interface QueueHandle {
   readonly name: string;
   readonly url: string;

@@ -12,7 +12,12 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { commandsTable, connectionsTable, inventoryTable } from '../../infra/resources.ts';
+import {
+  commandsTable,
+  connectionsTable,
+  inventoryTable,
+  resourcePrefixEnvVar,
+} from '../../infra/resources.ts';
 import {
   type AgentMessage,
   ProtocolError,
@@ -30,17 +35,17 @@ import { NodeRepository } from '../adapters/dynamo/node-repository.ts';
 import { PortRepository } from '../adapters/dynamo/port-repository.ts';
 import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
 import { sealerFromEnv } from '../adapters/kms/envelope-sealer.ts';
-import { resourcePrefixEnvVar } from '../adapters/resource-factory.ts';
 import { ImageObjects } from '../adapters/s3/image-objects.ts';
-import { ironicTimestamp } from '../api/dependencies.ts';
 import { Conductor } from '../conductor/conductor.ts';
 import { resumeWaitingDeploys } from '../conductor/deploy-inputs.ts';
 import { registerPowerTasks } from '../conductor/power.ts';
 import { applyPowerReports } from '../conductor/power-sync.ts';
 import { Provisioner } from '../conductor/provision.ts';
 import type { SecretSealer } from '../domain/auth/sealing.ts';
+import type { CommandCompletions } from '../domain/commands/completions.ts';
 import type { AgentRecord } from '../domain/conductors.ts';
 import { DomainError } from '../domain/errors.ts';
+import { ironicTimestamp } from '../domain/time.ts';
 import { ImageCatalog } from '../images/catalog.ts';
 import { AgentCredentials, type AgentIdentity } from './credentials.ts';
 
@@ -102,21 +107,22 @@ export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRunt
   const commands = new CommandRepository(db, () => tableFromEnv(commandsTable.envVar));
   const sealer = options.sealer ?? sealerFromEnv();
   const nodes = new NodeRepository(store, sealer);
-  // The queue tells the conductor when a command finishes; the conductor queues through it.
-  let conductor: Conductor | undefined;
   const sqs = options.sqs ?? new SQSClient({ maxAttempts: 3 });
+  // The conductor queues its commands through the queue; the queue reports finished
+  // commands through the `CommandCompletions` port only (it knows no conductor, writes no
+  // node). The port forwards to the conductor built below, before any command exists.
+  const completions: CommandCompletions = { finished: (command) => conductor.finished(command) };
   const queue = new CommandQueue({
     sqs,
     prefix: () => requiredEnv(resourcePrefixEnvVar),
     sites: new SiteRepository(store),
-    nodes,
     commands,
     connections,
     notifier,
     logger,
     newId: () => randomUUID(),
     now,
-    onFinished: (command) => conductor?.commandFinished(command) ?? Promise.resolve(false),
+    completions,
     sealer,
     createMissingQueues: options.createMissingQueues ?? false,
     ...(options.visibilityTimeoutSeconds !== undefined
@@ -134,7 +140,7 @@ export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRunt
     now: () => ironicTimestamp(now()),
     sqs: () => sqs,
   });
-  conductor = new Conductor({
+  const conductor = new Conductor({
     nodes,
     queue,
     agents: credentials.agents,

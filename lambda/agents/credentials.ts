@@ -8,7 +8,6 @@ import type { ConnectionNotifier } from '../adapters/connection-notifier.ts';
 import { AgentRepository, type Versioned } from '../adapters/dynamo/agent-repository.ts';
 import type { ConnectionRepository } from '../adapters/dynamo/connection-repository.ts';
 import type { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
-import { ironicTimestamp } from '../api/dependencies.ts';
 import {
   type AgentCredential,
   ENROLLMENT_TOKEN_SECONDS,
@@ -21,6 +20,7 @@ import {
 import { mintAgentCredential, mintEnrollmentToken, parseToken, verifySecret } from '../domain/auth/tokens.ts';
 import type { AgentRecord } from '../domain/conductors.ts';
 import { conflict, invalid, notFound } from '../domain/errors.ts';
+import { ironicTimestamp } from '../domain/time.ts';
 
 /** Who is on the other end, once its credential checked out. */
 export interface AgentIdentity {

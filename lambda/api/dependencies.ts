@@ -10,6 +10,7 @@ import { NodeRepository } from '../adapters/dynamo/node-repository.ts';
 import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
 import { sealerFromEnv } from '../adapters/kms/envelope-sealer.ts';
 import type { SecretSealer } from '../domain/auth/sealing.ts';
+import { ironicTimestamp } from '../domain/time.ts';
 
 export interface Dependencies {
   readonly store: InventoryStore;
@@ -21,10 +22,6 @@ export interface Dependencies {
   readonly newUuid: () => string;
   /** Seals secrets at rest; opened only on the agent's routes (`routes/agents.ts`). */
   readonly sealer: SecretSealer;
-}
-
-export function ironicTimestamp(date = new Date()): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000+00:00');
 }
 
 export function dependenciesFor(store: InventoryStore, sealer: SecretSealer = sealerFromEnv()): Dependencies {

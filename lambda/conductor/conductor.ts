@@ -8,8 +8,11 @@
  * (`target_power_state` ...), then the command is queued for the site's agent. A second
  * action meanwhile gets Ironic's NodeLocked (409). When the command finishes — a result
  * from the agent, or expiry at its deadline — the task's handler applies the outcome
- * and the lock goes, in one conditional write: `commandFinished`, called by the command
- * queue from whichever Lambda received the result or ran the tick.
+ * and the lock goes, in one conditional write: `commandFinished`. The command queue (an
+ * adapter) reports every finished command through the `CommandCompletions` port, which
+ * the conductor implements (`finished`), from whichever Lambda received the result or
+ * ran the tick; a command no task awaited that did not succeed leaves its node's
+ * `last_error`. The conductor is the only one that writes nodes for commands.
  *
  * Handlers are registered per action, so later features (provisioning) add theirs
  * without touching this file's callers.
@@ -19,11 +22,12 @@ import type { AgentRepository } from '../adapters/dynamo/agent-repository.ts';
 import type { CommandRepository } from '../adapters/dynamo/command-repository.ts';
 import type { WriteOp } from '../adapters/dynamo/inventory-store.ts';
 import type { NodeRepository, VersionedNode } from '../adapters/dynamo/node-repository.ts';
-import { ironicTimestamp } from '../api/dependencies.ts';
-import { type CommandRecord, isFinished } from '../domain/commands/command.ts';
+import { type CommandRecord, isFinished, unawaitedError } from '../domain/commands/command.ts';
+import type { CommandCompletions } from '../domain/commands/completions.ts';
 import { isAlive } from '../domain/conductors.ts';
 import type { Node, NodeTask } from '../domain/nodes/node.ts';
 import { checkNotLocked } from '../domain/power/power.ts';
+import { ironicTimestamp } from '../domain/time.ts';
 
 export interface ConductorLogger {
   info(message: string, extra: Record<string, unknown>): void;
@@ -33,7 +37,8 @@ export interface ConductorLogger {
 
 export interface ConductorDeps {
   readonly nodes: NodeRepository;
-  readonly queue: CommandQueue;
+  /** Where the conductor queues its commands (it is told of their end through `finished`). */
+  readonly queue: Pick<CommandQueue, 'enqueue'>;
   readonly agents: AgentRepository;
   readonly commands: CommandRepository;
   readonly logger: ConductorLogger;
@@ -100,7 +105,7 @@ function taskOf(command: string, step: TaskStep, at: string): NodeTask {
 /** How long the reservation host of a site is reused before the agents are looked up again. */
 const HOST_CACHE_MS = 30_000;
 
-export class Conductor {
+export class Conductor implements CommandCompletions {
   readonly #deps: ConductorDeps;
   readonly #handlers = new Map<string, TaskOutcomeHandler>();
   /** Site → the host shown in `reservation`, for a short while (a query less per action). */
@@ -183,6 +188,25 @@ export class Conductor {
     };
     await this.#deps.nodes.update(found.node, locked, found.version, ops);
     return locked;
+  }
+
+  /**
+   * `CommandCompletions`: a command finished (its result stored, expired, dead-lettered).
+   * The task its node awaits goes on (`commandFinished`); a command no task awaited (an
+   * admin's raw command) that did not succeed leaves its node's `last_error`. (A task's
+   * command that the tick reports again after a crash between the task's write and
+   * `settle` lands there too, and writes its raw error over the task's message: rare, and
+   * left so.)
+   */
+  async finished(command: CommandRecord): Promise<void> {
+    if (await this.commandFinished(command)) return;
+    const message = unawaitedError(command);
+    if (!message) return;
+    await this.#deps.nodes.modify(command.node, (node) => ({
+      ...node,
+      last_error: message,
+      updated_at: ironicTimestamp(this.#deps.now()),
+    }));
   }
 
   /**

@@ -1,8 +1,9 @@
 /**
  * The conductor Lambda: the periodic tick (EventBridge, once a minute on AWS; the local
  * stack calls `tick` on an interval). It
- * - expires the commands whose deadline passed without a result (`CommandQueue.expire`:
- *   the node's task fails with a clear `last_error`, its lock goes);
+ * - expires the commands whose deadline passed without a result (`CommandQueue.expire`,
+ *   which reports them to the conductor: the node's task fails with a clear
+ *   `last_error`, its lock goes), and reports again finished commands whose report failed;
  * - fails the commands whose message reached the dead-letter queue (10 deliveries, no
  *   result) at once, rather than at their deadline;
  * - fails deploys whose booted system never called back (Ironic's deploy callback timeout);

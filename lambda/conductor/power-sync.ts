@@ -8,10 +8,10 @@
  * default off): instead of recording a state changed behind Metalplane's back, drive the
  * hardware back to the recorded one (a power task, with its lock).
  */
-import { ironicTimestamp } from '../api/dependencies.ts';
 import type { Node } from '../domain/nodes/node.ts';
 import { POWER_OFF, POWER_ON } from '../domain/power/power.ts';
 import { decideSync, type PowerObservation } from '../domain/power/sync.ts';
+import { ironicTimestamp } from '../domain/time.ts';
 import type { Conductor } from './conductor.ts';
 import { startPowerChange } from './power.ts';
 

@@ -2,20 +2,26 @@
  * Power and boot-device tasks: what the conductor asks the site's agent to do, and what
  * a finished command leaves on the node (Ironic's `node_power_action` bookkeeping).
  *
- * Agent actions (the agent's power and management interfaces, `agent/actions/power.ts`):
+ * Agent actions (the agent's power and management interfaces, `agent/actions/power.ts`;
+ * their args and results are declared in `protocol/actions.ts`):
  *   power.set                  {driver, driver_info, target, timeout} → {power_state}
  *   management.set_boot_device {driver, driver_info, boot_device, persistent} → {}
  *   management.get_boot_device {driver, driver_info} → {boot_device, persistent}
  * `driver_info` travels in the command's arguments because the agent needs the BMC's
  * credentials; command records are shown to admins only, with secrets masked.
  */
+import {
+  type ActionArgs,
+  type ActionName,
+  type BmcArgs,
+  isPowerState,
+  type PowerState,
+} from '../../protocol/actions.ts';
 import type { VersionedNode } from '../adapters/dynamo/node-repository.ts';
 import type { CommandRecord } from '../domain/commands/command.ts';
 import type { Node, NodeTask } from '../domain/nodes/node.ts';
 import {
   type BootDeviceRequest,
-  POWER_OFF,
-  POWER_ON,
   type PowerRequest,
   powerFailureMessage,
   powerTimeoutSeconds,
@@ -23,9 +29,17 @@ import {
 } from '../domain/power/power.ts';
 import type { Conductor } from './conductor.ts';
 
-export const POWER_SET = 'power.set';
-export const SET_BOOT_DEVICE = 'management.set_boot_device';
-export const GET_BOOT_DEVICE = 'management.get_boot_device';
+export const POWER_SET = 'power.set' satisfies ActionName;
+export const SET_BOOT_DEVICE = 'management.set_boot_device' satisfies ActionName;
+export const GET_BOOT_DEVICE = 'management.get_boot_device' satisfies ActionName;
+
+/** A command of the catalog (`protocol/actions.ts`): its args typed by its action. */
+export function agentCommand<N extends ActionName>(
+  action: N,
+  args: ActionArgs<N>,
+): { action: N; commandArgs: Record<string, unknown> } {
+  return { action, commandArgs: { ...args } };
+}
 
 /**
  * The agent's budget beyond the BMC wait: a queued command may wait for the node's
@@ -38,7 +52,7 @@ const AGENT_MARGIN_SECONDS = 60;
 export const BOOT_DEVICE_DEADLINE_SECONDS = 60;
 
 /** What every BMC-facing agent action needs: the hardware type and its `driver_info`. */
-export function agentArgs(node: Node): Record<string, unknown> {
+export function agentArgs(node: Node): Required<BmcArgs> {
   return { driver: node.driver, driver_info: node.driver_info };
 }
 
@@ -51,8 +65,7 @@ export async function startPowerChange(
 ): Promise<CommandRecord> {
   const timeout = powerTimeoutSeconds(request);
   const { command } = await conductor.startTask(found, {
-    action: POWER_SET,
-    commandArgs: { ...agentArgs(found.node), target: request.target, timeout },
+    ...agentCommand(POWER_SET, { ...agentArgs(found.node), target: request.target, timeout }),
     taskArgs: { target: request.target },
     deadlineSeconds: timeout + AGENT_MARGIN_SECONDS,
     requestedBy,
@@ -61,9 +74,9 @@ export async function startPowerChange(
   return command;
 }
 
-function reportedPowerState(command: CommandRecord): string | undefined {
+function reportedPowerState(command: CommandRecord): PowerState | undefined {
   const state = command.result?.power_state;
-  return state === POWER_ON || state === POWER_OFF ? state : undefined;
+  return isPowerState(state) ? state : undefined;
 }
 
 /** A finished `power.set`: the state the agent read back, or Ironic's failure message. */
@@ -95,12 +108,11 @@ export async function startBootDeviceChange(
   requestedBy: string | null,
 ): Promise<CommandRecord> {
   const { command } = await conductor.startTask(found, {
-    action: SET_BOOT_DEVICE,
-    commandArgs: {
+    ...agentCommand(SET_BOOT_DEVICE, {
       ...agentArgs(found.node),
       boot_device: request.boot_device,
       persistent: request.persistent,
-    },
+    }),
     deadlineSeconds: BOOT_DEVICE_DEADLINE_SECONDS,
     requestedBy,
   });
@@ -114,8 +126,7 @@ export async function startBootDeviceRead(
   requestedBy: string | null,
 ): Promise<CommandRecord> {
   const { command } = await conductor.startTask(found, {
-    action: GET_BOOT_DEVICE,
-    commandArgs: agentArgs(found.node),
+    ...agentCommand(GET_BOOT_DEVICE, agentArgs(found.node)),
     deadlineSeconds: BOOT_DEVICE_DEADLINE_SECONDS,
     requestedBy,
   });

@@ -26,10 +26,21 @@
  * node's PXE-enabled ports and wait for the callback.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import {
+  ACTIONS,
+  type ActionArgs,
+  type ActionName,
+  actionSpec,
+  type BootMode,
+  type BootPrepareArgs,
+  isPowerState,
+  POWER_OFF,
+  POWER_ON,
+  REBOOT,
+} from '../../protocol/actions.ts';
 import { historyCreateOp } from '../adapters/dynamo/history-repository.ts';
 import type { WriteOp } from '../adapters/dynamo/inventory-store.ts';
 import type { VersionedNode } from '../adapters/dynamo/node-repository.ts';
-import { ironicTimestamp } from '../api/dependencies.ts';
 import type { CommandRecord } from '../domain/commands/command.ts';
 import { invalid } from '../domain/errors.ts';
 import { errorRecord, transitionRecord } from '../domain/history/history.ts';
@@ -38,8 +49,9 @@ import { supportedBootDevices } from '../domain/power/power.ts';
 import { advance, isStable, type ProvisionPosition } from '../domain/provisioning/machine.ts';
 import type { ProvisionRequest } from '../domain/provisioning/request.ts';
 import type { ProvisionEvent, ProvisionState, StableState } from '../domain/provisioning/states.ts';
+import { ironicTimestamp } from '../domain/time.ts';
 import type { Conductor, TaskResult, TaskStep } from './conductor.ts';
-import { agentArgs } from './power.ts';
+import { agentArgs, agentCommand } from './power.ts';
 
 export const PROVISION_KIND = 'provision';
 /** Ironic's `[conductor]deploy_callback_timeout` (seconds); env `METALPLANE_DEPLOY_CALLBACK_TIMEOUT`. */
@@ -47,17 +59,23 @@ export const DEPLOY_CALLBACK_TIMEOUT_SECONDS = 1800;
 /** How long a deploy waits for its image to be ready at the site; env `METALPLANE_IMAGE_WAIT_TIMEOUT`. */
 export const IMAGE_WAIT_TIMEOUT_SECONDS = 3600;
 
-/** One step of a flow: its name (shown in `deploy_step`/`clean_step`) and command. */
-type StepName =
-  | 'power_on'
-  | 'power_off'
-  | 'reboot'
-  | 'read_power'
-  | 'read_boot_device'
-  | 'prepare_boot'
-  | 'clean_boot'
-  | 'boot_device_pxe'
-  | 'boot_device_disk';
+/** The steps of the flows: their names (shown in `deploy_step`/`clean_step`). */
+export const STEP_NAMES = [
+  'power_on',
+  'power_off',
+  'reboot',
+  'read_power',
+  'read_boot_device',
+  'prepare_boot',
+  'clean_boot',
+  'boot_device_pxe',
+  'boot_device_disk',
+] as const;
+/** One step of a flow: its name and (`stepCommand`) its command. */
+export type StepName = (typeof STEP_NAMES)[number];
+
+/** A deploy's boot inputs (`boot.prepare`'s args but the node and the callback). */
+export type DeployBoot = Omit<BootPrepareArgs, 'driver' | 'node_uuid' | 'callback_token' | 'callback_url'>;
 
 /** What a flow is doing, kept on the node's task. */
 export interface FlowState {
@@ -70,7 +88,7 @@ export interface FlowState {
   readonly target?: StableState;
   readonly user: string | null;
   /** The deploy's boot inputs (image UUIDs, MACs ...), resolved when it started. */
-  readonly boot?: JsonObject;
+  readonly boot?: DeployBoot;
   /** Waiting for an image to be ready at the node's site: its UUID and since when. */
   readonly waitingImage?: { readonly uuid: string; readonly since: string };
   /** For a clean step: its args (e.g. the boot device). */
@@ -119,13 +137,13 @@ export const imageWaitTimeoutSeconds = () =>
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
-function bootMode(node: Node): 'bios' | 'uefi' {
+function bootMode(node: Node): BootMode {
   const fromInstance = node.instance_info.deploy_boot_mode ?? node.instance_info.boot_mode;
   if (fromInstance === 'uefi' || fromInstance === 'bios') return fromInstance;
   const caps = node.properties.capabilities;
   const text = typeof caps === 'string' ? caps : '';
   const match = /(?:^|,)boot_mode:(uefi|bios)(?:,|$)/.exec(text);
-  if (match) return match[1] as 'bios' | 'uefi';
+  if (match) return match[1] as BootMode;
   if (typeof caps === 'object' && caps !== null && !Array.isArray(caps)) {
     const mode = (caps as JsonObject).boot_mode;
     if (mode === 'uefi' || mode === 'bios') return mode;
@@ -134,22 +152,24 @@ function bootMode(node: Node): 'bios' | 'uefi' {
 }
 
 /** The agent command of a step (undefined: the step does nothing for this node). */
-function stepCommand(node: Node, flow: FlowState, name: StepName): TaskStep | undefined {
-  const step = (action: string, args: Record<string, unknown>, deadlineSeconds = 180): TaskStep => ({
-    action,
-    // Boot files need no BMC: the BMC's credentials go only to the power and management actions.
-    commandArgs: { ...(action.startsWith('boot.') ? { driver: node.driver } : agentArgs(node)), ...args },
+export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskStep | undefined {
+  const step = <N extends ActionName>(action: N, args: ActionArgs<N>, deadlineSeconds = 180): TaskStep => ({
+    ...agentCommand(action, {
+      // Boot files need no BMC: the BMC's credentials go only to the power and management actions.
+      ...(ACTIONS[action].bmc ? agentArgs(node) : { driver: node.driver }),
+      ...args,
+    }),
     taskArgs: { ...flow } as unknown as Record<string, unknown>,
     deadlineSeconds,
     kind: PROVISION_KIND,
   });
   switch (name) {
     case 'power_on':
-      return step('power.set', { target: 'power on', timeout: 60 });
+      return step('power.set', { target: POWER_ON, timeout: 60 });
     case 'power_off':
-      return step('power.set', { target: 'power off', timeout: 60 });
+      return step('power.set', { target: POWER_OFF, timeout: 60 });
     case 'reboot':
-      return step('power.set', { target: 'rebooting', timeout: 60 });
+      return step('power.set', { target: REBOOT, timeout: 60 });
     case 'read_power':
       return step('power.get', {});
     case 'read_boot_device':
@@ -163,7 +183,7 @@ function stepCommand(node: Node, flow: FlowState, name: StepName): TaskStep | un
         ? step('management.set_boot_device', { boot_device: 'disk', persistent: true })
         : undefined;
     case 'prepare_boot': {
-      const boot = flow.boot ?? {};
+      const boot = flow.boot ?? ({} as DeployBoot);
       return step('boot.prepare', {
         node_uuid: node.uuid,
         ...boot,
@@ -386,7 +406,7 @@ export class Provisioner {
         if (!files) return { ...base, flow: 'deploy', steps: ['power_on'], finish: ['done'] };
         if (!inputs?.images)
           throw invalid(`Node ${node.uuid} has no image to boot: set instance_info.image_source.`);
-        const boot: JsonObject = {
+        const boot: DeployBoot = {
           macs: [...inputs.macs],
           boot_mode: bootMode(node),
           ...inputs.images,
@@ -446,9 +466,9 @@ export class Provisioner {
   #stepFinished(node: Node, task: NodeTask, command: CommandRecord, at: string): TaskResult {
     const flow = task.args as unknown as FlowState;
     let current = node;
-    if (command.action === 'power.set' || command.action === 'power.get') {
+    if (actionSpec(command.action)?.family === 'power') {
       const state = command.result?.power_state;
-      if (state === 'power on' || state === 'power off') current = { ...current, power_state: state };
+      if (isPowerState(state)) current = { ...current, power_state: state };
     }
     if (command.status !== 'succeeded') {
       const step = flow.steps[flow.index] ?? command.action;

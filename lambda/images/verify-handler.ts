@@ -15,8 +15,8 @@ import { ConnectionRepository } from '../adapters/dynamo/connection-repository.t
 import { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
 import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
 import { ImageObjects } from '../adapters/s3/image-objects.ts';
-import { ironicTimestamp } from '../api/dependencies.ts';
 import { FILE_ROLES, type FileRole } from '../domain/images/image.ts';
+import { ironicTimestamp } from '../domain/time.ts';
 import { ImageCatalog } from './catalog.ts';
 
 export function createVerifyHandler(catalog: () => ImageCatalog, logger: Pick<Logger, 'warn' | 'error'>) {

@@ -5,7 +5,7 @@
  * whose resources come from vitest's `inject`. Both gateways restart on their own ports.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { managementEndpointEnvVar } from '../../lambda/adapters/connection-notifier.ts';
+import { managementEndpointEnvVar } from '../../infra/resources.ts';
 import { UserRepository } from '../../lambda/adapters/dynamo/user-repository.ts';
 import { type AgentRuntime, createAgentRuntime } from '../../lambda/agents/channel.ts';
 import { createAgentsHandler } from '../../lambda/agents/handler.ts';

@@ -311,9 +311,11 @@ describe('audit trail: what is recorded', () => {
   it('keeps no secret value anywhere: passwords, tokens, credentials', async () => {
     const shown = JSON.stringify(await allRecords());
     const stored = JSON.stringify(await storedItems());
-    const tokenSecret = apiToken.split('_').at(-1) as string;
-    const credentialSecret = agentCredential.split('_').at(-1) as string;
-    const enrollmentSecret = enrollmentToken.split('_').at(-1) as string;
+    // `mp?_` + 22-char id + `_` + 43-char secret; both may themselves hold `_`.
+    const secretOf = (token: string) => token.slice(4 + 22 + 1);
+    const tokenSecret = secretOf(apiToken);
+    const credentialSecret = secretOf(agentCredential);
+    const enrollmentSecret = secretOf(enrollmentToken);
     for (const secret of [
       SECRET,
       SECRET2,

@@ -25,7 +25,7 @@ import { randomUUID } from 'node:crypto';
 import { ChangeMessageVisibilityCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandsTable } from '../../infra/resources.ts';
+import { commandsTable, resourcePrefixEnvVar } from '../../infra/resources.ts';
 import { type ChannelLogger, CommandQueue } from '../../lambda/adapters/command-queue.ts';
 import { documentClient, tableFromEnv } from '../../lambda/adapters/dynamo/client.ts';
 import {
@@ -33,7 +33,6 @@ import {
   type TransitionChanges,
 } from '../../lambda/adapters/dynamo/command-repository.ts';
 import { SiteRepository } from '../../lambda/adapters/dynamo/site-repository.ts';
-import { resourcePrefixEnvVar } from '../../lambda/adapters/resource-factory.ts';
 import { type AgentRuntime, createAgentRuntime } from '../../lambda/agents/channel.ts';
 import { startPowerChange } from '../../lambda/conductor/power.ts';
 import type { CommandState } from '../../lambda/domain/commands/command.ts';
@@ -572,8 +571,8 @@ describe('a pull that loses the expiry race', () => {
       sqs: stack.sqs,
       prefix: () => process.env[resourcePrefixEnvVar] as string,
       sites: new SiteRepository(stack.api.deps.store),
-      nodes: runtime.conductor.nodes,
       commands,
+      completions: runtime.conductor,
       connections: runtime.connections,
       notifier: runtime.notifier,
       logger: runtime.logger,

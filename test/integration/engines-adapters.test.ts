@@ -40,7 +40,6 @@ import { ConnectionNotifier } from '../../lambda/adapters/connection-notifier.ts
 import { CommandRepository, OPEN_SHARDS } from '../../lambda/adapters/dynamo/command-repository.ts';
 import { ConnectionRepository } from '../../lambda/adapters/dynamo/connection-repository.ts';
 import { InventoryStore, type ItemWrite } from '../../lambda/adapters/dynamo/inventory-store.ts';
-import { NodeRepository } from '../../lambda/adapters/dynamo/node-repository.ts';
 import { SiteRepository } from '../../lambda/adapters/dynamo/site-repository.ts';
 import { type CommandRecord, createCommand } from '../../lambda/domain/commands/command.ts';
 import { DomainError } from '../../lambda/domain/errors.ts';
@@ -368,7 +367,6 @@ describe.each(sqsEngines)('CommandQueue over SQS FIFO on $name (DynamoDB on moto
       sqs,
       prefix: () => prefix,
       sites,
-      nodes: new NodeRepository(inventory),
       commands,
       connections: new ConnectionRepository(db, tableName(prefix, connectionsTable)),
       notifier: new ConnectionNotifier(() => undefined),
@@ -376,7 +374,7 @@ describe.each(sqsEngines)('CommandQueue over SQS FIFO on $name (DynamoDB on moto
       newId: randomUUID,
       createMissingQueues: true,
       // No node records here: the conductor's part is not under test.
-      onFinished: async () => true,
+      completions: { finished: async () => undefined },
     });
     queueUrl = await queue.createQueue(site);
     await sites.create({

@@ -9,8 +9,8 @@
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
 import WebSocket from 'ws';
+import { managementEndpointEnvVar } from '../../infra/resources.ts';
 import type { ChannelLogger } from '../../lambda/adapters/command-queue.ts';
-import { managementEndpointEnvVar } from '../../lambda/adapters/connection-notifier.ts';
 import { type AgentRuntime, createAgentRuntime } from '../../lambda/agents/channel.ts';
 import { createAgentsHandler } from '../../lambda/agents/handler.ts';
 import { registerAgentRoutes } from '../../lambda/api/routes/agents.ts';

@@ -1,4 +1,7 @@
-/** The command record: creation, validation, legal transitions, expiry wording, wire form. */
+/**
+ * The command record: creation, validation, legal transitions, expiry wording, the
+ * `last_error` of an unawaited command, wire form.
+ */
 import { describe, expect, it } from 'vitest';
 import {
   COMMAND_STATES,
@@ -9,6 +12,7 @@ import {
   isFinished,
   isOverdue,
   statesLeadingTo,
+  unawaitedError,
   wireCommand,
 } from '../../lambda/domain/commands/command.ts';
 import { parseServerMessage } from '../../protocol/messages.ts';
@@ -82,6 +86,30 @@ describe('expiry', () => {
     expect(expiryMessage(command)).toBe(
       'Command noop c-1 expired: no result from the agent of site fra1 by 2030-01-02T03:04:15.000Z.',
     );
+  });
+});
+
+describe("an unawaited command's last_error", () => {
+  const command = createCommand({ ...base, deadlineSeconds: 10 }, now);
+  it('is nothing when it succeeded, or failed without a word', () => {
+    expect(unawaitedError({ ...command, status: 'succeeded', error: 'ignored' })).toBeUndefined();
+    expect(unawaitedError({ ...command, status: 'expired', error: null })).toBeUndefined();
+  });
+  it("puts the agent's words around which command failed where", () => {
+    expect(unawaitedError({ ...command, status: 'failed', error: 'the BMC refused the request' })).toBe(
+      'Command noop c-1 failed on the agent of site fra1: the BMC refused the request',
+    );
+    expect(unawaitedError({ ...command, status: 'failed', error: null })).toBe(
+      'Command noop c-1 failed on the agent of site fra1 (the agent gave no error message)',
+    );
+  });
+  it('is our own error as it is (expiry, dead letter)', () => {
+    expect(unawaitedError({ ...command, status: 'expired', error: expiryMessage(command) })).toBe(
+      expiryMessage(command),
+    );
+    const deadLettered =
+      'Command noop c-1 could not be delivered: the agent of site fra1 received it 10 times';
+    expect(unawaitedError({ ...command, status: 'failed', error: deadLettered })).toBe(deadLettered);
   });
 });
 

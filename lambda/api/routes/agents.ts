@@ -26,7 +26,7 @@
  *   GET    /v1/agent/nodes/{node}           a node of its site, secrets unmasked (to drive
  *                                           its BMC); another site's node does not exist
  */
-import { webSocketUrlEnvVar } from '../../adapters/connection-notifier.ts';
+import { webSocketUrlEnvVar } from '../../../infra/resources.ts';
 import { type AgentRuntime, agentRuntimeFor, handleAgentMessage } from '../../agents/channel.ts';
 import type { AgentIdentity } from '../../agents/credentials.ts';
 import { ENROLL_SCHEMA, isCredentialUsable, publicCredential } from '../../domain/agents/agent.ts';

@@ -1,8 +1,9 @@
 /**
  * A node's agent commands (admin only): the debugging view of what was sent to the
  * node's site agent and what came back, and a way for operators and tests to send one
- * (`noop`, `sleep {ms}` ... whatever the agent implements), as Ironic's vendor
- * passthru is a way to reach a driver directly.
+ * (`noop`, `sleep {ms}` ... the catalog of `protocol/actions.ts`; an action the agent
+ * does not implement fails there), as Ironic's vendor passthru is a way to reach a driver
+ * directly.
  *
  *   GET  /v1/nodes/{node}/commands[?limit=&marker=]   newest first
  *   GET  /v1/nodes/{node}/commands/{command}

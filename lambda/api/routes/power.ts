@@ -15,6 +15,7 @@
  * time gets a 503 (the command stays on record and finishes or expires).
  */
 
+import { BOOT_DEVICES, POWER_TARGETS } from '../../../protocol/actions.ts';
 import { PortRepository } from '../../adapters/dynamo/port-repository.ts';
 import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
 import { startBootDeviceChange, startBootDeviceRead, startPowerChange } from '../../conductor/power.ts';
@@ -33,7 +34,7 @@ import { resolveNode } from './nodes.ts';
 const POWER_SCHEMA = {
   type: 'object',
   properties: {
-    target: { enum: ['power on', 'power off', 'rebooting', 'soft power off', 'soft rebooting'] },
+    target: { enum: POWER_TARGETS },
     // Ironic's `args.integer`: null is the default, a float is truncated, a numeric string read.
     timeout: { type: ['integer', 'number', 'string', 'null'], minimum: 1, pattern: '^\\s*[-+]?\\d+\\s*$' },
   },
@@ -43,7 +44,7 @@ const POWER_SCHEMA = {
 const BOOT_DEVICE_SCHEMA = {
   type: 'object',
   properties: {
-    boot_device: { enum: ['pxe', 'disk', 'cdrom', 'bios', 'safe'] },
+    boot_device: { enum: BOOT_DEVICES },
     // Ironic's `args.boolean`: null is false; 0/1 and the bool words ('true', 'off'...) read.
     persistent: { type: ['boolean', 'string', 'integer', 'null'] },
   },

@@ -162,6 +162,26 @@ export function expiryMessage(command: Pick<CommandRecord, 'action' | 'id' | 'si
   return `Command ${command.action} ${command.id} expired: no result from the agent of site ${command.site} by ${command.deadline}.`;
 }
 
+/**
+ * What a finished command that no task awaited (an admin's raw command) leaves in its
+ * node's `last_error`: nothing when it succeeded. Our own failures (expiry, dead letter)
+ * already say which command; an agent's words get that said around them.
+ */
+export function unawaitedError(
+  command: Pick<CommandRecord, 'action' | 'id' | 'site' | 'status' | 'error'>,
+): string | undefined {
+  if (command.status === 'succeeded') return undefined;
+  const ours = command.error?.startsWith(`Command ${command.action} ${command.id} `) ?? false;
+  const message = command.status === 'failed' && !ours ? failureMessage(command) : command.error;
+  return message || undefined;
+}
+
+/** A failed command's `last_error`: which action, and the agent's words. */
+function failureMessage(command: Pick<CommandRecord, 'action' | 'id' | 'site' | 'error'>): string {
+  const cause = command.error ? `: ${command.error}` : ' (the agent gave no error message)';
+  return `Command ${command.action} ${command.id} failed on the agent of site ${command.site}${cause}`;
+}
+
 /** The command as the agent receives it. */
 export function wireCommand(command: CommandRecord, attempt: number, receipt: string): Command {
   return {

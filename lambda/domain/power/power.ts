@@ -5,31 +5,35 @@
  * what the node shows while an action is in flight, and the messages Ironic writes.
  * Pure: the conductor (`lambda/conductor/`) stores and dispatches.
  */
+import {
+  BOOT_DEVICES,
+  type BootDevice,
+  isPowerTarget,
+  POWER_OFF,
+  POWER_ON,
+  POWER_TARGETS,
+  type PowerTarget,
+  REBOOT,
+  SOFT_POWER_OFF,
+  SOFT_REBOOT,
+  SUPPORTED_BOOT_DEVICES,
+} from '../../../protocol/actions.ts';
 import { conflict, invalid, notAcceptable } from '../errors.ts';
 import type { Node } from '../nodes/node.ts';
 import { validateDriverInfo } from './driver-info.ts';
 
-export const POWER_ON = 'power on';
-export const POWER_OFF = 'power off';
-export const REBOOT = 'rebooting';
-export const SOFT_POWER_OFF = 'soft power off';
-export const SOFT_REBOOT = 'soft rebooting';
-
-export type PowerTarget =
-  | typeof POWER_ON
-  | typeof POWER_OFF
-  | typeof REBOOT
-  | typeof SOFT_POWER_OFF
-  | typeof SOFT_REBOOT;
-
-/** Ironic's ALLOWED_TARGET_POWER_STATES. */
-export const POWER_TARGETS: readonly PowerTarget[] = [
-  POWER_ON,
+// The power targets and boot devices are the agent protocol's (`protocol/actions.ts`).
+export {
+  BOOT_DEVICES,
+  type BootDevice,
   POWER_OFF,
+  POWER_ON,
+  POWER_TARGETS,
+  type PowerTarget,
   REBOOT,
-  SOFT_REBOOT,
   SOFT_POWER_OFF,
-];
+  SOFT_REBOOT,
+};
 
 /** Soft power actions and `timeout` arrived in 1.27 (`allow_soft_power_off`). */
 export const SOFT_POWER_MINOR = 27;
@@ -37,9 +41,6 @@ export const SOFT_POWER_MINOR = 27;
 /** Ironic's `[conductor]soft_power_off_timeout` and `[conductor]power_state_change_timeout`. */
 export const SOFT_POWER_OFF_TIMEOUT_SECONDS = 600;
 export const POWER_STATE_CHANGE_TIMEOUT_SECONDS = 60;
-
-export const BOOT_DEVICES = ['pxe', 'disk', 'cdrom', 'bios', 'safe'] as const;
-export type BootDevice = (typeof BOOT_DEVICES)[number];
 
 export interface PowerRequest {
   readonly target: PowerTarget;
@@ -75,7 +76,7 @@ export function checkPowerRequest(
     throw notAcceptable('Request not acceptable.');
   }
   if (typeof timeout === 'number' && timeout < 1) throw invalid('timeout has to be positive integer');
-  if (typeof target !== 'string' || !POWER_TARGETS.includes(target as PowerTarget)) {
+  if (typeof target !== 'string' || !isPowerTarget(target)) {
     throw requested(String(target), ident, node.power_state);
   }
   if (NO_POWER_CHANGE_STATES.has(node.provision_state)) throw requested(target, ident, node.provision_state);
@@ -112,14 +113,11 @@ export function powerFailureMessage(target: string, error: string): string {
   return `Failed to change power state to '${targetPowerState(target as PowerTarget)}' by '${target}': ${error}`;
 }
 
-/** Boot devices each management interface supports (Ironic's `get_supported_boot_devices`). */
-const SUPPORTED_BOOT_DEVICES: Readonly<Record<string, readonly BootDevice[]>> = {
-  fake: ['pxe'],
-  ipmitool: ['pxe', 'disk', 'cdrom', 'bios', 'safe'],
-};
-
+/** Boot devices the node's management interface supports (Ironic's `get_supported_boot_devices`). */
 export function supportedBootDevices(node: Node): readonly BootDevice[] {
-  return SUPPORTED_BOOT_DEVICES[node.management_interface ?? ''] ?? [];
+  const supported: Readonly<Record<string, readonly BootDevice[]>> = SUPPORTED_BOOT_DEVICES;
+  const iface = node.management_interface ?? '';
+  return Object.hasOwn(supported, iface) ? (supported[iface] as readonly BootDevice[]) : [];
 }
 
 export interface BootDeviceRequest {

@@ -1,0 +1,97 @@
+/**
+ * The layering of docs/architecture.md, checked by dependency-cruiser (`npm run depcheck`,
+ * run by CI in "lint, format and types"). Paths are relative to the project root; npm
+ * packages resolve to `node_modules/<name>/…`. Type-only imports count (tsPreCompilationDeps).
+ * An exception is named in its rule with the issue that removes it.
+ */
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'No import cycles, type-only ones included.',
+      from: {},
+      to: {
+        circular: true,
+        // issue 13: to break. openapi.ts imports each route's *_OPERATIONS and every
+        // lambda/api/routes/*.ts imports `type OperationDoc` back from it (type-only, no
+        // runtime cycle). Exempt only cycles made of these modules alone.
+        via: { pathNot: '^lambda/api/(openapi|routes/[^/]+)[.]ts$' },
+      },
+    },
+    {
+      name: 'not-to-unresolvable',
+      severity: 'error',
+      comment: 'Every import resolves to a file or an installed package (a typo in a path fails here).',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+    {
+      name: 'domain-is-pure',
+      severity: 'error',
+      comment:
+        'lambda/domain is pure logic: no handlers, conductor, HTTP toolkit or AWS adapters, no infra, no AWS SDK or CDK.',
+      from: { path: '^lambda/domain/' },
+      to: {
+        path: [
+          '^lambda/(adapters|api|agents|conductor|http)/',
+          '^infra/',
+          '^node_modules/(@aws-sdk|@smithy|aws-cdk-lib|constructs)/',
+        ],
+      },
+    },
+    {
+      name: 'protocol-stands-alone',
+      severity: 'error',
+      comment: 'protocol/ is what both ends share: it imports neither end.',
+      from: { path: '^protocol/' },
+      to: { path: '^(lambda|agent|infra)/' },
+    },
+    {
+      name: 'agent-only-through-protocol',
+      severity: 'error',
+      comment: 'The agent shares only protocol/ with the control plane.',
+      from: { path: '^agent/' },
+      to: { path: '^(lambda|infra)/' },
+    },
+    {
+      name: 'conductor-below-handlers',
+      severity: 'error',
+      comment: 'The conductor is a library the api and agents Lambdas use; it does not import them.',
+      from: { path: '^lambda/conductor/', pathNot: '^lambda/conductor/handler[.]ts$' },
+      to: { path: '^lambda/(api|agents)/' },
+    },
+    {
+      name: 'conductor-handler-below-handlers',
+      severity: 'error',
+      comment:
+        'The same for the conductor Lambda, but for one exception. issue 13: to fix. The tick builds ' +
+        "its wiring with agentRuntimeFromEnv() from lambda/agents/channel.ts, the agents Lambda's " +
+        'composition root; it goes when that wiring moves to the one composition root.',
+      from: { path: '^lambda/conductor/handler[.]ts$' },
+      to: { path: '^lambda/(api|agents)/', pathNot: '^lambda/agents/channel[.]ts$' },
+    },
+    {
+      name: 'infra-not-lambda',
+      severity: 'error',
+      comment:
+        'The CDK app does not import the Lambdas; the names both use (tables, queues, env vars) live in infra/resources.ts, which lambda/ imports.',
+      from: { path: '^infra/' },
+      to: { path: '^lambda/' },
+    },
+  ],
+  options: {
+    // `depcruise .`: every source file of the project; not the dot directories (.venv,
+    // .engines, .local …), not CDK's bundles, and npm packages only as import targets.
+    exclude: { path: '^(cdk[.]out/|[.])' },
+    doNotFollow: { path: '(^|/)node_modules/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      mainFields: ['module', 'main', 'types', 'typings'],
+    },
+  },
+};

@@ -1,0 +1,230 @@
+/**
+ * The agent actions a command can name, declared once for both ends: `ACTIONS` maps each
+ * action's wire name (`command.action`) to its family, whether it talks to the BMC, the
+ * TypeScript types of its `args` and result, and, where the check needs nothing of the
+ * hardware, its argument validator. The agent's actions are typed against it
+ * (`agent/actions/`, `agent/boot/actions.ts`), and the conductor builds its commands from
+ * it (`lambda/conductor/power.ts`, `lambda/conductor/provision.ts`), so a name or an
+ * argument one side does not know fails the type check;
+ * `test/unit/action-catalog.test.ts` compares the agent's registry with it.
+ *
+ * Also here, as the lists both ends check values against: Ironic's power states, power
+ * targets (`power.set {target}`) and boot devices (`management.set_boot_device`).
+ *
+ * Admins may still queue any action by name (`POST /v1/nodes/{node}/commands`, debugging):
+ * `Command.action` stays a string on the wire and the agent answers an unknown one with
+ * a failed command.
+ *
+ * This module imports nothing of `lambda/` or `agent/`; both import it.
+ */
+
+// --- values ------------------------------------------------------------------------
+
+export const POWER_ON = 'power on';
+export const POWER_OFF = 'power off';
+export const REBOOT = 'rebooting';
+export const SOFT_POWER_OFF = 'soft power off';
+export const SOFT_REBOOT = 'soft rebooting';
+
+/** The states a BMC reports (`power.get`, `power.set`'s result, `power_report`). */
+export const POWER_STATES = [POWER_ON, POWER_OFF] as const;
+export type PowerState = (typeof POWER_STATES)[number];
+
+/** Ironic's ALLOWED_TARGET_POWER_STATES: what `power.set {target}` accepts. */
+export const POWER_TARGETS = [POWER_ON, POWER_OFF, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT] as const;
+export type PowerTarget = (typeof POWER_TARGETS)[number];
+
+/** Ironic's boot devices (`management.set_boot_device {boot_device}`). */
+export const BOOT_DEVICES = ['pxe', 'disk', 'cdrom', 'bios', 'safe'] as const;
+export type BootDevice = (typeof BOOT_DEVICES)[number];
+
+/**
+ * The boot devices each management interface supports (Ironic's
+ * `get_supported_boot_devices`): the API checks requests against it, the agent's drivers
+ * accept exactly these. Ironic's fake management supports PXE only.
+ */
+export const SUPPORTED_BOOT_DEVICES = {
+  fake: ['pxe'],
+  ipmitool: BOOT_DEVICES,
+} as const satisfies Readonly<Record<string, readonly BootDevice[]>>;
+
+export const BOOT_MODES = ['bios', 'uefi'] as const;
+export type BootMode = (typeof BOOT_MODES)[number];
+
+export const isPowerState = (value: unknown): value is PowerState =>
+  POWER_STATES.includes(value as PowerState);
+export const isPowerTarget = (value: unknown): value is PowerTarget =>
+  POWER_TARGETS.includes(value as PowerTarget);
+export const isBootDevice = (value: unknown): value is BootDevice =>
+  BOOT_DEVICES.includes(value as BootDevice);
+
+/** `sleep {ms}`: the longest sleep an agent accepts. */
+export const MAX_SLEEP_MS = 60_000;
+/** `power.set {timeout}`: the longest wait for the BMC (seconds). */
+export const MAX_POWER_TIMEOUT_SECONDS = 3600;
+
+// --- args and results ----------------------------------------------------------------
+
+type Empty = Record<string, never>;
+
+/** Every action may name the hardware type whose interfaces run it (the registry's routing). */
+interface Routed {
+  driver?: string;
+}
+
+/** A BMC-facing action: the hardware type and the BMC's address and credentials. */
+export interface BmcArgs extends Routed {
+  driver_info?: Record<string, unknown>;
+}
+
+export interface SleepArgs extends Routed {
+  ms: number;
+}
+export interface FailArgs extends Routed {
+  message?: string;
+}
+export interface PowerSetArgs extends BmcArgs {
+  target: PowerTarget;
+  /** Seconds to wait for the BMC to report the target; default 60. */
+  timeout?: number;
+}
+export interface SetBootDeviceArgs extends BmcArgs {
+  boot_device: BootDevice;
+  persistent?: boolean;
+}
+export interface BootPrepareArgs extends Routed {
+  node_uuid: string;
+  macs: readonly string[];
+  boot_mode: BootMode;
+  /** Image UUIDs: kernel + ramdisk, or iso. */
+  kernel?: string;
+  ramdisk?: string;
+  iso?: string;
+  kernel_append_params?: string;
+  /** What the control plane sends: the deploy's single-use token (the agent makes it a URL). */
+  callback_token?: string;
+  /** What the boot files get (the agent's own translation of `callback_token`). */
+  callback_url?: string;
+}
+export interface BootCleanArgs extends Routed {
+  node_uuid: string;
+}
+
+// Results are type aliases (not interfaces) so that they are JSON objects to TypeScript.
+export type PowerResult = { power_state: PowerState };
+export type BootDeviceResult = { boot_device: BootDevice | null; persistent: boolean | null };
+type BootFile = { root: string; path: string };
+type KeptBootFile = BootFile & { reason: string };
+export type BootPrepareResult = {
+  node_uuid: string;
+  boot_mode: BootMode;
+  boot: 'kernel' | 'iso';
+  macs: readonly string[];
+  kernel_cmdline: string | null;
+  entry_script_url: string;
+  ipxe_script_urls: readonly string[];
+  files: readonly (BootFile & { url?: string })[];
+  removed: readonly BootFile[];
+  kept: readonly KeptBootFile[];
+  warnings: readonly string[];
+};
+export type BootCleanResult = {
+  node_uuid: string;
+  removed: readonly BootFile[];
+  kept: readonly KeptBootFile[];
+};
+
+// --- the catalog -----------------------------------------------------------------------
+
+/** `common`: every agent has it, whatever its drivers; otherwise the driver interface that provides it. */
+export type ActionFamily = 'common' | 'power' | 'management' | 'boot';
+
+/** A problem with `args` that needs no hardware to see, or undefined. */
+export type ArgsValidator = (args: Record<string, unknown>) => string | undefined;
+
+export interface ActionSpec<Args = unknown, Result = unknown> {
+  readonly family: ActionFamily;
+  /** Whether the command carries the BMC's `driver_info` (only power and management do). */
+  readonly bmc: boolean;
+  readonly validate?: ArgsValidator;
+  /** Types only (never set): `args` and the result of a successful command. */
+  readonly types?: { readonly args: Args; readonly result: Result };
+}
+
+type Declared<Args, Result> = Omit<ActionSpec<Args, Result>, 'types'>;
+
+function action<Args, Result>(
+  spec: Declared<Args, Result> & { validate: ArgsValidator },
+): ActionSpec<Args, Result> & { validate: ArgsValidator };
+function action<Args, Result>(spec: Declared<Args, Result>): ActionSpec<Args, Result>;
+function action<Args, Result>(spec: Declared<Args, Result>): ActionSpec<Args, Result> {
+  return spec;
+}
+
+const isInteger = (value: unknown, min: number, max: number) =>
+  typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+
+export const ACTIONS = {
+  noop: action<Routed, Empty>({ family: 'common', bmc: false }),
+  sleep: action<SleepArgs, { slept_ms: number }>({
+    family: 'common',
+    bmc: false,
+    validate: (args) =>
+      isInteger(args.ms, 0, MAX_SLEEP_MS)
+        ? undefined
+        : `sleep: args.ms must be an integer from 0 to ${MAX_SLEEP_MS}`,
+  }),
+  fail: action<FailArgs, never>({
+    family: 'common',
+    bmc: false,
+    validate: (args) =>
+      args.message === undefined || typeof args.message === 'string'
+        ? undefined
+        : 'fail: args.message must be a string',
+  }),
+  'power.set': action<PowerSetArgs, PowerResult>({
+    family: 'power',
+    bmc: true,
+    validate(args) {
+      if (!isPowerTarget(args.target)) return `args.target must be one of ${POWER_TARGETS.join(', ')}`;
+      if (args.timeout !== undefined && !isInteger(args.timeout, 1, MAX_POWER_TIMEOUT_SECONDS)) {
+        return `args.timeout must be an integer from 1 to ${MAX_POWER_TIMEOUT_SECONDS} (seconds)`;
+      }
+      return undefined;
+    },
+  }),
+  'power.get': action<BmcArgs, PowerResult>({ family: 'power', bmc: true }),
+  'management.set_boot_device': action<SetBootDeviceArgs, Empty>({
+    family: 'management',
+    bmc: true,
+    validate(args) {
+      if (!isBootDevice(args.boot_device))
+        return `Invalid boot device ${String(args.boot_device)} specified.`;
+      if (args.persistent !== undefined && typeof args.persistent !== 'boolean') {
+        return 'args.persistent must be true or false';
+      }
+      return undefined;
+    },
+  }),
+  'management.get_boot_device': action<BmcArgs, BootDeviceResult>({ family: 'management', bmc: true }),
+  // The shapes and values of the boot actions' args are checked by the agent's renderer
+  // (`agent/boot/actions.ts`), which needs its JSON Schema and the boot file rules.
+  'boot.prepare': action<BootPrepareArgs, BootPrepareResult>({ family: 'boot', bmc: false }),
+  'boot.clean': action<BootCleanArgs, BootCleanResult>({ family: 'boot', bmc: false }),
+} as const;
+
+export type ActionName = keyof typeof ACTIONS;
+type TypesOf<N extends ActionName> = NonNullable<(typeof ACTIONS)[N]['types']>;
+export type ActionArgs<N extends ActionName> = TypesOf<N>['args'];
+export type ActionResult<N extends ActionName> = TypesOf<N>['result'];
+
+export const ACTION_NAMES = Object.keys(ACTIONS) as ActionName[];
+
+export function isActionName(name: string): name is ActionName {
+  return Object.hasOwn(ACTIONS, name);
+}
+
+/** The catalog's entry for a command's action; undefined for an action it does not know. */
+export function actionSpec(name: string): ActionSpec | undefined {
+  return isActionName(name) ? ACTIONS[name] : undefined;
+}
