@@ -12,13 +12,7 @@ module.exports = {
       severity: 'error',
       comment: 'No import cycles, type-only ones included.',
       from: {},
-      to: {
-        circular: true,
-        // issue 13: to break. openapi.ts imports each route's *_OPERATIONS and every
-        // lambda/api/routes/*.ts imports `type OperationDoc` back from it (type-only, no
-        // runtime cycle). Exempt only cycles made of these modules alone.
-        via: { pathNot: '^lambda/api/(openapi|routes/[^/]+)[.]ts$' },
-      },
+      to: { circular: true },
     },
     {
       name: 'not-to-unresolvable',
@@ -36,6 +30,7 @@ module.exports = {
       to: {
         path: [
           '^lambda/(adapters|api|agents|conductor|http)/',
+          '^lambda/runtime[.]ts$',
           '^infra/',
           '^node_modules/(@aws-sdk|@smithy|aws-cdk-lib|constructs)/',
         ],
@@ -58,19 +53,37 @@ module.exports = {
     {
       name: 'conductor-below-handlers',
       severity: 'error',
-      comment: 'The conductor is a library the api and agents Lambdas use; it does not import them.',
-      from: { path: '^lambda/conductor/', pathNot: '^lambda/conductor/handler[.]ts$' },
+      comment:
+        'The conductor is a library the api and agents Lambdas use; it does not import them. ' +
+        'The conductor Lambda (handler.ts) takes its wiring from the composition root, lambda/runtime.ts.',
+      from: { path: '^lambda/conductor/' },
       to: { path: '^lambda/(api|agents)/' },
     },
     {
-      name: 'conductor-handler-below-handlers',
+      name: 'conductor-library-not-to-composition-root',
       severity: 'error',
       comment:
-        'The same for the conductor Lambda, but for one exception. issue 13: to fix. The tick builds ' +
-        "its wiring with agentRuntimeFromEnv() from lambda/agents/channel.ts, the agents Lambda's " +
-        'composition root; it goes when that wiring moves to the one composition root.',
-      from: { path: '^lambda/conductor/handler[.]ts$' },
-      to: { path: '^lambda/(api|agents)/', pathNot: '^lambda/agents/channel[.]ts$' },
+        'Only the Lambdas (handlers, api routes) take the wiring of lambda/runtime.ts; the conductor ' +
+        'library is given its collaborators.',
+      from: { path: '^lambda/conductor/', pathNot: '^lambda/conductor/handler[.]ts$' },
+      to: { path: '^lambda/runtime[.]ts$' },
+    },
+    {
+      name: 'api-routes-not-to-agents',
+      severity: 'error',
+      comment:
+        'The API routes reach the conductor through the composition root (lambda/runtime.ts), not ' +
+        "through the agents Lambda. One exception: routes/agents.ts serves the agent channel's HTTPS " +
+        'fallback, so it takes the message handling (channel.ts) and the agent identity type (credentials.ts).',
+      from: { path: '^lambda/api/routes/', pathNot: '^lambda/api/routes/agents[.]ts$' },
+      to: { path: '^lambda/agents/' },
+    },
+    {
+      name: 'api-agent-routes-only-the-channel',
+      severity: 'error',
+      comment: 'routes/agents.ts: of lambda/agents/, the message handling and the credentials only.',
+      from: { path: '^lambda/api/routes/agents[.]ts$' },
+      to: { path: '^lambda/agents/', pathNot: '^lambda/agents/(channel|credentials)[.]ts$' },
     },
     {
       name: 'infra-not-lambda',

@@ -9,198 +9,37 @@
  * nothing is done with it.
  */
 
-import { randomUUID } from 'node:crypto';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { SQSClient } from '@aws-sdk/client-sqs';
-import {
-  commandsTable,
-  connectionsTable,
-  inventoryTable,
-  resourcePrefixEnvVar,
-} from '../../infra/resources.ts';
 import {
   type AgentMessage,
   ProtocolError,
   parseAgentMessage,
   type ServerMessage,
 } from '../../protocol/messages.ts';
-import { type ChannelLogger, ChannelRefusal, CommandQueue } from '../adapters/command-queue.ts';
-import { ConnectionNotifier } from '../adapters/connection-notifier.ts';
-import { documentClient, tableFromEnv } from '../adapters/dynamo/client.ts';
-import { CommandRepository } from '../adapters/dynamo/command-repository.ts';
-import { ConnectionRepository } from '../adapters/dynamo/connection-repository.ts';
-import { ImageRepository } from '../adapters/dynamo/image-repository.ts';
-import { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
-import { NodeRepository } from '../adapters/dynamo/node-repository.ts';
-import { PortRepository } from '../adapters/dynamo/port-repository.ts';
-import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
-import { sealerFromEnv } from '../adapters/kms/envelope-sealer.ts';
-import { ImageObjects } from '../adapters/s3/image-objects.ts';
-import { Conductor } from '../conductor/conductor.ts';
+import { ChannelRefusal } from '../adapters/command-queue.ts';
 import { resumeWaitingDeploys } from '../conductor/deploy-inputs.ts';
-import { registerPowerTasks } from '../conductor/power.ts';
 import { applyPowerReports } from '../conductor/power-sync.ts';
-import { Provisioner } from '../conductor/provision.ts';
-import type { SecretSealer } from '../domain/auth/sealing.ts';
-import type { CommandCompletions } from '../domain/commands/completions.ts';
 import type { AgentRecord } from '../domain/conductors.ts';
 import { DomainError } from '../domain/errors.ts';
 import { ironicTimestamp } from '../domain/time.ts';
-import { ImageCatalog } from '../images/catalog.ts';
-import { AgentCredentials, type AgentIdentity } from './credentials.ts';
-
-export interface Provisioning {
-  readonly provisioner: Provisioner;
-  readonly nodes: NodeRepository;
-  readonly images: ImageRepository;
-  readonly ports: PortRepository;
-}
-
-export interface AgentRuntime {
-  readonly queue: CommandQueue;
-  readonly credentials: AgentCredentials;
-  readonly connections: ConnectionRepository;
-  readonly notifier: ConnectionNotifier;
-  readonly commands: CommandRepository;
-  /** The image catalog: what the site holds (`images_pull`), sync reports, `wake` on changes. */
-  readonly images: ImageCatalog;
-  /** The conductor library: tasks awaiting commands, power sync. */
-  readonly conductor: Conductor;
-  /** The provision state machine's flows, and what they read (images, ports). */
-  readonly provisioning: Provisioning;
-  readonly logger: ChannelLogger;
-  readonly now: () => Date;
-  /** Seals secrets as nodes and commands are written; opens them only for the agent. */
-  readonly sealer: SecretSealer;
-}
-
-export interface AgentRuntimeOptions {
-  /** The inventory store (default: the table named by the environment). */
-  readonly store?: InventoryStore;
-  readonly sqs?: SQSClient;
-  readonly logger?: ChannelLogger;
-  /** Default: `METALPLANE_WS_MANAGEMENT_ENDPOINT`. */
-  readonly managementEndpoint?: string | (() => string | undefined);
-  /** See `CommandQueueOptions.createMissingQueues` (default false). */
-  readonly createMissingQueues?: boolean;
-  /** See `CommandQueueOptions.visibilityTimeoutSeconds`. */
-  readonly visibilityTimeoutSeconds?: number;
-  readonly now?: () => Date;
-  /** Default: KMS, with the key `METALPLANE_SECRETS_KEY` names. */
-  readonly sealer?: SecretSealer;
-}
-
-function requiredEnv(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-/** Builds the channel's collaborators; table names and endpoints are read at first use. */
-export function createAgentRuntime(options: AgentRuntimeOptions = {}): AgentRuntime {
-  const db = documentClient();
-  const store = options.store ?? new InventoryStore(db, () => tableFromEnv(inventoryTable.envVar));
-  const logger = options.logger ?? new Logger({ serviceName: 'metalplane-agents' });
-  const now = options.now ?? (() => new Date());
-  const notifier = new ConnectionNotifier(options.managementEndpoint);
-  const connections = new ConnectionRepository(db, () => tableFromEnv(connectionsTable.envVar));
-  const commands = new CommandRepository(db, () => tableFromEnv(commandsTable.envVar));
-  const sealer = options.sealer ?? sealerFromEnv();
-  const nodes = new NodeRepository(store, sealer);
-  const sqs = options.sqs ?? new SQSClient({ maxAttempts: 3 });
-  // The conductor queues its commands through the queue; the queue reports finished
-  // commands through the `CommandCompletions` port only (it knows no conductor, writes no
-  // node). The port forwards to the conductor built below, before any command exists.
-  const completions: CommandCompletions = { finished: (command) => conductor.finished(command) };
-  const queue = new CommandQueue({
-    sqs,
-    prefix: () => requiredEnv(resourcePrefixEnvVar),
-    sites: new SiteRepository(store),
-    commands,
-    connections,
-    notifier,
-    logger,
-    newId: () => randomUUID(),
-    now,
-    completions,
-    sealer,
-    createMissingQueues: options.createMissingQueues ?? false,
-    ...(options.visibilityTimeoutSeconds !== undefined
-      ? { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds }
-      : {}),
-  });
-  const credentials = new AgentCredentials(store, connections, notifier, now);
-  const images = new ImageCatalog({
-    store,
-    objects: new ImageObjects(),
-    sites: new SiteRepository(store),
-    connections,
-    notifier,
-    logger,
-    now: () => ironicTimestamp(now()),
-    sqs: () => sqs,
-  });
-  const conductor = new Conductor({
-    nodes,
-    queue,
-    agents: credentials.agents,
-    commands,
-    logger,
-    newId: () => randomUUID(),
-    now,
-  });
-  registerPowerTasks(conductor);
-  const provisioner = new Provisioner(conductor, () => randomUUID());
-  const provisioning = {
-    provisioner,
-    nodes,
-    images: new ImageRepository(store),
-    ports: new PortRepository(store),
-  };
-  return {
-    queue,
-    credentials,
-    connections,
-    notifier,
-    commands,
-    conductor,
-    provisioning,
-    images,
-    logger,
-    now,
-    sealer,
-  };
-}
-
-let shared: AgentRuntime | undefined;
-
-/** One runtime per Lambda container, from the environment. */
-export function agentRuntimeFromEnv(): AgentRuntime {
-  shared ??= createAgentRuntime();
-  return shared;
-}
-
-const byStore = new WeakMap<InventoryStore, AgentRuntime>();
+import type { ImageCatalog } from '../images/catalog.ts';
+import type { ControlPlane } from '../runtime.ts';
+import type { AgentIdentity } from './credentials.ts';
 
 /**
- * The runtime on the API's own inventory store (one per store), for the API's routes: it
- * may create a legacy site's missing queue (the api Lambda has `sqs:CreateQueue`).
+ * The control plane as the channel sees it. Its wiring lives in the one composition root,
+ * `lambda/runtime.ts`; these names stay for the callers (tests, the chaos harness) that
+ * still import them from here.
  */
-export function agentRuntimeFor(deps: {
-  readonly store: InventoryStore;
-  readonly sealer?: SecretSealer;
-}): AgentRuntime {
-  let runtime = byStore.get(deps.store);
-  if (!runtime) {
-    runtime = createAgentRuntime({
-      store: deps.store,
-      createMissingQueues: true,
-      ...(deps.sealer ? { sealer: deps.sealer } : {}),
-    });
-    byStore.set(deps.store, runtime);
-  }
-  return runtime;
-}
+export type AgentRuntime = ControlPlane;
+export type {
+  ControlPlaneOptions as AgentRuntimeOptions,
+  Provisioning,
+} from '../runtime.ts';
+export {
+  controlPlaneFor as agentRuntimeFor,
+  controlPlaneFromEnv as agentRuntimeFromEnv,
+  createControlPlane as createAgentRuntime,
+} from '../runtime.ts';
 
 export type MessageOutcome =
   /** Handled; `reply` (a `commands` message) goes back to the agent if present. */

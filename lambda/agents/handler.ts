@@ -17,7 +17,8 @@
  *   is closed.
  */
 import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
-import { type AgentRuntime, agentRuntimeFromEnv, handleAgentMessage } from './channel.ts';
+import { type ControlPlane, controlPlaneFromEnv } from '../runtime.ts';
+import { handleAgentMessage } from './channel.ts';
 
 export type AgentsEvent = APIGatewayProxyWebsocketEventV2 & {
   readonly headers?: Record<string, string | undefined>;
@@ -40,7 +41,7 @@ const reply = (message: unknown): APIGatewayProxyResultV2 => ({
   body: JSON.stringify(message),
 });
 
-export function createAgentsHandler(runtime: AgentRuntime | (() => AgentRuntime)) {
+export function createAgentsHandler(runtime: ControlPlane | (() => ControlPlane)) {
   const resolve = typeof runtime === 'function' ? runtime : () => runtime;
   return async (event: AgentsEvent): Promise<APIGatewayProxyResultV2> => {
     const channel = resolve();
@@ -101,4 +102,4 @@ export function createAgentsHandler(runtime: AgentRuntime | (() => AgentRuntime)
   };
 }
 
-export const handler = createAgentsHandler(agentRuntimeFromEnv);
+export const handler = createAgentsHandler(controlPlaneFromEnv);

@@ -27,7 +27,6 @@
  */
 import { createHash } from 'node:crypto';
 import { UserRepository } from '../adapters/dynamo/user-repository.ts';
-import { agentRuntimeFor } from '../agents/channel.ts';
 import type { AgentCredentials } from '../agents/credentials.ts';
 import { parseAuthorization } from '../domain/auth/basic.ts';
 import {
@@ -42,6 +41,7 @@ import { parseCredential, parseToken, verifySecret } from '../domain/auth/tokens
 import { isTokenUsable, type User } from '../domain/users/user.ts';
 import { TooManyRequests, Unauthorized } from '../http/errors.ts';
 import type { Authenticator } from '../http/middlewares.ts';
+import { controlPlaneFor } from '../runtime.ts';
 import type { Principal } from './access.ts';
 import type { Dependencies } from './dependencies.ts';
 
@@ -107,7 +107,7 @@ async function agentPrincipal(agents: AgentCredentials, token: string): Promise<
 
 /** The agents' credentials, on the same store as the rest of `deps` (built at first use). */
 function agentCredentialsFor(deps: Dependencies): () => AgentCredentials {
-  return () => agentRuntimeFor(deps).credentials;
+  return () => controlPlaneFor(deps).credentials;
 }
 
 export function credentialAuthenticator(

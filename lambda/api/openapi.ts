@@ -6,9 +6,9 @@
  */
 import { PATCH_SCHEMA } from '../domain/json-patch.ts';
 import { NODE_CREATE_SCHEMA } from '../domain/nodes/node.ts';
-import type { JsonSchema } from '../domain/schema.ts';
 import { formatVersion, MAX_VERSION, MIN_VERSION } from '../http/microversion.ts';
 import type { Router } from '../http/router.ts';
+import type { OperationDoc } from './operation-doc.ts';
 import { AGENT_OPERATIONS } from './routes/agents.ts';
 import { ALLOCATION_OPERATIONS } from './routes/allocations.ts';
 import { AUDIT_OPERATIONS } from './routes/audit.ts';
@@ -25,17 +25,6 @@ import { PROVISION_OPERATIONS } from './routes/provision.ts';
 import { SITE_OPERATIONS } from './routes/sites.ts';
 import { USER_OPERATIONS } from './routes/users.ts';
 import { VOLUME_OPERATIONS } from './routes/volume.ts';
-
-export interface OperationDoc {
-  readonly summary: string;
-  readonly tag: string;
-  readonly requestSchema?: JsonSchema;
-  /** The body may be left out (the route then uses its defaults). */
-  readonly optionalBody?: boolean;
-  /** Status of success (200 unless given). */
-  readonly status?: number;
-  readonly public?: boolean;
-}
 
 /**
  * The bodies of the users' routes, whose handlers validate without a shared schema

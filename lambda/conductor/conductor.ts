@@ -21,7 +21,7 @@ import type { CommandQueue } from '../adapters/command-queue.ts';
 import type { AgentRepository } from '../adapters/dynamo/agent-repository.ts';
 import type { CommandRepository } from '../adapters/dynamo/command-repository.ts';
 import type { WriteOp } from '../adapters/dynamo/inventory-store.ts';
-import type { NodeRepository, VersionedNode } from '../adapters/dynamo/node-repository.ts';
+import type { NodeChange, NodeRepository, VersionedNode } from '../adapters/dynamo/node-repository.ts';
 import { type CommandRecord, isFinished, unawaitedError } from '../domain/commands/command.ts';
 import type { CommandCompletions } from '../domain/commands/completions.ts';
 import { isAlive } from '../domain/conductors.ts';
@@ -117,6 +117,27 @@ export class Conductor implements CommandCompletions {
 
   get nodes(): NodeRepository {
     return this.#deps.nodes;
+  }
+
+  /** The conductor's clock (injected): what the flows time their changes with. */
+  now(): Date {
+    return this.#deps.now();
+  }
+
+  /**
+   * Writes a node change that runs no command (a provision transition alone, a flow with
+   * no step for the node): one conditional write of the node read at `found.version`.
+   */
+  async writeNode(found: VersionedNode, next: Node, ops: readonly WriteOp[] = []): Promise<void> {
+    await this.#deps.nodes.update(found.node, next, found.version, ops);
+  }
+
+  /** Changes a node outside a task (a deploy's callback, its timeout): read, change, conditional write. */
+  async changeNode(
+    uuid: string,
+    change: (node: Node) => Node | NodeChange | undefined,
+  ): Promise<Node | undefined> {
+    return this.#deps.nodes.modify(uuid, change);
   }
 
   onTaskFinished(action: string, handler: TaskOutcomeHandler): this {

@@ -16,7 +16,8 @@ import { invalid } from '../domain/errors.ts';
 import { isUuidLike } from '../domain/identifiers.ts';
 import type { Image } from '../domain/images/image.ts';
 import type { Node } from '../domain/nodes/node.ts';
-import type { DeployInputs, Provisioner } from './provision.ts';
+import type { DeployInputs } from './flows/deploy.ts';
+import type { Provisioner } from './provision.ts';
 
 const PAGE = 200;
 
@@ -117,7 +118,7 @@ export async function resumeWaitingDeploys(
   return provisioner.resumeImageWaits(
     deploying,
     async (image, at) => (await deps.images.getSync(image, at))?.sync.state === 'ready',
-    new Date(),
+    provisioner.now(),
   );
 }
 
@@ -125,5 +126,5 @@ export async function timeoutWaitingCallbacks(
   provisioner: Provisioner,
   nodes: NodeRepository,
 ): Promise<number> {
-  return provisioner.timeoutCallbacks(await nodesIn(nodes, 'wait call-back'), new Date());
+  return provisioner.timeoutCallbacks(await nodesIn(nodes, 'wait call-back'), provisioner.now());
 }

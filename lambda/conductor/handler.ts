@@ -10,7 +10,7 @@
  * - resumes deploys held for an image the site now holds (image reports do this at once;
  *   the tick catches what they missed) and fails those that waited too long.
  */
-import { type AgentRuntime, agentRuntimeFromEnv } from '../agents/channel.ts';
+import { type ControlPlane, controlPlaneFromEnv } from '../runtime.ts';
 import { resumeWaitingDeploys, timeoutWaitingCallbacks } from './deploy-inputs.ts';
 
 export interface TickReport {
@@ -28,7 +28,7 @@ export interface TickReport {
 /** Commands looked at per tick and shard; a backlog larger than that is taken by the next ticks. */
 const PER_TICK = 200;
 
-export async function tick(runtime: AgentRuntime = agentRuntimeFromEnv()): Promise<TickReport> {
+export async function tick(runtime: ControlPlane = controlPlaneFromEnv()): Promise<TickReport> {
   const started = Date.now();
   const expired = await runtime.queue.expireOverdue(PER_TICK);
   const deadLettered = await runtime.queue.failDeadLettered(PER_TICK);

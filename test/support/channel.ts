@@ -11,13 +11,16 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import WebSocket from 'ws';
 import { managementEndpointEnvVar } from '../../infra/resources.ts';
 import type { ChannelLogger } from '../../lambda/adapters/command-queue.ts';
-import { type AgentRuntime, createAgentRuntime } from '../../lambda/agents/channel.ts';
 import { createAgentsHandler } from '../../lambda/agents/handler.ts';
 import { registerAgentRoutes } from '../../lambda/api/routes/agents.ts';
 import { registerCommandRoutes } from '../../lambda/api/routes/commands.ts';
 import { registerPowerRoutes } from '../../lambda/api/routes/power.ts';
 import { registerProvisionRoutes } from '../../lambda/api/routes/provision.ts';
 import { registerSiteRoutes } from '../../lambda/api/routes/sites.ts';
+import {
+  type ControlPlane as AgentRuntime,
+  createControlPlane as createAgentRuntime,
+} from '../../lambda/runtime.ts';
 import {
   type GatewayLogEntry,
   startWebSocketGateway,

@@ -27,7 +27,7 @@
  *                                           its BMC); another site's node does not exist
  */
 import { webSocketUrlEnvVar } from '../../../infra/resources.ts';
-import { type AgentRuntime, agentRuntimeFor, handleAgentMessage } from '../../agents/channel.ts';
+import { handleAgentMessage } from '../../agents/channel.ts';
 import type { AgentIdentity } from '../../agents/credentials.ts';
 import { ENROLL_SCHEMA, isCredentialUsable, publicCredential } from '../../domain/agents/agent.ts';
 import { canAgentAccessSite } from '../../domain/auth/policy.ts';
@@ -45,10 +45,11 @@ import { resourceLinks } from '../../http/links.ts';
 import { MAX_VERSION } from '../../http/microversion.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
+import { type ControlPlane, controlPlaneFor } from '../../runtime.ts';
 import { authorize, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 import { resolveNode } from './nodes.ts';
 
 export const AGENT_OPERATIONS: Record<string, OperationDoc> = {
@@ -166,7 +167,7 @@ function renderAgent(request: ApiRequest, agent: AgentRecord) {
 export function registerAgentRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: AgentRuntime | (() => AgentRuntime) = () => agentRuntimeFor(deps),
+  runtime: ControlPlane | (() => ControlPlane) = () => controlPlaneFor(deps),
 ): void {
   const channel = typeof runtime === 'function' ? runtime : () => runtime;
 

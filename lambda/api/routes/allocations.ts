@@ -53,7 +53,7 @@ import type { Router } from '../../http/router.ts';
 import { authorize, authorizeNode, listingProject } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, nextLink, parseFields, parseListParams } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 import { resolveNode } from './nodes.ts';
 
 const LIST_PARAMS = [

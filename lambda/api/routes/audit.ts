@@ -18,7 +18,7 @@ import { json } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
 import { authorize } from '../access.ts';
 import { MAX_LIMIT } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 
 export const AUDIT_OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/audit': {

@@ -12,7 +12,6 @@
  * A 202 means durable: the record and the queue message exist, and the site's
  * connected agent has been woken.
  */
-import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
 import { maskSecrets } from '../../domain/auth/secrets.ts';
 import {
   type CommandRecord,
@@ -25,10 +24,11 @@ import { assertStorable } from '../../domain/inventory/common.ts';
 import { validator } from '../../domain/schema.ts';
 import { type ApiRequest, json } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
+import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
 import { authorize, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, parseLimit } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 import { resolveNode } from './nodes.ts';
 
 export const COMMAND_CREATE_SCHEMA = {
@@ -88,7 +88,7 @@ function render(request: ApiRequest, command: CommandRecord) {
 export function registerCommandRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: AgentRuntime | (() => AgentRuntime) = () => agentRuntimeFor(deps),
+  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
 ): void {
   const channel = typeof runtime === 'function' ? runtime : () => runtime;
 

@@ -25,7 +25,7 @@ import type { Router } from '../../http/router.ts';
 import { authorize } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, nextLink, parseFields, parseListParams } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 
 const LIST_PARAMS = ['limit', 'marker', 'sort_key', 'sort_dir', 'fields', 'detail'];
 

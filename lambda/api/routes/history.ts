@@ -22,7 +22,7 @@ import type { Router } from '../../http/router.ts';
 import { authorizeNode } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { MAX_LIMIT, parseFields } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 import { resolveNode } from './nodes.ts';
 
 export const HISTORY_OPERATIONS: Record<string, OperationDoc> = {

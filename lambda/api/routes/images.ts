@@ -19,7 +19,6 @@
  */
 
 import { imageListSortKey } from '../../adapters/dynamo/image-repository.ts';
-import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
 import { conflict, invalid, notFound } from '../../domain/errors.ts';
 import { canonicalUuid, isUuidLike } from '../../domain/identifiers.ts';
 import {
@@ -50,10 +49,11 @@ import { validateSiteName } from '../../domain/sites/site.ts';
 import { resourceLinks } from '../../http/links.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
+import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
 import { authorize } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, nextLink, parseListParams } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 
 /** Lifetime of presigned upload URLs. */
 export const UPLOAD_URL_SECONDS = 60 * 60;
@@ -218,7 +218,7 @@ function optionalBody(request: ApiRequest): unknown {
 export function registerImageRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: AgentRuntime | (() => AgentRuntime) = () => agentRuntimeFor(deps),
+  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
 ): void {
   const channel = typeof runtime === 'function' ? runtime : () => runtime;
   const catalog = () => channel().images;

@@ -17,7 +17,6 @@
 
 import { BOOT_DEVICES, POWER_TARGETS } from '../../../protocol/actions.ts';
 import { PortRepository } from '../../adapters/dynamo/port-repository.ts';
-import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
 import { startBootDeviceChange, startBootDeviceRead, startPowerChange } from '../../conductor/power.ts';
 import type { CommandRecord } from '../../domain/commands/command.ts';
 import { validateNode } from '../../domain/power/driver-info.ts';
@@ -25,10 +24,11 @@ import { checkBootDeviceRequest, checkPowerRequest, supportedBootDevices } from 
 import { ApiError } from '../../http/errors.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
+import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
 import { authorizeNode, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 import { resolveNode } from './nodes.ts';
 
 const POWER_SCHEMA = {
@@ -94,7 +94,7 @@ function objectBody(request: ApiRequest): Record<string, unknown> {
 export function registerPowerRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: AgentRuntime | (() => AgentRuntime) = () => agentRuntimeFor(deps),
+  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
   options: { readonly syncWaitMs?: number } = {},
 ): void {
   const channel = typeof runtime === 'function' ? runtime : () => runtime;

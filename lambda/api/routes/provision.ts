@@ -6,7 +6,6 @@
  * with the node's states as `Location`. What follows shows in `provision_state`,
  * `target_provision_state`, `last_error` and the node's history.
  */
-import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
 import { deployInputs } from '../../conductor/deploy-inputs.ts';
 import { rendersBootFiles } from '../../conductor/provision.ts';
 import { invalid } from '../../domain/errors.ts';
@@ -19,9 +18,10 @@ import { VERBS } from '../../domain/provisioning/states.ts';
 import { jsonTextProblem } from '../../http/json-shape.ts';
 import { noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
+import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
 import { authorizeNode, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 import { resolveNode } from './nodes.ts';
 
 /**
@@ -56,7 +56,7 @@ export const PROVISION_OPERATIONS: Record<string, OperationDoc> = {
 export function registerProvisionRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: AgentRuntime | (() => AgentRuntime) = () => agentRuntimeFor(deps),
+  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
 ): void {
   const channel = typeof runtime === 'function' ? runtime : () => runtime;
 

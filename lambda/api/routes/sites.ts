@@ -9,7 +9,6 @@
 
 import { AgentRepository } from '../../adapters/dynamo/agent-repository.ts';
 import { siteHasNodes } from '../../adapters/dynamo/site-repository.ts';
-import { type AgentRuntime, agentRuntimeFor } from '../../agents/channel.ts';
 import { conflict, notFound } from '../../domain/errors.ts';
 import { applyPatch, checkPatchAllowed, PATCH_SCHEMA, validatePatch } from '../../domain/json-patch.ts';
 import { validator } from '../../domain/schema.ts';
@@ -23,10 +22,11 @@ import {
 import { resourceLinks } from '../../http/links.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
+import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
 import { authorize } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, parseLimit } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 
 /** The API description of these routes, for `OPERATIONS` in `../openapi.ts`. */
 export const SITE_OPERATIONS: Record<string, OperationDoc> = {
@@ -78,7 +78,7 @@ function render(request: ApiRequest, site: Site, isDefault: boolean) {
 export function registerSiteRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: AgentRuntime | (() => AgentRuntime) = () => agentRuntimeFor(deps),
+  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
 ): void {
   const channel = typeof runtime === 'function' ? runtime : () => runtime;
   const agents = new AgentRepository(deps.store);

@@ -27,7 +27,7 @@ import type { Router } from '../../http/router.ts';
 import { authorize, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, parseLimit } from '../listing.ts';
-import type { OperationDoc } from '../openapi.ts';
+import type { OperationDoc } from '../operation-doc.ts';
 
 /** The API description of the routes added here, for `OPERATIONS` in `../openapi.ts`. */
 export const USER_OPERATIONS: Record<string, OperationDoc> = {

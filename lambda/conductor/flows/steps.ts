@@ -1,0 +1,111 @@
+/**
+ * The steps of the provision flows: their names (shown in `deploy_step`/`clean_step`),
+ * what a running flow keeps on its node's task (`FlowState`), and the agent command of
+ * each step (`stepCommand`).
+ */
+import {
+  ACTIONS,
+  type ActionArgs,
+  type ActionName,
+  type BootPrepareArgs,
+  POWER_OFF,
+  POWER_ON,
+  REBOOT,
+} from '../../../protocol/actions.ts';
+import type { JsonObject, Node } from '../../domain/nodes/node.ts';
+import { supportedBootDevices } from '../../domain/power/power.ts';
+import type { ProvisionEvent, StableState } from '../../domain/provisioning/states.ts';
+import type { TaskStep } from '../conductor.ts';
+import { agentArgs, agentCommand } from '../power.ts';
+
+/** The conductor task kind of every provision flow (its handler: `Provisioner`). */
+export const PROVISION_KIND = 'provision';
+
+/** The steps of the flows: their names (shown in `deploy_step`/`clean_step`). */
+export const STEP_NAMES = [
+  'power_on',
+  'power_off',
+  'reboot',
+  'read_power',
+  'read_boot_device',
+  'prepare_boot',
+  'clean_boot',
+  'boot_device_pxe',
+  'boot_device_disk',
+] as const;
+/** One step of a flow: its name and (`stepCommand`) its command. */
+export type StepName = (typeof STEP_NAMES)[number];
+
+/** A deploy's boot inputs (`boot.prepare`'s args but the node and the callback). */
+export type DeployBoot = Omit<BootPrepareArgs, 'driver' | 'node_uuid' | 'callback_token' | 'callback_url'>;
+
+/** What a flow is doing, kept on the node's task. */
+export interface FlowState {
+  readonly flow: string;
+  readonly steps: readonly StepName[];
+  readonly index: number;
+  /** Events to fire when the last step succeeds (e.g. deleting: clean, then done). */
+  readonly finish: readonly ProvisionEvent[];
+  /** Manual cleaning ends in manageable, not available. */
+  readonly target?: StableState;
+  readonly user: string | null;
+  /** The deploy's boot inputs (image UUIDs, MACs ...), resolved when it started. */
+  readonly boot?: DeployBoot;
+  /** Waiting for an image to be ready at the node's site: its UUID and since when. */
+  readonly waitingImage?: { readonly uuid: string; readonly since: string };
+  /** For a clean step: its args (e.g. the boot device). */
+  readonly stepArgs?: readonly JsonObject[];
+  /** The deploy's single-use callback token (its SHA-256 is on the node; internal, never shown). */
+  readonly callbackToken?: string;
+}
+
+/** The agent command of a step (undefined: the step does nothing for this node). */
+export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskStep | undefined {
+  const step = <N extends ActionName>(action: N, args: ActionArgs<N>, deadlineSeconds = 180): TaskStep => ({
+    ...agentCommand(action, {
+      // Boot files need no BMC: the BMC's credentials go only to the power and management actions.
+      ...(ACTIONS[action].bmc ? agentArgs(node) : { driver: node.driver }),
+      ...args,
+    }),
+    taskArgs: { ...flow } as unknown as Record<string, unknown>,
+    deadlineSeconds,
+    kind: PROVISION_KIND,
+  });
+  switch (name) {
+    case 'power_on':
+      return step('power.set', { target: POWER_ON, timeout: 60 });
+    case 'power_off':
+      return step('power.set', { target: POWER_OFF, timeout: 60 });
+    case 'reboot':
+      return step('power.set', { target: REBOOT, timeout: 60 });
+    case 'read_power':
+      return step('power.get', {});
+    case 'read_boot_device':
+      return step('management.get_boot_device', {});
+    case 'boot_device_pxe':
+      return supportedBootDevices(node).includes('pxe')
+        ? step('management.set_boot_device', { boot_device: 'pxe', persistent: false })
+        : undefined;
+    case 'boot_device_disk':
+      return supportedBootDevices(node).includes('disk')
+        ? step('management.set_boot_device', { boot_device: 'disk', persistent: true })
+        : undefined;
+    case 'prepare_boot': {
+      const boot = flow.boot ?? ({} as DeployBoot);
+      return step('boot.prepare', {
+        node_uuid: node.uuid,
+        ...boot,
+        ...(flow.callbackToken ? { callback_token: flow.callbackToken } : {}),
+      });
+    }
+    case 'clean_boot':
+      return step('boot.clean', { node_uuid: node.uuid });
+  }
+}
+
+/** The interface a step belongs to (as Ironic shows it in `deploy_step`/`clean_step`). */
+export function stepInterface(step: StepName): string {
+  if (step === 'prepare_boot' || step === 'clean_boot') return 'boot';
+  if (step.startsWith('boot_device') || step === 'read_boot_device') return 'management';
+  return 'power';
+}
