@@ -17,15 +17,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from '../../lambda/http/router.ts';
-import { type CallResult, startApi, type TestApi } from '../support/api.ts';
-import {
-  type AdminCall,
-  adminCall,
-  createObjectFixtures,
-  fillPath,
-  pathParams,
-  routesOf,
-} from '../support/route-fixtures.ts';
+import type { CallResult, TestApi } from '../support/api.ts';
+import { type AdminCall, fillPath, routesOf, startFuzzTarget } from '../support/route-fixtures.ts';
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH']);
 /** Routes only an agent credential may use: fuzzed as the agent. */
@@ -223,29 +216,9 @@ let admin: AdminCall;
 let params: Record<string, () => string> = {};
 
 beforeAll(async () => {
-  // Thousands of requests from one admin: the per-credential rate limit is not under test.
-  process.env.METALPLANE_RATE_LIMIT_RPS = '0';
-  api = await startApi({
-    auth: 'basic',
-    extend: (built) => {
-      router = built;
-    },
-  });
-  admin = adminCall(api);
-  await admin('POST', '/v1/users', {
-    name: 'hostile-user',
-    password: `hostile-password-${api.prefix}`,
-    role: 'member',
-    project: 'p3',
-  });
-  const fixtures = await createObjectFixtures(admin, { tag: 'hostile', macByte: 'bb' });
-  Object.assign(ids, fixtures.ids);
-  params = pathParams(fixtures, {
-    tag: 'hostile',
-    hostname: () => 'hostile-agent',
-    user: () => 'hostile-user',
-    site: () => api.site,
-  });
+  const target = await startFuzzTarget('hostile', 'bb');
+  ({ api, router, admin, params } = target);
+  Object.assign(ids, target.fixtures.ids);
   // The agent serves the node's own site, so that its routes reach the node's objects.
   const minted = await admin('POST', `/v1/sites/${api.site}/agents`);
   const enrolled = await api.call('POST', '/v1/agents/enroll', {

@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from '../../lambda/http/router.ts';
-import { startApi, type TestApi } from '../support/api.ts';
-import { adminCall, createObjectFixtures, pathParams } from '../support/route-fixtures.ts';
+import type { TestApi } from '../support/api.ts';
+import { startFuzzTarget } from '../support/route-fixtures.ts';
 
 const SCHEMATHESIS = join(import.meta.dirname, '../../.venv/bin/schemathesis');
 const MAX_EXAMPLES = Number(process.env.SCHEMATHESIS_MAX_EXAMPLES ?? 10);
@@ -38,29 +38,7 @@ let dir: string;
 let params: Record<string, () => string> = {};
 
 beforeAll(async () => {
-  // Thousands of requests from one admin: the per-credential rate limit is not under test.
-  process.env.METALPLANE_RATE_LIMIT_RPS = '0';
-  api = await startApi({
-    auth: 'basic',
-    extend: (built) => {
-      router = built;
-    },
-  });
-  const admin = adminCall(api);
-  await admin('POST', '/v1/users', {
-    name: 'fuzz-user',
-    password: `fuzz-password-${api.prefix}`,
-    role: 'member',
-    project: 'p3',
-  });
-  const fixtures = await createObjectFixtures(admin, { tag: 'fuzz', macByte: 'cc' });
-  params = pathParams(fixtures, {
-    tag: 'fuzz',
-    hostname: () => 'fuzz-agent',
-    // Never the admin the run authenticates as: a generated PATCH would change its password.
-    user: () => 'fuzz-user',
-    site: () => api.site,
-  });
+  ({ api, router, params } = await startFuzzTarget('fuzz', 'cc'));
   // SCHEMATHESIS_REPORT_DIR keeps the document and the reports (to replay a failure).
   dir = process.env.SCHEMATHESIS_REPORT_DIR ?? mkdtempSync(join(tmpdir(), 'schemathesis-'));
   mkdirSync(dir, { recursive: true });

@@ -6,7 +6,7 @@
  * path parameters.
  */
 import type { Router } from '../../lambda/http/router.ts';
-import type { TestApi } from './api.ts';
+import { startApi, type TestApi } from './api.ts';
 
 export interface ObjectFixtures {
   /** Object ids by path parameter name (node, port, portgroup, chassis ...). */
@@ -142,4 +142,44 @@ export function fillPath(pattern: string, params: Record<string, () => string>):
 export function routesOf(router: Router | undefined): Array<{ method: string; pattern: string }> {
   if (!router) throw new Error('router not captured');
   return router.patterns().flatMap(({ pattern, methods }) => methods.map((method) => ({ method, pattern })));
+}
+
+export interface FuzzTarget {
+  readonly api: TestApi;
+  readonly router: Router | undefined;
+  readonly admin: AdminCall;
+  readonly fixtures: ObjectFixtures;
+  /** Path parameters filled with the fixtures (`fillPath`). */
+  readonly params: Record<string, () => string>;
+}
+
+/**
+ * The real api (HTTP Basic) for a fuzzer: the per-credential rate limit off (thousands of
+ * requests from one admin; it is not under test), a member user `<tag>-user` that
+ * generated requests may change (never the admin they authenticate as), and the objects.
+ */
+export async function startFuzzTarget(tag: string, macByte: string): Promise<FuzzTarget> {
+  process.env.METALPLANE_RATE_LIMIT_RPS = '0';
+  let router: Router | undefined;
+  const api = await startApi({
+    auth: 'basic',
+    extend: (built) => {
+      router = built;
+    },
+  });
+  const admin = adminCall(api);
+  await admin('POST', '/v1/users', {
+    name: `${tag}-user`,
+    password: `${tag}-password-${api.prefix}`,
+    role: 'member',
+    project: 'p3',
+  });
+  const fixtures = await createObjectFixtures(admin, { tag, macByte });
+  const params = pathParams(fixtures, {
+    tag,
+    hostname: () => `${tag}-agent`,
+    user: () => `${tag}-user`,
+    site: () => api.site,
+  });
+  return { api, router, admin, fixtures, params };
 }

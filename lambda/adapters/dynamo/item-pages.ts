@@ -1,6 +1,6 @@
 /**
  * Reading every item of a query or scan, a page at a time, bounded (10,000 pages of
- * DynamoDB's 1 MB): for the maintenance passes of `metalplane-admin dbsync`, never for a
+ * DynamoDB's 1 MB), and rewriting items only if unchanged: for the maintenance passes of `metalplane-admin dbsync`, never for a
  * request path.
  */
 import {
@@ -9,6 +9,8 @@ import {
   type QueryCommandInput,
   ScanCommand,
   type ScanCommandInput,
+  UpdateCommand,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 
 const MAX_PAGES = 10_000;
@@ -42,4 +44,15 @@ export function nodeItems(db: DynamoDBDocumentClient, table: string): AsyncGener
     KeyConditionExpression: 'kindPk = :node',
     ExpressionAttributeValues: { ':node': 'node' },
   });
+}
+
+/** Sends a conditional update; answers false when its condition no longer held (written meanwhile). */
+export async function updateIfStill(db: DynamoDBDocumentClient, input: UpdateCommandInput): Promise<boolean> {
+  try {
+    await db.send(new UpdateCommand(input));
+    return true;
+  } catch (error) {
+    if ((error as Error).name === 'ConditionalCheckFailedException') return false;
+    throw error;
+  }
 }

@@ -8,9 +8,9 @@
  * with a conditional write on the version it started from: two `dbsync` runs at once
  * cannot both apply the same step.
  */
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { catalogReference } from '../../domain/images/image.ts';
-import { nodeItems } from './item-pages.ts';
+import { nodeItems, updateIfStill } from './item-pages.ts';
 
 export interface Migration {
   readonly version: number;
@@ -50,20 +50,15 @@ async function backfillImageReferences(db: DynamoDBDocumentClient, table: string
     const doc = item.doc as { instance_info?: { image_source?: unknown } } | undefined;
     const image = catalogReference(doc?.instance_info?.image_source);
     if (!image || item.imagePk === `node#${image}`) continue;
-    try {
-      await db.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: { pk: item.pk, sk: item.sk },
-          UpdateExpression: 'SET imagePk = :image',
-          ConditionExpression: '#v = :v',
-          ExpressionAttributeNames: { '#v': 'version' },
-          ExpressionAttributeValues: { ':image': `node#${image}`, ':v': item.version },
-        }),
-      );
-    } catch (error) {
-      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-    }
+    // A node written meanwhile has the attribute from its own write.
+    await updateIfStill(db, {
+      TableName: table,
+      Key: { pk: item.pk, sk: item.sk },
+      UpdateExpression: 'SET imagePk = :image',
+      ConditionExpression: '#v = :v',
+      ExpressionAttributeNames: { '#v': 'version' },
+      ExpressionAttributeValues: { ':image': `node#${image}`, ':v': item.version },
+    });
   }
 }
 

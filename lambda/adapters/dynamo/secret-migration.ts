@@ -8,7 +8,7 @@
  * no index of every record; their arguments never change once written). A node written
  * meanwhile was sealed by its own write.
  */
-import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   holdsSealed,
   holdsSecrets,
@@ -16,7 +16,7 @@ import {
   type SecretSealer,
   sealSecrets,
 } from '../../domain/auth/sealing.ts';
-import { allItems, nodeItems } from './item-pages.ts';
+import { allItems, nodeItems, updateIfStill } from './item-pages.ts';
 
 export interface SealingCounts {
   /** Node items rewritten. */
@@ -56,26 +56,20 @@ export async function sealNodeSecrets(
     const driverInfo = await sealed(doc.driver_info, sealer, uuid, reseal);
     const instanceInfo = await sealed(doc.instance_info, sealer, uuid, reseal);
     if (driverInfo === doc.driver_info && instanceInfo === doc.instance_info) continue;
-    try {
-      await db.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: { pk: item.pk, sk: item.sk },
-          UpdateExpression: 'SET #doc = :doc, #v = :next',
-          ConditionExpression: '#v = :v',
-          ExpressionAttributeNames: { '#doc': 'doc', '#v': 'version' },
-          ExpressionAttributeValues: {
-            ':doc': { ...doc, driver_info: driverInfo, instance_info: instanceInfo },
-            ':v': item.version,
-            ':next': (item.version as number) + 1,
-          },
-        }),
-      );
-      changed++;
-    } catch (error) {
-      // Written meanwhile, so sealed by that write.
-      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-    }
+    // Written meanwhile: sealed by that write.
+    const written = await updateIfStill(db, {
+      TableName: table,
+      Key: { pk: item.pk, sk: item.sk },
+      UpdateExpression: 'SET #doc = :doc, #v = :next',
+      ConditionExpression: '#v = :v',
+      ExpressionAttributeNames: { '#doc': 'doc', '#v': 'version' },
+      ExpressionAttributeValues: {
+        ':doc': { ...doc, driver_info: driverInfo, instance_info: instanceInfo },
+        ':v': item.version,
+        ':next': (item.version as number) + 1,
+      },
+    });
+    if (written) changed++;
   }
   return changed;
 }
@@ -92,21 +86,15 @@ export async function sealCommandSecrets(
     if (typeof item.node !== 'string') continue;
     const args = await sealed(item.args, sealer, item.node, options.reseal === true);
     if (args === item.args) continue;
-    try {
-      await db.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: { pk: item.pk, sk: item.sk },
-          UpdateExpression: 'SET args = :args',
-          // A command's arguments never change after it is written: only its existence matters.
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':args': args },
-        }),
-      );
-      changed++;
-    } catch (error) {
-      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-    }
+    const written = await updateIfStill(db, {
+      TableName: table,
+      Key: { pk: item.pk, sk: item.sk },
+      UpdateExpression: 'SET args = :args',
+      // A command's arguments never change after it is written: only its existence matters.
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':args': args },
+    });
+    if (written) changed++;
   }
   return changed;
 }
