@@ -29,8 +29,8 @@ module.exports = {
       from: { path: '^lambda/domain/' },
       to: {
         path: [
-          '^lambda/(adapters|api|agents|conductor|http)/',
-          '^lambda/runtime[.]ts$',
+          '^lambda/(adapters|api|agents|conductor|http|entrypoints)/',
+          '^lambda/(runtime|config)[.]ts$',
           '^infra/',
           '^node_modules/(@aws-sdk|@smithy|aws-cdk-lib|constructs)/',
         ],
@@ -55,7 +55,7 @@ module.exports = {
       severity: 'error',
       comment:
         'The conductor is a library the api and agents Lambdas use; it does not import them. ' +
-        'The conductor Lambda (handler.ts) takes its wiring from the composition root, lambda/runtime.ts.',
+        'The conductor Lambda (lambda/entrypoints/conductor.ts) takes its wiring from the composition root, lambda/runtime.ts.',
       from: { path: '^lambda/conductor/' },
       to: { path: '^lambda/(api|agents)/' },
     },
@@ -63,10 +63,38 @@ module.exports = {
       name: 'conductor-library-not-to-composition-root',
       severity: 'error',
       comment:
-        'Only the Lambdas (handlers, api routes) take the wiring of lambda/runtime.ts; the conductor ' +
+        'Only the Lambdas (entry points, api routes) take the wiring of lambda/runtime.ts; the conductor ' +
         'library is given its collaborators.',
-      from: { path: '^lambda/conductor/', pathNot: '^lambda/conductor/handler[.]ts$' },
+      from: { path: '^lambda/conductor/' },
       to: { path: '^lambda/runtime[.]ts$' },
+    },
+    {
+      name: 'entrypoints-on-top',
+      severity: 'error',
+      comment:
+        'lambda/entrypoints/ holds the Lambda handlers (infra/stack.ts points at them): the top layer. ' +
+        'Nothing imports an entry point but the local stack, which serves the very same handlers.',
+      from: { path: '^lambda/', pathNot: '^lambda/entrypoints/' },
+      to: { path: '^lambda/entrypoints/' },
+    },
+    {
+      name: 'composition-root-from-above',
+      severity: 'error',
+      comment:
+        'lambda/runtime.ts, the composition root, is taken by the entry points (and, for now, the api ' +
+        'routes and authentication, through controlPlaneFor, and agents/ for its re-exports and types); ' +
+        'no adapter, HTTP toolkit, image catalog or config imports it.',
+      from: { path: '^lambda/(adapters|http|images|domain)/|^lambda/config[.]ts$' },
+      to: { path: '^lambda/runtime[.]ts$' },
+    },
+    {
+      name: 'config-is-a-leaf',
+      severity: 'error',
+      comment:
+        'lambda/config.ts reads the environment into a typed object: it imports only the names of ' +
+        'infra/resources.ts and pure domain parsers, never a component it configures.',
+      from: { path: '^lambda/config[.]ts$' },
+      to: { path: '^lambda/(adapters|api|agents|conductor|http|images|entrypoints)/|^lambda/runtime[.]ts$' },
     },
     {
       name: 'api-routes-not-to-agents',

@@ -13,10 +13,14 @@ import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import { DRIVER_NAMES } from './actions/registry.ts';
+import { DRIVER_NAMES } from './drivers/registry.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 
 export const DEFAULT_CONFIG_FILE = '/etc/metalplane-agent/config.yaml';
+/**
+ * The hardware types `drivers` may list: the built-in ones (`agent/drivers/registry.ts`).
+ * A test adding its own types passes them to `startAgent`, which checks the names again.
+ */
 export const KNOWN_DRIVERS: readonly string[] = DRIVER_NAMES;
 export type Transport = 'websocket' | 'polling' | 'auto';
 

@@ -12,8 +12,8 @@
  * finished, the stored result is reported again with the new receipt, and nothing runs.
  */
 import type { Command, CommandStatus } from '../protocol/messages.ts';
-import type { ActionRegistry } from './actions/registry.ts';
-import type { Action } from './actions/types.ts';
+import type { ActionRegistry } from './drivers/registry.ts';
+import type { Action } from './drivers/types.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { INTERRUPTED, isFinished, type Journal, type Report, resultMessage } from './state.ts';
 

@@ -13,8 +13,6 @@
  */
 import { join } from 'node:path';
 import type { Command } from '../protocol/messages.ts';
-import { FakeHardwareState } from './actions/fake-hardware.ts';
-import { type DriverEnvironment, defaultRegistry } from './actions/registry.ts';
 import { bootActions } from './boot/actions.ts';
 import { CallbackTokens, callbackRoute, withCallbackUrls } from './boot/callback.ts';
 import { withImagePins } from './boot/pins.ts';
@@ -22,12 +20,12 @@ import { type BootServers, startBootServers } from './boot/serve.ts';
 import { Channel } from './channel.ts';
 import { ControlPlaneClock } from './clock.ts';
 import { type AgentConfig, deriveWebSocketUrl } from './config.ts';
+import { type ActionRegistry, createRegistry, hardwareModules } from './drivers/registry.ts';
+import type { DriverContext, HardwareModule } from './drivers/types.ts';
 import { Executor } from './executor.ts';
 import { ImageManager } from './images/manager.ts';
-import { Ipmitool } from './ipmi/ipmitool.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { listSiteNodes } from './power/nodes.ts';
-import { syncProbes } from './power/probes.ts';
 import { PowerSync } from './power/sync.ts';
 import { Reporter } from './reporter.ts';
 import {
@@ -72,11 +70,29 @@ export interface RunningAgent {
   readonly stopped: Promise<void>;
 }
 
-export async function startAgent(config: AgentConfig, options: { log?: Logger } = {}): Promise<RunningAgent> {
+export interface StartOptions {
+  readonly log?: Logger;
+  /**
+   * Hardware types in addition to the built-in ones (`agent/drivers/registry.ts`), which
+   * `config.drivers` may then name: for tests running an agent with a hardware type of
+   * their own. A name already taken is refused.
+   */
+  readonly hardware?: readonly HardwareModule[];
+}
+
+export async function startAgent(config: AgentConfig, options: StartOptions = {}): Promise<RunningAgent> {
   const log =
     options.log ?? createLogger({ level: config.logLevel, fields: { component: 'metalplane-agent' } });
   if (!config.url) throw new Error(`${config.file ?? 'config'}:url: required to run`);
   const url = config.url;
+  // Every enabled name must be a known hardware type before anything is opened.
+  const hardware = hardwareModules(options.hardware);
+  const unknownDrivers = config.drivers.filter((name) => !hardware.has(name));
+  if (unknownDrivers.length > 0) {
+    throw new Error(
+      `${config.file ?? 'config'}:drivers: unknown driver ${unknownDrivers.map((n) => JSON.stringify(n)).join(', ')} (known: ${[...hardware.keys()].join(', ')})`,
+    );
+  }
   await ensureStateDir(config.stateDir);
   const credential = await readCredential(config.stateDir);
   log.addSecret(credential);
@@ -98,13 +114,14 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
   });
 
   const callbackTokens = new CallbackTokens(join(config.stateDir, 'callback-tokens.json'));
-  const drivers: DriverEnvironment = {
-    ipmitool: new Ipmitool({
-      timeoutMs: config.ipmi.commandTimeoutMs,
-      minIntervalMs: config.ipmi.minCommandIntervalMs,
-    }),
-    fake: new FakeHardwareState(),
-    ipmi: { retries: config.ipmi.retries },
+  const driverContext: DriverContext = {
+    log,
+    ipmi: {
+      commandTimeoutMs: config.ipmi.commandTimeoutMs,
+      minCommandIntervalMs: config.ipmi.minCommandIntervalMs,
+      retries: config.ipmi.retries,
+    },
+    powerSync: { native: config.powerSync.native, probeTimeoutMs: config.powerSync.probeTimeoutMs },
     bootActions: withImagePins(
       withCallbackUrls(
         bootActions({
@@ -122,7 +139,15 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
       () => images,
     ),
   };
-  const registry = defaultRegistry(config.drivers, drivers);
+  let registry: ActionRegistry;
+  try {
+    registry = createRegistry(config.drivers, driverContext, options.hardware);
+  } catch (error) {
+    await journal.close();
+    await outbox.close();
+    await releaseLock();
+    throw error;
+  }
   let channel: Channel | undefined;
   let followup: NodeJS.Timeout | undefined;
   const reporter = new Reporter({
@@ -249,6 +274,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
         port: status.port,
       });
     } catch (error) {
+      registry.close();
       await journal.close();
       await outbox.close();
       await releaseLock();
@@ -263,6 +289,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
       extraRoutes: callbackRoute((message) => (channel as Channel).send(message), log, callbackTokens),
     });
   } catch (error) {
+    registry.close();
     await status?.close();
     await journal.close();
     await outbox.close();
@@ -282,18 +309,13 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
   });
   images?.start();
   channel.start();
-  const probes = syncProbes(drivers, config.drivers, {
-    native: config.powerSync.native,
-    timeoutMs: config.powerSync.probeTimeoutMs,
-    log,
-  });
   const powerSync = config.powerSync.enabled
     ? new PowerSync({
         intervalMs: config.powerSync.intervalMs,
         concurrency: config.powerSync.concurrency,
         probeTimeoutMs: config.powerSync.probeTimeoutMs,
         listNodes: () => listSiteNodes(channel as Channel),
-        probeFor: (driver) => probes.probeFor(driver),
+        probeFor: (driver) => registry.powerProbe(driver),
         send: (message) => (channel as Channel).send(message),
         log,
       })
@@ -311,8 +333,9 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger } 
       clearTimeout(followup);
       log.info('agent stopping', { reason, running: executor.running, queued: executor.queued });
       await powerSync?.stop();
-      probes.close();
       await executor.stop(config.shutdownGraceMs);
+      // After the sync and the commands: nothing uses a driver any more.
+      registry.close();
       await images?.stop();
       const flushed = await reporter.flush(STOP_FLUSH_MS);
       if (!flushed) log.info('reports kept in the outbox for the next start', { outbox: reporter.length });

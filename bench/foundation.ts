@@ -46,7 +46,7 @@ async function timeStackStartup(): Promise<number> {
 async function bundleApi(dir: string): Promise<string> {
   const outfile = join(dir, 'index.mjs');
   await build({
-    entryPoints: ['lambda/api/handler.ts'],
+    entryPoints: ['lambda/entrypoints/api.ts'],
     bundle: true,
     minify: true,
     platform: 'node',

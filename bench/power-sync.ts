@@ -1,7 +1,7 @@
 /**
  * Power-state sync sweep over simulated BMCs (printed, never asserted):
  *  (a) plain `ipmitool -I lanplus -C 3 power status`, 8 at a time (Ironic's default workers);
- *  (b) the native RMCP+ sweep (agent/ipmi/power-probe.ts) at a few concurrencies;
+ *  (b) the native RMCP+ sweep (agent/drivers/ipmi/power-probe.ts) at a few concurrencies;
  *  (c) the native sweep with 5% of the ports silent (no BMC behind them).
  * Wall time, BMCs/s, and CPU: the agent process's own (process.cpuUsage) and, for (a), the
  * ipmitool children's (reaped children's times from /proc/self/stat).
@@ -17,13 +17,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { IpmiTarget } from '../agent/ipmi/ipmitool.ts';
+import type { IpmiTarget } from '../agent/drivers/ipmi/ipmitool.ts';
 import {
   NativePowerProbe,
   type SweepResult,
   type SweepTarget,
   sweepPowerStates,
-} from '../agent/ipmi/power-probe.ts';
+} from '../agent/drivers/ipmi/power-probe.ts';
 import { printTable, summarize } from './support.ts';
 
 const run = promisify(execFile);

@@ -176,7 +176,7 @@ export class MetalplaneStack extends Stack {
       [managementEndpointEnvVar]: this.webSocketStage.callbackUrl,
     };
 
-    this.apiFunction = this.addFunction('ApiFunction', 'ApiLogs', ['api', 'handler.ts'], {
+    this.apiFunction = this.addFunction('ApiFunction', 'ApiLogs', ['entrypoints', 'api.ts'], {
       memorySize: 512,
       timeout: Duration.seconds(29),
       environment: { ...channelEnvironment, [webSocketUrlEnvVar]: this.webSocketStage.url },
@@ -202,7 +202,7 @@ export class MetalplaneStack extends Stack {
       },
     });
 
-    this.agentsFunction = this.addFunction('AgentsFunction', 'AgentsLogs', ['agents', 'handler.ts'], {
+    this.agentsFunction = this.addFunction('AgentsFunction', 'AgentsLogs', ['entrypoints', 'agents.ts'], {
       memorySize: 512,
       timeout: Duration.seconds(29),
       environment: channelEnvironment,
@@ -231,7 +231,7 @@ export class MetalplaneStack extends Stack {
     this.conductorFunction = this.addFunction(
       'ConductorFunction',
       'ConductorLogs',
-      ['conductor', 'handler.ts'],
+      ['entrypoints', 'conductor.ts'],
       {
         memorySize: 256,
         timeout: Duration.seconds(55),
@@ -255,7 +255,7 @@ export class MetalplaneStack extends Stack {
     this.imageVerifyFunction = this.addFunction(
       'ImageVerifyFunction',
       'ImageVerifyLogs',
-      ['images', 'verify-handler.ts'],
+      ['entrypoints', 'verify.ts'],
       { memorySize: 1024, timeout: Duration.minutes(15), environment: channelEnvironment },
     );
     this.grantTables(this.imageVerifyFunction);

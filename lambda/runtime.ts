@@ -5,6 +5,11 @@
  * (`controlPlaneFor(deps)`, on the API's own inventory store), the agents Lambda
  * (`controlPlaneFromEnv`) and the conductor's tick (`controlPlaneFromEnv`) all take their
  * wiring from this module; none of them builds another's.
+ *
+ * Configuration: the Lambda entry points (`lambda/entrypoints/`) read it once
+ * (`readConfig`) and pass it as `config`; without one (tests, the local stack's helpers)
+ * the environment's is read as it is at each use (`environmentConfig`). No collaborator
+ * reads the environment itself: each receives its values, or functions giving them.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -27,6 +32,8 @@ import { AgentCredentials } from './agents/credentials.ts';
 import { Conductor } from './conductor/conductor.ts';
 import { registerPowerTasks } from './conductor/power.ts';
 import { Provisioner } from './conductor/provision.ts';
+import { ConductorService } from './conductor/service.ts';
+import { type ConfigSource, environmentConfig, required } from './config.ts';
 import type { SecretSealer } from './domain/auth/sealing.ts';
 import type { CommandCompletions } from './domain/commands/completions.ts';
 import { ironicTimestamp } from './domain/time.ts';
@@ -51,6 +58,8 @@ export interface ControlPlane {
   readonly conductor: Conductor;
   /** The provision state machine's flows, and what they read (images, ports). */
   readonly provisioning: Provisioning;
+  /** The conductor's facade: the one door of the API's routes (`conductor/service.ts`). */
+  readonly service: ConductorService;
   readonly logger: ChannelLogger;
   readonly now: () => Date;
   /** Seals secrets as nodes and commands are written; opens them only for the agent. */
@@ -58,48 +67,49 @@ export interface ControlPlane {
 }
 
 /**
- * What the API's resource routes reach of the control plane: the conductor (power and
- * boot-device tasks), the provisioning flows, the command queue and records, the image
- * catalog. The agents' routes, which also serve the agent channel's HTTPS fallback, take
- * the whole `ControlPlane`.
+ * What the API's resource routes reach of the control plane: the conductor's facade
+ * (`conductor/service.ts`: power, boot device, provision state, commands, site queues).
+ * The image routes reach the image catalog (`ImageAccess`); the agents' routes, which also
+ * serve the agent channel's HTTPS fallback, take the whole `ControlPlane`.
  */
-export type ConductorService = Pick<
-  ControlPlane,
-  'conductor' | 'provisioning' | 'queue' | 'commands' | 'images'
->;
+export type ConductorAccess = Pick<ControlPlane, 'service'>;
+export type ImageAccess = Pick<ControlPlane, 'images'>;
 
 export interface ControlPlaneOptions {
+  /**
+   * The configuration (the entry points': read once per container). Default: the
+   * environment's as it is at each use (`environmentConfig`).
+   */
+  readonly config?: ConfigSource;
   /** The inventory store (default: the table named by the environment). */
   readonly store?: InventoryStore;
   readonly sqs?: SQSClient;
   readonly logger?: ChannelLogger;
-  /** Default: `METALPLANE_WS_MANAGEMENT_ENDPOINT`. */
+  /** Default: the configuration's `webSocket.managementEndpoint`. */
   readonly managementEndpoint?: string | (() => string | undefined);
   /** See `CommandQueueOptions.createMissingQueues` (default false). */
   readonly createMissingQueues?: boolean;
   /** See `CommandQueueOptions.visibilityTimeoutSeconds`. */
   readonly visibilityTimeoutSeconds?: number;
   readonly now?: () => Date;
-  /** Default: KMS, with the key `METALPLANE_SECRETS_KEY` names. */
+  /** Default: KMS, with the configuration's `secretsKey`. */
   readonly sealer?: SecretSealer;
-}
-
-function requiredEnv(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
 }
 
 /** Builds the control plane's collaborators; table names and endpoints are read at first use. */
 export function createControlPlane(options: ControlPlaneOptions = {}): ControlPlane {
+  const config = options.config ?? environmentConfig;
+  const table = (envVar: string) => () => tableFromEnv(envVar, config);
   const db = documentClient();
-  const store = options.store ?? new InventoryStore(db, () => tableFromEnv(inventoryTable.envVar));
+  const store = options.store ?? new InventoryStore(db, table(inventoryTable.envVar));
   const logger = options.logger ?? new Logger({ serviceName: 'metalplane-agents' });
   const now = options.now ?? (() => new Date());
-  const notifier = new ConnectionNotifier(options.managementEndpoint);
-  const connections = new ConnectionRepository(db, () => tableFromEnv(connectionsTable.envVar));
-  const commands = new CommandRepository(db, () => tableFromEnv(commandsTable.envVar));
-  const sealer = options.sealer ?? sealerFromEnv();
+  const notifier = new ConnectionNotifier(
+    options.managementEndpoint ?? (() => config().webSocket.managementEndpoint),
+  );
+  const connections = new ConnectionRepository(db, table(connectionsTable.envVar));
+  const commands = new CommandRepository(db, table(commandsTable.envVar));
+  const sealer = options.sealer ?? sealerFromEnv(config);
   const nodes = new NodeRepository(store, sealer);
   const sqs = options.sqs ?? new SQSClient({ maxAttempts: 3 });
   // The conductor queues its commands through the queue; the queue reports finished
@@ -108,7 +118,8 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
   const completions: CommandCompletions = { finished: (command) => conductor.finished(command) };
   const queue = new CommandQueue({
     sqs,
-    prefix: () => requiredEnv(resourcePrefixEnvVar),
+    prefix: () => required(config().resourcePrefix, resourcePrefixEnvVar),
+    deadLetterQueueName: () => config().queues.commandsDeadLetter,
     sites: new SiteRepository(store),
     commands,
     connections,
@@ -126,13 +137,18 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
   const credentials = new AgentCredentials(store, connections, notifier, now);
   const images = new ImageCatalog({
     store,
-    objects: new ImageObjects(),
+    objects: new ImageObjects({
+      bucket: () => config().imagesBucket,
+      forcePathStyle: () => config().images.s3ForcePathStyle,
+    }),
     sites: new SiteRepository(store),
     connections,
     notifier,
     logger,
     now: () => ironicTimestamp(now()),
     sqs: () => sqs,
+    localStack: () => config().localStack,
+    verifyQueueName: () => config().queues.imageVerify,
   });
   const conductor = new Conductor({
     nodes,
@@ -144,13 +160,26 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
     now,
   });
   registerPowerTasks(conductor);
-  const provisioner = new Provisioner(conductor, () => randomUUID());
+  // Read once when the configuration is (the entry points'); with the environment's as it
+  // is, the flows read theirs at each tick (`provisionSettingsFromEnv`).
+  const provisioner =
+    config !== environmentConfig
+      ? new Provisioner(conductor, () => randomUUID(), config().provisioning)
+      : new Provisioner(conductor, () => randomUUID());
   const provisioning = {
     provisioner,
     nodes,
     images: new ImageRepository(store),
     ports: new PortRepository(store),
   };
+  const service = new ConductorService({
+    conductor,
+    provisioner,
+    queue,
+    commands,
+    images: provisioning.images,
+    ports: provisioning.ports,
+  });
   return {
     queue,
     credentials,
@@ -159,6 +188,7 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
     commands,
     conductor,
     provisioning,
+    service,
     images,
     logger,
     now,
@@ -168,9 +198,12 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
 
 let shared: ControlPlane | undefined;
 
-/** One control plane per Lambda container, from the environment (agents Lambda, conductor tick). */
-export function controlPlaneFromEnv(): ControlPlane {
-  shared ??= createControlPlane();
+/**
+ * One control plane per Lambda container (the agents, conductor and verify Lambdas): built
+ * at the first call, with that call's options (the entry point's configuration and logger).
+ */
+export function controlPlaneFromEnv(options: ControlPlaneOptions = {}): ControlPlane {
+  shared ??= createControlPlane(options);
   return shared;
 }
 
@@ -183,6 +216,7 @@ const byStore = new WeakMap<InventoryStore, ControlPlane>();
 export function controlPlaneFor(deps: {
   readonly store: InventoryStore;
   readonly sealer?: SecretSealer;
+  readonly config?: ConfigSource;
 }): ControlPlane {
   let runtime = byStore.get(deps.store);
   if (!runtime) {
@@ -190,6 +224,7 @@ export function controlPlaneFor(deps: {
       store: deps.store,
       createMissingQueues: true,
       ...(deps.sealer ? { sealer: deps.sealer } : {}),
+      ...(deps.config ? { config: deps.config } : {}),
     });
     byStore.set(deps.store, runtime);
   }

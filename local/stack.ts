@@ -174,8 +174,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const admin = options.noauth ? undefined : await ensureLocalAdmin(stateDir);
     signal?.throwIfAborted();
     // Imported only now: the handlers read their configuration from the environment.
-    const { handler: apiHandler } = await import('../lambda/api/handler.ts');
-    const { handler: agentsHandler } = await import('../lambda/agents/handler.ts');
+    const { handler: apiHandler } = await import('../lambda/entrypoints/api.ts');
+    const { handler: agentsHandler } = await import('../lambda/entrypoints/agents.ts');
     signal?.throwIfAborted();
     const api: HttpGateway = await startHttpGateway({ host, port: apiPort, handler: apiHandler });
     stoppers.push(() => api.close());
@@ -187,9 +187,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     stoppers.push(() => webSocket.close());
     // The conductor's periodic tick (EventBridge, once a minute, on AWS): command expiry.
-    const { tick } = await import('../lambda/conductor/handler.ts');
+    const { tick } = await import('../lambda/conductor/tick.ts');
+    const { controlPlaneFromEnv } = await import('../lambda/runtime.ts');
     const ticker = setInterval(() => {
-      tick().catch((error: Error) => process.stderr.write(`conductor tick failed: ${error.message}\n`));
+      tick(controlPlaneFromEnv()).catch((error: Error) =>
+        process.stderr.write(`conductor tick failed: ${error.message}\n`),
+      );
     }, options.tickIntervalMs ?? 10_000);
     ticker.unref();
     stoppers.push(async () => clearInterval(ticker));

@@ -8,7 +8,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { BOOT_MODES } from '../../protocol/actions.ts';
-import { type Action, ActionFailure, type CatalogAction } from '../actions/types.ts';
+import { type Action, ActionFailure, type CatalogAction } from '../drivers/types.ts';
 import { dhcpHostFiles } from './dhcp-hosts.ts';
 import { BootPathError, BootTree, type PlannedFile, type StagedImage, type TreeRoot } from './files.ts';
 import {

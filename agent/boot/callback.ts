@@ -13,7 +13,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentMessage } from '../../protocol/messages.ts';
-import type { Action } from '../actions/types.ts';
+import type { Action } from '../drivers/types.ts';
 import type { Logger } from '../log.ts';
 import { writeFileAtomic } from '../state.ts';
 

@@ -7,7 +7,7 @@
  * Pins live in memory (as the collection's grace period does): after a restart the
  * grace period starts again, which covers the nodes being deployed at that moment.
  */
-import type { Action } from '../actions/types.ts';
+import type { Action } from '../drivers/types.ts';
 
 export interface ImagePins {
   pin(uuid: string, holder: string): void;

@@ -33,8 +33,10 @@
  */
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: iPXE's variables are written ${name}; these strings are iPXE script, not templates
 
-export type BootMode = 'bios' | 'uefi';
-export const BOOT_MODES: readonly BootMode[] = ['bios', 'uefi'];
+import { BOOT_MODES, type BootMode } from '../../protocol/actions.ts';
+
+/** The boot modes are the protocol's (`boot.prepare`'s `boot_mode`). */
+export { BOOT_MODES, type BootMode };
 
 /** The name of the kernel parameter that carries the callback URL. */
 export const CALLBACK_PARAM = 'callback';

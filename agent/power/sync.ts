@@ -13,8 +13,9 @@
  * are left alone. Offline, the last list is used and reports that cannot be sent are
  * dropped: the next sweep compares again.
  */
+
+import type { PowerState } from '../../protocol/actions.ts';
 import type { AgentMessage } from '../../protocol/messages.ts';
-import type { PowerState } from '../actions/power.ts';
 import { errorMessage, type Logger } from '../log.ts';
 
 /** A node as `GET /v1/agent/nodes` lists it. */

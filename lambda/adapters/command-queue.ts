@@ -67,6 +67,8 @@ export interface CommandQueueOptions {
   readonly sqs: SQSClient;
   /** Prefix of physical names (`METALPLANE_RESOURCE_PREFIX`), read at first use. */
   readonly prefix: () => string;
+  /** The commands' dead-letter queue (`METALPLANE_COMMANDS_DLQ`; default: derived from the prefix). */
+  readonly deadLetterQueueName?: () => string | undefined;
   readonly sites: SiteRepository;
   readonly commands: CommandRepository;
   readonly connections: ConnectionRepository;
@@ -540,8 +542,8 @@ export class CommandQueue {
    * command is finished (by this, or before).
    */
   async failDeadLettered(limit = 50): Promise<number> {
-    const fromEnv = commandsDeadLetterQueue.envVar ? process.env[commandsDeadLetterQueue.envVar] : undefined;
-    const name = fromEnv ?? queueName(this.options.prefix(), commandsDeadLetterQueue);
+    const configured = this.options.deadLetterQueueName?.();
+    const name = configured ?? queueName(this.options.prefix(), commandsDeadLetterQueue);
     let url = this.urls.get(DLQ_KEY);
     if (!url) {
       try {

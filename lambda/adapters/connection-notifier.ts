@@ -13,7 +13,6 @@ import {
   DeleteConnectionCommand,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { managementEndpointEnvVar } from '../../infra/resources.ts';
 
 export type PushOutcome = 'sent' | 'gone' | 'unavailable';
 
@@ -22,7 +21,8 @@ export class ConnectionNotifier {
   private client: ApiGatewayManagementApiClient | undefined;
   private clientEndpoint: string | undefined;
 
-  constructor(endpoint: string | (() => string | undefined) = () => process.env[managementEndpointEnvVar]) {
+  /** `endpoint`: the configuration's `webSocket.managementEndpoint` (read at each push). */
+  constructor(endpoint: string | (() => string | undefined)) {
     this.endpoint = typeof endpoint === 'string' ? () => endpoint : endpoint;
   }
 

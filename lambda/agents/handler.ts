@@ -1,5 +1,5 @@
 /**
- * The agents Lambda: API Gateway WebSocket routes through which site agents receive
+ * The agents Lambda's core (its entry point: `lambda/entrypoints/agents.ts`): API Gateway WebSocket routes through which site agents receive
  * commands and report results, heartbeats and power states.
  *
  * - `$connect` authenticates the agent credential from the `Authorization: Bearer
@@ -17,7 +17,7 @@
  *   is closed.
  */
 import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
-import { type ControlPlane, controlPlaneFromEnv } from '../runtime.ts';
+import type { ControlPlane } from '../runtime.ts';
 import { handleAgentMessage } from './channel.ts';
 
 export type AgentsEvent = APIGatewayProxyWebsocketEventV2 & {
@@ -101,5 +101,3 @@ export function createAgentsHandler(runtime: ControlPlane | (() => ControlPlane)
     return outcome.reply ? reply(outcome.reply) : { statusCode: 200 };
   };
 }
-
-export const handler = createAgentsHandler(controlPlaneFromEnv);

@@ -28,6 +28,7 @@
 import { createHash } from 'node:crypto';
 import { UserRepository } from '../adapters/dynamo/user-repository.ts';
 import type { AgentCredentials } from '../agents/credentials.ts';
+import { AUTH_STRATEGY_ENV, LOCAL_STACK_ENV, type MetalplaneConfig } from '../config.ts';
 import { parseAuthorization } from '../domain/auth/basic.ts';
 import {
   DEFAULT_LOCKOUT_POLICY,
@@ -36,7 +37,7 @@ import {
   retryAfterSeconds,
 } from '../domain/auth/lockout.ts';
 import { verifyPassword, verifyUnknownUser } from '../domain/auth/passwords.ts';
-import { type RateLimit, rateLimitFromEnv, TokenBuckets } from '../domain/auth/rate-limit.ts';
+import { type RateLimit, TokenBuckets } from '../domain/auth/rate-limit.ts';
 import { parseCredential, parseToken, verifySecret } from '../domain/auth/tokens.ts';
 import { isTokenUsable, type User } from '../domain/users/user.ts';
 import { TooManyRequests, Unauthorized } from '../http/errors.ts';
@@ -45,9 +46,7 @@ import { controlPlaneFor } from '../runtime.ts';
 import type { Principal } from './access.ts';
 import type { Dependencies } from './dependencies.ts';
 
-export const AUTH_STRATEGY_ENV = 'METALPLANE_AUTH_STRATEGY';
-/** Set only by the local stack (loopback): the one place `noauth` may be honoured. */
-export const LOCAL_STACK_ENV = 'METALPLANE_LOCAL_STACK';
+export { AUTH_STRATEGY_ENV, LOCAL_STACK_ENV };
 
 const NOAUTH_PRINCIPAL: Principal = { kind: 'noauth', name: 'noauth', role: 'admin' };
 const VERIFIED_TTL_MS = 60_000;
@@ -58,9 +57,13 @@ function principalOf(user: User, kind: 'user' | 'token'): Principal {
   return { kind, name: user.name, role: user.role, ...(user.project ? { project: user.project } : {}) };
 }
 
-export function authenticatorFromEnv(deps: Dependencies): Authenticator {
-  if (process.env[AUTH_STRATEGY_ENV] === 'noauth') {
-    if (process.env[LOCAL_STACK_ENV] !== 'true') {
+/** The API's authenticator, as the configuration (default: the dependencies') says. */
+export function authenticatorFromEnv(
+  deps: Dependencies,
+  config: MetalplaneConfig = deps.config(),
+): Authenticator {
+  if (config.auth.strategy === 'noauth') {
+    if (!config.localStack) {
       throw new Error('noauth is only allowed in the local stack on loopback');
     }
     // Agents still present their credential: the agent routes need to know which agent.
@@ -74,7 +77,7 @@ export function authenticatorFromEnv(deps: Dependencies): Authenticator {
     };
   }
   return credentialAuthenticator(new UserRepository(deps.store), agentCredentialsFor(deps), {
-    rateLimit: rateLimitFromEnv(process.env),
+    rateLimit: config.auth.rateLimit,
   });
 }
 

@@ -1,6 +1,6 @@
 /**
- * What the route handlers need, built once per Lambda container from the environment
- * (table names from `infra/resources.ts` env vars). Tests build their own.
+ * What the route handlers need, built once per Lambda container from the configuration
+ * (`lambda/config.ts`: table names, the secrets key ...). Tests build their own.
  */
 import { randomUUID } from 'node:crypto';
 import { inventoryTable } from '../../infra/resources.ts';
@@ -9,6 +9,7 @@ import { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
 import { NodeRepository } from '../adapters/dynamo/node-repository.ts';
 import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
 import { sealerFromEnv } from '../adapters/kms/envelope-sealer.ts';
+import { type ConfigSource, environmentConfig } from '../config.ts';
 import type { SecretSealer } from '../domain/auth/sealing.ts';
 import { ironicTimestamp } from '../domain/time.ts';
 
@@ -22,19 +23,32 @@ export interface Dependencies {
   readonly newUuid: () => string;
   /** Seals secrets at rest; opened only on the agent's routes (`routes/agents.ts`). */
   readonly sealer: SecretSealer;
+  /** The configuration the routes read (the agents' WebSocket URL, inline verification ...). */
+  readonly config: ConfigSource;
 }
 
-export function dependenciesFor(store: InventoryStore, sealer: SecretSealer = sealerFromEnv()): Dependencies {
+export function dependenciesFor(
+  store: InventoryStore,
+  sealer?: SecretSealer,
+  config: ConfigSource = environmentConfig,
+): Dependencies {
+  const seals = sealer ?? sealerFromEnv(config);
   return {
     store,
-    sealer,
-    nodes: new NodeRepository(store, sealer),
+    sealer: seals,
+    nodes: new NodeRepository(store, seals),
     sites: new SiteRepository(store),
     now: () => ironicTimestamp(),
     newUuid: () => randomUUID(),
+    config,
   };
 }
 
-export function dependenciesFromEnv(): Dependencies {
-  return dependenciesFor(new InventoryStore(documentClient(), () => tableFromEnv(inventoryTable.envVar)));
+/** From the configuration (default: the environment's, `environmentConfig`); tables read at first use. */
+export function dependenciesFromEnv(config: ConfigSource = environmentConfig): Dependencies {
+  return dependenciesFor(
+    new InventoryStore(documentClient(), () => tableFromEnv(inventoryTable.envVar, config)),
+    undefined,
+    config,
+  );
 }

@@ -8,6 +8,8 @@
  * default off): instead of recording a state changed behind Metalplane's back, drive the
  * hardware back to the recorded one (a power task, with its lock).
  */
+
+import { environmentConfig, FORCE_POWER_STATE_ENV } from '../config.ts';
 import type { Node } from '../domain/nodes/node.ts';
 import { POWER_OFF, POWER_ON } from '../domain/power/power.ts';
 import { decideSync, type PowerObservation } from '../domain/power/sync.ts';
@@ -15,7 +17,7 @@ import { ironicTimestamp } from '../domain/time.ts';
 import type { Conductor } from './conductor.ts';
 import { startPowerChange } from './power.ts';
 
-export const FORCE_POWER_STATE_ENV = 'METALPLANE_FORCE_POWER_STATE_DURING_SYNC';
+export { FORCE_POWER_STATE_ENV };
 
 export interface PowerReport extends PowerObservation {
   readonly node: string;
@@ -34,7 +36,7 @@ export interface SyncOutcome {
 const CONCURRENCY = 8;
 
 export function forceFromEnv(): boolean {
-  return /^(1|true|yes|on)$/i.test(process.env[FORCE_POWER_STATE_ENV] ?? '');
+  return environmentConfig().forcePowerStateDuringSync;
 }
 
 export async function applyPowerReports(

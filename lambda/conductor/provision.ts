@@ -80,9 +80,10 @@ export class Provisioner {
   readonly #settings: ProvisionSettings | undefined;
 
   /**
-   * `settings`: the flows' timeouts. issue 13: the composition root should pass
-   * `provisionSettingsFromEnv()` read once; until it does, they are read from the
-   * environment once per tick call (test/integration/provision.test.ts changes
+   * `settings`: the flows' timeouts. The entry points' composition root passes them, read
+   * once with the configuration; without them (a control plane built on the live
+   * environment's configuration, as the tests and the local stack build it) they are read
+   * at each tick call (test/integration/provision.test.ts changes
    * `METALPLANE_DEPLOY_CALLBACK_TIMEOUT` after its stack is built).
    */
   constructor(conductor: Conductor, newId: () => string, settings?: ProvisionSettings) {

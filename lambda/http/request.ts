@@ -2,6 +2,7 @@
  * The request and response shapes route handlers work with, independent of API
  * Gateway's event format (the adapter in `middlewares.ts` converts).
  */
+import { environmentConfig } from '../config.ts';
 import type { ApiVersion } from './microversion.ts';
 
 export interface ApiRequest {
@@ -46,8 +47,11 @@ const SAFE_HOST = /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
  * proto/host a proxy set, else the Host header. A host that is not a plain host[:port]
  * is ignored, so a forged header cannot inject markup or paths into links.
  */
-export function baseUrlOf(headers: Readonly<Record<string, string>>, fallbackHost: string): string {
-  const configured = process.env.METALPLANE_PUBLIC_URL;
+export function baseUrlOf(
+  headers: Readonly<Record<string, string>>,
+  fallbackHost: string,
+  configured: string | undefined = environmentConfig().publicUrl,
+): string {
   if (configured) return configured.replace(/\/+$/, '');
   const first = (value: string | undefined) => value?.split(',')[0]?.trim();
   const proto = first(headers['x-forwarded-proto']);

@@ -54,6 +54,10 @@ export interface ImageCatalogOptions {
   /** Default: in-process in the local stack, else a message on the image-verify queue. */
   readonly scheduler?: VerifyScheduler;
   readonly sqs?: () => SQSClient;
+  /** The local stack (`METALPLANE_LOCAL_STACK`): verify in-process (default false). */
+  readonly localStack?: () => boolean;
+  /** The image-verify queue's name (`METALPLANE_IMAGE_VERIFY_QUEUE`). */
+  readonly verifyQueueName?: () => string | undefined;
 }
 
 export type VerifyOutcome =
@@ -146,7 +150,7 @@ export class ImageCatalog {
   /** Runs (or queues) the verification of a large file off the request path. */
   async scheduleVerify(uuid: string, role: FileRole): Promise<void> {
     if (this.options.scheduler) return this.options.scheduler(uuid, role);
-    if (process.env.METALPLANE_LOCAL_STACK === 'true') {
+    if (this.options.localStack?.()) {
       // (`LOCAL_STACK_ENV` of api/authentication.ts: set by local/stack.ts on loopback only.)
       // The local stack has no verify Lambda: verify in this (long-lived) process.
       setImmediate(() => {
@@ -158,7 +162,7 @@ export class ImageCatalog {
     }
     const sqs = this.options.sqs?.();
     if (!sqs) throw new Error('no queue client to schedule an image verification');
-    this.verifyQueueUrl ??= await verifyQueueUrl(sqs);
+    this.verifyQueueUrl ??= await verifyQueueUrl(sqs, this.options.verifyQueueName?.());
     await sqs.send(
       new SendMessageCommand({
         QueueUrl: this.verifyQueueUrl,
@@ -295,8 +299,7 @@ export class ImageCatalog {
   }
 }
 
-async function verifyQueueUrl(sqs: SQSClient): Promise<string> {
-  const name = process.env[imageVerifyQueue.envVar as string];
+async function verifyQueueUrl(sqs: SQSClient, name: string | undefined): Promise<string> {
   if (!name)
     throw new Error(`${imageVerifyQueue.envVar} is not set: the queue name comes from the environment`);
   const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));

@@ -1,23 +1,16 @@
 /**
- * The verify Lambda: reads an uploaded image file back from S3 and compares its size and
+ * The verify Lambda's core (its entry point: `lambda/entrypoints/verify.ts`, which gives
+ * it the control plane's image catalog): reads an uploaded image file back from S3 and compares its size and
  * SHA-256 with the registration (`catalog.ts`, `verify`). Fed by the image-verify SQS
  * queue (`infra/resources.ts`), one message `{"image": uuid, "role": role}` per completed
  * upload too large to verify within the API's 29 s. A failure (S3 unreachable ...) is
  * reported back so SQS redelivers that message; three failures dead-letter it, and the
  * image stays `verifying` where an operator sees it.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { connectionsTable, inventoryTable } from '../../infra/resources.ts';
-import { ConnectionNotifier } from '../adapters/connection-notifier.ts';
-import { documentClient, tableFromEnv } from '../adapters/dynamo/client.ts';
-import { ConnectionRepository } from '../adapters/dynamo/connection-repository.ts';
-import { InventoryStore } from '../adapters/dynamo/inventory-store.ts';
-import { SiteRepository } from '../adapters/dynamo/site-repository.ts';
-import { ImageObjects } from '../adapters/s3/image-objects.ts';
 import { FILE_ROLES, type FileRole } from '../domain/images/image.ts';
-import { ironicTimestamp } from '../domain/time.ts';
-import { ImageCatalog } from './catalog.ts';
+import type { ImageCatalog } from './catalog.ts';
 
 export function createVerifyHandler(catalog: () => ImageCatalog, logger: Pick<Logger, 'warn' | 'error'>) {
   return async (event: SQSEvent): Promise<SQSBatchResponse> => {
@@ -48,29 +41,3 @@ export function createVerifyHandler(catalog: () => ImageCatalog, logger: Pick<Lo
     return { batchItemFailures };
   };
 }
-
-let shared: ImageCatalog | undefined;
-
-function catalogFromEnv(logger: Logger): ImageCatalog {
-  if (!shared) {
-    const db = documentClient();
-    const store = new InventoryStore(db, () => tableFromEnv(inventoryTable.envVar));
-    shared = new ImageCatalog({
-      store,
-      objects: new ImageObjects(),
-      sites: new SiteRepository(store),
-      connections: new ConnectionRepository(db, () => tableFromEnv(connectionsTable.envVar)),
-      notifier: new ConnectionNotifier(),
-      logger: {
-        info: (message, extra) => logger.info(message, extra),
-        warn: (message, extra) => logger.warn(message, extra),
-        error: (message, extra) => logger.error(message, extra),
-      },
-      now: () => ironicTimestamp(),
-    });
-  }
-  return shared;
-}
-
-const logger = new Logger({ serviceName: 'metalplane-image-verify' });
-export const handler = createVerifyHandler(() => catalogFromEnv(logger), logger);

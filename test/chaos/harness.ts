@@ -19,7 +19,7 @@ import {
   waitFor,
 } from '../../agent/testing/agent-process.ts';
 import { createAgentRuntime } from '../../lambda/agents/channel.ts';
-import { tick } from '../../lambda/conductor/handler.ts';
+import { tick } from '../../lambda/conductor/tick.ts';
 import type { CommandRecord } from '../../lambda/domain/commands/command.ts';
 import type { AwsFaultProxy } from './aws-fault-proxy.ts';
 import { between, seeded } from './random.ts';

@@ -25,9 +25,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Action } from '../../agent/actions/types.ts';
 import { bootActions } from '../../agent/boot/actions.ts';
 import { openInRoot } from '../../agent/boot/root-path.ts';
+import type { Action } from '../../agent/drivers/types.ts';
 import { silentLogger } from '../../agent/log.ts';
 import type { Command } from '../../protocol/messages.ts';
 

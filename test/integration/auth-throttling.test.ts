@@ -13,12 +13,12 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentClient } from '../../lambda/adapters/dynamo/client.ts';
 import { UserRepository } from '../../lambda/adapters/dynamo/user-repository.ts';
+import { buildRouter } from '../../lambda/api/app.ts';
 import {
   type AuthenticatorOptions,
   authenticatorFromEnv,
   credentialAuthenticator,
 } from '../../lambda/api/authentication.ts';
-import { buildRouter } from '../../lambda/api/handler.ts';
 import { hashPassword } from '../../lambda/domain/auth/passwords.ts';
 import { RATE_LIMIT_BURST_ENV, RATE_LIMIT_RPS_ENV } from '../../lambda/domain/auth/rate-limit.ts';
 import { ApiError, errorBody } from '../../lambda/http/errors.ts';

@@ -17,10 +17,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Action, ActionFailure } from '../../agent/actions/types.ts';
 import { type BootActionsOptions, bootActions } from '../../agent/boot/actions.ts';
 import { BootPathError, BootTree, TEMP_FILE_PATTERN } from '../../agent/boot/files.ts';
 import { renderEntryScript } from '../../agent/boot/render.ts';
+import { type Action, ActionFailure } from '../../agent/drivers/types.ts';
 import { silentLogger } from '../../agent/log.ts';
 
 const NODE = '1be26c0b-03f2-4d2e-ae87-c02d7f33c123';

@@ -5,7 +5,7 @@
 import { GetQueueUrlCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { commandsDeadLetterQueue, queueName } from '../../infra/resources.ts';
-import { tick } from '../../lambda/conductor/handler.ts';
+import { tick } from '../../lambda/conductor/tick.ts';
 import { type ChannelStack, startChannel } from '../support/channel.ts';
 
 let stack: ChannelStack;

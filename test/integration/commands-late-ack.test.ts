@@ -19,7 +19,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handleAgentMessage } from '../../lambda/agents/channel.ts';
-import { tick } from '../../lambda/conductor/handler.ts';
+import { tick } from '../../lambda/conductor/tick.ts';
 import type { Command } from '../../protocol/messages.ts';
 import { type AgentSocket, type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
 

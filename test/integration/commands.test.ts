@@ -4,7 +4,7 @@
  */
 import { GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tick } from '../../lambda/conductor/handler.ts';
+import { tick } from '../../lambda/conductor/tick.ts';
 import { type ChannelStack, type EnrolledAgent, startChannel, waitFor } from '../support/channel.ts';
 
 let stack: ChannelStack;

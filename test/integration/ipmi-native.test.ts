@@ -6,14 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IpmiError, type IpmiTarget, Ipmitool, powerStatus } from '../../agent/ipmi/ipmitool.ts';
+import { IpmiError, type IpmiTarget, Ipmitool, powerStatus } from '../../agent/drivers/ipmi/ipmitool.ts';
 import {
   IpmitoolPowerProbe,
   NativePowerProbe,
   type SweepTarget,
   sweepPowerStates,
-} from '../../agent/ipmi/power-probe.ts';
-import { RmcpClient } from '../../agent/ipmi/rmcp/client.ts';
+} from '../../agent/drivers/ipmi/power-probe.ts';
+import { RmcpClient } from '../../agent/drivers/ipmi/rmcp/client.ts';
 import { type SimulatedBmc, startBmc } from '../support/bmc.ts';
 
 const ipmitool = new Ipmitool({ timeoutMs: 8000, minIntervalMs: 10 });

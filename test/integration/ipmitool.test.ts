@@ -8,7 +8,7 @@ import {
   Ipmitool,
   powerStatus,
   setBootDevice,
-} from '../../agent/ipmi/ipmitool.ts';
+} from '../../agent/drivers/ipmi/ipmitool.ts';
 import { type SimulatedBmc, startBmc } from '../support/bmc.ts';
 
 let bmc: SimulatedBmc;

@@ -1,7 +1,7 @@
 /** The OpenAPI document matches the routes exactly and is a valid OpenAPI 3.1 document. */
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildRouter } from '../../lambda/api/handler.ts';
+import { buildRouter } from '../../lambda/api/app.ts';
 import { OPERATIONS } from '../../lambda/api/openapi.ts';
 import { startApi, type TestApi } from '../support/api.ts';
 

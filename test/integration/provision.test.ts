@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentProcess, testConfig } from '../../agent/testing/agent-process.ts';
-import { tick } from '../../lambda/conductor/handler.ts';
+import { tick } from '../../lambda/conductor/tick.ts';
 import { freePort } from '../../local/moto.ts';
 import { type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
 import { uploadKernelRamdisk } from '../support/images.ts';

@@ -3,7 +3,7 @@
  * generator throws odd bodies, paths and query strings at every route.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildRouter } from '../../lambda/api/handler.ts';
+import { buildRouter } from '../../lambda/api/app.ts';
 import { startApi, type TestApi } from '../support/api.ts';
 
 let api: TestApi;

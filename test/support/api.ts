@@ -4,9 +4,9 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { UserRepository } from '../../lambda/adapters/dynamo/user-repository.ts';
+import { buildRouter } from '../../lambda/api/app.ts';
 import { AUTH_STRATEGY_ENV, authenticatorFromEnv, LOCAL_STACK_ENV } from '../../lambda/api/authentication.ts';
 import { type Dependencies, dependenciesFromEnv } from '../../lambda/api/dependencies.ts';
-import { buildRouter } from '../../lambda/api/handler.ts';
 import { hashPassword } from '../../lambda/domain/auth/passwords.ts';
 import type { Role } from '../../lambda/domain/users/user.ts';
 import { createApiHandler } from '../../lambda/http/middlewares.ts';

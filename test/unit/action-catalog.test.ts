@@ -8,18 +8,18 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BUILTIN_ACTIONS } from '../../agent/actions/builtin.ts';
-import {
-  type ActionRegistry,
-  createDriver,
-  DRIVER_NAMES,
-  type DriverEnvironment,
-  defaultEnvironment,
-  defaultRegistry,
-} from '../../agent/actions/registry.ts';
-import type { Action } from '../../agent/actions/types.ts';
 import { bootActions } from '../../agent/boot/actions.ts';
 import { CallbackTokens, withCallbackUrls } from '../../agent/boot/callback.ts';
+import { BUILTIN_ACTIONS } from '../../agent/drivers/builtin.ts';
+import {
+  type ActionRegistry,
+  BUILT_IN_HARDWARE,
+  createDriver,
+  DRIVER_NAMES,
+  defaultDriverContext,
+  defaultRegistry,
+} from '../../agent/drivers/registry.ts';
+import type { Action, DriverContext } from '../../agent/drivers/types.ts';
 import type { VersionedNode } from '../../lambda/adapters/dynamo/node-repository.ts';
 import type { Conductor, TaskSpec, TaskStep } from '../../lambda/conductor/conductor.ts';
 import {
@@ -47,10 +47,13 @@ const dir = mkdtempSync(join(tmpdir(), 'action-catalog-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The agent as `agent/main.ts` builds it: every driver, the boot actions taking a callback token. */
-function agentEnvironment(): DriverEnvironment {
+function agentEnvironment(): DriverContext {
   const httpBaseUrl = 'http://127.0.0.1:8088';
   const boot = bootActions({ httpBaseUrl, imagesDir: dir, tftpRoot: dir, httpRoot: dir });
-  return { ...defaultEnvironment(), bootActions: withCallbackUrls(boot, httpBaseUrl, new CallbackTokens()) };
+  return {
+    ...defaultDriverContext(),
+    bootActions: withCallbackUrls(boot, httpBaseUrl, new CallbackTokens()),
+  };
 }
 
 function node(over: Partial<Node>): Node {
@@ -108,8 +111,8 @@ describe('the action catalog', () => {
     const note = (action: Action, family: string) =>
       where.set(action.name, (where.get(action.name) ?? new Set()).add(family));
     for (const action of BUILTIN_ACTIONS) note(action, 'common');
-    for (const name of DRIVER_NAMES) {
-      for (const [kind, iface] of Object.entries(createDriver(name, env).interfaces)) {
+    for (const hardware of BUILT_IN_HARDWARE) {
+      for (const [kind, iface] of Object.entries(createDriver(hardware, env).interfaces)) {
         for (const action of iface?.actions ?? []) note(action, kind);
       }
     }

@@ -1,7 +1,7 @@
 /** boot.prepare pins the images it boots from; boot.clean (or a new prepare) releases them. */
 import { describe, expect, it } from 'vitest';
-import type { Action, ActionContext } from '../../agent/actions/types.ts';
 import { withImagePins } from '../../agent/boot/pins.ts';
+import type { Action, ActionContext } from '../../agent/drivers/types.ts';
 
 const NODE = '11111111-2222-3333-4444-555555555555';
 const K = 'aaaaaaaa-0000-0000-0000-000000000001';

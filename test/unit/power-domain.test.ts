@@ -1,8 +1,9 @@
 /** Power, boot device, validation and sync decisions (pure domain), against Ironic's rules. */
 import { describe, expect, it } from 'vitest';
-import { connectionArgs } from '../../agent/ipmi/ipmitool.ts';
+import { connectionArgs } from '../../agent/drivers/ipmi/ipmitool.ts';
+import { ipmiDriverInfoProblem } from '../../lambda/domain/hardware/ipmi/driver-info.ts';
+import { validateNode } from '../../lambda/domain/hardware/validate.ts';
 import type { Node } from '../../lambda/domain/nodes/node.ts';
-import { ipmiDriverInfoProblem, validateNode } from '../../lambda/domain/power/driver-info.ts';
 import {
   checkBootDeviceRequest,
   checkPowerRequest,

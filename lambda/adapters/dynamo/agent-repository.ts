@@ -7,7 +7,10 @@
 import type { AgentCredential, EnrollmentToken } from '../../domain/agents/agent.ts';
 import type { AgentRecord } from '../../domain/conductors.ts';
 import { conflict, invalid, notFound } from '../../domain/errors.ts';
-import type { InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
+import type { InventoryStore, WriteOp } from './inventory-store.ts';
+import { byParent, collect, type Versioned, VersionedRecords } from './versioned-repository.ts';
+
+export type { Versioned } from './versioned-repository.ts';
 
 const KIND = 'agent';
 const CREDENTIAL = 'agent_credential';
@@ -18,90 +21,66 @@ const credentialParent = (hostname: string) => `${CREDENTIAL}@agent#${hostname}`
 const enrollmentParent = (site: string) => `${ENROLLMENT}@site#${site}`;
 const epochSeconds = (iso: string) => Math.floor(Date.parse(iso) / 1000);
 
-export interface Versioned<T> {
-  readonly doc: T;
-  readonly version: number;
-}
-
-export function agentWrite(agent: AgentRecord): ItemWrite<AgentRecord> {
-  return {
-    kind: KIND,
-    id: agent.hostname,
-    doc: agent,
-    listSk: `${agent.created_at}#${agent.hostname}`,
-    indexes: { kindPk: KIND, nameSk: agent.hostname, sitePk: `${KIND}#${agent.site}` },
-  };
-}
-
-function credentialWrite(credential: AgentCredential): ItemWrite<AgentCredential> {
-  // Kept a week after revocation or the end of its grace (for the record), then TTL-deleted.
-  const end = credential.revoked ? new Date().toISOString() : credential.expires_at;
-  return {
-    kind: CREDENTIAL,
-    id: credential.id,
-    doc: credential,
-    listSk: `${credential.created_at}#${credential.id}`,
-    indexes: { parentPk: credentialParent(credential.agent) },
-    ...(end ? { expiresAt: epochSeconds(end) + 7 * DAY_SECONDS } : {}),
-  };
-}
-
-function enrollmentWrite(token: EnrollmentToken): ItemWrite<EnrollmentToken> {
-  return {
-    kind: ENROLLMENT,
-    id: token.id,
-    doc: token,
-    listSk: `${token.created_at}#${token.id}`,
-    indexes: { parentPk: enrollmentParent(token.site) },
-    expiresAt: epochSeconds(token.expires_at) + DAY_SECONDS,
-  };
-}
-
 const changedConcurrently = (what: string) => conflict(`${what} was changed concurrently; retry.`);
+const agentMissing = (hostname: string) => notFound(`Agent ${hostname} could not be found.`);
 
 export class AgentRepository {
   private readonly store: InventoryStore;
+  private readonly agents: VersionedRecords<AgentRecord>;
+  private readonly credentials: VersionedRecords<AgentCredential>;
+  private readonly enrollments: VersionedRecords<EnrollmentToken>;
 
   constructor(store: InventoryStore) {
     this.store = store;
+    this.agents = new VersionedRecords(store, {
+      kind: KIND,
+      id: (agent) => agent.hostname,
+      indexes: (agent) => ({ kindPk: KIND, nameSk: agent.hostname, sitePk: `${KIND}#${agent.site}` }),
+      exists: (hostname) => conflict(`Agent ${hostname} enrolled concurrently; retry.`),
+      changed: (hostname) => changedConcurrently(`Agent ${hostname}`),
+      missing: agentMissing,
+    });
+    this.credentials = new VersionedRecords(store, {
+      kind: CREDENTIAL,
+      id: (credential) => credential.id,
+      indexes: (credential) => ({ parentPk: credentialParent(credential.agent) }),
+      // Kept a week after revocation or the end of its grace (for the record), then TTL-deleted.
+      expiresAt: (credential) => {
+        const end = credential.revoked ? new Date().toISOString() : credential.expires_at;
+        return end ? epochSeconds(end) + 7 * DAY_SECONDS : undefined;
+      },
+      exists: () => conflict('Credential id collision; retry.'),
+      changed: (id) => changedConcurrently(`Credential ${id}`),
+      missing: (id) => notFound(`Credential ${id} could not be found.`),
+    });
+    this.enrollments = new VersionedRecords(store, {
+      kind: ENROLLMENT,
+      id: (token) => token.id,
+      indexes: (token) => ({ parentPk: enrollmentParent(token.site) }),
+      expiresAt: (token) => epochSeconds(token.expires_at) + DAY_SECONDS,
+      exists: () => conflict('Enrollment token id collision; retry.'),
+      // Spent or changed meanwhile: to the enrolling agent, a token it can no longer use.
+      changed: () => invalid('Invalid, expired or already used enrollment token.'),
+      missing: (id) => notFound(`Enrollment token ${id} could not be found.`),
+    });
   }
 
   async get(hostname: string): Promise<AgentRecord | undefined> {
-    return (await this.store.get<AgentRecord>(KIND, hostname))?.doc;
+    return (await this.agents.get(hostname))?.doc;
   }
 
   async getVersioned(hostname: string): Promise<Versioned<AgentRecord> | undefined> {
-    const item = await this.store.get<AgentRecord>(KIND, hostname);
-    return item && { doc: item.doc, version: item.version };
+    return this.agents.get(hostname);
   }
 
   /** Every agent (fleets have one per site: hundreds, not millions), bounded pages. */
   async all(): Promise<AgentRecord[]> {
-    return this.collect('byKind', 'kindPk', KIND);
+    return collect(this.store, { index: 'byKind', attribute: 'kindPk', value: KIND }, 1000, 20);
   }
 
   /** The agents of one site. */
   async ofSite(site: string): Promise<AgentRecord[]> {
-    return this.collect('bySite', 'sitePk', `${KIND}#${site}`);
-  }
-
-  private async collect(index: string, partitionAttribute: string, partitionValue: string) {
-    const agents: AgentRecord[] = [];
-    let after: string | undefined;
-    for (let page = 0; page < 20; page++) {
-      const result = await this.store.query<AgentRecord>({
-        index,
-        partitionAttribute,
-        partitionValue,
-        sortAttribute: 'listSk',
-        ...(after ? { after } : {}),
-        limit: 1000,
-      });
-      agents.push(...result.items.map((item) => item.doc));
-      if (!result.more) break;
-      after = result.items.at(-1)?.listSk;
-    }
-    return agents;
+    return collect(this.store, { index: 'bySite', attribute: 'sitePk', value: `${KIND}#${site}` }, 1000, 20);
   }
 
   /**
@@ -118,14 +97,7 @@ export class AgentRepository {
       if (!found) return undefined;
       const updated = change(found.doc);
       try {
-        await this.store.write([
-          {
-            type: 'replace',
-            item: agentWrite(updated),
-            expectedVersion: found.version,
-            onConflict: changedConcurrently(`Agent ${hostname}`),
-          },
-        ]);
+        await this.store.write([this.agents.replaceOp(updated, found.version)]);
         return updated;
       } catch (error) {
         if (attempt >= attempts || (error as { kind?: string }).kind !== 'conflict') throw error;
@@ -137,11 +109,7 @@ export class AgentRepository {
 
   async createEnrollmentToken(token: EnrollmentToken): Promise<void> {
     await this.store.write([
-      {
-        type: 'create',
-        item: enrollmentWrite(token),
-        onConflict: conflict('Enrollment token id collision; retry.'),
-      },
+      this.enrollments.createOp(token),
       {
         type: 'exists',
         kind: 'site',
@@ -152,8 +120,7 @@ export class AgentRepository {
   }
 
   async getEnrollmentToken(id: string): Promise<Versioned<EnrollmentToken> | undefined> {
-    const item = await this.store.get<EnrollmentToken>(ENROLLMENT, id);
-    return item && { doc: item.doc, version: item.version };
+    return this.enrollments.get(id);
   }
 
   /**
@@ -172,29 +139,14 @@ export class AgentRepository {
   }): Promise<void> {
     const { token, agent, credential } = input;
     const ops: WriteOp[] = [
-      {
-        type: 'replace',
-        item: enrollmentWrite({ ...token.doc, used_at: input.usedAt, used_by: agent.hostname }),
-        expectedVersion: token.version,
-        onConflict: invalid('Invalid, expired or already used enrollment token.'),
-      },
+      this.enrollments.replaceOp(
+        { ...token.doc, used_at: input.usedAt, used_by: agent.hostname },
+        token.version,
+      ),
       input.agentVersion === undefined
-        ? {
-            type: 'create',
-            item: agentWrite(agent),
-            onConflict: conflict(`Agent ${agent.hostname} enrolled concurrently; retry.`),
-          }
-        : {
-            type: 'replace',
-            item: agentWrite(agent),
-            expectedVersion: input.agentVersion,
-            onConflict: changedConcurrently(`Agent ${agent.hostname}`),
-          },
-      {
-        type: 'create',
-        item: credentialWrite(credential),
-        onConflict: conflict('Credential id collision; retry.'),
-      },
+        ? this.agents.createOp(agent)
+        : this.agents.replaceOp(agent, input.agentVersion),
+      this.credentials.createOp(credential),
       {
         type: 'exists',
         kind: 'site',
@@ -209,16 +161,12 @@ export class AgentRepository {
   // --- credentials ------------------------------------------------------------------
 
   async getCredential(id: string): Promise<Versioned<AgentCredential> | undefined> {
-    const item = await this.store.get<AgentCredential>(CREDENTIAL, id);
-    return item && { doc: item.doc, version: item.version };
+    return this.credentials.get(id);
   }
 
   async credentialsOf(hostname: string): Promise<Versioned<AgentCredential>[]> {
-    const page = await this.store.query<AgentCredential>({
-      index: 'byParent',
-      partitionAttribute: 'parentPk',
-      partitionValue: credentialParent(hostname),
-      sortAttribute: 'listSk',
+    const page = await this.credentials.pageItems({
+      partition: byParent(credentialParent(hostname)),
       limit: 1000,
     });
     return page.items.map((item) => ({ doc: item.doc, version: item.version }));
@@ -230,38 +178,15 @@ export class AgentRepository {
     others: readonly Versioned<AgentCredential>[],
   ): Promise<void> {
     await this.store.write([
-      {
-        type: 'create',
-        item: credentialWrite(credential),
-        onConflict: conflict('Credential id collision; retry.'),
-      },
-      {
-        type: 'exists',
-        kind: KIND,
-        id: credential.agent,
-        onConflict: notFound(`Agent ${credential.agent} could not be found.`),
-      },
-      ...others.map(
-        (other): WriteOp => ({
-          type: 'replace',
-          item: credentialWrite(other.doc),
-          expectedVersion: other.version,
-          onConflict: changedConcurrently(`Credential ${other.doc.id}`),
-        }),
-      ),
+      this.credentials.createOp(credential),
+      { type: 'exists', kind: KIND, id: credential.agent, onConflict: agentMissing(credential.agent) },
+      ...others.map((other) => this.credentials.replaceOp(other.doc, other.version)),
     ]);
   }
 
   /** Rewrites one credential (its first use, say), conditional on the version read. */
   async updateCredential(credential: Versioned<AgentCredential>): Promise<void> {
-    await this.store.write([
-      {
-        type: 'replace',
-        item: credentialWrite(credential.doc),
-        expectedVersion: credential.version,
-        onConflict: changedConcurrently(`Credential ${credential.doc.id}`),
-      },
-    ]);
+    await this.store.write([this.credentials.replaceOp(credential.doc, credential.version)]);
   }
 
   async revokeCredentials(credentials: readonly Versioned<AgentCredential>[]): Promise<void> {
@@ -271,24 +196,16 @@ export class AgentRepository {
   private revokeOps(credentials: readonly Versioned<AgentCredential>[]): WriteOp[] {
     return credentials
       .filter((credential) => !credential.doc.revoked)
-      .map((credential) => ({
-        type: 'replace',
-        item: credentialWrite({ ...credential.doc, revoked: true }),
-        expectedVersion: credential.version,
-        onConflict: changedConcurrently(`Credential ${credential.doc.id}`),
-      }));
+      .map((credential) =>
+        this.credentials.replaceOp({ ...credential.doc, revoked: true }, credential.version),
+      );
   }
 
   /** Deletes the agent record and every credential it has. */
   async delete(hostname: string): Promise<void> {
     const credentials = await this.store.cascadeDeleteOps([credentialParent(hostname)]);
     await this.store.write([
-      {
-        type: 'delete',
-        kind: KIND,
-        id: hostname,
-        onConflict: notFound(`Agent ${hostname} could not be found.`),
-      },
+      this.agents.deleteOp(hostname, undefined, agentMissing(hostname)),
       ...credentials,
     ]);
   }

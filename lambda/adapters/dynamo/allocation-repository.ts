@@ -8,8 +8,8 @@
  */
 import { conflict, notFound } from '../../domain/errors.ts';
 import type { Allocation } from '../../domain/inventory/allocation.ts';
-import type { Page } from './chassis-repository.ts';
-import type { Filter, InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
+import type { Filter, InventoryStore, WriteOp } from './inventory-store.ts';
+import { byParent, named, nodeChildParent, type Page, VersionedRecords } from './versioned-repository.ts';
 
 export const ALLOCATION_KIND = 'allocation';
 const NAME_SCOPE = 'allocation-name';
@@ -28,152 +28,84 @@ export interface AllocationListQuery {
   readonly equals: Readonly<Record<string, string>>;
 }
 
-export const allocationNodeParent = (nodeUuid: string) => `${ALLOCATION_KIND}@node#${nodeUuid}`;
-
-const nameSortKey = (allocation: Allocation) => `${allocation.name ?? ''}#${allocation.uuid}`;
-const listSortKey = (allocation: Allocation) => `${allocation.created_at}#${allocation.uuid}`;
-
-export const allocationNameTaken = (name: string) =>
-  conflict(`An allocation with name ${name} already exists.`);
-const concurrentChange = (uuid: string) =>
-  conflict(
-    `Allocation ${uuid} was changed by another request at the same time; retry with the current allocation.`,
-  );
-
-function allocationWrite(allocation: Allocation): ItemWrite<Allocation> {
-  return {
-    kind: ALLOCATION_KIND,
-    id: allocation.uuid,
-    doc: allocation,
-    listSk: listSortKey(allocation),
-    indexes: {
-      kindPk: ALLOCATION_KIND,
-      nameSk: nameSortKey(allocation),
-      parentPk: allocation.node_uuid ? allocationNodeParent(allocation.node_uuid) : undefined,
-    },
-    uniques: allocation.name ? [{ scope: NAME_SCOPE, value: allocation.name }] : [],
-  };
-}
-
-function claimName(allocation: Allocation): WriteOp {
-  const name = allocation.name as string;
-  return {
-    type: 'claim',
-    scope: NAME_SCOPE,
-    value: name,
-    ownerId: allocation.uuid,
-    onConflict: allocationNameTaken(name),
-  };
-}
+export const allocationNodeParent = (nodeUuid: string) => nodeChildParent(ALLOCATION_KIND, nodeUuid);
 
 export class AllocationRepository {
-  private readonly store: InventoryStore;
+  private readonly records: VersionedRecords<Allocation>;
 
   constructor(store: InventoryStore) {
-    this.store = store;
+    this.records = new VersionedRecords(store, {
+      kind: ALLOCATION_KIND,
+      id: (allocation) => allocation.uuid,
+      indexes: (allocation) => ({
+        kindPk: ALLOCATION_KIND,
+        nameSk: `${allocation.name ?? ''}#${allocation.uuid}`,
+        // Not the node's ledger: only the index its deletion cascades through.
+        parentPk: allocation.node_uuid ? allocationNodeParent(allocation.node_uuid) : undefined,
+      }),
+      uniques: [
+        {
+          scope: NAME_SCOPE,
+          value: (allocation) => allocation.name || undefined,
+          taken: (name) => conflict(`An allocation with name ${name} already exists.`),
+        },
+      ],
+      exists: (uuid) => conflict(`An allocation with UUID ${uuid} already exists.`),
+      changed: (uuid) =>
+        conflict(
+          `Allocation ${uuid} was changed by another request at the same time; retry with the current allocation.`,
+        ),
+      missing: (uuid) => notFound(`Allocation ${uuid} could not be found.`),
+    });
   }
 
   async get(uuid: string): Promise<VersionedAllocation | undefined> {
-    const item = await this.store.get<Allocation>(ALLOCATION_KIND, uuid);
-    return item && { allocation: item.doc, version: item.version };
+    return this.records.getAs(uuid, 'allocation');
   }
 
   async uuidForName(name: string): Promise<string | undefined> {
-    return this.store.lookupUnique(NAME_SCOPE, name);
+    return this.records.idFor(NAME_SCOPE, name);
   }
 
   /** The allocation holding a node, if any. */
   async forNode(nodeUuid: string): Promise<VersionedAllocation | undefined> {
-    const page = await this.store.query<Allocation>({
-      index: 'byParent',
-      partitionAttribute: 'parentPk',
-      partitionValue: allocationNodeParent(nodeUuid),
-      sortAttribute: 'listSk',
+    const page = await this.records.pageItems({
+      partition: byParent(allocationNodeParent(nodeUuid)),
       limit: 1,
     });
-    const [item] = page.items;
-    return item && { allocation: item.doc, version: item.version };
+    return named(page.items[0], 'allocation');
   }
 
   /** Creates the allocation (version 1) and claims its name. */
   async create(allocation: Allocation): Promise<void> {
-    const ops: WriteOp[] = [
-      {
-        type: 'create',
-        item: allocationWrite(allocation),
-        onConflict: conflict(`An allocation with UUID ${allocation.uuid} already exists.`),
-      },
-    ];
-    if (allocation.name) ops.push(claimName(allocation));
-    await this.store.write(ops);
+    await this.records.create(allocation);
   }
 
   /** Ops replacing `before` (read at `version`) with `after`, moving the name claim. */
   replaceOps(before: Allocation, after: Allocation, version: number): WriteOp[] {
-    const ops: WriteOp[] = [
-      {
-        type: 'replace',
-        item: allocationWrite(after),
-        expectedVersion: version,
-        onConflict: concurrentChange(after.uuid),
-      },
-    ];
-    if (before.name !== after.name) {
-      if (after.name) ops.push(claimName(after));
-      if (before.name)
-        ops.push({ type: 'release', scope: NAME_SCOPE, value: before.name, ownerId: before.uuid });
-    }
-    return ops;
+    return this.records.replaceOps(before, after, version);
   }
 
   /** Ops deleting the allocation (read at `version`) and releasing its name. */
   deleteOps(allocation: Allocation, version: number): WriteOp[] {
-    const ops: WriteOp[] = [
-      {
-        type: 'delete',
-        kind: ALLOCATION_KIND,
-        id: allocation.uuid,
-        expectedVersion: version,
-        onConflict: concurrentChange(allocation.uuid),
-      },
-    ];
-    if (allocation.name) {
-      ops.push({ type: 'release', scope: NAME_SCOPE, value: allocation.name, ownerId: allocation.uuid });
-    }
-    return ops;
+    return this.records.deleteOps(allocation, version);
   }
 
   async update(before: Allocation, after: Allocation, version: number): Promise<void> {
-    await this.store.write(this.replaceOps(before, after, version));
+    await this.records.update(before, after, version);
   }
 
   async delete(allocation: Allocation, version: number): Promise<void> {
-    await this.store.write(this.deleteOps(allocation, version));
+    await this.records.delete(allocation, version);
   }
 
   async list(query: AllocationListQuery): Promise<Page<Allocation>> {
-    let after: string | undefined;
-    if (query.markerUuid) {
-      const marker = await this.get(query.markerUuid);
-      if (!marker) throw notFound(`Allocation ${query.markerUuid} could not be found.`);
-      after = query.sortKey === 'name' ? nameSortKey(marker.allocation) : listSortKey(marker.allocation);
-    }
-    const byName = query.sortKey === 'name';
-    const filters: Filter[] = Object.entries(query.equals).map(([field, value]) => ({
+    const { sortKey, equals, ...rest } = query;
+    const filters: Filter[] = Object.entries(equals).map(([field, value]) => ({
       path: ['doc', field],
       op: '=',
       value,
     }));
-    const page = await this.store.query<Allocation>({
-      index: byName ? 'byName' : 'byKind',
-      partitionAttribute: 'kindPk',
-      partitionValue: ALLOCATION_KIND,
-      sortAttribute: byName ? 'nameSk' : 'listSk',
-      after,
-      descending: query.descending,
-      limit: query.limit,
-      filters,
-    });
-    return { items: page.items.map((item) => item.doc), more: page.more };
+    return this.records.list({ ...rest, order: sortKey === 'name' ? 'name' : 'created', filters });
   }
 }

@@ -7,12 +7,13 @@
  */
 import type { BiosSetting } from '../../domain/inventory/bios.ts';
 import type { InventoryStore, ItemWrite } from './inventory-store.ts';
+import { byParent, collect, nodeChildParent } from './versioned-repository.ts';
 
 export const BIOS_KIND = 'bios_setting';
 /** Ironic has no paging here: a node reports at most a few thousand settings. */
 const MAX_SETTINGS_PAGE = 1000;
 
-export const biosParent = (nodeUuid: string) => `${BIOS_KIND}@node#${nodeUuid}`;
+export const biosParent = (nodeUuid: string) => nodeChildParent(BIOS_KIND, nodeUuid);
 const settingId = (nodeUuid: string, name: string) => `${nodeUuid}/${name}`;
 
 /** The item of one setting, for the writer (the agent's report). */
@@ -35,22 +36,7 @@ export class BiosRepository {
 
   /** Every setting of the node, by name. */
   async list(nodeUuid: string): Promise<BiosSetting[]> {
-    const settings: BiosSetting[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.store.query<BiosSetting>({
-        index: 'byParent',
-        partitionAttribute: 'parentPk',
-        partitionValue: biosParent(nodeUuid),
-        sortAttribute: 'listSk',
-        after,
-        limit: MAX_SETTINGS_PAGE,
-      });
-      settings.push(...page.items.map((item) => item.doc));
-      const last = page.items.at(-1);
-      if (!page.more || !last) return settings;
-      after = last.listSk;
-    }
+    return collect(this.store, byParent(biosParent(nodeUuid)), MAX_SETTINGS_PAGE);
   }
 
   async get(nodeUuid: string, name: string): Promise<BiosSetting | undefined> {

@@ -4,6 +4,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type ConfigSource, environmentConfig, tableName } from '../../config.ts';
 
 let shared: DynamoDBDocumentClient | undefined;
 
@@ -15,11 +16,12 @@ export function documentClient(): DynamoDBDocumentClient {
   return shared;
 }
 
-/** The physical name of a table, from the environment variable its definition names. */
-export function tableFromEnv(envVar: string): string {
-  const name = process.env[envVar];
-  if (!name) throw new Error(`${envVar} is not set: the table name comes from the environment`);
-  return name;
+/**
+ * The physical name of a table, by the environment variable its definition names, from the
+ * configuration (default: the environment's now, `environmentConfig`).
+ */
+export function tableFromEnv(envVar: string, config: ConfigSource = environmentConfig): string {
+  return tableName(config(), envVar);
 }
 
 /** A table's name, or a function giving it at first use (not at cold start). */

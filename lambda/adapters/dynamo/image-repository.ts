@@ -11,7 +11,8 @@
  */
 import { conflict, notFound } from '../../domain/errors.ts';
 import type { Image, ImageSync } from '../../domain/images/image.ts';
-import type { InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
+import type { InventoryStore, ItemWrite } from './inventory-store.ts';
+import { VersionedRecords } from './versioned-repository.ts';
 
 const KIND = 'image';
 const SYNC_KIND = 'image-sync';
@@ -26,90 +27,57 @@ export function imageListSortKey(image: Pick<Image, 'created_at' | 'uuid'>): str
   return `${image.created_at}#${image.uuid}`;
 }
 
-function imageWrite(image: Image): ItemWrite<Image> {
-  return {
-    kind: KIND,
-    id: image.uuid,
-    doc: image,
-    listSk: imageListSortKey(image),
-    indexes: { kindPk: KIND, nameSk: `${image.name}#${image.uuid}`, statePk: `${KIND}#${image.state}` },
-    uniques: [{ scope: NAME_SCOPE, value: image.name }],
-  };
-}
-
-const concurrentChange = (uuid: string) =>
-  conflict(`Image ${uuid} was changed by another request at the same time; retry with the current image.`);
-const nameTaken = (name: string) => conflict(`An image with name ${name} already exists.`);
-
 export class ImageRepository {
   private readonly store: InventoryStore;
+  private readonly records: VersionedRecords<Image>;
 
   constructor(store: InventoryStore) {
     this.store = store;
+    this.records = new VersionedRecords(store, {
+      kind: KIND,
+      id: (image) => image.uuid,
+      indexes: (image) => ({
+        kindPk: KIND,
+        nameSk: `${image.name}#${image.uuid}`,
+        statePk: `${KIND}#${image.state}`,
+      }),
+      uniques: [
+        {
+          scope: NAME_SCOPE,
+          value: (image) => image.name,
+          taken: (name) => conflict(`An image with name ${name} already exists.`),
+        },
+      ],
+      exists: (uuid) => conflict(`Image ${uuid} already exists.`),
+      changed: (uuid) =>
+        conflict(
+          `Image ${uuid} was changed by another request at the same time; retry with the current image.`,
+        ),
+      missing: (uuid) => notFound(`Image ${uuid} could not be found.`),
+    });
   }
 
   async get(uuid: string): Promise<VersionedImage | undefined> {
-    const item = await this.store.get<Image>(KIND, uuid);
-    return item && { image: item.doc, version: item.version };
+    return this.records.getAs(uuid, 'image');
   }
 
   async uuidForName(name: string): Promise<string | undefined> {
-    return this.store.lookupUnique(NAME_SCOPE, name);
+    return this.records.idFor(NAME_SCOPE, name);
   }
 
   /** Creates the image and claims its name, atomically. */
   async create(image: Image): Promise<void> {
-    await this.store.write([
-      {
-        type: 'create',
-        item: imageWrite(image),
-        onConflict: conflict(`Image ${image.uuid} already exists.`),
-      },
-      {
-        type: 'claim',
-        scope: NAME_SCOPE,
-        value: image.name,
-        ownerId: image.uuid,
-        onConflict: nameTaken(image.name),
-      },
-    ]);
+    await this.records.create(image);
   }
 
   /** Replaces `before` (read at `version`) with `after`, moving the name claim if renamed. */
   async update(before: Image, after: Image, version: number): Promise<void> {
-    const ops: WriteOp[] = [
-      {
-        type: 'replace',
-        item: imageWrite(after),
-        expectedVersion: version,
-        onConflict: concurrentChange(after.uuid),
-      },
-    ];
-    if (before.name !== after.name) {
-      ops.push({
-        type: 'claim',
-        scope: NAME_SCOPE,
-        value: after.name,
-        ownerId: after.uuid,
-        onConflict: nameTaken(after.name),
-      });
-      ops.push({ type: 'release', scope: NAME_SCOPE, value: before.name, ownerId: before.uuid });
-    }
-    await this.store.write(ops);
+    await this.records.update(before, after, version);
   }
 
   /** Deletes the image and releases its name (its sync records go with `deleteSyncs`). */
   async delete(image: Image, version: number): Promise<void> {
-    await this.store.write([
-      {
-        type: 'delete',
-        kind: KIND,
-        id: image.uuid,
-        expectedVersion: version,
-        onConflict: concurrentChange(image.uuid),
-      },
-      { type: 'release', scope: NAME_SCOPE, value: image.name, ownerId: image.uuid },
-    ]);
+    await this.records.delete(image, version);
   }
 
   /** Images in creation order (`sort_key=id`/`created_at`) or by name, after a marker's position. */
@@ -120,24 +88,19 @@ export class ImageRepository {
     descending: boolean;
     state?: string;
   }): Promise<{ images: Image[]; more: boolean }> {
-    const [index, partitionAttribute, partitionValue] = options.byName
-      ? ['byName', 'kindPk', KIND]
-      : options.state
-        ? ['byState', 'statePk', `${KIND}#${options.state}`]
-        : ['byKind', 'kindPk', KIND];
-    const page = await this.store.query<Image>({
-      index,
-      partitionAttribute,
-      partitionValue,
-      sortAttribute: index === 'byName' ? 'nameSk' : 'listSk',
-      ...(options.after !== undefined ? { after: options.after } : {}),
+    const page = await this.records.page({
+      order: options.byName ? 'name' : 'created',
+      ...(options.state && !options.byName
+        ? { partition: { index: 'byState', attribute: 'statePk', value: `${KIND}#${options.state}` } }
+        : {}),
+      after: options.after,
       descending: options.descending,
       limit: options.limit,
       ...(options.state && options.byName
         ? { filters: [{ path: ['doc', 'state'], op: '=' as const, value: options.state }] }
         : {}),
     });
-    return { images: page.items.map((item) => item.doc), more: page.more };
+    return { images: page.items, more: page.more };
   }
 
   /** Active images in creation order after `after` (a list sort key), `limit` at a time. */
@@ -217,7 +180,7 @@ export class ImageRepository {
 
   async require(uuid: string): Promise<VersionedImage> {
     const found = await this.get(uuid);
-    if (!found) throw notFound(`Image ${uuid} could not be found.`);
+    if (!found) throw this.records.spec.missing(uuid);
     return found;
   }
 }

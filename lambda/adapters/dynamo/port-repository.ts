@@ -8,8 +8,8 @@
  */
 import { conflict, invalid, notFound } from '../../domain/errors.ts';
 import type { Port } from '../../domain/ports/port.ts';
-import type { Filter, InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
-import { joinNode, leaveNode } from './node-repository.ts';
+import type { Filter, InventoryStore, WriteOp } from './inventory-store.ts';
+import { byParent, nodeChildParent, VersionedRecords } from './versioned-repository.ts';
 
 export interface VersionedPort {
   readonly port: Port;
@@ -34,44 +34,42 @@ export interface PortPage {
 }
 
 const KIND = 'port';
-export const PORT_ADDRESS_SCOPE = 'port-address';
+const PORT_ADDRESS_SCOPE = 'port-address';
 
-export const portParent = (nodeUuid: string) => `${KIND}@node#${nodeUuid}`;
-
-function sortKey(port: Port): string {
-  return `${port.created_at}#${port.uuid}`;
-}
-
-export function portWrite(port: Port): ItemWrite<Port> {
-  return {
-    kind: KIND,
-    id: port.uuid,
-    doc: port,
-    listSk: sortKey(port),
-    indexes: { kindPk: KIND, parentPk: portParent(port.node_uuid) },
-    uniques: [{ scope: PORT_ADDRESS_SCOPE, value: port.address }],
-  };
-}
-
-export const macTaken = (address: string) => conflict(`A port with MAC address ${address} already exists.`);
-const concurrentChange = (uuid: string) =>
-  conflict(`Port ${uuid} was changed by another request at the same time; retry with the current port.`);
+export const portParent = (nodeUuid: string) => nodeChildParent(KIND, nodeUuid);
 export const portMissing = (uuid: string) => notFound(`Port ${uuid} could not be found.`);
 
 export class PortRepository {
-  private readonly store: InventoryStore;
+  private readonly records: VersionedRecords<Port>;
 
   constructor(store: InventoryStore) {
-    this.store = store;
+    this.records = new VersionedRecords(store, {
+      kind: KIND,
+      id: (port) => port.uuid,
+      indexes: () => ({ kindPk: KIND }),
+      node: (port) => port.node_uuid,
+      uniques: [
+        {
+          scope: PORT_ADDRESS_SCOPE,
+          value: (port) => port.address,
+          taken: (address) => conflict(`A port with MAC address ${address} already exists.`),
+        },
+      ],
+      exists: (uuid) => conflict(`A port with UUID ${uuid} already exists.`),
+      changed: (uuid) =>
+        conflict(
+          `Port ${uuid} was changed by another request at the same time; retry with the current port.`,
+        ),
+      missing: portMissing,
+    });
   }
 
   async get(uuid: string): Promise<VersionedPort | undefined> {
-    const item = await this.store.get<Port>(KIND, uuid);
-    return item && { port: item.doc, version: item.version };
+    return this.records.getAs(uuid, 'port');
   }
 
   async uuidForAddress(address: string): Promise<string | undefined> {
-    return this.store.lookupUnique(PORT_ADDRESS_SCOPE, address);
+    return this.records.idFor(PORT_ADDRESS_SCOPE, address);
   }
 
   /**
@@ -79,81 +77,34 @@ export class PortRepository {
    * not be being deleted); `checks` are other references that must hold (its group).
    */
   async create(port: Port, checks: readonly WriteOp[] = []): Promise<void> {
-    await this.store.write([
-      {
-        type: 'create',
-        item: portWrite(port),
-        onConflict: conflict(`A port with UUID ${port.uuid} already exists.`),
-      },
-      this.claimAddress(port),
-      joinNode(port.node_uuid, KIND, port.uuid),
-      ...checks,
-    ]);
+    await this.records.create(port, checks);
   }
 
   /** Replaces `before` (read at `version`) with `after`, moving the MAC claim if it changed. */
   async update(before: Port, after: Port, version: number, checks: readonly WriteOp[] = []): Promise<void> {
-    const ops: WriteOp[] = [
-      {
-        type: 'replace',
-        item: portWrite(after),
-        expectedVersion: version,
-        onConflict: concurrentChange(after.uuid),
-      },
-      ...checks,
-    ];
-    if (before.node_uuid !== after.node_uuid) {
-      ops.push(joinNode(after.node_uuid, KIND, after.uuid), leaveNode(before.node_uuid, KIND, before.uuid));
-    }
-    if (before.address !== after.address) {
-      ops.push(this.claimAddress(after), {
-        type: 'release',
-        scope: PORT_ADDRESS_SCOPE,
-        value: before.address,
-        ownerId: before.uuid,
-      });
-    }
-    await this.store.write(ops);
+    await this.records.update(before, after, version, checks);
   }
 
   async delete(port: Port, version: number): Promise<void> {
-    await this.store.write([
-      {
-        type: 'delete',
-        kind: KIND,
-        id: port.uuid,
-        expectedVersion: version,
-        onConflict: concurrentChange(port.uuid),
-      },
-      { type: 'release', scope: PORT_ADDRESS_SCOPE, value: port.address, ownerId: port.uuid },
-      leaveNode(port.node_uuid, KIND, port.uuid),
-    ]);
+    await this.records.delete(port, version);
   }
 
   async list(query: PortListQuery): Promise<PortPage> {
     if (query.address !== undefined) return this.listByAddress(query);
-    let after: string | undefined;
-    if (query.markerUuid) {
-      const marker = await this.get(query.markerUuid);
-      if (!marker) throw portMissing(query.markerUuid);
-      after = sortKey(marker.port);
-    }
+    const after = await this.records.position(query.markerUuid);
     const byNode = query.nodeUuid !== undefined;
     const filters: Filter[] = query.portgroupUuid
       ? [{ path: ['doc', 'portgroup_uuid'], op: '=', value: query.portgroupUuid }]
       : [];
     if (query.portgroupUuid && !byNode) throw invalid('Listing the ports of a port group needs its node.');
-    const page = await this.store.query<Port>({
-      index: byNode ? 'byParent' : 'byKind',
-      partitionAttribute: byNode ? 'parentPk' : 'kindPk',
-      partitionValue: byNode ? portParent(query.nodeUuid as string) : KIND,
-      sortAttribute: 'listSk',
+    const page = await this.records.page({
+      ...(byNode ? { partition: byParent(portParent(query.nodeUuid as string)) } : {}),
       after,
       descending: query.descending,
       limit: query.limit,
       filters,
     });
-    return { ports: page.items.map((item) => item.doc), more: page.more };
+    return { ports: page.items, more: page.more };
   }
 
   /** Whether any port of the node is a member of the port group. */
@@ -171,15 +122,5 @@ export class PortRepository {
       (query.nodeUuid === undefined || port.node_uuid === query.nodeUuid) &&
       (query.portgroupUuid === undefined || port.portgroup_uuid === query.portgroupUuid);
     return { ports: matches ? [port] : [], more: false };
-  }
-
-  private claimAddress(port: Port): WriteOp {
-    return {
-      type: 'claim',
-      scope: PORT_ADDRESS_SCOPE,
-      value: port.address,
-      ownerId: port.uuid,
-      onConflict: macTaken(port.address),
-    };
   }
 }

@@ -5,8 +5,9 @@
  */
 import { conflict, notFound } from '../../domain/errors.ts';
 import type { Site } from '../../domain/sites/site.ts';
-import type { InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
+import type { InventoryStore, WriteOp } from './inventory-store.ts';
 import { siteNodes } from './node-repository.ts';
+import { VersionedRecords } from './versioned-repository.ts';
 
 const KIND = 'site';
 
@@ -16,42 +17,36 @@ const DEFAULT_SCOPE = 'site-default';
 
 export class SiteRepository {
   private readonly store: InventoryStore;
+  private readonly records: VersionedRecords<Site>;
 
   constructor(store: InventoryStore) {
     this.store = store;
+    this.records = new VersionedRecords(store, {
+      kind: KIND,
+      id: (site) => site.name,
+      indexes: (site) => ({ kindPk: KIND, nameSk: site.name }),
+      exists: (name) => conflict(`A site with name ${name} already exists.`),
+      changed: (name) => conflict(`Site ${name} was changed concurrently; retry.`),
+      missing: (name) => notFound(`Site ${name} could not be found.`),
+    });
   }
 
   async get(name: string): Promise<Site | undefined> {
-    return (await this.store.get<Site>(KIND, name))?.doc;
+    return (await this.records.get(name))?.doc;
   }
 
   async getVersioned(name: string): Promise<{ site: Site; version: number } | undefined> {
-    const item = await this.store.get<Site>(KIND, name);
-    return item && { site: item.doc, version: item.version };
+    return this.records.getAs(name, 'site');
   }
 
   /** Sites by name, `limit` at a time after the `after` name. */
   async list(limit: number, after?: string): Promise<{ sites: Site[]; more: boolean }> {
-    const page = await this.store.query<Site>({
-      index: 'byName',
-      partitionAttribute: 'kindPk',
-      partitionValue: KIND,
-      sortAttribute: 'nameSk',
-      ...(after !== undefined ? { after } : {}),
-      limit,
-    });
-    return { sites: page.items.map((item) => item.doc), more: page.more };
+    const page = await this.records.page({ order: 'name', after, limit });
+    return { sites: page.items, more: page.more };
   }
 
   async update(site: Site, version: number): Promise<void> {
-    await this.store.write([
-      {
-        type: 'replace',
-        item: siteWrite(site),
-        expectedVersion: version,
-        onConflict: conflict(`Site ${site.name} was changed concurrently; retry.`),
-      },
-    ]);
+    await this.store.write([this.records.replaceOp(site, version)]);
   }
 
   /**
@@ -63,13 +58,11 @@ export class SiteRepository {
    */
   async delete(name: string, version: number): Promise<void> {
     const ops: WriteOp[] = [
-      {
-        type: 'delete',
-        kind: KIND,
-        id: name,
-        expectedVersion: version,
-        onConflict: notFound(`Site ${name} could not be found, or changed during the deletion.`),
-      },
+      this.records.deleteOp(
+        name,
+        version,
+        notFound(`Site ${name} could not be found, or changed during the deletion.`),
+      ),
       {
         type: 'drop',
         ledger: siteNodes(name),
@@ -88,14 +81,7 @@ export class SiteRepository {
   }
 
   async create(site: Site, options: { makeDefault?: boolean } = {}): Promise<void> {
-    const ops: WriteOp[] = [
-      {
-        type: 'create',
-        item: siteWrite(site),
-        onConflict: conflict(`A site with name ${site.name} already exists.`),
-      },
-    ];
-    await this.store.write(ops);
+    await this.records.create(site);
     if (options.makeDefault) await this.setDefault(site.name);
   }
 
@@ -119,14 +105,4 @@ export class SiteRepository {
     ];
     await this.store.write(ops);
   }
-}
-
-function siteWrite(site: Site): ItemWrite<Site> {
-  return {
-    kind: KIND,
-    id: site.name,
-    doc: site,
-    listSk: `${site.created_at}#${site.name}`,
-    indexes: { kindPk: KIND, nameSk: site.name },
-  };
 }

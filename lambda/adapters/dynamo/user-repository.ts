@@ -15,100 +15,72 @@ import {
 import { conflict, DomainError, notFound } from '../../domain/errors.ts';
 import type { ApiToken, User } from '../../domain/users/user.ts';
 import type { InventoryStore, ItemWrite, WriteOp } from './inventory-store.ts';
+import { byParent, VersionedRecords } from './versioned-repository.ts';
 
 const tokenParent = (user: string) => `token@user#${user}`;
+const userMissing = (name: string) => notFound(`User ${name} could not be found.`);
 const LOGIN_KIND = 'login';
 /** Attempts at recording one failure when other containers record theirs at the same time. */
 const FAILURE_WRITE_ATTEMPTS = 8;
 
 export class UserRepository {
   private readonly store: InventoryStore;
+  private readonly users: VersionedRecords<User>;
+  private readonly tokens: VersionedRecords<ApiToken>;
 
   constructor(store: InventoryStore) {
     this.store = store;
+    this.users = new VersionedRecords(store, {
+      kind: 'user',
+      id: (user) => user.name,
+      indexes: (user) => ({ kindPk: 'user', nameSk: user.name }),
+      exists: (name) => conflict(`A user with name ${name} already exists.`),
+      changed: (name) => conflict(`User ${name} was changed concurrently; retry.`),
+      missing: userMissing,
+    });
+    this.tokens = new VersionedRecords(store, {
+      kind: 'token',
+      id: (token) => token.id,
+      indexes: (token) => ({ parentPk: tokenParent(token.user) }),
+      // DynamoDB removes expired tokens a day after expiry; the API refuses them at once.
+      expiresAt: (token) =>
+        token.expires_at ? Math.floor(Date.parse(token.expires_at) / 1000) + 86_400 : undefined,
+      exists: () => conflict('Token id collision; retry.'),
+      changed: (id) => conflict(`Token ${id} was changed concurrently; retry.`),
+      missing: (id) => notFound(`Token ${id} could not be found.`),
+    });
   }
 
   async get(name: string): Promise<{ user: User; version: number } | undefined> {
-    const item = await this.store.get<User>('user', name);
-    return item && { user: item.doc, version: item.version };
+    return this.users.getAs(name, 'user');
   }
 
   async create(user: User): Promise<void> {
-    await this.store.write([
-      {
-        type: 'create',
-        item: {
-          kind: 'user',
-          id: user.name,
-          doc: user,
-          listSk: `${user.created_at}#${user.name}`,
-          indexes: { kindPk: 'user', nameSk: user.name },
-        },
-        onConflict: conflict(`A user with name ${user.name} already exists.`),
-      },
-    ]);
+    await this.users.create(user);
   }
 
   async update(user: User, version: number): Promise<void> {
-    await this.store.write([
-      {
-        type: 'replace',
-        item: {
-          kind: 'user',
-          id: user.name,
-          doc: user,
-          listSk: `${user.created_at}#${user.name}`,
-          indexes: { kindPk: 'user', nameSk: user.name },
-        },
-        expectedVersion: version,
-        onConflict: conflict(`User ${user.name} was changed concurrently; retry.`),
-      },
-    ]);
+    await this.store.write([this.users.replaceOp(user, version)]);
   }
 
   /** Deletes the user and all its tokens. */
   async delete(name: string): Promise<void> {
     const tokens = await this.store.cascadeDeleteOps([tokenParent(name)]);
-    const ops: WriteOp[] = [
-      { type: 'delete', kind: 'user', id: name, onConflict: notFound(`User ${name} could not be found.`) },
-      ...tokens,
-    ];
-    await this.store.write(ops);
+    await this.store.write([this.users.deleteOp(name, undefined, userMissing(name)), ...tokens]);
   }
 
   async list(limit: number, after?: string): Promise<{ users: User[]; more: boolean }> {
-    const page = await this.store.query<User>({
-      index: 'byName',
-      partitionAttribute: 'kindPk',
-      partitionValue: 'user',
-      sortAttribute: 'nameSk',
-      ...(after ? { after } : {}),
-      limit,
-    });
-    return { users: page.items.map((item) => item.doc), more: page.more };
+    const page = await this.users.page({ order: 'name', after: after || undefined, limit });
+    return { users: page.items, more: page.more };
   }
 
   async getToken(id: string): Promise<{ token: ApiToken; version: number } | undefined> {
-    const item = await this.store.get<ApiToken>('token', id);
-    return item && { token: item.doc, version: item.version };
+    return this.tokens.getAs(id, 'token');
   }
 
   async createToken(token: ApiToken): Promise<void> {
-    const expiresAt = token.expires_at ? Math.floor(Date.parse(token.expires_at) / 1000) + 86_400 : undefined;
     await this.store.write([
-      {
-        type: 'create',
-        item: {
-          kind: 'token',
-          id: token.id,
-          doc: token,
-          listSk: `${token.created_at}#${token.id}`,
-          indexes: { parentPk: tokenParent(token.user) },
-          // DynamoDB removes expired tokens a day after expiry; the API refuses them at once.
-          ...(expiresAt ? { expiresAt } : {}),
-        },
-        onConflict: conflict('Token id collision; retry.'),
-      },
+      this.tokens.createOp(token),
       {
         type: 'exists',
         kind: 'user',
@@ -118,32 +90,16 @@ export class UserRepository {
     ]);
   }
 
+  /** Rewrites the token revoked; the item loses the TTL its creation set (as it always has). */
   async revokeToken(token: ApiToken, version: number): Promise<void> {
+    const item = { ...this.tokens.item({ ...token, revoked: true }), expiresAt: undefined };
     await this.store.write([
-      {
-        type: 'replace',
-        item: {
-          kind: 'token',
-          id: token.id,
-          doc: { ...token, revoked: true },
-          listSk: `${token.created_at}#${token.id}`,
-          indexes: { parentPk: tokenParent(token.user) },
-        },
-        expectedVersion: version,
-        onConflict: conflict(`Token ${token.id} was changed concurrently; retry.`),
-      },
+      { type: 'replace', item, expectedVersion: version, onConflict: this.tokens.spec.changed(token.id) },
     ]);
   }
 
   async tokensOf(user: string): Promise<ApiToken[]> {
-    const page = await this.store.query<ApiToken>({
-      index: 'byParent',
-      partitionAttribute: 'parentPk',
-      partitionValue: tokenParent(user),
-      sortAttribute: 'listSk',
-      limit: 1000,
-    });
-    return page.items.map((item) => item.doc);
+    return (await this.tokens.page({ partition: byParent(tokenParent(user)), limit: 1000 })).items;
   }
 
   /** The failed-login record of a claimed user name (present or not as a user). */

@@ -20,6 +20,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { secretsKey } from '../../../infra/resources.ts';
+import { type ConfigSource, environmentConfig, required } from '../../config.ts';
 import {
   SEALED_PREFIX,
   type SealContext,
@@ -162,14 +163,13 @@ function associatedData(context: SealContext): Buffer {
 
 let shared: KmsEnvelopeSealer | undefined;
 
-/** One sealer per container (its data-key caches are what keep KMS calls rare). */
-export function sealerFromEnv(): SecretSealer {
+/**
+ * One sealer per container (its data-key caches are what keep KMS calls rare), on the key
+ * the configuration names (read at first use).
+ */
+export function sealerFromEnv(config: ConfigSource = environmentConfig): SecretSealer {
   shared ??= new KmsEnvelopeSealer(new KMSClient({ maxAttempts: 3 }), {
-    keyId: () => {
-      const key = process.env[SECRETS_KEY_ENV];
-      if (!key) throw new Error(`${SECRETS_KEY_ENV} is not set: refusing to store secrets in clear`);
-      return key;
-    },
+    keyId: () => required(config().secretsKey, SECRETS_KEY_ENV, 'refusing to store secrets in clear'),
   });
   return shared;
 }

@@ -46,9 +46,9 @@ export interface PresignedPut {
 let sharedClient: S3Client | undefined;
 
 /** One S3 client per container; checksums only where an operation requires one (presigned URLs stay plain). */
-export function s3Client(): S3Client {
+export function s3Client(forcePathStyle = false): S3Client {
   sharedClient ??= new S3Client({
-    forcePathStyle: process.env.METALPLANE_S3_FORCE_PATH_STYLE === 'true',
+    forcePathStyle,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
@@ -60,10 +60,18 @@ export class ImageObjects {
   private readonly client: () => S3Client;
   private readonly bucketName: () => string;
 
-  constructor(options: { client?: S3Client; bucket?: string } = {}) {
-    this.client = () => options.client ?? s3Client();
+  /** `bucket`: its name, or the configuration's (read at first use); `forcePathStyle`: the S3 client's. */
+  constructor(
+    options: {
+      client?: S3Client;
+      bucket?: string | (() => string | undefined);
+      forcePathStyle?: boolean | (() => boolean);
+    } = {},
+  ) {
+    const pathStyle = options.forcePathStyle ?? false;
+    this.client = () => options.client ?? s3Client(typeof pathStyle === 'function' ? pathStyle() : pathStyle);
     this.bucketName = () => {
-      const name = options.bucket ?? process.env[imagesBucket.envVar];
+      const name = typeof options.bucket === 'function' ? options.bucket() : options.bucket;
       if (!name)
         throw new Error(`${imagesBucket.envVar} is not set: the bucket name comes from the environment`);
       return name;

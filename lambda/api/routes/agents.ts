@@ -26,7 +26,6 @@
  *   GET    /v1/agent/nodes/{node}           a node of its site, secrets unmasked (to drive
  *                                           its BMC); another site's node does not exist
  */
-import { webSocketUrlEnvVar } from '../../../infra/resources.ts';
 import { handleAgentMessage } from '../../agents/channel.ts';
 import type { AgentIdentity } from '../../agents/credentials.ts';
 import { ENROLL_SCHEMA, isCredentialUsable, publicCredential } from '../../domain/agents/agent.ts';
@@ -203,7 +202,7 @@ export function registerAgentRoutes(
       drivers: body.drivers,
       agentVersion: body.agent_version,
     });
-    const websocketUrl = process.env[webSocketUrlEnvVar];
+    const websocketUrl = deps.config().webSocket.url;
     return json(
       {
         credential: token,

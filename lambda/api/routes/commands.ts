@@ -24,7 +24,7 @@ import { assertStorable } from '../../domain/inventory/common.ts';
 import { validator } from '../../domain/schema.ts';
 import { type ApiRequest, json } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
-import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
+import { type ConductorAccess, controlPlaneFor } from '../../runtime.ts';
 import { authorize, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, parseLimit } from '../listing.ts';
@@ -88,9 +88,9 @@ function render(request: ApiRequest, command: CommandRecord) {
 export function registerCommandRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
+  runtime: ConductorAccess | (() => ConductorAccess) = () => controlPlaneFor(deps),
 ): void {
-  const channel = typeof runtime === 'function' ? runtime : () => runtime;
+  const conductor = typeof runtime === 'function' ? () => runtime().service : () => runtime.service;
 
   router.on('GET', '/v1/nodes/{node}/commands', async (request) => {
     authorize(request, 'command:get');
@@ -98,12 +98,12 @@ export function registerCommandRoutes(
     const limit = Math.min(parseLimit(request.query.limit), 1000);
     let before: string | undefined;
     if (request.query.marker !== undefined) {
-      const marker = await channel().commands.get(request.query.marker);
-      if (!marker || marker.command.node !== node.uuid)
+      const marker = await conductor().command(request.query.marker);
+      if (!marker || marker.node !== node.uuid)
         throw notFound(`Command ${request.query.marker} could not be found.`);
-      before = `${marker.command.created_at}#${marker.command.id}`;
+      before = `${marker.created_at}#${marker.id}`;
     }
-    const page = await channel().commands.ofNode(node.uuid, limit, before);
+    const page = await conductor().commandsOfNode(node.uuid, limit, before);
     const body: Record<string, unknown> = {
       commands: page.commands.map((command) => render(request, command)),
     };
@@ -117,10 +117,10 @@ export function registerCommandRoutes(
   router.on('GET', '/v1/nodes/{node}/commands/{command}', async (request) => {
     authorize(request, 'command:get');
     const { node } = await resolveNode(deps, request.params.node as string);
-    const found = await channel().commands.get(request.params.command as string);
-    if (!found || found.command.node !== node.uuid)
+    const found = await conductor().command(request.params.command as string);
+    if (!found || found.node !== node.uuid)
       throw notFound(`Command ${request.params.command} could not be found.`);
-    return json(render(request, found.command));
+    return json(render(request, found));
   });
 
   router.on('POST', '/v1/nodes/{node}/commands', async (request) => {
@@ -129,7 +129,7 @@ export function registerCommandRoutes(
     // Numbers DynamoDB cannot hold exactly are the client's error (400), not a failed write.
     if (body.args !== undefined) assertStorable(body.args, 'command');
     const { node } = await resolveNode(deps, request.params.node as string);
-    const command = await channel().queue.enqueue({
+    const command = await conductor().sendCommand({
       node: node.uuid,
       site: node.conductor_group,
       action: body.action,

@@ -4,8 +4,9 @@
  */
 import { AgentRepository } from '../../adapters/dynamo/agent-repository.ts';
 import { type AgentRecord, hostsFor, isAlive } from '../../domain/conductors.ts';
-import { HARDWARE_TYPES, hardwareType, INTERFACE_NAMES } from '../../domain/drivers.ts';
 import { invalid, notFound } from '../../domain/errors.ts';
+import { type HardwareType, INTERFACE_NAMES } from '../../domain/hardware/interfaces.ts';
+import { hardwareType, hardwareTypes } from '../../domain/hardware/registry.ts';
 import { resourceLinks } from '../../http/links.ts';
 import { type ApiRequest, json } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
@@ -13,8 +14,13 @@ import { authorize } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { parseBoolean } from '../listing.ts';
 
-function driverView(request: ApiRequest, name: string, agents: readonly AgentRecord[], detail: boolean) {
-  const type = HARDWARE_TYPES[name]!;
+function driverView(
+  request: ApiRequest,
+  type: HardwareType,
+  agents: readonly AgentRecord[],
+  detail: boolean,
+) {
+  const name = type.name;
   const view: Record<string, unknown> = {
     name,
     hosts: hostsFor(name, agents, new Date()),
@@ -68,16 +74,16 @@ export function registerDriverRoutes(router: Router, deps: Dependencies): void {
     }
     const detail = parseBoolean(request.query.detail, 'detail') ?? false;
     const all = await agents.all();
-    const names = type === 'classic' ? [] : Object.keys(HARDWARE_TYPES).sort();
-    return json({ drivers: names.map((name) => driverView(request, name, all, detail)) });
+    const types = type === 'classic' ? [] : hardwareTypes.all();
+    return json({ drivers: types.map((driver) => driverView(request, driver, all, detail)) });
   });
 
   router.on('GET', '/v1/drivers/{driver}', async (request) => {
     authorize(request, 'driver:get');
     const name = request.params.driver as string;
-    if (!hardwareType(name))
-      throw notFound(`Could not find the following driver(s) or hardware type(s): ${name}.`);
-    return json(driverView(request, name, await agents.all(), true));
+    const type = hardwareType(name);
+    if (!type) throw notFound(`Could not find the following driver(s) or hardware type(s): ${name}.`);
+    return json(driverView(request, type, await agents.all(), true));
   });
 
   router.on('GET', '/v1/drivers/{driver}/properties', async (request) => {

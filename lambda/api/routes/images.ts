@@ -19,6 +19,7 @@
  */
 
 import { imageListSortKey } from '../../adapters/dynamo/image-repository.ts';
+import { INLINE_VERIFY_ENV } from '../../config.ts';
 import { conflict, invalid, notFound } from '../../domain/errors.ts';
 import { canonicalUuid, isUuidLike } from '../../domain/identifiers.ts';
 import {
@@ -49,7 +50,7 @@ import { validateSiteName } from '../../domain/sites/site.ts';
 import { resourceLinks } from '../../http/links.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
-import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
+import { controlPlaneFor, type ImageAccess } from '../../runtime.ts';
 import { authorize } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, nextLink, parseListParams } from '../listing.ts';
@@ -58,8 +59,7 @@ import type { OperationDoc } from '../operation-doc.ts';
 /** Lifetime of presigned upload URLs. */
 export const UPLOAD_URL_SECONDS = 60 * 60;
 /** Files up to this size are verified within the request; larger ones off it (202). */
-export const inlineVerifyEnvVar = 'METALPLANE_IMAGE_INLINE_VERIFY_BYTES';
-const DEFAULT_INLINE_VERIFY_BYTES = 64 * 1024 * 1024;
+export const inlineVerifyEnvVar = INLINE_VERIFY_ENV;
 
 const UPLOAD_SCHEMA = {
   type: 'object',
@@ -196,10 +196,8 @@ function render(request: ApiRequest, image: Image, fields?: readonly string[]) {
   return selectFields(view, fields);
 }
 
-function inlineVerifyLimit(): number {
-  const raw = process.env[inlineVerifyEnvVar];
-  const value = raw === undefined ? Number.NaN : Number(raw);
-  return Number.isInteger(value) && value >= 0 ? value : DEFAULT_INLINE_VERIFY_BYTES;
+function inlineVerifyLimit(deps: Dependencies): number {
+  return deps.config().images.inlineVerifyBytes;
 }
 
 function roleParam(request: ApiRequest): FileRole {
@@ -218,7 +216,7 @@ function optionalBody(request: ApiRequest): unknown {
 export function registerImageRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
+  runtime: ImageAccess | (() => ImageAccess) = () => controlPlaneFor(deps),
 ): void {
   const channel = typeof runtime === 'function' ? runtime : () => runtime;
   const catalog = () => channel().images;
@@ -533,7 +531,7 @@ export function registerImageRoutes(
     const now = deps.now();
     const verifying = withFile(image, role, (current) => ({ ...current, state: 'verifying' }), now);
     await save(image, verifying, version);
-    if (file.size <= inlineVerifyLimit()) {
+    if (file.size <= inlineVerifyLimit(deps)) {
       const outcome = await catalog().verify(image.uuid, role);
       const shown = outcome.image ?? verifying;
       return json(render(request, shown));

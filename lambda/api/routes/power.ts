@@ -17,14 +17,13 @@
 
 import { BOOT_DEVICES, POWER_TARGETS } from '../../../protocol/actions.ts';
 import { PortRepository } from '../../adapters/dynamo/port-repository.ts';
-import { startBootDeviceChange, startBootDeviceRead, startPowerChange } from '../../conductor/power.ts';
 import type { CommandRecord } from '../../domain/commands/command.ts';
-import { validateNode } from '../../domain/power/driver-info.ts';
+import { validateNode } from '../../domain/hardware/validate.ts';
 import { checkBootDeviceRequest, checkPowerRequest, supportedBootDevices } from '../../domain/power/power.ts';
 import { ApiError } from '../../http/errors.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
-import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
+import { type ConductorAccess, controlPlaneFor } from '../../runtime.ts';
 import { authorizeNode, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody } from '../listing.ts';
@@ -94,16 +93,21 @@ function objectBody(request: ApiRequest): Record<string, unknown> {
 export function registerPowerRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
+  runtime: ConductorAccess | (() => ConductorAccess) = () => controlPlaneFor(deps),
   options: { readonly syncWaitMs?: number } = {},
 ): void {
-  const channel = typeof runtime === 'function' ? runtime : () => runtime;
+  const conductor = typeof runtime === 'function' ? () => runtime().service : () => runtime.service;
   const ports = new PortRepository(deps.store);
   const waitMs = options.syncWaitMs ?? SYNC_WAIT_MS;
 
   /** The finished command, or Ironic-like errors: the agent's failure (500) or silence (503). */
-  async function answered(command: CommandRecord): Promise<CommandRecord> {
-    const done = await channel().conductor.waitForTask(command, waitMs);
+  function answered({
+    command,
+    done,
+  }: {
+    command: CommandRecord;
+    done: CommandRecord | undefined;
+  }): CommandRecord {
     if (!done) {
       throw new ApiError(
         503,
@@ -122,7 +126,7 @@ export function registerPowerRoutes(
     authorizeNode(request, 'node:set_power_state', found.node);
     const body = objectBody(request);
     const power = checkPowerRequest(found.node, ident, body, request.version.minor);
-    await startPowerChange(channel().conductor, found, power, requester(request));
+    await conductor().setPowerState(found, power, requester(request));
     return noContent(202, { Location: `${request.baseUrl}/v1/nodes/${ident}/states` });
   });
 
@@ -135,8 +139,7 @@ export function registerPowerRoutes(
   router.on('GET', '/v1/nodes/{node}/management/boot_device', async (request) => {
     const found = await resolveNode(deps, request.params.node as string);
     authorizeNode(request, 'node:get_boot_device', found.node);
-    const command = await startBootDeviceRead(channel().conductor, found, requester(request));
-    const done = await answered(command);
+    const done = answered(await conductor().readBootDevice(found, requester(request), waitMs));
     return json({
       boot_device: done.result?.boot_device ?? null,
       persistent: done.result?.persistent ?? null,
@@ -147,7 +150,7 @@ export function registerPowerRoutes(
     const found = await resolveNode(deps, request.params.node as string);
     authorizeNode(request, 'node:set_boot_device', found.node);
     const boot = checkBootDeviceRequest(found.node, objectBody(request));
-    await answered(await startBootDeviceChange(channel().conductor, found, boot, requester(request)));
+    answered(await conductor().setBootDevice(found, boot, requester(request), waitMs));
     return noContent();
   });
 

@@ -6,8 +6,6 @@
  * with the node's states as `Location`. What follows shows in `provision_state`,
  * `target_provision_state`, `last_error` and the node's history.
  */
-import { deployInputs } from '../../conductor/deploy-inputs.ts';
-import { rendersBootFiles } from '../../conductor/provision.ts';
 import { invalid } from '../../domain/errors.ts';
 import {
   checkProvisionRequest,
@@ -18,7 +16,7 @@ import { VERBS } from '../../domain/provisioning/states.ts';
 import { jsonTextProblem } from '../../http/json-shape.ts';
 import { noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
-import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
+import { type ConductorAccess, controlPlaneFor } from '../../runtime.ts';
 import { authorizeNode, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import type { OperationDoc } from '../operation-doc.ts';
@@ -56,9 +54,9 @@ export const PROVISION_OPERATIONS: Record<string, OperationDoc> = {
 export function registerProvisionRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
+  runtime: ConductorAccess | (() => ConductorAccess) = () => controlPlaneFor(deps),
 ): void {
-  const channel = typeof runtime === 'function' ? runtime : () => runtime;
+  const conductor = typeof runtime === 'function' ? () => runtime().service : () => runtime.service;
 
   router.on('PUT', '/v1/nodes/{node}/states/provision', async (request) => {
     // Ironic reads the body before it looks for the node.
@@ -69,13 +67,8 @@ export function registerProvisionRoutes(
     const found = await resolveNode(deps, ident);
     authorizeNode(request, 'node:set_provision_state', found.node);
     const checked = checkProvisionRequest(found.node, body, { minor: request.version.minor });
-    const provisioning = channel().provisioning;
-    const inputs =
-      (checked.action === 'deploy' || checked.action === 'rebuild') && rendersBootFiles(found.node)
-        ? await deployInputs(found.node, provisioning)
-        : undefined;
     const user = (request.principal as Principal | undefined)?.name ?? null;
-    await provisioning.provisioner.start(found, checked, user, inputs);
+    await conductor().changeProvisionState(found, checked, user);
     return noContent(202, { Location: provisionLocation(request.baseUrl, ident) });
   });
 }

@@ -22,7 +22,7 @@ import {
 import { resourceLinks } from '../../http/links.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
-import { type ConductorService, controlPlaneFor } from '../../runtime.ts';
+import { type ConductorAccess, controlPlaneFor } from '../../runtime.ts';
 import { authorize } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, parseLimit } from '../listing.ts';
@@ -78,9 +78,9 @@ function render(request: ApiRequest, site: Site, isDefault: boolean) {
 export function registerSiteRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: ConductorService | (() => ConductorService) = () => controlPlaneFor(deps),
+  runtime: ConductorAccess | (() => ConductorAccess) = () => controlPlaneFor(deps),
 ): void {
-  const channel = typeof runtime === 'function' ? runtime : () => runtime;
+  const conductor = typeof runtime === 'function' ? () => runtime().service : () => runtime.service;
   const agents = new AgentRepository(deps.store);
 
   const find = async (name: string) => {
@@ -113,7 +113,7 @@ export function registerSiteRoutes(
     if (await deps.sites.get(name)) throw conflict(`A site with name ${name} already exists.`);
     // The queue first: a site is never without its queue (an orphan queue from a failed
     // creation is found again, idempotently, by the next creation of that name).
-    const queueUrl = await channel().queue.createQueue(name);
+    const queueUrl = await conductor().createSiteQueue(name);
     const site: Site = {
       name,
       description: body.description ?? null,
@@ -182,7 +182,7 @@ export function registerSiteRoutes(
       );
     }
     await deps.sites.delete(name, version);
-    await channel().queue.deleteQueue(name, site.queue_url);
+    await conductor().deleteSiteQueue(name, site.queue_url);
     return noContent();
   });
 }

@@ -1,39 +1,22 @@
 /**
- * The provision flows' timeouts, read from the environment once into a typed object
- * (`provisionSettingsFromEnv`) and passed to the flows.
+ * The provision flows' timeouts: parsed and validated with the rest of the configuration
+ * (`lambda/config.ts`), passed to the flows by the composition root.
  */
+import {
+  DEPLOY_CALLBACK_TIMEOUT_SECONDS,
+  type Environment,
+  environmentConfig,
+  IMAGE_WAIT_TIMEOUT_SECONDS,
+  type ProvisionSettings,
+  readProvisionSettings,
+} from '../../config.ts';
 
-/** Ironic's `[conductor]deploy_callback_timeout` (seconds); env `METALPLANE_DEPLOY_CALLBACK_TIMEOUT`. */
-export const DEPLOY_CALLBACK_TIMEOUT_SECONDS = 1800;
-/** How long a deploy waits for its image to be ready at the site; env `METALPLANE_IMAGE_WAIT_TIMEOUT`. */
-export const IMAGE_WAIT_TIMEOUT_SECONDS = 3600;
+export { DEPLOY_CALLBACK_TIMEOUT_SECONDS, IMAGE_WAIT_TIMEOUT_SECONDS, type ProvisionSettings };
 
-export interface ProvisionSettings {
-  /** Seconds a deploy waits in `wait call-back` before it fails. */
-  readonly callbackTimeoutSeconds: number;
-  /** Seconds a deploy waits for its image to be ready at the node's site before it fails. */
-  readonly imageWaitTimeoutSeconds: number;
-}
-
-function envSeconds(
-  env: Readonly<Record<string, string | undefined>>,
-  name: string,
-  fallback: number,
-): number {
-  const value = Number(env[name]);
-  return Number.isFinite(value) && value > 0 ? value : fallback;
-}
-
-/** The settings from `METALPLANE_DEPLOY_CALLBACK_TIMEOUT` and `METALPLANE_IMAGE_WAIT_TIMEOUT` (seconds, > 0). */
-export function provisionSettingsFromEnv(
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): ProvisionSettings {
-  return {
-    callbackTimeoutSeconds: envSeconds(
-      env,
-      'METALPLANE_DEPLOY_CALLBACK_TIMEOUT',
-      DEPLOY_CALLBACK_TIMEOUT_SECONDS,
-    ),
-    imageWaitTimeoutSeconds: envSeconds(env, 'METALPLANE_IMAGE_WAIT_TIMEOUT', IMAGE_WAIT_TIMEOUT_SECONDS),
-  };
+/**
+ * The settings from `METALPLANE_DEPLOY_CALLBACK_TIMEOUT` and `METALPLANE_IMAGE_WAIT_TIMEOUT`
+ * (seconds, > 0) of `env`, or of the configuration now (`environmentConfig`).
+ */
+export function provisionSettingsFromEnv(env?: Environment): ProvisionSettings {
+  return env ? readProvisionSettings(env) : environmentConfig().provisioning;
 }

@@ -2,8 +2,9 @@
  * The node: its stored form, creation from an API body, patching, and validation of the
  * result. Pure: ids, times and the existence of referenced records come from callers.
  */
-import { type HardwareType, hardwareType, INTERFACE_NAMES } from '../drivers.ts';
 import { forbidden, invalid, notAcceptable } from '../errors.ts';
+import { type HardwareType, INTERFACE_NAMES, type InterfaceName } from '../hardware/interfaces.ts';
+import { hardwareType } from '../hardware/registry.ts';
 import { isUuidLike, isValidLogicalName } from '../identifiers.ts';
 import { applyPatch, checkPatchAllowed, type PatchOp, validatePatch } from '../json-patch.ts';
 import { validator } from '../schema.ts';
@@ -278,7 +279,7 @@ export function createNode(body: NodeCreateBody, context: NewNodeContext): Node 
     boot_mode: (body.boot_mode as string | null | undefined) ?? null,
     secure_boot: toBool(body.secure_boot, 'secure_boot'),
     traits: [],
-    ...(resolveInterfaces(type, body) as Pick<Node, `${(typeof INTERFACE_NAMES)[number]}_interface`>),
+    ...(resolveInterfaces(type, body) as Pick<Node, `${InterfaceName}_interface`>),
   };
   if (body.instance_uuid !== undefined && body.instance_uuid !== null)
     node.instance_uuid = checkUuid(body.instance_uuid, 'instance_uuid');
@@ -294,9 +295,7 @@ function checkUuid(value: unknown, field: string): string {
 /** What a removed root field becomes (Ironic resets it to the field's default). */
 function resetValue(node: Node, field: string): unknown {
   if (field.endsWith('_interface')) {
-    return hardwareType(node.driver)?.interfaces[
-      field.replace(/_interface$/, '') as (typeof INTERFACE_NAMES)[number]
-    ]?.default;
+    return hardwareType(node.driver)?.interfaces[field.replace(/_interface$/, '') as InterfaceName]?.default;
   }
   const current = (node as unknown as Record<string, unknown>)[field];
   if (typeof current === 'boolean') return false;

@@ -16,11 +16,11 @@ import {
   REBOOT,
   SOFT_POWER_OFF,
   SOFT_REBOOT,
-  SUPPORTED_BOOT_DEVICES,
 } from '../../../protocol/actions.ts';
 import { conflict, invalid, notAcceptable } from '../errors.ts';
+import { hardwareTypes } from '../hardware/registry.ts';
+import { validateDriverInfo } from '../hardware/validate.ts';
 import type { Node } from '../nodes/node.ts';
-import { validateDriverInfo } from './driver-info.ts';
 
 // The power targets and boot devices are the agent protocol's (`protocol/actions.ts`).
 export {
@@ -115,9 +115,9 @@ export function powerFailureMessage(target: string, error: string): string {
 
 /** Boot devices the node's management interface supports (Ironic's `get_supported_boot_devices`). */
 export function supportedBootDevices(node: Node): readonly BootDevice[] {
-  const supported: Readonly<Record<string, readonly BootDevice[]>> = SUPPORTED_BOOT_DEVICES;
-  const iface = node.management_interface ?? '';
-  return Object.hasOwn(supported, iface) ? (supported[iface] as readonly BootDevice[]) : [];
+  const iface = node.management_interface;
+  if (!iface) return [];
+  return hardwareTypes.implementation('management', iface, node.driver)?.bootDevices ?? [];
 }
 
 export interface BootDeviceRequest {

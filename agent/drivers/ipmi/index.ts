@@ -1,12 +1,26 @@
 /**
  * `ipmi`: Ironic's IPMI hardware type, power and management through `ipmitool -I lanplus`
- * (`agent/ipmi/ipmitool.ts`: the password in a 0600 file, a hard timeout, one call at a
- * time per BMC with a minimum interval). Transient failures (a busy BMC, a lost reply)
- * are retried a few times; refused credentials and silence are not — retrying those
- * only costs more time before the operator learns what is wrong.
+ * (`ipmitool.ts`: the password in a 0600 file, a hard timeout, one call at a time per BMC
+ * with a minimum interval). Transient failures (a busy BMC, a lost reply) are retried a
+ * few times; refused credentials and silence are not — retrying those only costs more
+ * time before the operator learns what is wrong.
+ *
+ * The power sync's probe reads through the native RMCP+ client (`power-probe.ts`;
+ * ipmitool for BMCs it cannot talk to, or everywhere with `power_sync.native: false`),
+ * inside the shared runner's per-BMC turn, so a sweep never opens a session to a BMC
+ * while a power action is talking to it.
  */
 
-import { SUPPORTED_BOOT_DEVICES } from '../../protocol/actions.ts';
+import { SUPPORTED_BOOT_DEVICES } from '../../../protocol/actions.ts';
+import { managementActions, type NodeHandle, type PowerControl, powerActions } from '../power-interface.ts';
+import {
+  ActionFailure,
+  type Driver,
+  type DriverContext,
+  type HardwareModule,
+  type LoadedDriver,
+  type PowerProbe,
+} from '../types.ts';
 import {
   connectionArgs,
   getBootDevice,
@@ -15,9 +29,8 @@ import {
   Ipmitool,
   powerStatus,
   setBootDevice,
-} from '../ipmi/ipmitool.ts';
-import { managementActions, type NodeHandle, type PowerControl, powerActions } from './power.ts';
-import { ActionFailure, type Driver } from './types.ts';
+} from './ipmitool.ts';
+import { IpmitoolPowerProbe, NativePowerProbe, type PowerStatusProbe } from './power-probe.ts';
 
 export interface IpmiDriverOptions {
   /** Extra attempts after a transient failure (Ironic retries until `command_retry_timeout`). */
@@ -96,3 +109,59 @@ export function ipmiHardware(ipmitool: Ipmitool = new Ipmitool(), options: IpmiD
     },
   };
 }
+
+/**
+ * The power sync's probe: the native RMCP+ client (ipmitool as fallback, or only ipmitool
+ * with `native: false`), each read inside `ipmitool`'s turn for the BMC. Returns the probe
+ * and what closes it.
+ */
+export function ipmiPowerProbe(
+  ipmitool: Ipmitool,
+  options: { native: boolean; timeoutMs: number; log: DriverContext['log'] },
+): { probe: PowerProbe; close(): void } {
+  // The fallback runs inside the shared runner's turn for the BMC: it needs a runner of its own.
+  const fallback = new IpmitoolPowerProbe(new Ipmitool({ timeoutMs: options.timeoutMs }));
+  const reader: PowerStatusProbe = options.native
+    ? new NativePowerProbe({
+        fallback,
+        onFallback: (info, reason) =>
+          options.log.info('power sync: BMC read with ipmitool instead', {
+            bmc: `${info.ipmi_address}:${info.ipmi_port ?? 623}`,
+            reason,
+          }),
+      })
+    : fallback;
+  return {
+    probe: (node, signal) => {
+      const target = node.driver_info as unknown as IpmiTarget;
+      return ipmitool.exclusive(target, () => reader.powerState(target, signal));
+    },
+    close: () => {
+      if (reader instanceof NativePowerProbe) reader.close();
+    },
+  };
+}
+
+/**
+ * The `ipmi` hardware type: one ipmitool runner per agent, shared by the power and
+ * management actions and the power sync's probe (one conversation per BMC at a time).
+ */
+export const ipmiModule: HardwareModule = {
+  name: 'ipmi',
+  create(ctx: DriverContext): LoadedDriver {
+    const ipmitool = new Ipmitool({
+      timeoutMs: ctx.ipmi.commandTimeoutMs,
+      minIntervalMs: ctx.ipmi.minCommandIntervalMs,
+    });
+    const { probe, close } = ipmiPowerProbe(ipmitool, {
+      native: ctx.powerSync.native,
+      timeoutMs: ctx.powerSync.probeTimeoutMs,
+      log: ctx.log,
+    });
+    return {
+      ...ipmiHardware(ipmitool, { retries: ctx.ipmi.retries }),
+      powerProbe: probe,
+      close,
+    };
+  },
+};

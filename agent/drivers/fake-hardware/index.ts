@@ -5,17 +5,19 @@
  * remembered — without any hardware: for development, the local stack and tests.
  *
  * Like Ironic's fake power interface, a node the agent has not seen yet is in the state
- * the control plane records for it (`recorded` in the sync; off otherwise).
+ * the control plane records for it (`recorded` in the sync; off otherwise): the power
+ * sync's probe reads the simulated state, adopting the recorded one for a new node (as
+ * Ironic's fake power interface answers what the database says).
  */
-import { POWER_OFF, POWER_ON, SUPPORTED_BOOT_DEVICES } from '../../protocol/actions.ts';
+import { isPowerState, POWER_OFF, POWER_ON, SUPPORTED_BOOT_DEVICES } from '../../../protocol/actions.ts';
 import {
   type BootDevice,
   managementActions,
   type PowerControl,
   type PowerState,
   powerActions,
-} from './power.ts';
-import type { Driver } from './types.ts';
+} from '../power-interface.ts';
+import type { Driver, HardwareModule, LoadedDriver, PowerProbe } from '../types.ts';
 
 interface FakeNode {
   power: PowerState;
@@ -81,3 +83,20 @@ export function fakeHardware(state: FakeHardwareState = new FakeHardwareState())
     },
   };
 }
+
+/** The power sync's probe: the simulated state (the recorded one for a node not seen yet). */
+export function fakePowerProbe(state: FakeHardwareState): PowerProbe {
+  return async (node) => {
+    const recorded = isPowerState(node.power_state) ? node.power_state : null;
+    return state.node(node.uuid, recorded).power;
+  };
+}
+
+/** The `fake-hardware` hardware type: one simulated memory per agent, shared by its actions and probe. */
+export const fakeHardwareModule: HardwareModule = {
+  name: 'fake-hardware',
+  create(): LoadedDriver {
+    const state = new FakeHardwareState();
+    return { ...fakeHardware(state), powerProbe: fakePowerProbe(state) };
+  },
+};

@@ -1,6 +1,6 @@
 /**
- * The conductor Lambda: the periodic tick (EventBridge, once a minute on AWS; the local
- * stack calls `tick` on an interval). It
+ * The conductor Lambda's core: the periodic tick (EventBridge, once a minute on AWS, through
+ * `lambda/entrypoints/conductor.ts`; the local stack calls `tick` on an interval). It
  * - expires the commands whose deadline passed without a result (`CommandQueue.expire`,
  *   which reports them to the conductor: the node's task fails with a clear
  *   `last_error`, its lock goes), and reports again finished commands whose report failed;
@@ -10,8 +10,22 @@
  * - resumes deploys held for an image the site now holds (image reports do this at once;
  *   the tick catches what they missed) and fails those that waited too long.
  */
-import { type ControlPlane, controlPlaneFromEnv } from '../runtime.ts';
+import type { ChannelLogger, CommandQueue } from '../adapters/command-queue.ts';
+import type { ImageRepository } from '../adapters/dynamo/image-repository.ts';
+import type { NodeRepository } from '../adapters/dynamo/node-repository.ts';
 import { resumeWaitingDeploys, timeoutWaitingCallbacks } from './deploy-inputs.ts';
+import type { Provisioner } from './provision.ts';
+
+/** What the tick works on: the control plane's (`lambda/runtime.ts`) queue, flows and logger. */
+export interface TickRuntime {
+  readonly queue: Pick<CommandQueue, 'expireOverdue' | 'failDeadLettered'>;
+  readonly provisioning: {
+    readonly provisioner: Provisioner;
+    readonly nodes: NodeRepository;
+    readonly images: ImageRepository;
+  };
+  readonly logger: Pick<ChannelLogger, 'info'>;
+}
 
 export interface TickReport {
   /** Commands expired by this tick. */
@@ -28,7 +42,7 @@ export interface TickReport {
 /** Commands looked at per tick and shard; a backlog larger than that is taken by the next ticks. */
 const PER_TICK = 200;
 
-export async function tick(runtime: ControlPlane = controlPlaneFromEnv()): Promise<TickReport> {
+export async function tick(runtime: TickRuntime): Promise<TickReport> {
   const started = Date.now();
   const expired = await runtime.queue.expireOverdue(PER_TICK);
   const deadLettered = await runtime.queue.failDeadLettered(PER_TICK);
@@ -39,8 +53,4 @@ export async function tick(runtime: ControlPlane = controlPlaneFromEnv()): Promi
   if (expired + deadLettered + callbackTimeouts + resumed > 0)
     runtime.logger.info('conductor tick', { ...report });
   return report;
-}
-
-export async function handler(): Promise<TickReport> {
-  return tick();
 }

@@ -1,12 +1,14 @@
 /**
- * The api Lambda: Ironic's v1 REST API (and Metalplane's own resources) behind API
- * Gateway's HTTP API. The local stack serves this very handler (`local/http-gateway.ts`).
+ * The api Lambda's core: Ironic's v1 REST API (and Metalplane's own resources) behind API
+ * Gateway's HTTP API: the router, the audit trail, and the API's middleware stack
+ * (`createApi`). Its entry point is `lambda/entrypoints/api.ts`, which the local stack
+ * serves too (`local/http-gateway.ts`).
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { auditTable } from '../../infra/resources.ts';
 import { AuditRepository } from '../adapters/dynamo/audit-repository.ts';
 import { documentClient, tableFromEnv } from '../adapters/dynamo/client.ts';
-import { RETENTION_ENV, retentionDays } from '../domain/audit/audit.ts';
+import { type ConfigSource, environmentConfig } from '../config.ts';
 import { type AuditRecorder, createApiHandler } from '../http/middlewares.ts';
 import { json } from '../http/request.ts';
 import { Router } from '../http/router.ts';
@@ -33,17 +35,15 @@ import { registerUserRoutes } from './routes/users.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
 import { registerVolumeRoutes } from './routes/volume.ts';
 
-const logger = new Logger({ serviceName: 'metalplane-api' });
-
 /**
- * The audit trail's repository, from the environment (`METALPLANE_AUDIT_TABLE`, and
+ * The audit trail's repository, from the configuration (`METALPLANE_AUDIT_TABLE`, and
  * `METALPLANE_AUDIT_RETENTION_DAYS`), both read at first use.
  */
-export function auditRepositoryFromEnv(): AuditRepository {
+export function auditRepositoryFromEnv(config: ConfigSource = environmentConfig): AuditRepository {
   return new AuditRepository(
     documentClient(),
-    () => tableFromEnv(auditTable.envVar),
-    () => retentionDays(process.env[RETENTION_ENV]),
+    () => tableFromEnv(auditTable.envVar, config),
+    () => config().audit.retentionDays,
   );
 }
 
@@ -81,11 +81,18 @@ export function buildRouter(deps: Dependencies, audit: AuditRepository = auditRe
   return router;
 }
 
-const deps = dependenciesFromEnv();
-const audit = auditRepositoryFromEnv();
-export const handler = createApiHandler(
-  buildRouter(deps, audit),
-  logger,
-  authenticatorFromEnv(deps),
-  auditRecorder(audit),
-);
+/**
+ * The whole API on one configuration: the router behind the API's middlewares
+ * (`createApiHandler`: errors, version headers, the audit trail), authenticated as the
+ * configuration says.
+ */
+export function createApi(config: ConfigSource, logger: Logger) {
+  const deps = dependenciesFromEnv(config);
+  const audit = auditRepositoryFromEnv(config);
+  return createApiHandler(
+    buildRouter(deps, audit),
+    logger,
+    authenticatorFromEnv(deps, config()),
+    auditRecorder(audit),
+  );
+}

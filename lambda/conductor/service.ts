@@ -1,0 +1,113 @@
+/**
+ * The conductor's facade, as Ironic's `conductor/rpcapi.py` is: the one door the API
+ * routes go through to act on hardware. A route parses, authorizes, calls one method
+ * here and renders; what a request sets in motion (tasks and locks, flows, the inputs a
+ * deploy reads, the command queue) stays behind this class.
+ *
+ *   power / boot device   → power.ts (tasks on the node, one agent command each)
+ *   provision state       → provision.ts (plans the flow, flows/*.ts run it) — a deploy's
+ *                           inputs (MACs, images) are read here, not by the route
+ *   commands, site queues → the command queue and its records
+ *
+ * The queue reports finished commands to the conductor through the CommandCompletions
+ * port (`runtime.ts` wires it), and the tick (`tick.ts`/`handler.ts`) drives expiries and
+ * waits: neither passes through here, as neither is an API request.
+ */
+import type { CommandQueue, EnqueueInput } from '../adapters/command-queue.ts';
+import type { CommandRepository } from '../adapters/dynamo/command-repository.ts';
+import type { ImageRepository } from '../adapters/dynamo/image-repository.ts';
+import type { VersionedNode } from '../adapters/dynamo/node-repository.ts';
+import type { PortRepository } from '../adapters/dynamo/port-repository.ts';
+import type { CommandRecord } from '../domain/commands/command.ts';
+import type { BootDeviceRequest, PowerRequest } from '../domain/power/power.ts';
+import type { ProvisionRequest } from '../domain/provisioning/request.ts';
+import type { Conductor } from './conductor.ts';
+import { deployInputs } from './deploy-inputs.ts';
+import { startBootDeviceChange, startBootDeviceRead, startPowerChange } from './power.ts';
+import { type Provisioner, rendersBootFiles } from './provision.ts';
+
+export interface ConductorServiceDeps {
+  readonly conductor: Conductor;
+  readonly provisioner: Provisioner;
+  readonly queue: CommandQueue;
+  readonly commands: CommandRepository;
+  readonly images: ImageRepository;
+  readonly ports: PortRepository;
+}
+
+/** A command the caller waits for: its record once finished, or `undefined` at the wait's end. */
+export type Awaited = CommandRecord | undefined;
+
+export class ConductorService {
+  readonly #deps: ConductorServiceDeps;
+
+  constructor(deps: ConductorServiceDeps) {
+    this.#deps = deps;
+  }
+
+  /** `PUT /v1/nodes/{node}/states/power`: starts the change; the node shows `target_power_state`. */
+  setPowerState(found: VersionedNode, request: PowerRequest, user: string | null): Promise<CommandRecord> {
+    return startPowerChange(this.#deps.conductor, found, request, user);
+  }
+
+  /** `PUT .../management/boot_device`, waiting up to `waitMs` for the agent. */
+  async setBootDevice(
+    found: VersionedNode,
+    request: BootDeviceRequest,
+    user: string | null,
+    waitMs: number,
+  ): Promise<{ command: CommandRecord; done: Awaited }> {
+    const command = await startBootDeviceChange(this.#deps.conductor, found, request, user);
+    return { command, done: await this.#deps.conductor.waitForTask(command, waitMs) };
+  }
+
+  /** `GET .../management/boot_device` (Ironic takes the node's lock for a read too). */
+  async readBootDevice(
+    found: VersionedNode,
+    user: string | null,
+    waitMs: number,
+  ): Promise<{ command: CommandRecord; done: Awaited }> {
+    const command = await startBootDeviceRead(this.#deps.conductor, found, user);
+    return { command, done: await this.#deps.conductor.waitForTask(command, waitMs) };
+  }
+
+  /**
+   * `PUT /v1/nodes/{node}/states/provision`, the request already checked against the
+   * state machine. A deploy or rebuild whose boot interface renders boot files reads its
+   * inputs first (the node's MACs, its images: a bad image is the client's 400, before
+   * anything is written).
+   */
+  async changeProvisionState(
+    found: VersionedNode,
+    request: ProvisionRequest,
+    user: string | null,
+  ): Promise<void> {
+    const deploys = request.action === 'deploy' || request.action === 'rebuild';
+    const inputs =
+      deploys && rendersBootFiles(found.node) ? await deployInputs(found.node, this.#deps) : undefined;
+    await this.#deps.provisioner.start(found, request, user, inputs);
+  }
+
+  /** `POST /v1/nodes/{node}/commands`: an action for the node's site agent, outside any task. */
+  sendCommand(request: EnqueueInput): Promise<CommandRecord> {
+    return this.#deps.queue.enqueue(request);
+  }
+
+  async command(id: string): Promise<CommandRecord | undefined> {
+    return (await this.#deps.commands.get(id))?.command;
+  }
+
+  /** A node's commands, newest first, before the sort key `before`. */
+  commandsOfNode(node: string, limit: number, before?: string) {
+    return this.#deps.commands.ofNode(node, limit, before);
+  }
+
+  /** A new site's command queue (idempotent: an orphan from a failed creation is found again). */
+  createSiteQueue(site: string): Promise<string> {
+    return this.#deps.queue.createQueue(site);
+  }
+
+  deleteSiteQueue(site: string, queueUrl?: string | null): Promise<void> {
+    return this.#deps.queue.deleteQueue(site, queueUrl);
+  }
+}

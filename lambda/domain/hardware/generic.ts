@@ -1,0 +1,112 @@
+/**
+ * Interface implementations several hardware types enable (Ironic's `drivers/generic.py`
+ * and `fake_hardware.py`): the `no-*` ones (the kind is not supported), `noop` network
+ * and storage, iPXE/PXE boot, the ramdisk deploy, and the simulated `fake` ones.
+ */
+import { SUPPORTED_BOOT_DEVICES } from '../../../protocol/actions.ts';
+import {
+  type InterfaceImpl,
+  type InterfaceName,
+  type InterfaceSpec,
+  isPresent,
+  type NodeConfig,
+  pyList,
+} from './interfaces.ts';
+
+/** Ironic's `UnsupportedDriverExtension` text for a `no-*` interface. */
+export const unsupported = (node: NodeConfig, kind: InterfaceName): string =>
+  `Driver ${node.driver} does not support ${kind} (disabled or not implemented).`;
+
+/** A `no-<kind>` implementation: enabled, but validation says the kind is unsupported. */
+function none(kind: InterfaceName): InterfaceImpl {
+  return { kind, name: `no-${kind}`, validate: (node) => unsupported(node, kind) };
+}
+
+export const noBios = none('bios');
+export const noConsole = none('console');
+export const noInspect = none('inspect');
+export const noRaid = none('raid');
+export const noRescue = none('rescue');
+export const noVendor = none('vendor');
+
+export const noopNetwork: InterfaceImpl = { kind: 'network', name: 'noop' };
+export const noopStorage: InterfaceImpl = { kind: 'storage', name: 'noop' };
+
+const BOOT_PROPERTIES = {
+  kernel_append_params:
+    'Additional kernel parameters to pass down to instance kernel. These parameters can be consumed by the kernel or by the applications by reading /proc/cmdline. Optional.',
+};
+
+/** The agent renders boot files keyed by the node's MACs: the node needs a port. */
+function portsProblem(node: NodeConfig, ports: number | undefined): string | undefined {
+  if (ports === 0) return `Node ${node.uuid} does not have any port associated with it.`;
+  return undefined;
+}
+
+export const ipxeBoot: InterfaceImpl = {
+  kind: 'boot',
+  name: 'ipxe',
+  properties: BOOT_PROPERTIES,
+  validate: (node, ctx) => portsProblem(node, ctx.ports),
+};
+
+export const pxeBoot: InterfaceImpl = {
+  kind: 'boot',
+  name: 'pxe',
+  properties: BOOT_PROPERTIES,
+  validate: (node, ctx) => portsProblem(node, ctx.ports),
+};
+
+/** The ramdisk deploy boots an ISO, or a kernel and ramdisk: `instance_info` names them. */
+export function deployProblem(node: NodeConfig): string | undefined {
+  const info = node.instance_info;
+  if (isPresent(info.image_source) || isPresent(info.boot_iso)) return undefined;
+  const missing = ['kernel', 'ramdisk'].filter((key) => !isPresent(info[key]));
+  if (missing.length === 0) return undefined;
+  return `Missing the following parameters in node's instance_info: ${pyList(['image_source'])} (or ${pyList(missing)}, or 'boot_iso').`;
+}
+
+export const ramdiskDeploy: InterfaceImpl = {
+  kind: 'deploy',
+  name: 'ramdisk',
+  validate: (node) => deployProblem(node),
+};
+
+/** A simulated implementation (fake-hardware's): always valid. */
+const simulated = (kind: InterfaceName): InterfaceImpl => ({ kind, name: 'fake' });
+
+export const fake = {
+  bios: simulated('bios'),
+  boot: simulated('boot'),
+  console: simulated('console'),
+  deploy: simulated('deploy'),
+  inspect: simulated('inspect'),
+  // Ironic's fake management supports PXE only.
+  management: { ...simulated('management'), bootDevices: SUPPORTED_BOOT_DEVICES.fake },
+  power: simulated('power'),
+  raid: simulated('raid'),
+  rescue: simulated('rescue'),
+  vendor: simulated('vendor'),
+} as const;
+
+/** A kind with a single implementation, its default. */
+export const only = (impl: InterfaceImpl): InterfaceSpec => ({ default: impl, enabled: [impl] });
+
+/**
+ * What a type driven by Metalplane's agent starts from: iPXE (or PXE) boot files, the
+ * ramdisk deploy, `noop` network and storage, and no bios, console, inspect, raid, rescue
+ * or vendor interface. A type spreads it and declares its own power and management (and
+ * whatever else it implements): `defineHardwareType('x', { ...AGENT_BASELINE, power, management })`.
+ */
+export const AGENT_BASELINE = {
+  bios: only(noBios),
+  boot: { default: ipxeBoot, enabled: [ipxeBoot, pxeBoot] },
+  console: only(noConsole),
+  deploy: only(ramdiskDeploy),
+  inspect: only(noInspect),
+  network: only(noopNetwork),
+  raid: only(noRaid),
+  rescue: only(noRescue),
+  storage: only(noopStorage),
+  vendor: only(noVendor),
+} as const satisfies Partial<Record<InterfaceName, InterfaceSpec>>;
