@@ -5,7 +5,8 @@
  * 127.0.0.1 only and is stopped by the PID this module started, never by name.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,19 +25,41 @@ export interface MotoServer {
   stop(): Promise<void>;
 }
 
-/** A free TCP port on 127.0.0.1, chosen by the kernel. */
+/**
+ * A free TCP port on 127.0.0.1 for a server another process will start. Chosen below the
+ * kernel's ephemeral range (`ip_local_port_range`), at random: a port the kernel picked
+ * with bind(0) is free only until the next outgoing connection or bind(0) of any process
+ * takes it, which on a busy machine happens before the other process binds it; below
+ * that range only another caller of this function could, by choosing the same one.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const [low, high] = unassignedRange();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = low + randomInt(high - low + 1);
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port found in ${low}-${high} after 50 tries`);
+}
+
+/** Ports below the ephemeral range (Linux: 32768 by default), above the usual services. */
+function unassignedRange(): [number, number] {
+  let ephemeralLow = 32768;
+  try {
+    const [first] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+    const parsed = Number(first);
+    if (Number.isInteger(parsed) && parsed > 20_000) ephemeralLow = parsed;
+  } catch {
+    // Not Linux: the IANA dynamic range starts at 49152; 32768 is below it too.
+  }
+  return [20_000, ephemeralLow - 1];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no port assigned'));
-      });
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 

@@ -188,15 +188,23 @@ describe('the local stack stops clean at any moment', { timeout: 120_000 }, () =
   it('SIGTERM as soon as /v1 answers, while the agent starts: exit 143, moto and agent stopped', async () => {
     const ports = await freePorts();
     const run = startStack(stateDir(), ports, { agent: true });
+    let last = 'no answer';
     await waitFor(
       async () => {
         run.records();
-        const response = await fetch(`http://127.0.0.1:${ports.api}/v1`).catch(() => undefined);
+        if (run.child.exitCode !== null) throw new Error(`the stack exited early:\n${run.output()}`);
+        const response = await fetch(`http://127.0.0.1:${ports.api}/v1`).catch((error: Error) => {
+          last = error.message;
+          return undefined;
+        });
+        if (response && !response.ok) last = `${response.status} ${await response.text()}`;
         return response?.ok ? true : undefined;
       },
       '/v1 to answer',
       START_MS,
-    );
+    ).catch((error: Error) => {
+      throw new Error(`${error.message} (last: ${last})\n${run.output()}`);
+    });
     run.child.kill('SIGTERM');
     const { code } = await run.exited;
     expect(code, run.output()).toBe(143);
