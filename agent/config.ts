@@ -112,6 +112,15 @@ export interface AgentConfig {
     /** 0: never re-hash ready files (they are still checked at start-up). */
     readonly verifyIntervalMs: number;
   };
+  /**
+   * The Metalplane ramdisk's sessions (agent/ramdisk/): the heartbeat interval it is told
+   * (lost after 3 missed), how many boots and sessions at once, how long a boot's token waits.
+   */
+  readonly ramdisk: {
+    readonly heartbeatIntervalMs: number;
+    readonly maxSessions: number;
+    readonly tokenTtlMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -162,6 +171,9 @@ export const DEFAULTS = {
   imagesRefreshInterval: '5m',
   imagesGcGrace: '1h',
   imagesVerifyInterval: '7d',
+  ramdiskHeartbeatInterval: '10s',
+  ramdiskMaxSessions: 256,
+  ramdiskTokenTtl: '1h',
 };
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -390,6 +402,7 @@ export function validateConfig(
     'power_sync',
     'ipmi',
     'boot',
+    'ramdisk',
   ];
   r.unknown(root, top);
   const path = (p: string) => resolve(baseDir, p);
@@ -455,6 +468,18 @@ export function validateConfig(
     'gc_grace',
     'verify_interval',
   ]);
+  const ramdisk = r.section(root, 'ramdisk', ['heartbeat_interval', 'max_sessions', 'token_ttl']);
+  const ramdiskHeartbeatMs = r.duration(
+    ramdisk,
+    'heartbeat_interval',
+    'ramdisk.heartbeat_interval',
+    DEFAULTS.ramdiskHeartbeatInterval,
+    1000,
+    300_000,
+  );
+  if (ramdiskHeartbeatMs % 1000 !== 0) {
+    r.fail('ramdisk.heartbeat_interval', 'must be a whole number of seconds (the ramdisk is told seconds)');
+  }
   const httpRoot = path(r.string(http, 'root', 'http.root', DEFAULTS.httpRoot));
   const bandwidthLimit = parseBandwidth(images.bandwidth_limit ?? DEFAULTS.imagesBandwidthLimit);
   if (bandwidthLimit === undefined) {
@@ -658,6 +683,25 @@ export function validateConfig(
         DEFAULTS.imagesVerifyInterval,
         0,
         365 * 86_400_000,
+      ),
+    },
+    ramdisk: {
+      heartbeatIntervalMs: ramdiskHeartbeatMs,
+      maxSessions: r.int(
+        ramdisk,
+        'max_sessions',
+        'ramdisk.max_sessions',
+        DEFAULTS.ramdiskMaxSessions,
+        1,
+        100_000,
+      ),
+      tokenTtlMs: r.duration(
+        ramdisk,
+        'token_ttl',
+        'ramdisk.token_ttl',
+        DEFAULTS.ramdiskTokenTtl,
+        60_000,
+        7 * 86_400_000,
       ),
     },
   };

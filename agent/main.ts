@@ -27,6 +27,9 @@ import { ImageManager } from './images/manager.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { listSiteNodes } from './power/nodes.ts';
 import { PowerSync } from './power/sync.ts';
+import { ramdiskActions, withRamdiskBoot } from './ramdisk/actions.ts';
+import { ramdiskRoute } from './ramdisk/endpoint.ts';
+import { RamdiskSessions } from './ramdisk/sessions.ts';
 import { Reporter } from './reporter.ts';
 import {
   acquireLock,
@@ -114,6 +117,13 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
   });
 
   const callbackTokens = new CallbackTokens(join(config.stateDir, 'callback-tokens.json'));
+  // The Metalplane ramdisk's tokens and sessions (in memory): minted by boot.prepare
+  // {metalplane_ramdisk}, used by the /ramdisk/v1 endpoint and the ramdisk.* actions.
+  const ramdiskSessions = new RamdiskSessions({
+    heartbeatIntervalMs: config.ramdisk.heartbeatIntervalMs,
+    maxSessions: config.ramdisk.maxSessions,
+    log: log.child({ component: 'ramdisk' }),
+  });
   const driverContext: DriverContext = {
     log,
     ipmi: {
@@ -124,15 +134,23 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     powerSync: { native: config.powerSync.native, probeTimeoutMs: config.powerSync.probeTimeoutMs },
     bootActions: withImagePins(
       withCallbackUrls(
-        bootActions({
-          tftpRoot: config.tftp.root,
-          httpRoot: config.http.root,
-          httpBaseUrl: nodesHttpUrl(config),
-          ...(config.boot.tftpUrl ? { tftpBaseUrl: config.boot.tftpUrl } : {}),
-          ...(config.boot.dhcpHostsDir ? { dhcpHostsDir: config.boot.dhcpHostsDir } : {}),
-          imagesDir: config.images.dir,
-          manifestDir: join(config.stateDir, 'boot-manifests'),
-        }),
+        withRamdiskBoot(
+          bootActions({
+            tftpRoot: config.tftp.root,
+            httpRoot: config.http.root,
+            httpBaseUrl: nodesHttpUrl(config),
+            ...(config.boot.tftpUrl ? { tftpBaseUrl: config.boot.tftpUrl } : {}),
+            ...(config.boot.dhcpHostsDir ? { dhcpHostsDir: config.boot.dhcpHostsDir } : {}),
+            imagesDir: config.images.dir,
+            manifestDir: join(config.stateDir, 'boot-manifests'),
+          }),
+          ramdiskSessions,
+          {
+            httpBaseUrl: nodesHttpUrl(config),
+            tokenTtlMs: config.ramdisk.tokenTtlMs,
+            served: config.http.enabled,
+          },
+        ),
         nodesHttpUrl(config),
         callbackTokens,
       ),
@@ -142,7 +160,10 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
   let registry: ActionRegistry;
   try {
     registry = createRegistry(config.drivers, driverContext, options.hardware);
+    // Common actions (whatever the node's hardware type): the ramdisk talks to this agent.
+    for (const action of ramdiskActions(ramdiskSessions)) registry.registerAction(action);
   } catch (error) {
+    ramdiskSessions.close();
     await journal.close();
     await outbox.close();
     await releaseLock();
@@ -275,6 +296,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
       });
     } catch (error) {
       registry.close();
+      ramdiskSessions.close();
       await journal.close();
       await outbox.close();
       await releaseLock();
@@ -282,13 +304,17 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     }
   }
 
-  // TFTP and HTTP boot servers (each off when the site serves its trees itself).
+  // TFTP and HTTP boot servers (each off when the site serves its trees itself). The HTTP
+  // one also takes the deploy callback and the Metalplane ramdisk's /ramdisk/v1.
+  const callback = callbackRoute((message) => (channel as Channel).send(message), log, callbackTokens);
+  const ramdiskEndpoint = ramdiskRoute({ sessions: ramdiskSessions, log });
   try {
     boot = await startBootServers(config, {
       log,
-      extraRoutes: callbackRoute((message) => (channel as Channel).send(message), log, callbackTokens),
+      extraRoutes: async (req, res) => (await ramdiskEndpoint(req, res)) || callback(req, res),
     });
   } catch (error) {
+    ramdiskSessions.close();
     registry.close();
     await status?.close();
     await journal.close();
@@ -336,6 +362,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
       await executor.stop(config.shutdownGraceMs);
       // After the sync and the commands: nothing uses a driver any more.
       registry.close();
+      ramdiskSessions.close();
       await images?.stop();
       const flushed = await reporter.flush(STOP_FLUSH_MS);
       if (!flushed) log.info('reports kept in the outbox for the next start', { outbox: reporter.length });

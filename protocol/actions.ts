@@ -18,6 +18,13 @@
  * This module imports nothing of `lambda/` or `agent/`; both import it.
  */
 
+import {
+  RAMDISK_STEPS,
+  type RamdiskStepArgs,
+  type RamdiskStepName,
+  type RamdiskStepResults,
+} from './ramdisk.ts';
+
 // --- values ------------------------------------------------------------------------
 
 export const POWER_ON = 'power on';
@@ -105,8 +112,25 @@ export interface BootPrepareArgs extends Routed {
   callback_token?: string;
   /** What the boot files get (the agent's own translation of `callback_token`). */
   callback_url?: string;
+  /**
+   * Boot the Metalplane ramdisk (`ramdisk/`): the agent mints a one-time token for this
+   * boot and appends `mp.url=<its /ramdisk/v1> mp.token=<token>` to the kernel command
+   * line (kernel + ramdisk boots only). Not `ramdisk`: that names the ramdisk image.
+   */
+  metalplane_ramdisk?: boolean;
 }
 export interface BootCleanArgs extends Routed {
+  node_uuid: string;
+}
+
+/** `ramdisk.run_step`: one step run by the node's Metalplane ramdisk (protocol/ramdisk.ts). */
+export interface RamdiskRunStepArgs<N extends RamdiskStepName = RamdiskStepName> extends Routed {
+  node_uuid: string;
+  step: N;
+  step_args: RamdiskStepArgs[N];
+}
+/** `ramdisk.wait`: waits until the node's Metalplane ramdisk has said hello. */
+export interface RamdiskWaitArgs extends Routed {
   node_uuid: string;
 }
 
@@ -127,6 +151,14 @@ export type BootPrepareResult = {
   removed: readonly BootFile[];
   kept: readonly KeptBootFile[];
   warnings: readonly string[];
+};
+/** What `ramdisk.run_step` returns: the step's result as the ramdisk reported it. */
+export type RamdiskRunStepResult = RamdiskStepResults[RamdiskStepName];
+export type RamdiskWaitResult = {
+  node_uuid: string;
+  /** The ramdisk's version (its hello). */
+  version: string;
+  boot_mac: string | null;
 };
 export type BootCleanResult = {
   node_uuid: string;
@@ -160,6 +192,11 @@ function action<Args, Result>(spec: Declared<Args, Result>): ActionSpec<Args, Re
 function action<Args, Result>(spec: Declared<Args, Result>): ActionSpec<Args, Result> {
   return spec;
 }
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const isUuid = (value: unknown) => typeof value === 'string' && UUID.test(value);
+const isRamdiskStep = (value: unknown): value is RamdiskStepName =>
+  RAMDISK_STEPS.includes(value as RamdiskStepName);
 
 const isInteger = (value: unknown, min: number, max: number) =>
   typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
@@ -211,6 +248,26 @@ export const ACTIONS = {
   // (`agent/boot/actions.ts`), which needs its JSON Schema and the boot file rules.
   'boot.prepare': action<BootPrepareArgs, BootPrepareResult>({ family: 'boot', bmc: false }),
   'boot.clean': action<BootCleanArgs, BootCleanResult>({ family: 'boot', bmc: false }),
+  // The Metalplane ramdisk's steps: the agent's own sessions with the node's ramdisk,
+  // whatever the hardware type (common). Each step's args are checked by the agent
+  // against RAMDISK_STEP_ARGS_SCHEMAS (`agent/ramdisk/actions.ts`).
+  'ramdisk.run_step': action<RamdiskRunStepArgs, RamdiskRunStepResult>({
+    family: 'common',
+    bmc: false,
+    validate(args) {
+      if (!isUuid(args.node_uuid)) return 'ramdisk.run_step: args.node_uuid must be a UUID';
+      if (!isRamdiskStep(args.step))
+        return `ramdisk.run_step: args.step must be one of ${RAMDISK_STEPS.join(', ')}`;
+      if (typeof args.step_args !== 'object' || args.step_args === null || Array.isArray(args.step_args))
+        return 'ramdisk.run_step: args.step_args must be an object';
+      return undefined;
+    },
+  }),
+  'ramdisk.wait': action<RamdiskWaitArgs, RamdiskWaitResult>({
+    family: 'common',
+    bmc: false,
+    validate: (args) => (isUuid(args.node_uuid) ? undefined : 'ramdisk.wait: args.node_uuid must be a UUID'),
+  }),
 } as const;
 
 export type ActionName = keyof typeof ACTIONS;

@@ -26,6 +26,7 @@ import { registerDeployTemplateRoutes } from './routes/deploy-templates.ts';
 import { registerDriverRoutes } from './routes/drivers.ts';
 import { registerHistoryRoutes } from './routes/history.ts';
 import { registerImageRoutes } from './routes/images.ts';
+import { registerInventoryRoutes } from './routes/inventory.ts';
 import { registerNodeRoutes } from './routes/nodes.ts';
 import { registerPortRoutes } from './routes/ports.ts';
 import { registerPowerRoutes } from './routes/power.ts';
@@ -62,6 +63,7 @@ export function buildRouter(deps: Dependencies, audit: AuditRepository = auditRe
   registerDeployTemplateRoutes(router, deps);
   registerVolumeRoutes(router, deps);
   registerBiosRoutes(router, deps);
+  registerInventoryRoutes(router, deps);
   registerHistoryRoutes(router, deps);
   registerDriverRoutes(router, deps);
   registerUserRoutes(router, deps);

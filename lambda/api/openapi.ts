@@ -18,6 +18,7 @@ import { COMMAND_OPERATIONS } from './routes/commands.ts';
 import { DEPLOY_TEMPLATE_OPERATIONS } from './routes/deploy-templates.ts';
 import { HISTORY_OPERATIONS } from './routes/history.ts';
 import { IMAGE_OPERATIONS } from './routes/images.ts';
+import { INVENTORY_OPERATIONS } from './routes/inventory.ts';
 import { validateMaintenanceBody, validateTraitsBody } from './routes/nodes.ts';
 import { PORT_OPERATIONS } from './routes/ports.ts';
 import { POWER_OPERATIONS } from './routes/power.ts';
@@ -150,6 +151,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   ...DEPLOY_TEMPLATE_OPERATIONS,
   ...VOLUME_OPERATIONS,
   ...BIOS_OPERATIONS,
+  ...INVENTORY_OPERATIONS,
   ...HISTORY_OPERATIONS,
   ...SITE_OPERATIONS,
   ...AGENT_OPERATIONS,

@@ -60,6 +60,8 @@ describe('drivers', () => {
     // Metalplane implements neither Ironic's direct deploy nor cinder storage: not offered.
     expected.enabled_deploy_interfaces = ['fake', 'ramdisk'];
     expected.enabled_storage_interfaces = ['noop'];
+    // Metalplane's in-band inspection (Ironic's `agent` inspect interface) is enabled too.
+    expected.enabled_inspect_interfaces = ['no-inspect', 'fake', 'agent'];
     expect(shown.body).toStrictEqual(expected);
     const listed = await api.call('GET', '/v1/drivers');
     expect(listed.body).toStrictEqual(rehost(exchange(8).response.body, api.url));

@@ -59,7 +59,13 @@ export const nodeChildren = (uuid: string): LedgerRef => ({ kind: KIND, id: uuid
 export const siteNodes = (site: string): LedgerRef => ({ kind: 'site', id: site, name: 'nodes' });
 
 /** Kinds recorded in a node's ledger; any other child (bios settings ...) is found by index only. */
-export const LEDGER_CHILD_KINDS = ['port', 'portgroup', 'volume_connector', 'volume_target'];
+export const LEDGER_CHILD_KINDS = [
+  'port',
+  'portgroup',
+  'volume_connector',
+  'volume_target',
+  'node_inventory',
+];
 /** Rounds of one deletion (children, then the node) before a concurrent change makes it give up. */
 const DELETE_ROUNDS = 5;
 

@@ -72,6 +72,15 @@ export const ramdiskDeploy: InterfaceImpl = {
   validate: (node) => deployProblem(node),
 };
 
+/**
+ * In-band inspection (Ironic's `agent` inspect interface): the node boots Metalplane's
+ * ramdisk, which reports its inventory; the control plane sets the node's properties
+ * and ports from it (`domain/inspection/`). It boots the node as its boot interface
+ * does, which validates itself: nothing more to check here (Ironic's `AgentInspect`
+ * checks only its own configuration and that it manages the boot).
+ */
+export const agentInspect: InterfaceImpl = { kind: 'inspect', name: 'agent' };
+
 /** A simulated implementation (fake-hardware's): always valid. */
 const simulated = (kind: InterfaceName): InterfaceImpl => ({ kind, name: 'fake' });
 

@@ -3,6 +3,7 @@
  * with the real boot and deploy implementations and the `no-*` ones also enabled.
  */
 import {
+  agentInspect,
   fake,
   ipxeBoot,
   noBios,
@@ -23,7 +24,7 @@ export const fakeHardware = defineHardwareType('fake-hardware', {
   boot: { default: fake.boot, enabled: [ipxeBoot, fake.boot, pxeBoot] },
   console: { default: fake.console, enabled: [noConsole, fake.console] },
   deploy: { default: fake.deploy, enabled: [fake.deploy, ramdiskDeploy] },
-  inspect: { default: fake.inspect, enabled: [noInspect, fake.inspect] },
+  inspect: { default: fake.inspect, enabled: [noInspect, fake.inspect, agentInspect] },
   management: { default: fake.management, enabled: [fake.management] },
   network: { default: noopNetwork, enabled: [noopNetwork] },
   power: { default: fake.power, enabled: [fake.power] },

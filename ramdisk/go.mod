@@ -1,0 +1,3 @@
+module metalplane/ramdisk
+
+go 1.26
