@@ -68,13 +68,37 @@ export type AgentMessage =
    * relayed so the node leaves `wait call-back`. The token is the deploy's single-use one.
    */
   | { v: 1; type: 'deploy_callback'; node: string; token: string }
-  /** Asks for the images this agent's site should hold; answered with `images`. */
-  | { v: 1; type: 'images_pull'; cursor?: string }
+  /**
+   * Asks for the images this agent's site should hold; answered with `images`. `accepts`:
+   * the kinds beyond iso/kernel/ramdisk this agent can hold (`disk`: whole-disk images it
+   * prepares for the deploy ramdisk); an agent that does not say so is never sent them.
+   */
+  | { v: 1; type: 'images_pull'; cursor?: string; accepts?: ImageExtraKind[] }
   /** Sync state of images at this agent's site (changes, and a full set now and then). */
   | { v: 1; type: 'image_report'; reports: ImageReport[] };
 
 /** A file of an image as stored at a site: `<images dir>/<image uuid>/<role>`. */
-export type ImageFileRole = 'iso' | 'kernel' | 'ramdisk';
+export type ImageFileRole = 'iso' | 'kernel' | 'ramdisk' | 'disk';
+
+/** Kinds an agent holds only when its `images_pull` says it `accepts` them. */
+export type ImageExtraKind = 'disk';
+export const IMAGE_EXTRA_KINDS: readonly ImageExtraKind[] = ['disk'];
+
+/** The layout of a whole-disk image's file (`disk_format` in the catalog). */
+export type DiskImageFormat = 'raw' | 'raw+gzip' | 'raw+zstd' | 'qcow2';
+export const DISK_IMAGE_FORMATS: readonly DiskImageFormat[] = ['raw', 'raw+gzip', 'raw+zstd', 'qcow2'];
+
+/**
+ * What a site serves the deploy ramdisk for a whole-disk image: `path` relative to the
+ * site's images directory (`<uuid>/disk` as downloaded, or `<uuid>/disk.raw.gz` prepared
+ * from a qcow2 or zstd one), and the format, SHA-256 and size of those bytes.
+ */
+export interface ServedDiskImage {
+  readonly path: string;
+  readonly format: 'raw' | 'raw+gzip';
+  readonly sha256: string;
+  readonly size: number;
+}
 
 export interface ImageFile {
   readonly role: ImageFileRole;
@@ -90,6 +114,8 @@ export interface ImageFile {
 export interface ImageAssignment {
   readonly uuid: string;
   readonly name: string;
+  /** A whole-disk image (one file, role `disk`): how its bytes are laid out. */
+  readonly disk_format?: DiskImageFormat;
   readonly files: readonly ImageFile[];
 }
 
@@ -102,6 +128,8 @@ export interface ImageReport {
   readonly bytes_total: number;
   readonly error?: string;
   readonly observed_at: string;
+  /** A whole-disk image `ready` at the site: the file prepared for the deploy ramdisk. */
+  readonly served?: ServedDiskImage;
 }
 
 export type ServerMessage =
@@ -122,6 +150,22 @@ const id = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' };
 const uuid = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' };
 const byteCount = { type: 'integer', minimum: 0, maximum: 2 ** 50 };
 const time = { type: 'string', maxLength: 40, pattern: '^\\d{4}-\\d{2}-\\d{2}T' };
+const sha256 = { type: 'string', pattern: '^[0-9a-f]{64}$' };
+const SERVED_SCHEMA = {
+  type: 'object',
+  properties: {
+    path: {
+      type: 'string',
+      maxLength: 128,
+      pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[a-z0-9][a-z0-9._+-]{0,63}$',
+    },
+    format: { enum: ['raw', 'raw+gzip'] },
+    sha256,
+    size: byteCount,
+  },
+  required: ['path', 'format', 'sha256', 'size'],
+  additionalProperties: false,
+};
 const envelope = (type: string, properties: Record<string, unknown>, required: string[]) => ({
   type: 'object',
   properties: { v: { const: PROTOCOL_VERSION }, type: { const: type }, ...properties },
@@ -200,7 +244,14 @@ export const AGENT_MESSAGE_SCHEMA = {
       { node: uuid, token: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,128}$' } },
       ['node', 'token'],
     ),
-    envelope('images_pull', { cursor: { type: 'string', minLength: 1, maxLength: 512 } }, []),
+    envelope(
+      'images_pull',
+      {
+        cursor: { type: 'string', minLength: 1, maxLength: 512 },
+        accepts: { type: 'array', items: { enum: [...IMAGE_EXTRA_KINDS] }, maxItems: 8, uniqueItems: true },
+      },
+      [],
+    ),
     envelope(
       'image_report',
       {
@@ -216,6 +267,7 @@ export const AGENT_MESSAGE_SCHEMA = {
               bytes_total: byteCount,
               error: { type: 'string', maxLength: 1024 },
               observed_at: time,
+              served: SERVED_SCHEMA,
             },
             required: ['image', 'state', 'bytes_done', 'bytes_total', 'observed_at'],
             additionalProperties: false,
@@ -232,6 +284,7 @@ const IMAGE_ASSIGNMENT_SCHEMA = {
   properties: {
     uuid,
     name: { type: 'string', minLength: 1, maxLength: 255 },
+    disk_format: { enum: [...DISK_IMAGE_FORMATS] },
     files: {
       type: 'array',
       minItems: 1,
@@ -239,9 +292,9 @@ const IMAGE_ASSIGNMENT_SCHEMA = {
       items: {
         type: 'object',
         properties: {
-          role: { enum: ['iso', 'kernel', 'ramdisk'] },
+          role: { enum: ['iso', 'kernel', 'ramdisk', 'disk'] },
           size: byteCount,
-          sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+          sha256,
           url: { type: 'string', pattern: '^https?://', maxLength: 4096 },
           url_expires_at: time,
         },

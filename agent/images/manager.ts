@@ -20,15 +20,21 @@
  *   (`pin(uuid, holder)`: a node being provisioned from it). Nothing is collected before
  *   a complete list has been received once.
  * - Offline, it keeps what it has; downloads with valid URLs go on; reports wait.
+ * - A whole-disk image (`disk_format`, one `disk` file) is prepared for the deploy ramdisk
+ *   once verified (`prepare.ts`: qcow2 and raw+zstd become `disk.raw.gz`; raw and
+ *   raw+gzip are served as they are); the file served, its format, SHA-256 and size go in
+ *   the manifest and in the image's `ready` report (`served`). It is `ready` only then.
  */
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type {
   AgentMessage,
+  DiskImageFormat,
   ImageAssignment,
   ImageFile,
   ImageFileRole,
   ImageReport,
+  ServedDiskImage,
   ServerMessage,
 } from '../../protocol/messages.ts';
 import { errorMessage, type Logger } from '../log.ts';
@@ -42,6 +48,7 @@ import {
   writeFileAtomic,
 } from './download.ts';
 import { imageDir, imageFile, isImageUuid, isRole, isSha256, MANIFEST, maskUrl } from './paths.ts';
+import { needsPreparation, PrepareError, prepareDisk, servedName } from './prepare.ts';
 import { TokenBucket } from './throttle.ts';
 
 export type ImagesMessage = Extract<ServerMessage, { type: 'images' }>;
@@ -70,6 +77,11 @@ export interface ImageManagerOptions {
   readonly stallTimeoutMs?: number;
   /** An unanswered `images_pull` no longer holds back the next after this long (default 30 s). */
   readonly pullTimeoutMs?: number;
+  /** Bound of one whole-disk image's preparation (default 2 h). */
+  readonly prepareTimeoutMs?: number;
+  /** The programs preparation runs (default `qemu-img` and `zstd` from PATH). */
+  readonly qemuImg?: string;
+  readonly zstd?: string;
 }
 
 export interface ImageStats {
@@ -89,6 +101,8 @@ interface Job {
   readonly uuid: string;
   readonly role: ImageFileRole;
   file: ImageFile;
+  /** A `disk` file: the image's format (what its preparation does). */
+  diskFormat: DiskImageFormat | undefined;
   state: JobState;
   /** Bytes of the file on disk (partial included) as last seen. */
   done: number;
@@ -117,9 +131,19 @@ interface LocalFile {
   verifiedAt: string;
 }
 
+/** What a whole-disk image's preparation produced (served to the deploy ramdisk). */
+interface LocalServed extends ServedDiskImage {
+  /** The `disk` file it was prepared from, and that file's format. */
+  sourceSha256: string;
+  sourceFormat: DiskImageFormat;
+  mtimeMs: number;
+  ino: number;
+}
+
 interface LocalImage {
   name: string;
   files: Map<ImageFileRole, LocalFile>;
+  served?: LocalServed | undefined;
 }
 
 interface ManifestFile {
@@ -127,6 +151,17 @@ interface ManifestFile {
   uuid: string;
   name: string;
   files: Record<string, { size: number; sha256: string; mtime_ms: number; ino: number; verified_at: string }>;
+  /** A whole-disk image's served file (absent in manifests of other images and older agents). */
+  served?: {
+    path: string;
+    format: 'raw' | 'raw+gzip';
+    sha256: string;
+    size: number;
+    source_sha256: string;
+    source_format: DiskImageFormat;
+    mtime_ms: number;
+    ino: number;
+  };
 }
 
 /** Transient interruptions resumed right away before one counts as a failure. */
@@ -260,7 +295,7 @@ export class ImageManager {
     this.#collect = { images: new Map(), at: now, again: false };
     this.#lastPullAt = now;
     this.#log.debug('images_pull', { reason });
-    this.#o.send({ v: 1, type: 'images_pull' }).catch((error) => {
+    this.#o.send({ v: 1, type: 'images_pull', accepts: ['disk'] }).catch((error) => {
       this.#collect = undefined;
       this.#log.debug('images_pull not sent', { reason, error: errorMessage(error) });
     });
@@ -292,7 +327,7 @@ export class ImageManager {
       collect.images.set(image.uuid, image);
     }
     if (msg.cursor) {
-      this.#o.send({ v: 1, type: 'images_pull', cursor: msg.cursor }).catch((error) => {
+      this.#o.send({ v: 1, type: 'images_pull', cursor: msg.cursor, accepts: ['disk'] }).catch((error) => {
         this.#collect = undefined;
         this.#log.warn('images_pull (next page) not sent', { error: errorMessage(error) });
       });
@@ -330,6 +365,17 @@ export class ImageManager {
     return imageFile(this.dir, uuid, role);
   }
 
+  /**
+   * What a whole-disk image serves the deploy ramdisk once ready: `path` relative to the
+   * images directory, `file` absolute; undefined while it is not ready.
+   */
+  served(uuid: string): (ServedDiskImage & { file: string }) | undefined {
+    const image = this.#wanted?.get(uuid);
+    if (!image || this.#reportOf(image).state !== 'ready') return undefined;
+    const served = this.#local.get(uuid)?.served;
+    return served && { ...servedView(served), file: join(this.dir, served.path) };
+  }
+
   /** The report of one image, as the control plane gets it. */
   report(uuid: string): ImageReport | undefined {
     const image = this.#wanted?.get(uuid);
@@ -361,6 +407,7 @@ export class ImageManager {
         continue;
       }
       job.file = file; // a fresh URL
+      job.diskFormat = images.get(job.uuid)?.disk_format;
       if (job.needsUrlAfter !== undefined && this.#listAt > job.needsUrlAfter) job.needsUrlAfter = undefined;
     }
     for (const image of images.values()) {
@@ -371,11 +418,15 @@ export class ImageManager {
         const id = key(image.uuid, file.role);
         if (this.#jobs.has(id)) continue;
         const have = local?.files.get(file.role);
-        const ready = have?.sha256 === file.sha256 && have.size === file.size;
+        const ready =
+          have?.sha256 === file.sha256 &&
+          have.size === file.size &&
+          (file.role !== 'disk' || isServedFor(local?.served, file, image.disk_format));
         this.#jobs.set(id, {
           uuid: image.uuid,
           role: file.role,
           file,
+          diskFormat: image.disk_format,
           state: ready ? 'ready' : 'queued',
           done: ready ? file.size : 0,
           failures: 0,
@@ -460,6 +511,13 @@ export class ImageManager {
     const target = imageFile(this.dir, uuid, role);
     try {
       await mkdirp(imageDir(this.dir, uuid));
+      // A whole-disk image downloaded and verified already, not (or no longer) prepared.
+      const have = this.#local.get(uuid)?.files.get(role);
+      if (role === 'disk' && have?.sha256 === file.sha256 && have.size === file.size) {
+        await this.#prepare(job, log, signal);
+        this.#finish(job, log, 'prepared');
+        return;
+      }
       // A file of the right size that no manifest vouches for (a crash between the rename
       // and the manifest, a lost manifest): hash it rather than download it again.
       const st = await stat(target).catch(() => undefined);
@@ -467,6 +525,7 @@ export class ImageManager {
         const digest = (await hashFile(target, { signal })).digest('hex');
         if (digest === file.sha256) {
           await this.#recordLocal(uuid, role, file, st.mtimeMs, st.ino);
+          if (role === 'disk') await this.#prepare(job, log, signal);
           this.#finish(job, log, 'verified on disk');
           return;
         }
@@ -513,6 +572,7 @@ export class ImageManager {
         },
       );
       await this.#recordLocal(uuid, role, file, result.mtimeMs, result.ino);
+      if (role === 'disk') await this.#prepare(job, log, signal);
       const seconds = (performance.now() - started) / 1000;
       this.#finish(job, log, 'downloaded', {
         bytes: file.size,
@@ -547,6 +607,7 @@ export class ImageManager {
         return;
       }
       if (
+        error instanceof PrepareError ||
         error instanceof ChecksumError ||
         error instanceof DiskFullError ||
         error instanceof HttpStatusError
@@ -568,6 +629,54 @@ export class ImageManager {
         return;
       }
       this.#fail(job, log, `download failed: ${errorMessage(error)}`);
+    }
+  }
+
+  /**
+   * Prepares a verified `disk` file for the deploy ramdisk (once: skipped when the manifest
+   * says it was, from these bytes) and records the result; PrepareError when it cannot.
+   */
+  async #prepare(job: Job, log: Logger, signal: AbortSignal): Promise<void> {
+    const { uuid, file } = job;
+    const format = job.diskFormat;
+    if (format === undefined) throw new PrepareError('a disk image without a disk_format');
+    const local = this.#local.get(uuid);
+    if (isServedFor(local?.served, file, format)) return;
+    const started = performance.now();
+    if (needsPreparation(format)) {
+      log.info('disk image preparation starting', { disk_format: format, bytes: file.size });
+    }
+    const prepared = await prepareDisk(
+      { root: this.dir, uuid, format, sha256: file.sha256, size: file.size },
+      {
+        signal,
+        ...(this.#o.prepareTimeoutMs ? { timeoutMs: this.#o.prepareTimeoutMs } : {}),
+        ...(this.#o.qemuImg ? { qemuImg: this.#o.qemuImg } : {}),
+        ...(this.#o.zstd ? { zstd: this.#o.zstd } : {}),
+      },
+    );
+    const current = this.#local.get(uuid);
+    if (!current) throw new PrepareError('the image was removed during its preparation');
+    current.served = {
+      path: prepared.path,
+      format: prepared.format,
+      sha256: prepared.sha256,
+      size: prepared.size,
+      sourceSha256: file.sha256,
+      sourceFormat: format,
+      mtimeMs: prepared.mtimeMs,
+      ino: prepared.ino,
+    };
+    await this.#writeManifest(uuid);
+    if (needsPreparation(format)) {
+      log.info('disk image prepared', {
+        disk_format: format,
+        served: prepared.path,
+        served_format: prepared.format,
+        served_bytes: prepared.size,
+        sha256: prepared.sha256,
+        seconds: Math.round((performance.now() - started) / 10) / 100,
+      });
     }
   }
 
@@ -623,6 +732,16 @@ export class ImageManager {
       const local = this.#local.get(uuid);
       if (!local) return;
       const manifest: ManifestFile = { version: 1, uuid, name: local.name, files: {} };
+      if (local.served) {
+        const served = local.served;
+        manifest.served = {
+          ...servedView(served),
+          source_sha256: served.sourceSha256,
+          source_format: served.sourceFormat,
+          mtime_ms: served.mtimeMs,
+          ino: served.ino,
+        };
+      }
       for (const [role, f] of local.files) {
         manifest.files[role] = {
           size: f.size,
@@ -699,6 +818,11 @@ export class ImageManager {
           await rm(path, { force: true });
         }
       }
+      if (manifest?.served) {
+        const served = await this.#checkServed(uuid, manifest.served, local);
+        if (served) local.served = served;
+        else changed = true;
+      }
       if (changed) await this.#writeManifest(uuid);
     }
     this.#log.info('images on disk checked', {
@@ -708,6 +832,45 @@ export class ImageManager {
       rehashed,
       corrupt: this.#corruptDetected,
     });
+  }
+
+  /**
+   * Start-up check of a prepared file: trusted on size + mtime + inode, else re-hashed; a
+   * wrong one is removed (prepared again). The `disk` file it comes from must still be there.
+   */
+  async #checkServed(
+    uuid: string,
+    m: NonNullable<ManifestFile['served']>,
+    local: LocalImage,
+  ): Promise<LocalServed | undefined> {
+    const source = local.files.get('disk');
+    const name = servedName(m.source_format);
+    if (!source || source.sha256 !== m.source_sha256 || m.path !== `${uuid}/${name}`) return undefined;
+    const served: LocalServed = {
+      path: m.path,
+      format: m.format,
+      sha256: m.sha256,
+      size: m.size,
+      sourceSha256: m.source_sha256,
+      sourceFormat: m.source_format,
+      mtimeMs: m.mtime_ms,
+      ino: m.ino,
+    };
+    if (name === 'disk') return served; // the disk file itself, checked above
+    const path = join(this.dir, m.path);
+    const st = await stat(path).catch(() => undefined);
+    if (!st) return undefined;
+    if (st.size === m.size && st.mtimeMs === m.mtime_ms && st.ino === m.ino) return served;
+    const digest = st.size === m.size ? (await hashFile(path)).digest('hex') : undefined;
+    if (digest === m.sha256) return { ...served, mtimeMs: st.mtimeMs, ino: st.ino };
+    this.#corruptDetected++;
+    this.#log.warn('corrupt prepared disk image removed (it will be prepared again)', {
+      image: uuid,
+      path,
+      ...(digest ? { sha256: digest, expected_sha256: m.sha256 } : { size: st.size, expected_size: m.size }),
+    });
+    await rm(path, { force: true });
+    return undefined;
   }
 
   /** Re-hashes every ready file; a wrong one is removed and downloaded again. */
@@ -740,6 +903,32 @@ export class ImageManager {
           if (job) {
             job.state = 'queued';
             job.done = 0;
+            job.notBefore = 0;
+            this.#touch(uuid, true);
+          }
+        }
+        const served = local.served;
+        if (served && needsPreparation(served.sourceFormat)) {
+          if (this.#stopped) return bad;
+          const job = this.#jobs.get(key(uuid, 'disk'));
+          if (job?.state === 'running') continue;
+          const path = join(this.dir, served.path);
+          const digest = await hashFile(path)
+            .then((h) => h.digest('hex'))
+            .catch(() => undefined);
+          if (digest === served.sha256) continue;
+          bad++;
+          this.#corruptDetected++;
+          this.#log.warn('corrupt prepared disk image removed (it will be prepared again)', {
+            image: uuid,
+            path,
+            ...(digest ? { sha256: digest, expected_sha256: served.sha256 } : { error: 'unreadable' }),
+          });
+          local.served = undefined;
+          await rm(path, { force: true });
+          await this.#writeManifest(uuid);
+          if (job) {
+            job.state = 'queued';
             job.notBefore = 0;
             this.#touch(uuid, true);
           }
@@ -801,6 +990,9 @@ export class ImageManager {
           : started
             ? 'syncing'
             : 'pending';
+    const served = this.#local.get(image.uuid)?.served;
+    const disk = image.files.find((file) => file.role === 'disk');
+    const serving = state === 'ready' && disk && isServedFor(served, disk, image.disk_format);
     return {
       image: image.uuid,
       state,
@@ -808,6 +1000,7 @@ export class ImageManager {
       bytes_total: total,
       ...(error ? { error } : {}),
       observed_at: new Date().toISOString(),
+      ...(serving && served ? { served: servedView(served) } : {}),
     };
   }
 
@@ -877,7 +1070,23 @@ export function checkAssignment(image: ImageAssignment): string | undefined {
     if (!/^https?:\/\//.test(file.url)) return `${file.role}: url must be http(s)`;
   }
   if (roles.has('iso') && roles.size > 1) return 'an iso image has no other files';
+  if (roles.has('disk') && roles.size > 1) return 'a disk image has no other files';
+  if (roles.has('disk') && image.disk_format === undefined) return 'a disk image without a disk_format';
+  if (!roles.has('disk') && image.disk_format !== undefined) return 'a disk_format without a disk file';
   return undefined;
+}
+
+/** Was `served` prepared from these bytes, read as this format? */
+function isServedFor(
+  served: LocalServed | undefined,
+  file: ImageFile,
+  format: DiskImageFormat | undefined,
+): served is LocalServed {
+  return served !== undefined && served.sourceSha256 === file.sha256 && served.sourceFormat === format;
+}
+
+function servedView(served: LocalServed): ServedDiskImage {
+  return { path: served.path, format: served.format, sha256: served.sha256, size: served.size };
 }
 
 async function readManifest(path: string): Promise<ManifestFile | undefined> {

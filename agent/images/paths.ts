@@ -1,12 +1,13 @@
 /**
- * Where an image's files live: `<images dir>/<image uuid>/<role>`. Only a validated
+ * Where an image's files live: `<images dir>/<image uuid>/<role>` (a whole-disk image's
+ * prepared file: `disk.raw.gz`, next to `disk`, see prepare.ts). Only a validated
  * UUID and a role from a fixed set ever become path components, so no image (whatever
  * its name says) can reach outside the images directory.
  */
 import { join } from 'node:path';
 import type { ImageFileRole } from '../../protocol/messages.ts';
 
-export const ROLES: readonly ImageFileRole[] = ['iso', 'kernel', 'ramdisk'];
+export const ROLES: readonly ImageFileRole[] = ['iso', 'kernel', 'ramdisk', 'disk'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 /** Per-image manifest of verified files (size, mtime, inode, digest). */

@@ -150,7 +150,7 @@ async function dispatch(
       // The agent's own site only, whatever it asks; a cursor it did not get from us is refused.
       let page: Awaited<ReturnType<ImageCatalog['assignments']>>;
       try {
-        page = await runtime.images.assignments(agent.site, message.cursor);
+        page = await runtime.images.assignments(agent.site, message.cursor, message.accepts);
       } catch (error) {
         if (error instanceof DomainError && error.kind === 'invalid') throw new ChannelRefusal(error.message);
         throw error;

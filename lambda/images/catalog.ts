@@ -8,12 +8,15 @@
  *   with the reason, and the object is deleted: a corrupt upload is never offered.
  * - what a site holds: the active images selected for it (`sites` null = every site),
  *   handed to its agent with short-lived presigned GET URLs, 20 per `images` message;
- * - sync state: the agent's reports, only for images its own site holds;
+ *   whole-disk images (kind `disk`) only to an agent whose `images_pull` `accepts` them
+ *   (an older agent would refuse the whole message over the unknown file role);
+ * - sync state: the agent's reports, only for images its own site holds; for a `disk`
+ *   image `ready` at the site, the file it serves the deploy ramdisk (`served`);
  * - `wake` with topic `images` to a site's open sockets when what it should hold changes.
  */
 import { GetQueueUrlCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { imageVerifyQueue } from '../../infra/resources.ts';
-import type { ImageAssignment, ImageReport } from '../../protocol/messages.ts';
+import type { ImageAssignment, ImageExtraKind, ImageReport } from '../../protocol/messages.ts';
 import type { ChannelLogger } from '../adapters/command-queue.ts';
 import type { ConnectionNotifier } from '../adapters/connection-notifier.ts';
 import type { ConnectionRepository } from '../adapters/dynamo/connection-repository.ts';
@@ -29,6 +32,7 @@ import {
   type ImageFileRecord,
   type ImageSync,
   isSelectedFor,
+  type ServedDisk,
   withFile,
 } from '../domain/images/image.ts';
 
@@ -173,8 +177,17 @@ export class ImageCatalog {
 
   // --- what sites hold ---------------------------------------------------------------
 
-  /** One page of the images `site` should hold, with fresh presigned GET URLs. */
-  async assignments(site: string, cursor?: string): Promise<{ images: ImageAssignment[]; cursor?: string }> {
+  /**
+   * One page of the images `site` should hold, with fresh presigned GET URLs; whole-disk
+   * images only when the agent `accepts` them.
+   */
+  async assignments(
+    site: string,
+    cursor?: string,
+    accepts: readonly ImageExtraKind[] = [],
+  ): Promise<{ images: ImageAssignment[]; cursor?: string }> {
+    const held = (image: Image) =>
+      isSelectedFor(image, site) && (image.kind !== 'disk' || accepts.includes('disk'));
     let after = cursor === undefined ? undefined : decodeCursor(cursor);
     const chosen: Image[] = [];
     let more = true;
@@ -182,7 +195,7 @@ export class ImageCatalog {
     for (let round = 0; round < 25 && chosen.length < IMAGES_PER_MESSAGE && more; round++) {
       const page = await this.repo.active(IMAGES_PER_MESSAGE - chosen.length, after);
       for (const image of page.images) {
-        if (isSelectedFor(image, site)) chosen.push(image);
+        if (held(image)) chosen.push(image);
         after = imageListSortKey(image);
       }
       more = page.more;
@@ -192,6 +205,7 @@ export class ImageCatalog {
       chosen.map(async (image) => ({
         uuid: image.uuid,
         name: image.name,
+        ...(image.disk_format !== undefined ? { disk_format: image.disk_format } : {}),
         files: await Promise.all(
           image.files.map(async (file) => ({
             role: file.role,
@@ -226,6 +240,16 @@ export class ImageCatalog {
             ignored.push(report.image);
             return false;
           }
+          const served = servedOf(found.image, report);
+          if (report.served && !served) {
+            this.log.warn('image report: served file refused', {
+              hostname: agent.hostname,
+              site: agent.site,
+              image: report.image,
+              state: report.state,
+              path: report.served.path,
+            });
+          }
           const sync: ImageSync = {
             image: report.image,
             site: agent.site,
@@ -236,6 +260,7 @@ export class ImageCatalog {
             observed_at: report.observed_at,
             reported_by: agent.hostname,
             updated_at: this.options.now(),
+            ...(served ? { served } : {}),
           };
           return this.repo.putSync(sync, found.image.created_at);
         }),
@@ -297,6 +322,19 @@ export class ImageCatalog {
       if (!page.more || after === undefined) return names;
     }
   }
+}
+
+/**
+ * The served file of a report, kept only where it makes sense: a `disk` image reported
+ * `ready`, a path inside that image's own directory. (The schema checked the shapes.)
+ */
+function servedOf(image: Image, report: ImageReport): ServedDisk | undefined {
+  const served = report.served;
+  if (!served || image.kind !== 'disk' || report.state !== 'ready') return undefined;
+  const file = served.path.slice(image.uuid.length + 1);
+  if (!served.path.startsWith(`${image.uuid}/`) || file.includes('/') || file.startsWith('.'))
+    return undefined;
+  return { path: served.path, format: served.format, sha256: served.sha256, size: served.size };
 }
 
 async function verifyQueueUrl(sqs: SQSClient, name: string | undefined): Promise<string> {

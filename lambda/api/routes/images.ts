@@ -2,7 +2,7 @@
  * /v1/images: Metalplane's image catalog (docs/images.md), in Ironic's conventions
  * (error bodies, JSON Patch, limit/marker/next, fields, links).
  *
- *   POST   /v1/images                                  register: name, kind, files (size, SHA-256)
+ *   POST   /v1/images                                  register: name, kind (disk: disk_format), files (size, SHA-256)
  *   GET    /v1/images[?state=&limit=&marker=&sort_key=&sort_dir=&fields=]
  *   GET    /v1/images/{image}                          by UUID or name
  *   PATCH  /v1/images/{image}                          name, description, labels, sites
@@ -90,12 +90,16 @@ export const IMAGE_OPERATIONS: Record<string, OperationDoc> = {
     tag: 'images',
   },
   'POST /v1/images': {
-    summary: 'Register an image: name, kind, each file with size and SHA-256 (admin)',
+    summary:
+      'Register an image: name, kind (iso, kernel, ramdisk, kernel+ramdisk, or disk with its disk_format raw, raw+gzip, raw+zstd or qcow2), each file with size and SHA-256 (admin)',
     tag: 'images',
     requestSchema: IMAGE_CREATE_SCHEMA,
     status: 201,
   },
-  'GET /v1/images/{image}': { summary: 'Show an image by UUID or name', tag: 'images' },
+  'GET /v1/images/{image}': {
+    summary: 'Show an image by UUID or name (a whole-disk image with its disk_format)',
+    tag: 'images',
+  },
   'PATCH /v1/images/{image}': {
     summary: 'Update name, description, labels or sites with an RFC 6902 JSON Patch (admin)',
     tag: 'images',
@@ -128,7 +132,8 @@ export const IMAGE_OPERATIONS: Record<string, OperationDoc> = {
     requestSchema: COMPLETE_SCHEMA,
   },
   'GET /v1/sites/{site}/images': {
-    summary: "The images a site holds and their sync state, as the site's agent reports it",
+    summary:
+      "The images a site holds and their sync state, as the site's agent reports it (a whole-disk image also with the file served to the deploy ramdisk)",
     tag: 'images',
   },
 };
@@ -148,6 +153,7 @@ export const IMAGE_FIELDS = [
   'uuid',
   'name',
   'kind',
+  'disk_format',
   'state',
   'last_error',
   'description',
@@ -183,6 +189,7 @@ function render(request: ApiRequest, image: Image, fields?: readonly string[]) {
     uuid: image.uuid,
     name: image.name,
     kind: image.kind,
+    disk_format: image.disk_format ?? null,
     state: image.state,
     last_error: image.last_error,
     description: image.description,
@@ -587,6 +594,10 @@ export function registerImageRoutes(
               error: sync?.error ?? null,
               observed_at: sync?.observed_at ?? null,
               reported_by: sync?.reported_by ?? null,
+              // What the deploy ramdisk is given: once the site has prepared it.
+              ...(image.kind === 'disk'
+                ? { disk_format: image.disk_format ?? null, served: sync?.served ?? null }
+                : {}),
               links: resourceLinks(request.baseUrl, 'images', image.uuid),
             };
           }),

@@ -1,7 +1,8 @@
 /**
- * An image of the catalog (`/v1/images`): an ISO, a kernel, a ramdisk, or a kernel +
- * ramdisk pair, registered with each file's size and SHA-256 before any byte is
- * uploaded, and `active` only once every stored object was read back and matched them.
+ * An image of the catalog (`/v1/images`): an ISO, a kernel, a ramdisk, a kernel +
+ * ramdisk pair, or a whole-disk image (`disk`, with its `disk_format`), registered with
+ * each file's size and SHA-256 before any byte is uploaded, and `active` only once every
+ * stored object was read back and matched them.
  *
  * States of an image:
  *
@@ -18,13 +19,21 @@ import { invalid } from '../errors.ts';
 import { canonicalUuid, isUuidLike, isValidLogicalName } from '../identifiers.ts';
 import { validateSiteName } from '../sites/site.ts';
 
-export type ImageKind = 'iso' | 'kernel' | 'ramdisk' | 'kernel+ramdisk';
-export type FileRole = 'iso' | 'kernel' | 'ramdisk';
+export type ImageKind = 'iso' | 'kernel' | 'ramdisk' | 'kernel+ramdisk' | 'disk';
+export type FileRole = 'iso' | 'kernel' | 'ramdisk' | 'disk';
+/**
+ * How the bytes of a whole-disk image's file are laid out (Ironic's
+ * `instance_info.image_disk_format`, Glance's `disk_format`): `raw` (a disk's bytes),
+ * `raw+gzip` / `raw+zstd` (those bytes compressed), `qcow2`. The site agent serves the
+ * deploy ramdisk `raw` or `raw+gzip` only: it converts the others once (docs/images.md).
+ */
+export type DiskFormat = 'raw' | 'raw+gzip' | 'raw+zstd' | 'qcow2';
 export type ImageState = 'uploading' | 'verifying' | 'active' | 'error';
 export type FileState = 'pending' | 'uploading' | 'verifying' | 'verified' | 'error';
 
-export const IMAGE_KINDS: readonly ImageKind[] = ['iso', 'kernel', 'ramdisk', 'kernel+ramdisk'];
-export const FILE_ROLES: readonly FileRole[] = ['iso', 'kernel', 'ramdisk'];
+export const IMAGE_KINDS: readonly ImageKind[] = ['iso', 'kernel', 'ramdisk', 'kernel+ramdisk', 'disk'];
+export const FILE_ROLES: readonly FileRole[] = ['iso', 'kernel', 'ramdisk', 'disk'];
+export const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'raw+gzip', 'raw+zstd', 'qcow2'];
 
 /** The files each kind is made of, in this order. */
 export const ROLES_OF_KIND: Readonly<Record<ImageKind, readonly FileRole[]>> = {
@@ -32,6 +41,7 @@ export const ROLES_OF_KIND: Readonly<Record<ImageKind, readonly FileRole[]>> = {
   kernel: ['kernel'],
   ramdisk: ['ramdisk'],
   'kernel+ramdisk': ['kernel', 'ramdisk'],
+  disk: ['disk'],
 };
 
 const MiB = 1024 * 1024;
@@ -79,6 +89,8 @@ export interface Image {
   readonly uuid: string;
   readonly name: string;
   readonly kind: ImageKind;
+  /** Kind `disk` only (absent on the other kinds, and on records from before it existed). */
+  readonly disk_format?: DiskFormat;
   readonly description: string | null;
   readonly labels: Readonly<Record<string, string>>;
   /** Sites that hold the image; null: every site. */
@@ -101,6 +113,8 @@ export const IMAGE_CREATE_SCHEMA = {
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 255 },
     kind: { enum: [...IMAGE_KINDS] },
+    /** Kind `disk` only, and required there. */
+    disk_format: { enum: [...DISK_FORMATS] },
     files: {
       type: 'array',
       minItems: 1,
@@ -152,6 +166,7 @@ export const IMAGE_VIEW_SCHEMA = {
 export interface ImageCreateBody {
   name: string;
   kind: ImageKind;
+  disk_format?: DiskFormat;
   files: Array<{ role: FileRole; size: number; sha256: string }>;
   description?: string | null;
   labels?: Record<string, string>;
@@ -178,7 +193,10 @@ export function objectKey(uuid: string, role: FileRole): string {
   return `images/${uuid}/${role}`;
 }
 
-/** Checks a registration beyond its schema: the files must be exactly those of the kind. */
+/**
+ * Checks a registration beyond its schema: the files must be exactly those of the kind,
+ * and a `disk_format` is given for (and only for) a whole-disk image.
+ */
 export function newImage(body: ImageCreateBody, uuid: string, now: string): Image {
   const name = validateImageName(body.name);
   const roles = ROLES_OF_KIND[body.kind];
@@ -188,10 +206,12 @@ export function newImage(body: ImageCreateBody, uuid: string, now: string): Imag
       `An image of kind ${body.kind} has exactly the files ${roles.join(' and ')}; got ${given.join(', ') || 'none'}.`,
     );
   }
+  const diskFormat = validateDiskFormat(body.kind, body.disk_format);
   return {
     uuid,
     name,
     kind: body.kind,
+    ...(diskFormat !== undefined ? { disk_format: diskFormat } : {}),
     description: body.description ?? null,
     labels: { ...(body.labels ?? {}) },
     sites: validateSites(body.sites),
@@ -214,6 +234,25 @@ export function newImage(body: ImageCreateBody, uuid: string, now: string): Imag
     created_at: now,
     updated_at: null,
   };
+}
+
+/** `disk_format` of a registration: required for kind `disk`, refused for the others. */
+export function validateDiskFormat(kind: ImageKind, value: unknown): DiskFormat | undefined {
+  if (kind !== 'disk') {
+    if (value === undefined) return undefined;
+    throw invalid(
+      `disk_format is for whole-disk images (kind disk) only; an image of kind ${kind} has none.`,
+    );
+  }
+  if (value === undefined) {
+    throw invalid(`An image of kind disk needs a disk_format: one of ${DISK_FORMATS.join(', ')}.`);
+  }
+  if (!DISK_FORMATS.includes(value as DiskFormat)) {
+    throw invalid(
+      `Invalid disk_format ${JSON.stringify(value)}: one of ${DISK_FORMATS.join(', ')} (compress a raw image with gzip or zstd; convert other formats to qcow2 or raw first).`,
+    );
+  }
+  return value as DiskFormat;
 }
 
 /** The image's state from its files'. */
@@ -294,4 +333,17 @@ export interface ImageSync {
   readonly observed_at: string;
   readonly reported_by: string;
   readonly updated_at: string;
+  /**
+   * A `disk` image ready at the site: the file its agent serves the deploy ramdisk
+   * (relative to the site's images directory, `<uuid>/<file>`), its format and the
+   * SHA-256 and size of the bytes served (what `write_image` verifies).
+   */
+  readonly served?: ServedDisk;
+}
+
+export interface ServedDisk {
+  readonly path: string;
+  readonly format: 'raw' | 'raw+gzip';
+  readonly sha256: string;
+  readonly size: number;
 }
