@@ -47,11 +47,16 @@ export const INLINE_VERIFY_ENV = 'METALPLANE_IMAGE_INLINE_VERIFY_BYTES';
 export const S3_FORCE_PATH_STYLE_ENV = 'METALPLANE_S3_FORCE_PATH_STYLE';
 export const DEPLOY_CALLBACK_TIMEOUT_ENV = 'METALPLANE_DEPLOY_CALLBACK_TIMEOUT';
 export const IMAGE_WAIT_TIMEOUT_ENV = 'METALPLANE_IMAGE_WAIT_TIMEOUT';
+export const RAMDISK_WAIT_TIMEOUT_ENV = 'METALPLANE_RAMDISK_WAIT_TIMEOUT';
+export const AUTOMATED_CLEAN_ENV = 'METALPLANE_AUTOMATED_CLEAN';
+export const CLEAN_ERASE_DEVICES_ENV = 'METALPLANE_CLEAN_ERASE_DEVICES';
 
 /** Ironic's `[conductor]deploy_callback_timeout` (seconds). */
 export const DEPLOY_CALLBACK_TIMEOUT_SECONDS = 1800;
 /** How long a deploy waits for its image to be ready at the site (seconds). */
 export const IMAGE_WAIT_TIMEOUT_SECONDS = 3600;
+/** How long an inspection or a cleaning waits for the booted ramdisk's hello (seconds). */
+export const RAMDISK_WAIT_TIMEOUT_SECONDS = 1800;
 /** Files up to this size are verified within the upload's completion request. */
 export const DEFAULT_INLINE_VERIFY_BYTES = 64 * 1024 * 1024;
 
@@ -60,6 +65,15 @@ export interface ProvisionSettings {
   readonly callbackTimeoutSeconds: number;
   /** Seconds a deploy waits for its image to be ready at the node's site before it fails. */
   readonly imageWaitTimeoutSeconds: number;
+  /** Seconds an inspection or a cleaning waits for the booted ramdisk to say hello. */
+  readonly ramdiskWaitTimeoutSeconds: number;
+  /** Ironic's `[conductor]automated_clean` (default true): what a node's null `automated_clean` means. */
+  readonly automatedClean: boolean;
+  /**
+   * Whether automated cleaning also runs `erase_devices` (every disk overwritten) after
+   * `erase_devices_metadata`: Ironic's `[deploy]erase_devices_priority`, default off here.
+   */
+  readonly eraseDevices: boolean;
 }
 
 export type AuthStrategy = 'credentials' | 'noauth';
@@ -201,6 +215,9 @@ export function readProvisionSettings(env: Environment): ProvisionSettings {
       DEPLOY_CALLBACK_TIMEOUT_SECONDS,
     ),
     imageWaitTimeoutSeconds: positiveSeconds(env, IMAGE_WAIT_TIMEOUT_ENV, IMAGE_WAIT_TIMEOUT_SECONDS),
+    ramdiskWaitTimeoutSeconds: positiveSeconds(env, RAMDISK_WAIT_TIMEOUT_ENV, RAMDISK_WAIT_TIMEOUT_SECONDS),
+    automatedClean: boolean(env, AUTOMATED_CLEAN_ENV, true),
+    eraseDevices: boolean(env, CLEAN_ERASE_DEVICES_ENV, false),
   };
 }
 
@@ -289,6 +306,9 @@ const VARIABLES: readonly string[] = [
   RETENTION_ENV,
   DEPLOY_CALLBACK_TIMEOUT_ENV,
   IMAGE_WAIT_TIMEOUT_ENV,
+  RAMDISK_WAIT_TIMEOUT_ENV,
+  AUTOMATED_CLEAN_ENV,
+  CLEAN_ERASE_DEVICES_ENV,
   FORCE_POWER_STATE_ENV,
   INLINE_VERIFY_ENV,
   S3_FORCE_PATH_STYLE_ENV,

@@ -23,6 +23,7 @@ import { CommandRepository } from './adapters/dynamo/command-repository.ts';
 import { ConnectionRepository } from './adapters/dynamo/connection-repository.ts';
 import { ImageRepository } from './adapters/dynamo/image-repository.ts';
 import { InventoryStore } from './adapters/dynamo/inventory-store.ts';
+import { NodeInventoryRepository } from './adapters/dynamo/node-inventory-repository.ts';
 import { NodeRepository } from './adapters/dynamo/node-repository.ts';
 import { PortRepository } from './adapters/dynamo/port-repository.ts';
 import { SiteRepository } from './adapters/dynamo/site-repository.ts';
@@ -162,15 +163,22 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
   registerPowerTasks(conductor);
   // Read once when the configuration is (the entry points'); with the environment's as it
   // is, the flows read theirs at each tick (`provisionSettingsFromEnv`).
+  const ports = new PortRepository(store);
+  // What an in-band inspection writes beside its node (its inventory, its ports).
+  const inspection = {
+    ports,
+    inventories: new NodeInventoryRepository(store),
+    warn: (message: string, extra: Record<string, unknown>) => logger.warn(message, extra),
+  };
   const provisioner =
     config !== environmentConfig
-      ? new Provisioner(conductor, () => randomUUID(), config().provisioning)
-      : new Provisioner(conductor, () => randomUUID());
+      ? new Provisioner(conductor, () => randomUUID(), config().provisioning, inspection)
+      : new Provisioner(conductor, () => randomUUID(), undefined, inspection);
   const provisioning = {
     provisioner,
     nodes,
     images: new ImageRepository(store),
-    ports: new PortRepository(store),
+    ports,
   };
   const service = new ConductorService({
     conductor,

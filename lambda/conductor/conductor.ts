@@ -67,7 +67,20 @@ export type TaskOutcomeHandler = (
   task: NodeTask,
   command: CommandRecord,
   at: string,
+  prepared?: unknown,
 ) => Node | TaskResult;
+
+/**
+ * What a handler needs read before its node's conditional write (the handler itself is
+ * synchronous, run again at each retry of that write): `wants` says, from the command
+ * alone, whether there is anything to read; `prepare` reads it for the node and task as
+ * they were before the write, and its value (or the Error it threw) is the handler's
+ * `prepared`.
+ */
+export interface TaskPreparer {
+  wants(command: CommandRecord): boolean;
+  prepare(node: Node, task: NodeTask, command: CommandRecord): Promise<unknown>;
+}
 
 /** One agent command of a task. */
 export interface TaskStep {
@@ -108,6 +121,7 @@ const HOST_CACHE_MS = 30_000;
 export class Conductor implements CommandCompletions {
   readonly #deps: ConductorDeps;
   readonly #handlers = new Map<string, TaskOutcomeHandler>();
+  readonly #preparers = new Map<string, TaskPreparer>();
   /** Site → the host shown in `reservation`, for a short while (a query less per action). */
   readonly #hosts = new Map<string, { host: string; until: number }>();
 
@@ -140,8 +154,10 @@ export class Conductor implements CommandCompletions {
     return this.#deps.nodes.modify(uuid, change);
   }
 
-  onTaskFinished(action: string, handler: TaskOutcomeHandler): this {
+  onTaskFinished(action: string, handler: TaskOutcomeHandler, preparer?: TaskPreparer): this {
     this.#handlers.set(action, handler);
+    if (preparer) this.#preparers.set(action, preparer);
+    else this.#preparers.delete(action);
     return this;
   }
 
@@ -236,18 +252,56 @@ export class Conductor implements CommandCompletions {
    * command. Answers whether it was the node's task.
    */
   async commandFinished(command: CommandRecord): Promise<boolean> {
-    return this.#advance(
-      command.node,
-      (task) => task.command === command.id,
-      (node, task, at) => {
-        const handler = this.#handlers.get(task.kind ?? task.action);
-        if (!handler) {
-          this.#deps.logger.error('no handler for a finished task: lock released', { node: node.uuid, task });
-          return { node };
-        }
-        return handler(node, task, command, at);
-      },
-    );
+    const prepared = await this.#prepare(command);
+    const advance = (value: unknown) =>
+      this.#advance(
+        command.node,
+        (task) => task.command === command.id,
+        (node, task, at) => {
+          const handler = this.#handlers.get(task.kind ?? task.action);
+          if (!handler) {
+            this.#deps.logger.error('no handler for a finished task: lock released', {
+              node: node.uuid,
+              task,
+            });
+            return { node };
+          }
+          return handler(node, task, command, at, value);
+        },
+      );
+    try {
+      return await advance(prepared);
+    } catch (error) {
+      // What was prepared could not be written with the node (a MAC claimed meanwhile, a
+      // record changed): the handler sees the error instead, so the task ends, not the lock.
+      if (prepared === undefined || prepared instanceof Error) throw error;
+      this.#deps.logger.warn('writing a prepared task outcome failed', {
+        node: command.node,
+        command: command.id,
+        error: (error as Error).message,
+      });
+      return advance(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** Runs the awaiting task's preparer, if it wants this command (before the node's write). */
+  async #prepare(command: CommandRecord): Promise<unknown> {
+    if (![...this.#preparers.values()].some((preparer) => preparer.wants(command))) return undefined;
+    const found = await this.#deps.nodes.get(command.node);
+    const task = found?.node.task;
+    if (!found || !task || task.command !== command.id) return undefined;
+    const preparer = this.#preparers.get(task.kind ?? task.action);
+    if (!preparer?.wants(command)) return undefined;
+    try {
+      return await preparer.prepare(found.node, task, command);
+    } catch (error) {
+      this.#deps.logger.warn('preparing a finished task failed', {
+        node: command.node,
+        command: command.id,
+        error: (error as Error).message,
+      });
+      return error instanceof Error ? error : new Error(String(error));
+    }
   }
 
   /**

@@ -7,7 +7,9 @@
  *   `iso` or `kernel+ramdisk` — or `boot_iso`, or `kernel` + `ramdisk`), each checked to
  *   exist and be active; the ones the node's site does not hold yet are the deploy's
  *   `needs` (it waits for them, showing `deploy_step` wait_for_image).
- * - `resumeWaitingDeploys`, `timeoutWaitingCallbacks`: the held deploys and the callbacks.
+ * - `ramdiskInputs`: the same for booting the Metalplane ramdisk (in-band inspection,
+ *   cleaning): `driver_info.deploy_kernel` + `deploy_ramdisk`, the MACs, what to wait for.
+ * - `resumeWaitingDeploys`, `timeoutWaitingCallbacks`: the held flows and the callbacks.
  */
 import type { ImageRepository } from '../adapters/dynamo/image-repository.ts';
 import type { NodeRepository } from '../adapters/dynamo/node-repository.ts';
@@ -21,15 +23,20 @@ import type { Provisioner } from './provision.ts';
 
 const PAGE = 200;
 
-async function resolveImage(images: ImageRepository, ref: unknown, field: string): Promise<Image> {
+async function resolveImage(
+  images: ImageRepository,
+  ref: unknown,
+  field: string,
+  where = 'instance_info',
+): Promise<Image> {
   if (typeof ref !== 'string' || ref === '')
-    throw invalid(`instance_info.${field} must be an image name or UUID.`);
+    throw invalid(`${where}.${field} must be an image name or UUID.`);
   const uuid = isUuidLike(ref) ? ref.toLowerCase() : await images.uuidForName(ref);
   const found = uuid ? await images.get(uuid) : undefined;
-  if (!found) throw invalid(`Image ${ref} (instance_info.${field}) could not be found.`);
+  if (!found) throw invalid(`Image ${ref} (${where}.${field}) could not be found.`);
   if (found.image.state !== 'active') {
     throw invalid(
-      `Image ${ref} (instance_info.${field}) is ${found.image.state}, not active: it cannot be booted.`,
+      `Image ${ref} (${where}.${field}) is ${found.image.state}, not active: it cannot be booted.`,
     );
   }
   return found.image;
@@ -73,10 +80,16 @@ export async function deployInputs(
       `Missing the following parameters in node's instance_info: ['image_source'] (or 'boot_iso', or 'kernel' and 'ramdisk').`,
     );
   }
+  const macs = await pxeMacs(node, deps.ports);
+  return { macs, images: chosen, needs: await notAtSite(node, used, deps.images) };
+}
+
+/** The node's PXE-enabled MACs (the boot files are keyed by them): none is the client's 400. */
+async function pxeMacs(node: Node, ports: PortRepository): Promise<string[]> {
   const macs: string[] = [];
   let marker: string | undefined;
   for (let page = 0; page < 50; page++) {
-    const listed = await deps.ports.list({
+    const listed = await ports.list({
       limit: PAGE,
       descending: false,
       nodeUuid: node.uuid,
@@ -87,12 +100,50 @@ export async function deployInputs(
     marker = listed.ports.at(-1)?.uuid;
   }
   if (macs.length === 0) throw invalid(`Node ${node.uuid} does not have any port with PXE enabled.`);
+  return macs;
+}
+
+/** The images the node's site does not hold yet (what the flow waits for first). */
+async function notAtSite(node: Node, used: readonly Image[], images: ImageRepository): Promise<string[]> {
   const needs: string[] = [];
   for (const image of new Set(used.map((i) => i.uuid))) {
-    const sync = await deps.images.getSync(image, node.conductor_group);
+    const sync = await images.getSync(image, node.conductor_group);
     if (sync?.sync.state !== 'ready') needs.push(image);
   }
-  return { macs, images: chosen, needs };
+  return needs;
+}
+
+/**
+ * What booting the Metalplane ramdisk needs (in-band inspection, cleaning): Ironic's
+ * `driver_info.deploy_kernel` and `deploy_ramdisk`, Metalplane image names or UUIDs with
+ * a kernel, and a ramdisk (one `kernel+ramdisk` image named in both is fine), active;
+ * the node's PXE-enabled MACs; the images its site does not hold yet.
+ */
+export async function ramdiskInputs(
+  node: Node,
+  deps: { images: ImageRepository; ports: PortRepository },
+): Promise<DeployInputs> {
+  const info = node.driver_info;
+  const missing = ['deploy_kernel', 'deploy_ramdisk'].filter(
+    (key) => info[key] === undefined || info[key] === null || info[key] === '',
+  );
+  if (missing.length > 0) {
+    throw invalid(
+      `Cannot boot the deploy ramdisk of node ${node.uuid}. Some parameters were missing in node's driver_info. Missing are: [${missing.map((key) => `'${key}'`).join(', ')}]`,
+    );
+  }
+  const kernel = await resolveImage(deps.images, info.deploy_kernel, 'deploy_kernel', 'driver_info');
+  const ramdisk = await resolveImage(deps.images, info.deploy_ramdisk, 'deploy_ramdisk', 'driver_info');
+  if (!hasRole(kernel, 'kernel'))
+    throw invalid(`Image ${kernel.name} (driver_info.deploy_kernel) has no kernel.`);
+  if (!hasRole(ramdisk, 'ramdisk'))
+    throw invalid(`Image ${ramdisk.name} (driver_info.deploy_ramdisk) has no ramdisk.`);
+  const macs = await pxeMacs(node, deps.ports);
+  return {
+    macs,
+    images: { kernel: kernel.uuid, ramdisk: ramdisk.uuid },
+    needs: await notAtSite(node, [kernel, ramdisk], deps.images),
+  };
 }
 
 async function nodesIn(nodes: NodeRepository, state: string, site?: string): Promise<Node[]> {
@@ -105,15 +156,18 @@ async function nodesIn(nodes: NodeRepository, state: string, site?: string): Pro
   return page.nodes;
 }
 
-/** Held deploys (of one site, or all) whose images may be ready now. */
+/** The states in which a flow may wait for an image: a deploy, an inspection, a cleaning. */
+const WAITING_STATES = ['deploying', 'inspecting', 'cleaning', 'deleting'] as const;
+
+/** Held flows (of one site, or all: deploys, and the ramdisk's inspections and cleanings) whose images may be ready now. */
 export async function resumeWaitingDeploys(
   provisioner: Provisioner,
   deps: { nodes: NodeRepository; images: ImageRepository },
   site?: string,
 ): Promise<number> {
-  const deploying = (await nodesIn(deps.nodes, 'deploying', site)).filter(
-    (node) => node.task?.command === '',
-  );
+  const deploying: Node[] = [];
+  for (const state of WAITING_STATES)
+    deploying.push(...(await nodesIn(deps.nodes, state, site)).filter((node) => node.task?.command === ''));
   if (deploying.length === 0) return 0;
   return provisioner.resumeImageWaits(
     deploying,

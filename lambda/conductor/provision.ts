@@ -12,7 +12,9 @@
  *   flows/clean.ts     manage (verifying), provide (cleaning), clean (manual cleaning)
  *   flows/deploy.ts    deploy / rebuild, the deploy callback, image waits and timeouts
  *   flows/undeploy.ts  undeploy (deleting → cleaning → available)
- *   flows/inspect.ts   inspect;  flows/adopt.ts  adopt;  flows/rescue.ts  refused
+ *   flows/inspect.ts   inspect (out of band, or in band on the Metalplane ramdisk, whose
+ *                      boot the cleaning flows share);  flows/adopt.ts  adopt
+ *   flows/rescue.ts    refused
  *   flows/runner.ts    what they share (events, history, next step, finish, failure)
  *   flows/steps.ts     the steps and their agent commands;  flows/settings.ts  timeouts
  * An abort, or a verb landing on a stable state (manage from available or a failure), is
@@ -35,14 +37,16 @@ import {
   resumeImageWaits,
   timeoutCallbacks,
 } from './flows/deploy.ts';
-import { inspectHooks, planInspect } from './flows/inspect.ts';
+import { type InspectionStores, inspectHooks, planInspect } from './flows/inspect.ts';
 import { refuseRescue } from './flows/rescue.ts';
 import { FlowRunner, type Plan } from './flows/runner.ts';
 import { type ProvisionSettings, provisionSettingsFromEnv } from './flows/settings.ts';
 import { type FlowState, PROVISION_KIND } from './flows/steps.ts';
 import { planUndeploy, undeployHooks } from './flows/undeploy.ts';
 
+export { cleansWithRamdisk, manualCleanNeedsRamdisk } from './flows/clean.ts';
 export { type DeployInputs, rendersBootFiles, usesCallback } from './flows/deploy.ts';
+export { type InspectionStores, inspectsInBand } from './flows/inspect.ts';
 export {
   DEPLOY_CALLBACK_TIMEOUT_SECONDS,
   IMAGE_WAIT_TIMEOUT_SECONDS,
@@ -59,15 +63,15 @@ export {
 } from './flows/steps.ts';
 
 /** Each flow's own part, by `FlowState.flow`. */
-const FLOW_HOOKS = {
+const flowHooks = (now: () => Date, stores?: InspectionStores) => ({
   verify: verifyHooks,
   clean: cleanHooks,
   'manual-clean': cleanHooks,
   deploy: deployHooks,
   undeploy: undeployHooks,
-  inspect: inspectHooks,
+  inspect: inspectHooks(stores, now),
   // adopt: the default failure message (`adopt: <step> failed`), nothing more.
-};
+});
 
 interface Started {
   readonly node: Node;
@@ -86,13 +90,29 @@ export class Provisioner {
    * at each tick call (test/integration/provision.test.ts changes
    * `METALPLANE_DEPLOY_CALLBACK_TIMEOUT` after its stack is built).
    */
-  constructor(conductor: Conductor, newId: () => string, settings?: ProvisionSettings) {
+  constructor(
+    conductor: Conductor,
+    newId: () => string,
+    settings?: ProvisionSettings,
+    stores?: InspectionStores,
+  ) {
     this.#conductor = conductor;
-    this.#run = new FlowRunner(conductor, newId, FLOW_HOOKS);
-    this.#settings = settings;
-    conductor.onTaskFinished(PROVISION_KIND, (node, task, command, at) =>
-      this.#run.stepFinished(node, task, command, at),
+    this.#run = new FlowRunner(
+      conductor,
+      newId,
+      flowHooks(() => conductor.now(), stores),
     );
+    this.#settings = settings;
+    conductor.onTaskFinished(
+      PROVISION_KIND,
+      (node, task, command, at, prepared) => this.#run.stepFinished(node, task, command, at, prepared),
+      this.#run.preparer(),
+    );
+  }
+
+  /** The flows' settings now (timeouts, automated cleaning). */
+  settings(): ProvisionSettings {
+    return this.#currentSettings();
   }
 
   /**
@@ -196,19 +216,20 @@ export class Provisioner {
     // is a transition alone: nothing for the agent to do.
     if (isStable(request.next.provision_state)) return undefined;
     const base = { index: 0, user };
+    const settings = this.#currentSettings();
     switch (request.action) {
       case 'manage':
         return { flow: planVerify(base) };
       case 'provide':
-        return { flow: planProvide(base) };
+        return { flow: planProvide(node, base, inputs, settings, now) };
       case 'clean':
-        return { flow: planManualClean(base, request.cleanSteps) };
+        return { flow: planManualClean(node, base, request.cleanSteps, inputs, settings, now) };
       case 'adopt':
         return { flow: planAdopt(base) };
       case 'inspect':
-        return planInspect(base);
+        return planInspect(node, base, inputs, settings, now);
       case 'undeploy':
-        return { flow: planUndeploy(node, base) };
+        return { flow: planUndeploy(node, base, inputs, settings, now) };
       case 'deploy':
       case 'rebuild':
         return planDeploy(node, base, inputs, now);

@@ -19,12 +19,21 @@ import type { ImageRepository } from '../adapters/dynamo/image-repository.ts';
 import type { VersionedNode } from '../adapters/dynamo/node-repository.ts';
 import type { PortRepository } from '../adapters/dynamo/port-repository.ts';
 import type { CommandRecord } from '../domain/commands/command.ts';
+import { invalid } from '../domain/errors.ts';
+import { unsupported } from '../domain/hardware/generic.ts';
+import type { Node } from '../domain/nodes/node.ts';
 import type { BootDeviceRequest, PowerRequest } from '../domain/power/power.ts';
 import type { ProvisionRequest } from '../domain/provisioning/request.ts';
 import type { Conductor } from './conductor.ts';
-import { deployInputs } from './deploy-inputs.ts';
+import { deployInputs, ramdiskInputs } from './deploy-inputs.ts';
 import { startBootDeviceChange, startBootDeviceRead, startPowerChange } from './power.ts';
-import { type Provisioner, rendersBootFiles } from './provision.ts';
+import {
+  cleansWithRamdisk,
+  inspectsInBand,
+  manualCleanNeedsRamdisk,
+  type Provisioner,
+  rendersBootFiles,
+} from './provision.ts';
 
 export interface ConductorServiceDeps {
   readonly conductor: Conductor;
@@ -82,10 +91,38 @@ export class ConductorService {
     request: ProvisionRequest,
     user: string | null,
   ): Promise<void> {
+    const node = found.node;
     const deploys = request.action === 'deploy' || request.action === 'rebuild';
-    const inputs =
-      deploys && rendersBootFiles(found.node) ? await deployInputs(found.node, this.#deps) : undefined;
+    if (request.action === 'inspect' && node.inspect_interface === 'no-inspect') {
+      // Ironic: the inspect interface's validation, UnsupportedDriverExtension (400).
+      throw invalid(unsupported(node, 'inspect'));
+    }
+    const inputs = deploys
+      ? rendersBootFiles(node)
+        ? await deployInputs(node, this.#deps)
+        : undefined
+      : this.#bootsRamdisk(node, request)
+        ? await ramdiskInputs(node, this.#deps)
+        : undefined;
     await this.#deps.provisioner.start(found, request, user, inputs);
+  }
+
+  /** Whether the request's flow boots the Metalplane ramdisk (its inputs are read first). */
+  #bootsRamdisk(node: Node, request: ProvisionRequest): boolean {
+    switch (request.action) {
+      case 'inspect':
+        return inspectsInBand(node);
+      case 'provide':
+        return (
+          node.provision_state === 'manageable' && cleansWithRamdisk(node, this.#deps.provisioner.settings())
+        );
+      case 'undeploy':
+        return cleansWithRamdisk(node, this.#deps.provisioner.settings());
+      case 'clean':
+        return manualCleanNeedsRamdisk(node, request.cleanSteps);
+      default:
+        return false;
+    }
   }
 
   /** `POST /v1/nodes/{node}/commands`: an action for the node's site agent, outside any task. */

@@ -26,56 +26,15 @@ import { RamdiskSessions } from '../../agent/ramdisk/sessions.ts';
 import { Journal, type Report, writeCredential } from '../../agent/state.ts';
 import { testConfig } from '../../agent/testing/agent-process.ts';
 import type { Command } from '../../protocol/messages.ts';
-import {
-  type Inventory,
-  type RamdiskAnswer,
-  type RamdiskRequest,
-  type RamdiskStep,
-  validateRamdiskAnswer,
-  validateRamdiskRequest,
-} from '../../protocol/ramdisk.ts';
+import type { Inventory } from '../../protocol/ramdisk.ts';
+import { fakeInventory, kernelParamsOf, FakeRamdisk as SharedFakeRamdisk } from '../support/fake-ramdisk.ts';
 
 const NODE = '1be26c0b-03f2-4d2e-ae87-c02d7f33c123';
 const OTHER = '2ce26c0b-03f2-4d2e-ae87-c02d7f33c124';
 const IMAGE = '0d7c1f3a-2b4e-4f60-8a9b-c1d2e3f40516';
 const MAC = '52:54:00:00:00:01';
 
-const INVENTORY: Inventory = {
-  cpu: {
-    model_name: 'QEMU Virtual CPU',
-    frequency: '2400',
-    count: 4,
-    architecture: 'x86_64',
-    flags: ['sse2'],
-    socket_count: 1,
-  },
-  memory: { total: 8 * 1024 ** 3, physical_mb: 8192 },
-  disks: [
-    {
-      name: '/dev/vda',
-      model: null,
-      size: 20 * 1024 ** 3,
-      rotational: false,
-      wwn: null,
-      serial: 'abc',
-      vendor: null,
-      by_path: null,
-    },
-  ],
-  interfaces: [
-    {
-      name: 'eth0',
-      mac_address: MAC,
-      ipv4_address: '10.0.0.20',
-      has_carrier: true,
-      driver: 'virtio_net',
-      speed_mbps: 1000,
-    },
-  ],
-  system_vendor: { product_name: 'Standard PC', serial_number: null, manufacturer: 'QEMU' },
-  boot: { current_boot_mode: 'bios', pxe_interface: MAC },
-  hostname: null,
-};
+const INVENTORY: Inventory = fakeInventory(MAC);
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -169,90 +128,17 @@ async function site() {
 /** What a ramdisk reads from /proc/cmdline: here the kernel line of the iPXE script it was booted by. */
 async function kernelParams(httpBaseUrl: string): Promise<Map<string, string>> {
   const script = await (await fetch(`${httpBaseUrl}/${ipxeScriptPath(MAC)}`)).text();
-  const line = script.split('\n').find((l) => l.startsWith('kernel '));
-  if (!line) throw new Error(`no kernel line in\n${script}`);
-  const params = new Map<string, string>();
-  for (const word of line
-    .replace(/ \|\| goto retry$/, '')
-    .split(' ')
-    .slice(2)) {
-    const eq = word.indexOf('=');
-    if (eq > 0) params.set(word.slice(0, eq), word.slice(eq + 1));
-  }
+  const params = kernelParamsOf(script);
+  if (!params) throw new Error(`no kernel line in\n${script}`);
   return params;
 }
 
-/** A fake Metalplane ramdisk: the protocol's client side, over HTTP. */
-class FakeRamdisk {
-  session: string | undefined;
-  readonly ran: RamdiskStep[] = [];
-  #timer: NodeJS.Timeout | undefined;
-  readonly url: string;
-  readonly run: (
-    step: RamdiskStep,
-  ) => { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; error: string };
-
-  constructor(url: string, run: FakeRamdisk['run']) {
-    this.url = url;
-    this.run = run;
-  }
-
-  async send(message: RamdiskRequest): Promise<{ status: number; answer: RamdiskAnswer }> {
-    expect(validateRamdiskRequest(message)).toBe(true);
-    const res = await fetch(this.url, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(message),
-    });
-    const answer = (await res.json()) as RamdiskAnswer;
-    expect(validateRamdiskAnswer(answer)).toBe(true);
-    return { status: res.status, answer };
-  }
-
-  async hello(token: string): Promise<number> {
-    const { status, answer } = await this.send({
-      v: 1,
-      type: 'hello',
-      token,
-      version: 'fake-1',
-      boot_mac: MAC,
-    });
-    if (answer.type !== 'hello') return status;
-    this.session = answer.session;
-    // Heartbeats faster than asked, as a test can afford.
-    this.#timer = setInterval(() => void this.beat(), Math.min(50, answer.heartbeat_interval_s * 1000));
+/** The shared fake ramdisk, stopped after each test. */
+class FakeRamdisk extends SharedFakeRamdisk {
+  override async hello(token: string): Promise<number> {
+    const status = await super.hello(token);
     cleanups.push(() => this.stop());
     return status;
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
-  }
-
-  async beat(): Promise<void> {
-    const session = this.session as string;
-    const { answer } = await this.send({ v: 1, type: 'heartbeat', session });
-    if (answer.type !== 'heartbeat') return;
-    for (const step of answer.steps) {
-      this.ran.push(step);
-      await this.send({
-        v: 1,
-        type: 'log',
-        session,
-        lines: [
-          {
-            at: new Date().toISOString(),
-            level: 'info',
-            message: `running ${step.name}`,
-            step: step.id,
-            progress: 0,
-          },
-        ],
-      });
-      const outcome = this.run(step);
-      const { status } = await this.send({ v: 1, type: 'result', session, step: step.id, ...outcome });
-      expect(status).toBe(200);
-    }
   }
 }
 

@@ -223,6 +223,8 @@ describe('the conductor sends catalog actions only', () => {
       'management.set_boot_device',
       'power.get',
       'power.set',
+      'ramdisk.run_step',
+      'ramdisk.wait',
     ]);
   });
 

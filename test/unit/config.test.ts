@@ -68,6 +68,9 @@ describe('readConfig', () => {
     expect(config.provisioning).toEqual({
       callbackTimeoutSeconds: DEPLOY_CALLBACK_TIMEOUT_SECONDS,
       imageWaitTimeoutSeconds: IMAGE_WAIT_TIMEOUT_SECONDS,
+      ramdiskWaitTimeoutSeconds: 1800,
+      automatedClean: true,
+      eraseDevices: false,
     });
     expect(config.forcePowerStateDuringSync).toBe(false);
     expect(config.images).toEqual({
@@ -117,7 +120,7 @@ describe('readConfig', () => {
     expect(config.localStack).toBe(true);
     expect(config.auth).toEqual({ strategy: 'noauth', rateLimit: null });
     expect(config.audit.retentionDays).toBe(7);
-    expect(config.provisioning).toEqual({ callbackTimeoutSeconds: 0.5, imageWaitTimeoutSeconds: 60 });
+    expect(config.provisioning).toMatchObject({ callbackTimeoutSeconds: 0.5, imageWaitTimeoutSeconds: 60 });
     expect(config.forcePowerStateDuringSync).toBe(true);
     expect(config.images).toEqual({ inlineVerifyBytes: 0, s3ForcePathStyle: true });
   });

@@ -82,6 +82,13 @@ export type WriteOp =
       readonly type: 'join';
       readonly ledger: LedgerRef;
       readonly member?: string;
+      /** Several members at once (one transaction cannot update the ledger twice). */
+      readonly members?: readonly string[];
+      /**
+       * The parent is written in the same transaction (conditionally, at its version): no
+       * separate check of its existence (one transaction cannot touch an item twice).
+       */
+      readonly parentWritten?: boolean;
       readonly onMissing: DomainError;
       readonly onClosed: DomainError;
     }
@@ -348,27 +355,33 @@ export class InventoryStore extends TableRepository {
   private transactItems(op: WriteOp): Step[] {
     const TableName = this.table;
     switch (op.type) {
-      case 'join':
-        return [
-          {
-            item: {
-              ConditionCheck: {
-                TableName,
-                Key: itemKey(op.ledger.kind, op.ledger.id),
-                ConditionExpression: 'attribute_exists(pk)',
+      case 'join': {
+        const members = op.members ?? (op.member ? [op.member] : undefined);
+        const parentCheck: Step[] = op.parentWritten
+          ? []
+          : [
+              {
+                item: {
+                  ConditionCheck: {
+                    TableName,
+                    Key: itemKey(op.ledger.kind, op.ledger.id),
+                    ConditionExpression: 'attribute_exists(pk)',
+                  },
+                },
+                onConflict: op.onMissing,
               },
-            },
-            onConflict: op.onMissing,
-          },
+            ];
+        return [
+          ...parentCheck,
           {
             item: {
               Update: {
                 TableName,
                 Key: ledgerKey(op.ledger),
-                UpdateExpression: op.member ? 'ADD members :member' : 'ADD #count :one',
+                UpdateExpression: members ? 'ADD members :member' : 'ADD #count :one',
                 ConditionExpression: 'attribute_not_exists(closing)',
-                ...(op.member
-                  ? { ExpressionAttributeValues: { ':member': new Set([op.member]) } }
+                ...(members
+                  ? { ExpressionAttributeValues: { ':member': new Set(members) } }
                   : {
                       ExpressionAttributeNames: { '#count': 'count' },
                       ExpressionAttributeValues: { ':one': 1 },
@@ -378,6 +391,7 @@ export class InventoryStore extends TableRepository {
             onConflict: op.onClosed,
           },
         ];
+      }
       case 'leave':
         return [
           {

@@ -8,7 +8,7 @@
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { conflict, DomainError, notFound } from '../../domain/errors.ts';
-import type { InventoryStore } from './inventory-store.ts';
+import type { InventoryStore, WriteOp } from './inventory-store.ts';
 import { VersionedRecords } from './versioned-repository.ts';
 
 export const NODE_INVENTORY_KIND = 'node_inventory';
@@ -43,8 +43,10 @@ export const nodeInventoryMissing = (nodeUuid: string) =>
 
 export class NodeInventoryRepository {
   private readonly records: VersionedRecords<InventoryRecord>;
+  private readonly store: InventoryStore;
 
   constructor(store: InventoryStore) {
+    this.store = store;
     this.records = new VersionedRecords(store, {
       kind: NODE_INVENTORY_KIND,
       id: (record) => record.node_uuid,
@@ -76,6 +78,14 @@ export class NodeInventoryRepository {
    * be being deleted). Refused (413) when it is more than a record holds compressed.
    */
   async put(nodeUuid: string, data: InspectionData, now: string): Promise<void> {
+    await this.store.write(await this.putOps(nodeUuid, data, now));
+  }
+
+  /**
+   * The ops of `put` (read the current record, then create or replace it at its version),
+   * for a caller's transaction; throws as `put` does when the data is too large.
+   */
+  async putOps(nodeUuid: string, data: InspectionData, now: string): Promise<WriteOp[]> {
     const json = JSON.stringify({ inventory: data.inventory, plugin_data: data.plugin_data });
     const raw = Buffer.from(json, 'utf8');
     const compressed = gzipSync(raw);
@@ -94,8 +104,7 @@ export class NodeInventoryRepository {
       data: new Uint8Array(compressed),
       size: raw.length,
     };
-    if (found) await this.records.update(found.doc, record, found.version);
-    else await this.records.create(record);
+    return found ? this.records.replaceOps(found.doc, record, found.version) : this.records.createOps(record);
   }
 
   /** Deletes the node's inspection data; none is no error. */

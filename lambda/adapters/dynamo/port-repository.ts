@@ -89,6 +89,21 @@ export class PortRepository {
     await this.records.delete(port, version);
   }
 
+  /** The ops of `create` (the port, its MAC claim, its node's ledger), for a caller's transaction. */
+  createOps(port: Port): WriteOp[] {
+    return this.records.createOps(port);
+  }
+
+  /** The ops of `update`, for a caller's transaction. */
+  replaceOps(before: Port, after: Port, version: number): WriteOp[] {
+    return this.records.replaceOps(before, after, version);
+  }
+
+  /** The ops of `delete` (the port, its MAC, its place in its node's ledger), for a caller's transaction. */
+  deleteOps(port: Port, version: number): WriteOp[] {
+    return this.records.deleteOps(port, version);
+  }
+
   async list(query: PortListQuery): Promise<PortPage> {
     if (query.address !== undefined) return this.listByAddress(query);
     const after = await this.records.position(query.markerUuid);

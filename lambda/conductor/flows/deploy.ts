@@ -51,7 +51,8 @@ export function usesCallback(node: Node): boolean {
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
-function bootMode(node: Node): BootMode {
+/** The node's boot mode: its instance's, its capabilities', or its own (bios by default). */
+export function bootMode(node: Node): BootMode {
   const fromInstance = node.instance_info.deploy_boot_mode ?? node.instance_info.boot_mode;
   if (fromInstance === 'uefi' || fromInstance === 'bios') return fromInstance;
   const caps = node.properties.capabilities;

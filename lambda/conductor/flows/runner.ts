@@ -14,7 +14,7 @@ import { errorRecord, transitionRecord } from '../../domain/history/history.ts';
 import type { JsonObject, Node, NodeTask } from '../../domain/nodes/node.ts';
 import { advance, type ProvisionPosition } from '../../domain/provisioning/machine.ts';
 import type { ProvisionEvent, ProvisionState, StableState } from '../../domain/provisioning/states.ts';
-import type { Conductor, TaskResult, TaskStep } from '../conductor.ts';
+import type { Conductor, TaskPreparer, TaskResult, TaskStep } from '../conductor.ts';
 import { type FlowState, type StepName, stepCommand, stepInterface } from './steps.ts';
 
 /** A node change and its writes in the same transaction (history events). */
@@ -37,6 +37,22 @@ export interface FlowHooks {
   readonly shows?: 'deploy_step' | 'clean_step';
   /** After the flow's `finish` events: what else its end changes (may fire more events). */
   finished?(node: Node, flow: FlowState, at: string, run: FlowRunner): Changed;
+  /** The actions whose results `prepare` reads for (before the node's conditional write). */
+  readonly prepareFor?: readonly string[];
+  /** Reads what `stepSucceeded` needs beyond the node (the node's ports ...), asynchronously. */
+  prepare?(node: Node, flow: FlowState, step: StepName | undefined, command: CommandRecord): Promise<unknown>;
+  /**
+   * A step succeeded: what its result changes (undefined: nothing; a string: the flow
+   * fails with it). `prepared` is what `prepare` answered, or the Error it threw.
+   */
+  stepSucceeded?(
+    node: Node,
+    flow: FlowState,
+    step: StepName | undefined,
+    command: CommandRecord,
+    prepared: unknown,
+    at: string,
+  ): Changed | string | undefined;
 }
 
 export class FlowRunner {
@@ -156,8 +172,28 @@ export class FlowRunner {
     return undefined;
   }
 
+  /** The conductor's preparer of finished steps: the flow's `prepare`, for the actions it names. */
+  preparer(): TaskPreparer {
+    const actions = new Set(Object.values(this.#hooks).flatMap((hooks) => hooks.prepareFor ?? []));
+    return {
+      wants: (command) => command.status === 'succeeded' && actions.has(command.action),
+      prepare: async (node, task, command) => {
+        const flow = task.args as unknown as FlowState;
+        const hooks = this.#hooks[flow.flow];
+        if (!hooks?.prepare || !hooks.prepareFor?.includes(command.action)) return undefined;
+        return hooks.prepare(node, flow, flow.steps[flow.index], command);
+      },
+    };
+  }
+
   /** The conductor's handler of a finished step: the flow goes on, or fails. */
-  stepFinished(node: Node, task: NodeTask, command: CommandRecord, at: string): TaskResult {
+  stepFinished(
+    node: Node,
+    task: NodeTask,
+    command: CommandRecord,
+    at: string,
+    prepared?: unknown,
+  ): TaskResult {
     const flow = task.args as unknown as FlowState;
     let current = node;
     if (actionSpec(command.action)?.family === 'power') {
@@ -169,12 +205,28 @@ export class FlowRunner {
       const failure = this.#hooks[flow.flow]?.failure(step) ?? `${flow.flow}: ${step} failed`;
       return this.fail(current, `${failure}: ${command.error ?? `command ${command.status}`}`, at);
     }
-    return this.continue(current, { ...flow, index: flow.index + 1 }, at);
+    const hooks = this.#hooks[flow.flow];
+    const step = flow.steps[flow.index];
+    const applied = hooks?.stepSucceeded?.(current, flow, step, command, prepared, at);
+    if (typeof applied === 'string') {
+      const failure = hooks?.failure(step ?? command.action) ?? `${flow.flow}: ${step} failed`;
+      return this.fail(current, `${failure}: ${applied}`, at);
+    }
+    const next = this.continue(applied?.node ?? current, { ...flow, index: flow.index + 1 }, at);
+    return applied ? { ...next, ops: [...applied.ops, ...(next.ops ?? [])] } : next;
   }
 
   /** Runs the flow from `flow.index`: the next command, or the finish. */
   continue(node: Node, flow: FlowState, at: string): TaskResult {
     const next = this.nextCommand(node, flow);
+    // A machine event due before a step (undeploy: deleting → cleaning), when the flow reaches it.
+    const due = flow.fireAt;
+    if (due && flow.index <= due.index && (next ? next.flow.index >= due.index : true)) {
+      const fired = this.fire(node, due.event, at, flow.user, {});
+      const { fireAt: _fired, ...rest } = flow;
+      const after = this.continue(fired.node, rest, at);
+      return { ...after, ops: [...fired.ops, ...(after.ops ?? [])] };
+    }
     if (next) {
       return {
         node: this.enterState(

@@ -32,6 +32,12 @@ export const STEP_NAMES = [
   'clean_boot',
   'boot_device_pxe',
   'boot_device_disk',
+  // The Metalplane ramdisk (inspection, cleaning): boot it, wait for its hello, run its steps.
+  'prepare_ramdisk',
+  'ramdisk_wait',
+  'ramdisk_inspect',
+  'erase_devices_metadata',
+  'erase_devices',
 ] as const;
 /** One step of a flow: its name and (`stepCommand`) its command. */
 export type StepName = (typeof STEP_NAMES)[number];
@@ -57,7 +63,18 @@ export interface FlowState {
   readonly stepArgs?: readonly JsonObject[];
   /** The deploy's single-use callback token (its SHA-256 is on the node; internal, never shown). */
   readonly callbackToken?: string;
+  /** How long `ramdisk_wait` waits for the ramdisk's hello (seconds), set when the flow is planned. */
+  readonly ramdiskWaitSeconds?: number;
+  /** Fire this machine event before running the step at `index` (undeploy: deleting → cleaning). */
+  readonly fireAt?: { readonly index: number; readonly event: ProvisionEvent };
 }
+
+/** Deadlines of the ramdisk's steps (seconds): an inventory is quick, erasing every disk is not. */
+const RAMDISK_STEP_DEADLINES = {
+  inspect: 600,
+  erase_devices_metadata: 1800,
+  erase_devices: 12 * 3600,
+} as const;
 
 /** The agent command of a step (undefined: the step does nothing for this node). */
 export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskStep | undefined {
@@ -100,12 +117,34 @@ export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskSt
     }
     case 'clean_boot':
       return step('boot.clean', { node_uuid: node.uuid });
+    case 'prepare_ramdisk': {
+      const boot = flow.boot ?? ({} as DeployBoot);
+      return step('boot.prepare', { node_uuid: node.uuid, ...boot, metalplane_ramdisk: true });
+    }
+    case 'ramdisk_wait':
+      return step('ramdisk.wait', { node_uuid: node.uuid }, Math.ceil(flow.ramdiskWaitSeconds ?? 1800));
+    case 'ramdisk_inspect':
+      return step(
+        'ramdisk.run_step',
+        { node_uuid: node.uuid, step: 'inspect', step_args: {} },
+        RAMDISK_STEP_DEADLINES.inspect,
+      );
+    case 'erase_devices_metadata':
+    case 'erase_devices':
+      return step(
+        'ramdisk.run_step',
+        { node_uuid: node.uuid, step: name, step_args: {} },
+        RAMDISK_STEP_DEADLINES[name],
+      );
   }
 }
 
 /** The interface a step belongs to (as Ironic shows it in `deploy_step`/`clean_step`). */
 export function stepInterface(step: StepName): string {
-  if (step === 'prepare_boot' || step === 'clean_boot') return 'boot';
+  if (step === 'prepare_boot' || step === 'clean_boot' || step === 'prepare_ramdisk') return 'boot';
+  if (step === 'ramdisk_wait' || step === 'erase_devices_metadata' || step === 'erase_devices')
+    return 'deploy';
+  if (step === 'ramdisk_inspect') return 'inspect';
   if (step.startsWith('boot_device') || step === 'read_boot_device') return 'management';
   return 'power';
 }
