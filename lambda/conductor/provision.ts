@@ -63,13 +63,13 @@ export {
 } from './flows/steps.ts';
 
 /** Each flow's own part, by `FlowState.flow`. */
-const flowHooks = (now: () => Date, stores?: InspectionStores) => ({
+const flowHooks = (now: () => Date, newId: () => string, stores?: InspectionStores) => ({
   verify: verifyHooks,
   clean: cleanHooks,
   'manual-clean': cleanHooks,
   deploy: deployHooks,
   undeploy: undeployHooks,
-  inspect: inspectHooks(stores, now),
+  inspect: inspectHooks(stores, now, newId),
   // adopt: the default failure message (`adopt: <step> failed`), nothing more.
 });
 
@@ -100,7 +100,7 @@ export class Provisioner {
     this.#run = new FlowRunner(
       conductor,
       newId,
-      flowHooks(() => conductor.now(), stores),
+      flowHooks(() => conductor.now(), newId, stores),
     );
     this.#settings = settings;
     conductor.onTaskFinished(

@@ -17,14 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Channel } from '../../agent/channel.ts';
-import { ImageManager, type ImageManagerOptions } from '../../agent/images/manager.ts';
+import type { ImageManagerOptions } from '../../agent/images/manager.ts';
 import { PrepareError, prepareDisk } from '../../agent/images/prepare.ts';
-import { createLogger } from '../../agent/log.ts';
 import { waitFor } from '../../agent/testing/agent-process.ts';
-import { FakeControlPlane } from '../../agent/testing/fake-control-plane.ts';
+import type { FakeControlPlane } from '../../agent/testing/fake-control-plane.ts';
 import type { DiskImageFormat, ImageAssignment, ImageReport } from '../../protocol/messages.ts';
 import { type ChannelStack, startChannel } from '../support/channel.ts';
+import { startImageRig } from '../support/image-rig.ts';
 import { ImageBucket } from '../support/s3-images.ts';
 
 const MiB = 1024 * 1024;
@@ -180,57 +179,14 @@ describe('the catalog: kind disk', () => {
 });
 
 describe('site preparation', () => {
-  async function rig(
+  /** Retries far apart: a failure stays visible until the test looks. */
+  const rig = (
     images: FakeControlPlane['images'],
     options: Partial<ImageManagerOptions> & { s3: ImageBucket; dir?: string },
-  ) {
-    const cp = await new FakeControlPlane({ images, imagesPageSize: 20 }).start();
-    cleanups.push(() => cp.close());
-    const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'metalplane-disk-'));
-    if (!options.dir) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const logs: string[] = [];
-    const log = createLogger({ level: 'debug', write: (line) => logs.push(line) });
-    let manager!: ImageManager;
-    const channel = new Channel({
-      url: cp.url,
-      websocketUrl: cp.websocketUrl,
-      transport: 'websocket',
-      credential: cp.credential,
-      hostname: 'test-agent',
-      drivers: ['fake-hardware'],
-      heartbeatIntervalMs: 1000,
-      pollWaitSeconds: 1,
-      reconnect: {
-        initialDelayMs: 50,
-        maxDelayMs: 500,
-        websocketFailuresBeforePolling: 3,
-        websocketRetryIntervalMs: 60_000,
-      },
-      log,
-      capacity: () => 0,
-      onCommands: () => {},
-      onImages: (msg) => manager.onImages(msg),
-      onImagesWake: () => manager.onWake(),
-      onUp: () => manager.onConnected(),
-    });
-    manager = new ImageManager({
-      dir,
-      send: (msg) => channel.send(msg),
-      log,
-      retryInitialMs: 60_000,
-      retryMaxMs: 60_000,
-      reportIntervalMs: 200,
-      ...options,
-    });
-    manager.start();
-    channel.start();
-    const stop = async () => {
-      await manager.stop();
-      await channel.stop();
-    };
-    cleanups.push(stop);
-    return { cp, manager, dir, logs, stop };
-  }
+  ) => {
+    const { s3: _s3, ...rest } = options;
+    return startImageRig(images, cleanups, { retryInitialMs: 60_000, retryMaxMs: 60_000, ...rest });
+  };
 
   const leftovers = (dir: string) =>
     readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter(

@@ -19,12 +19,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { Channel } from '../../agent/channel.ts';
-import { ImageManager, type ImageManagerOptions } from '../../agent/images/manager.ts';
-import { createLogger } from '../../agent/log.ts';
+import type { ImageManager, ImageManagerOptions } from '../../agent/images/manager.ts';
 import { waitFor } from '../../agent/testing/agent-process.ts';
-import { FakeControlPlane } from '../../agent/testing/fake-control-plane.ts';
+import type { FakeControlPlane } from '../../agent/testing/fake-control-plane.ts';
 import type { ImageAssignment } from '../../protocol/messages.ts';
+import { startImageRig } from '../support/image-rig.ts';
 import { ImageBucket } from '../support/s3-images.ts';
 
 const MiB = 1024 * 1024;
@@ -45,52 +44,10 @@ async function rig(
   images: FakeControlPlane['images'],
   options: Partial<ImageManagerOptions> & { pageSize?: number; dir?: string; s3?: ImageBucket } = {},
 ): Promise<Rig> {
-  const s3 = options.s3 ?? (await ImageBucket.create(inject('awsEndpoint')));
-  if (!options.s3) cleanups.push(() => s3.close());
-  const cp = await new FakeControlPlane({ images, imagesPageSize: options.pageSize ?? 20 }).start();
-  cleanups.push(() => cp.close());
-  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'metalplane-images-'));
-  if (!options.dir) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const logs: string[] = [];
-  const log = createLogger({ level: 'debug', write: (line) => logs.push(line) });
-  let manager!: ImageManager;
-  const channel = new Channel({
-    url: cp.url,
-    websocketUrl: cp.websocketUrl,
-    transport: 'websocket',
-    credential: cp.credential,
-    hostname: 'test-agent',
-    drivers: ['fake-hardware'],
-    heartbeatIntervalMs: 1000,
-    pollWaitSeconds: 1,
-    reconnect: {
-      initialDelayMs: 50,
-      maxDelayMs: 500,
-      websocketFailuresBeforePolling: 3,
-      websocketRetryIntervalMs: 60_000,
-    },
-    log,
-    capacity: () => 0,
-    onCommands: () => {},
-    onImages: (msg) => manager.onImages(msg),
-    onImagesWake: () => manager.onWake(),
-    onUp: () => manager.onConnected(),
-  });
-  manager = new ImageManager({
-    dir,
-    send: (msg) => channel.send(msg),
-    log,
-    retryInitialMs: 300,
-    retryMaxMs: 1000,
-    reportIntervalMs: 200,
-    ...options,
-  });
-  manager.start();
-  channel.start();
-  cleanups.push(async () => {
-    await manager.stop();
-    await channel.stop();
-  });
+  const { s3: given, ...rest } = options;
+  const s3 = given ?? (await ImageBucket.create(inject('awsEndpoint')));
+  if (!given) cleanups.push(() => s3.close());
+  const { cp, manager, dir, logs } = await startImageRig(images, cleanups, rest);
   return { cp, s3, manager, dir, logs };
 }
 

@@ -18,7 +18,6 @@
  *
  * It stamps `inspection_started_at` when it starts and `inspection_finished_at` at its end.
  */
-import { randomUUID } from 'node:crypto';
 import type { WriteOp } from '../../adapters/dynamo/inventory-store.ts';
 import { MAX_TRANSACTION_ITEMS } from '../../adapters/dynamo/inventory-store.ts';
 import type { NodeInventoryRepository } from '../../adapters/dynamo/node-inventory-repository.ts';
@@ -184,6 +183,7 @@ async function prepareInspection(
   node: Node,
   command: CommandRecord,
   now: Date,
+  newId: () => string,
 ): Promise<PreparedInspection> {
   const inventory = checkInventory((command.result as JsonObject | null)?.inventory);
   const current = await portsOf(stores.ports, node.uuid);
@@ -205,7 +205,7 @@ async function prepareInspection(
       continue;
     }
     const port: Port = {
-      uuid: randomUUID(),
+      uuid: newId(),
       created_at: at,
       updated_at: null,
       address: wanted.address,
@@ -255,7 +255,11 @@ async function prepareInspection(
 }
 
 /** The inspect flow's hooks; `now` is the conductor's clock (the records' timestamps). */
-export function inspectHooks(stores: InspectionStores | undefined, now: () => Date): FlowHooks {
+export function inspectHooks(
+  stores: InspectionStores | undefined,
+  now: () => Date,
+  newId: () => string,
+): FlowHooks {
   return {
     failure: (step) => `Failed to inspect hardware: ${step} failed`,
     finished: (node, _flow, at) => ({ node: { ...node, inspection_finished_at: at }, ops: [] }),
@@ -263,7 +267,7 @@ export function inspectHooks(stores: InspectionStores | undefined, now: () => Da
     async prepare(node, _flow, step, command) {
       if (step !== 'ramdisk_inspect') return undefined;
       if (!stores) throw new Error('this control plane cannot store inspection data');
-      return prepareInspection(stores, node, command, now());
+      return prepareInspection(stores, node, command, now(), newId);
     },
     stepSucceeded(node, _flow, step, _command, prepared): Changed | string | undefined {
       if (step !== 'ramdisk_inspect') return undefined;
