@@ -478,6 +478,28 @@ export class Channel {
     return JSON.parse(body) as unknown;
   }
 
+  /**
+   * POSTs a JSON body to one of the control plane's agent routes over HTTPS with the
+   * credential: the status and parsed JSON body (null when empty); throws on any non-2xx.
+   */
+  async postJson(
+    path: string,
+    body: unknown,
+    timeoutMs = HTTP_TIMEOUT_MS,
+  ): Promise<{ status: number; body: unknown }> {
+    if (!path.startsWith('/v1/agent/')) throw new Error(`not an agent route: ${path}`);
+    const res = await this.#fetch(`${this.#o.url}${path}`, {
+      method: 'POST',
+      headers: this.#headers({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify(body),
+      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)]),
+    });
+    const text = await res.text();
+    if (!res.ok)
+      throw new HttpError(res.status, `POST ${path.split('?')[0]}: HTTP ${res.status} ${text.slice(0, 300)}`);
+    return { status: res.status, body: text.trim() ? (JSON.parse(text) as unknown) : null };
+  }
+
   /** `fetch`, with the answer's `Date` header fed to the clock. */
   async #fetch(url: string, init: RequestInit): Promise<Response> {
     const sentAt = Date.now();

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { Command } from '../protocol/messages.ts';
 import { bootActions } from './boot/actions.ts';
 import { CallbackTokens, callbackRoute, withCallbackUrls } from './boot/callback.ts';
+import { BootTree } from './boot/files.ts';
 import { withImagePins } from './boot/pins.ts';
 import { type BootServers, startBootServers } from './boot/serve.ts';
 import { Channel } from './channel.ts';
@@ -28,7 +29,9 @@ import { createLogger, errorMessage, type Logger } from './log.ts';
 import { listSiteNodes } from './power/nodes.ts';
 import { PowerSync } from './power/sync.ts';
 import { ramdiskActions, withRamdiskBoot } from './ramdisk/actions.ts';
+import { Discovery } from './ramdisk/discovery.ts';
 import { ramdiskRoute } from './ramdisk/endpoint.ts';
+import { FileGrants } from './ramdisk/file-grants.ts';
 import { RamdiskSessions } from './ramdisk/sessions.ts';
 import { Reporter } from './reporter.ts';
 import {
@@ -124,6 +127,33 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     maxSessions: config.ramdisk.maxSessions,
     log: log.child({ component: 'ramdisk' }),
   });
+  // Files granted to a node's ramdisk for one step (the deploy's image and config drive),
+  // served by the HTTP boot server; none without it.
+  const fileGrants = config.http.enabled
+    ? new FileGrants({ httpBaseUrl: nodesHttpUrl(config), log, sessions: ramdiskSessions })
+    : undefined;
+  // Discovery (ramdisk/discovery.ts): the site's setting, the fallback of boot.ipxe, the
+  // discovery token's sessions. `channel` and `images` are assigned below, before it starts.
+  const discoveryTree = new BootTree({
+    tftpRoot: config.tftp.root,
+    httpRoot: config.http.root,
+    manifestDir: join(config.stateDir, 'boot-manifests'),
+  });
+  const discovery = new Discovery({
+    sessions: ramdiskSessions,
+    log,
+    httpBaseUrl: nodesHttpUrl(config),
+    served: config.http.enabled,
+    writeHttp: (path, content) => discoveryTree.writeFile('http', path, content),
+    removeHttp: async (path) => (await discoveryTree.removeFile('http', path, null)) === 'removed',
+    hasImage: (uuid, role) => images?.path(uuid, role) !== undefined,
+    pin: (uuid, holder) => images?.pin(uuid, holder),
+    unpin: (uuid, holder) => images?.unpin(uuid, holder),
+    getJson: (path) => (channel ? channel.getJson(path) : Promise.reject(new Error('channel not started'))),
+    postJson: (path, body) =>
+      channel ? channel.postJson(path, body) : Promise.reject(new Error('channel not started')),
+    refreshIntervalMs: config.images.refreshIntervalMs,
+  });
   const driverContext: DriverContext = {
     log,
     ipmi: {
@@ -143,6 +173,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
             ...(config.boot.dhcpHostsDir ? { dhcpHostsDir: config.boot.dhcpHostsDir } : {}),
             imagesDir: config.images.dir,
             manifestDir: join(config.stateDir, 'boot-manifests'),
+            entryFallbackUrl: () => discovery.fallbackUrl(),
           }),
           ramdiskSessions,
           {
@@ -161,7 +192,9 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
   try {
     registry = createRegistry(config.drivers, driverContext, options.hardware);
     // Common actions (whatever the node's hardware type): the ramdisk talks to this agent.
-    for (const action of ramdiskActions(ramdiskSessions)) registry.registerAction(action);
+    // `images` is assigned below, before any command runs.
+    const writes = { grants: fileGrants, images: () => images };
+    for (const action of ramdiskActions(ramdiskSessions, writes)) registry.registerAction(action);
   } catch (error) {
     ramdiskSessions.close();
     await journal.close();
@@ -248,10 +281,14 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
         .catch((error) => log.warn('acknowledged result not recorded', { error: errorMessage(error) }));
     },
     onImages: (msg) => images?.onImages(msg),
-    onImagesWake: () => images?.onWake(),
+    onImagesWake: () => {
+      images?.onWake();
+      void discovery.refresh('wake');
+    },
     onUp: () => {
       void reporter.reconnected();
       images?.onConnected();
+      void discovery.refresh('connect');
     },
   });
 
@@ -307,11 +344,14 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
   // TFTP and HTTP boot servers (each off when the site serves its trees itself). The HTTP
   // one also takes the deploy callback and the Metalplane ramdisk's /ramdisk/v1.
   const callback = callbackRoute((message) => (channel as Channel).send(message), log, callbackTokens);
-  const ramdiskEndpoint = ramdiskRoute({ sessions: ramdiskSessions, log });
+  const ramdiskEndpoint = ramdiskRoute({ sessions: ramdiskSessions, log, discovery });
+  // Before the endpoint, which answers 404 for every other path under /ramdisk/.
+  const grantedFiles = fileGrants?.route() ?? (async () => false);
   try {
     boot = await startBootServers(config, {
       log,
-      extraRoutes: async (req, res) => (await ramdiskEndpoint(req, res)) || callback(req, res),
+      extraRoutes: async (req, res) =>
+        (await grantedFiles(req, res)) || (await ramdiskEndpoint(req, res)) || callback(req, res),
     });
   } catch (error) {
     ramdiskSessions.close();
@@ -335,6 +375,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
   });
   images?.start();
   channel.start();
+  discovery.start();
   const powerSync = config.powerSync.enabled
     ? new PowerSync({
         intervalMs: config.powerSync.intervalMs,
@@ -363,6 +404,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
       // After the sync and the commands: nothing uses a driver any more.
       registry.close();
       ramdiskSessions.close();
+      await discovery.stop();
       await images?.stop();
       const flushed = await reporter.flush(STOP_FLUSH_MS);
       if (!flushed) log.info('reports kept in the outbox for the next start', { outbox: reporter.length });

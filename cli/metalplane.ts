@@ -2,7 +2,8 @@
  * metalplane: the operator's command line for what the `baremetal` CLI does not cover —
  * for now the image catalog (docs/images.md).
  *
- *   metalplane image create NAME (--iso PATH | --kernel PATH [--ramdisk PATH] | --ramdisk PATH)
+ *   metalplane image create NAME (--iso PATH | --kernel PATH [--ramdisk PATH] | --ramdisk PATH
+ *                           | --disk PATH [--disk-format raw|raw+gzip|raw+zstd|qcow2])
  *                           [--description TEXT] [--label KEY=VALUE]... [--site SITE]...
  *   metalplane image upload NAME (same file options) [--parallel N] [--multipart] [--no-progress]
  *                           registers the image if needed, uploads, waits for the verification
@@ -23,7 +24,10 @@ import { pathToFileURL } from 'node:url';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 
-type Role = 'iso' | 'kernel' | 'ramdisk';
+type Role = 'iso' | 'kernel' | 'ramdisk' | 'disk';
+
+const DISK_FORMATS = ['raw', 'raw+gzip', 'raw+zstd', 'qcow2'] as const;
+type DiskFormat = (typeof DISK_FORMATS)[number];
 
 interface Connection {
   readonly url: string;
@@ -130,7 +134,7 @@ async function put(url: string, body: Buffer, headers: Record<string, string> = 
 function kindOf(files: readonly LocalFile[]): string {
   const roles = files.map((file) => file.role);
   if (roles.includes('kernel') && roles.includes('ramdisk')) return 'kernel+ramdisk';
-  if (roles.length !== 1) throw new InvalidArgumentError('give --iso, or --kernel and/or --ramdisk');
+  if (roles.length !== 1) throw new InvalidArgumentError('give --iso, --disk, or --kernel and/or --ramdisk');
   return roles[0] as string;
 }
 
@@ -138,15 +142,33 @@ interface FileOptions {
   iso?: string;
   kernel?: string;
   ramdisk?: string;
+  disk?: string;
+  diskFormat?: string;
+}
+
+/** A whole-disk image's format: as given, else from the file's name (.qcow2, .gz, .zst), else raw. */
+export function diskFormatOf(path: string, given?: string): DiskFormat {
+  if (given !== undefined) {
+    if (!(DISK_FORMATS as readonly string[]).includes(given))
+      throw new InvalidArgumentError(`--disk-format must be one of ${DISK_FORMATS.join(', ')}`);
+    return given as DiskFormat;
+  }
+  if (/\.qcow2$/i.test(path)) return 'qcow2';
+  if (/\.gz$/i.test(path)) return 'raw+gzip';
+  if (/\.zst$/i.test(path)) return 'raw+zstd';
+  return 'raw';
 }
 
 async function localFiles(options: FileOptions): Promise<LocalFile[]> {
-  if (options.iso && (options.kernel || options.ramdisk)) {
-    throw new InvalidArgumentError('an image is an ISO or a kernel/ramdisk, not both');
+  const kinds = [options.iso, options.disk, options.kernel ?? options.ramdisk].filter((v) => v !== undefined);
+  if (kinds.length > 1) {
+    throw new InvalidArgumentError('an image is an ISO, a whole disk or a kernel/ramdisk: one of them');
   }
-  const given = (['iso', 'kernel', 'ramdisk'] as const).filter((role) => options[role] !== undefined);
+  if (options.diskFormat !== undefined && options.disk === undefined)
+    throw new InvalidArgumentError('--disk-format goes with --disk');
+  const given = (['iso', 'kernel', 'ramdisk', 'disk'] as const).filter((role) => options[role] !== undefined);
   if (given.length === 0)
-    throw new InvalidArgumentError('give --iso PATH, or --kernel PATH and/or --ramdisk PATH');
+    throw new InvalidArgumentError('give --iso PATH, --disk PATH, or --kernel PATH and/or --ramdisk PATH');
   return Promise.all(
     given.map(async (role) => {
       const path = options[role] as string;
@@ -191,7 +213,7 @@ export function cliProgram(
     api: Connection,
     name: string,
     files: LocalFile[],
-    options: { description?: string; label?: string[]; site?: string[] },
+    options: { description?: string; label?: string[]; site?: string[]; diskFormat?: string },
   ): Promise<ImageView> => {
     const labels: Record<string, string> = {};
     for (const label of options.label ?? []) {
@@ -199,9 +221,11 @@ export function cliProgram(
       if (at <= 0) throw new InvalidArgumentError(`--label ${label}: use KEY=VALUE`);
       labels[label.slice(0, at)] = label.slice(at + 1);
     }
+    const disk = files.find((file) => file.role === 'disk');
     const created = await request(api, 'POST', '/v1/images', {
       name,
       kind: kindOf(files),
+      ...(disk ? { disk_format: diskFormatOf(disk.path, options.diskFormat) } : {}),
       files: files.map(({ role, size, sha256 }) => ({ role, size, sha256 })),
       ...(options.description !== undefined ? { description: options.description } : {}),
       ...(Object.keys(labels).length > 0 ? { labels } : {}),
@@ -215,6 +239,11 @@ export function cliProgram(
       .option('--iso <path>', 'an ISO image')
       .option('--kernel <path>', 'a kernel')
       .option('--ramdisk <path>', 'a ramdisk (initrd)')
+      .option('--disk <path>', 'a whole-disk image (the direct deploy writes it to the root device)')
+      .option(
+        '--disk-format <format>',
+        `the whole-disk image's format: ${DISK_FORMATS.join(', ')} (default: from its name)`,
+      )
       .option('--description <text>', 'description')
       .option('--label <key=value>', 'a label (repeatable)', collect)
       .option('--site <site>', 'a site that holds it (repeatable; default: every site)', collect);

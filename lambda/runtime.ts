@@ -21,6 +21,7 @@ import { ConnectionNotifier } from './adapters/connection-notifier.ts';
 import { documentClient, tableFromEnv } from './adapters/dynamo/client.ts';
 import { CommandRepository } from './adapters/dynamo/command-repository.ts';
 import { ConnectionRepository } from './adapters/dynamo/connection-repository.ts';
+import { DeployTemplateRepository } from './adapters/dynamo/deploy-template-repository.ts';
 import { ImageRepository } from './adapters/dynamo/image-repository.ts';
 import { InventoryStore } from './adapters/dynamo/inventory-store.ts';
 import { NodeInventoryRepository } from './adapters/dynamo/node-inventory-repository.ts';
@@ -187,6 +188,8 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
     commands,
     images: provisioning.images,
     ports: provisioning.ports,
+    templates: new DeployTemplateRepository(store),
+    sites: new SiteRepository(store),
   });
   return {
     queue,

@@ -23,6 +23,7 @@ import {
   type RamdiskStepArgs,
   type RamdiskStepName,
   type RamdiskStepResults,
+  type RootDeviceHints,
 } from './ramdisk.ts';
 
 // --- values ------------------------------------------------------------------------
@@ -133,6 +134,31 @@ export interface RamdiskRunStepArgs<N extends RamdiskStepName = RamdiskStepName>
 export interface RamdiskWaitArgs extends Routed {
   node_uuid: string;
 }
+/**
+ * `ramdisk.write_image`: the node's ramdisk writes a whole-disk image (a Metalplane image
+ * of kind `disk` the site holds) onto its root device. The agent serves the site's
+ * prepared file (raw or raw+gzip) to this node's session alone and gives the ramdisk its
+ * URL and SHA-256 (`write_image` in protocol/ramdisk.ts).
+ */
+export interface RamdiskWriteImageArgs extends Routed {
+  node_uuid: string;
+  /** The Metalplane image (kind `disk`): its UUID. */
+  image_uuid: string;
+  /** Ironic's root device hints (`properties.root_device`). */
+  root_device?: RootDeviceHints;
+}
+/**
+ * `ramdisk.write_configdrive`: the node's ramdisk appends a config drive partition to its
+ * root device. `configdrive` is Ironic's: a gzipped, base64-encoded ISO 9660 (or vfat)
+ * image, or the JSON form `{meta_data, user_data, network_data, vendor_data}` from which
+ * the agent builds the ISO (label `config-2`, `openstack/latest/...`), as Ironic's
+ * conductor does. Holds secrets (user data): masked wherever it is shown or logged.
+ */
+export interface RamdiskWriteConfigdriveArgs extends Routed {
+  node_uuid: string;
+  configdrive: string | Record<string, unknown>;
+  root_device?: RootDeviceHints;
+}
 
 // Results are type aliases (not interfaces) so that they are JSON objects to TypeScript.
 export type PowerResult = { power_state: PowerState };
@@ -160,6 +186,8 @@ export type RamdiskWaitResult = {
   version: string;
   boot_mac: string | null;
 };
+export type RamdiskWriteImageResult = RamdiskStepResults['write_image'];
+export type RamdiskWriteConfigdriveResult = RamdiskStepResults['write_configdrive'];
 export type BootCleanResult = {
   node_uuid: string;
   removed: readonly BootFile[];
@@ -268,7 +296,38 @@ export const ACTIONS = {
     bmc: false,
     validate: (args) => (isUuid(args.node_uuid) ? undefined : 'ramdisk.wait: args.node_uuid must be a UUID'),
   }),
+  // The deploy's writes: the agent resolves what only it knows (where the site serves the
+  // image, the config drive's ISO) and runs the ramdisk's step. Deeper checks (hints,
+  // the config drive's content) are the agent's (`agent/ramdisk/`).
+  'ramdisk.write_image': action<RamdiskWriteImageArgs, RamdiskWriteImageResult>({
+    family: 'common',
+    bmc: false,
+    validate(args) {
+      if (!isUuid(args.node_uuid)) return 'ramdisk.write_image: args.node_uuid must be a UUID';
+      if (!isUuid(args.image_uuid)) return 'ramdisk.write_image: args.image_uuid must be a UUID';
+      return rootDeviceShape('ramdisk.write_image', args.root_device);
+    },
+  }),
+  'ramdisk.write_configdrive': action<RamdiskWriteConfigdriveArgs, RamdiskWriteConfigdriveResult>({
+    family: 'common',
+    bmc: false,
+    validate(args) {
+      if (!isUuid(args.node_uuid)) return 'ramdisk.write_configdrive: args.node_uuid must be a UUID';
+      const drive = args.configdrive;
+      const isObject = typeof drive === 'object' && drive !== null && !Array.isArray(drive);
+      if (!(typeof drive === 'string' && drive.length > 0) && !isObject)
+        return 'ramdisk.write_configdrive: args.configdrive must be a non-empty string (base64 of a gzipped image) or an object';
+      return rootDeviceShape('ramdisk.write_configdrive', args.root_device);
+    },
+  }),
 } as const;
+
+function rootDeviceShape(action: string, hints: unknown): string | undefined {
+  if (hints === undefined) return undefined;
+  if (typeof hints !== 'object' || hints === null || Array.isArray(hints))
+    return `${action}: args.root_device must be an object of root device hints`;
+  return undefined;
+}
 
 export type ActionName = keyof typeof ACTIONS;
 type TypesOf<N extends ActionName> = NonNullable<(typeof ACTIONS)[N]['types']>;

@@ -51,8 +51,11 @@ export interface BootActionsOptions {
    * it); better the agent's state directory, e.g. `<state_dir>/boot-manifests`.
    */
   readonly manifestDir?: string;
-  /** Chained by boot.ipxe when no NIC has a script (e.g. an inspection ramdisk's script). */
-  readonly entryFallbackUrl?: string;
+  /**
+   * Chained by boot.ipxe when no NIC has a script (e.g. an inspection ramdisk's script); a
+   * function is asked each time boot.ipxe is written (discovery turns it on and off).
+   */
+  readonly entryFallbackUrl?: string | (() => string | undefined);
 }
 
 const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
@@ -214,7 +217,11 @@ export function bootActions(options: BootActionsOptions): Action[] {
   if (tftpBaseUrl !== undefined && !/^tftp:\/\/[A-Za-z0-9.[\]:-]+$/.test(tftpBaseUrl)) {
     throw new Error(`tftpBaseUrl ${JSON.stringify(options.tftpBaseUrl)} must be tftp://host[:port]`);
   }
-  const entryScript = renderEntryScript({ fallbackUrl: options.entryFallbackUrl });
+  const fallback = options.entryFallbackUrl;
+  const entryScript = () =>
+    renderEntryScript({ fallbackUrl: typeof fallback === 'function' ? fallback() : fallback });
+  // A bad static fallback fails here, at start, as before.
+  if (typeof fallback === 'string') entryScript();
   const tree = new BootTree({
     tftpRoot,
     httpRoot,
@@ -267,7 +274,7 @@ export function bootActions(options: BootActionsOptions): Action[] {
       signal.throwIfAborted();
       try {
         // Site-wide, not part of the node: never removed by boot.clean.
-        await tree.writeFile('http', ENTRY_SCRIPT_PATH, entryScript);
+        await tree.writeFile('http', ENTRY_SCRIPT_PATH, entryScript());
         const outcome = await tree.prepareNode(a.nodeUuid, files, images, signal);
         for (const k of outcome.kept) log.warn('boot.prepare: a stale boot file was left in place', { ...k });
         return {

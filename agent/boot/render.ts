@@ -313,31 +313,58 @@ export function renderIpxeScript(desc: NodeBootDescription): string {
 }
 
 function ipxeScript(node: CheckedNode): string {
-  const lines = [
+  if (node.boot.kind === 'kernel') {
+    return renderIpxeKernelScript({
+      header: header('#', node),
+      echo: `Booting node ${node.nodeUuid}`,
+      kernelUrl: node.boot.kernelUrl,
+      cmdline: node.cmdline,
+      ramdiskUrl: node.boot.ramdiskUrl,
+    });
+  }
+  return ipxeRetryScript(header('#', node), [
+    `echo Booting node ${node.nodeUuid} from ISO`,
+    `sanboot --no-describe ${node.boot.isoUrl} || goto retry`,
+  ]);
+}
+
+/** What an iPXE script booting a kernel and its initrd says and boots (URLs and tokens checked). */
+export interface IpxeKernelScript {
+  /** The script's comment line, `#` included. */
+  readonly header: string;
+  /** What it echoes before booting (after `echo `). */
+  readonly echo: string;
+  readonly kernelUrl: string;
+  readonly cmdline: readonly string[];
+  readonly ramdiskUrl: string;
+}
+
+/**
+ * An iPXE script booting a kernel with its initrd, retried with a growing pause as
+ * Ironic's template does, then power off (the node scripts' and the discovery script's).
+ */
+export function renderIpxeKernelScript(script: IpxeKernelScript): string {
+  // `--name ramdisk` + `initrd=ramdisk`: an EFI-stub kernel finds its initrd by name.
+  return ipxeRetryScript(script.header, [
+    `echo ${script.echo}`,
+    `kernel ${script.kernelUrl} initrd=ramdisk${script.cmdline.map((t) => ` ${t}`).join('')} || goto retry`,
+    `initrd --name ramdisk ${script.ramdiskUrl} || goto retry`,
+    'boot || goto retry',
+  ]);
+}
+
+/** An iPXE script: `boot` lines, retried with a growing pause, then power off. */
+function ipxeRetryScript(headerLine: string, boot: readonly string[]): string {
+  return [
     '#!ipxe',
-    header('#', node),
+    headerLine,
     '',
     'set attempts:int32 10',
     'set i:int32 0',
     '',
     ':boot',
     'imgfree',
-  ];
-  if (node.boot.kind === 'kernel') {
-    // `--name ramdisk` + `initrd=ramdisk`: an EFI-stub kernel finds its initrd by name.
-    lines.push(
-      `echo Booting node ${node.nodeUuid}`,
-      `kernel ${node.boot.kernelUrl} initrd=ramdisk${node.cmdline.map((t) => ` ${t}`).join('')} || goto retry`,
-      `initrd --name ramdisk ${node.boot.ramdiskUrl} || goto retry`,
-      'boot || goto retry',
-    );
-  } else {
-    lines.push(
-      `echo Booting node ${node.nodeUuid} from ISO`,
-      `sanboot --no-describe ${node.boot.isoUrl} || goto retry`,
-    );
-  }
-  lines.push(
+    ...boot,
     '',
     ':retry',
     'iseq ${i} ${attempts} && goto fail ||',
@@ -351,8 +378,7 @@ function ipxeScript(node: CheckedNode): string {
     'sleep 30',
     'poweroff',
     '',
-  );
-  return lines.join('\n');
+  ].join('\n');
 }
 
 /** The node's PXELINUX config (BIOS, TFTP): kernel + initrd, or the ISO through memdisk. */

@@ -8,7 +8,9 @@
  * - `ramdisk.wait {node_uuid}`: succeeds once the node's ramdisk has said hello (at once
  *   when it already has), bounded by the command's deadline.
  *
- * Both are common actions (every agent has them, whatever the node's hardware type): the
+ * - `ramdisk.write_image`, `ramdisk.write_configdrive`: the deploy's writes (`writes.ts`).
+ *
+ * All are common actions (every agent has them, whatever the node's hardware type): the
  * ramdisk talks to the agent, not to a BMC.
  *
  * And `withRamdiskBoot`: `boot.prepare {metalplane_ramdisk: true}` mints the node's
@@ -25,7 +27,9 @@ import {
 } from '../../protocol/ramdisk.ts';
 import { type Action, ActionFailure, type CatalogAction } from '../drivers/types.ts';
 import { errorMessage } from '../log.ts';
-import { DEFAULT_TOKEN_TTL_MS, RamdiskSessionError, type RamdiskSessions } from './sessions.ts';
+import { DEFAULT_TOKEN_TTL_MS, type RamdiskSessions } from './sessions.ts';
+import { runRamdiskStep, stepFailure } from './step.ts';
+import { type RamdiskWritesOptions, writeActions } from './writes.ts';
 
 /** The path of the protocol's endpoint on the agent's HTTP boot server. */
 export const RAMDISK_PATH = '/ramdisk/v1';
@@ -45,14 +49,14 @@ function validateRunStep(args: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-/** Turns what the sessions throw into the command's error; the abort reason passes through. */
-function failure(error: unknown, signal: AbortSignal): unknown {
-  if (signal.aborted) return signal.reason;
-  if (error instanceof RamdiskSessionError) return new ActionFailure(error.message);
-  return error;
-}
-
-export function ramdiskActions(sessions: RamdiskSessions): Action[] {
+/**
+ * The ramdisk's actions; `writes` gives the deploy's writes (`writes.ts`) what they serve
+ * files with (without it they fail: the agent serves no files to the ramdisk).
+ */
+export function ramdiskActions(
+  sessions: RamdiskSessions,
+  writes: RamdiskWritesOptions = { grants: undefined },
+): Action[] {
   const runStep: CatalogAction<'ramdisk.run_step'> = {
     name: 'ramdisk.run_step',
     description: `runs one step on the node's Metalplane ramdisk and succeeds with its result: args node_uuid, step (${RAMDISK_STEPS.join(', ')}), step_args`,
@@ -62,21 +66,14 @@ export function ramdiskActions(sessions: RamdiskSessions): Action[] {
       if (problem) throw new ActionFailure(problem);
       const node = (args.node_uuid as string).toLowerCase();
       const name = args.step as RamdiskStepName;
-      let outcome: Awaited<ReturnType<RamdiskSessions['runStep']>>;
-      try {
-        outcome = await sessions.runStep(
-          node,
-          { id: command.id, name, args: args.step_args as never },
-          signal,
-        );
-      } catch (error) {
-        throw failure(error, signal);
-      }
-      if (outcome.status === 'failed') {
-        log.warn('ramdisk step failed', { node, step: name, error: outcome.error });
-        throw new ActionFailure(`ramdisk step ${name} failed on node ${node}: ${outcome.error}`);
-      }
-      return outcome.result as Awaited<ReturnType<CatalogAction<'ramdisk.run_step'>['run']>>;
+      const result = await runRamdiskStep(
+        sessions,
+        { command, signal, log },
+        node,
+        name,
+        args.step_args as never,
+      );
+      return result as Awaited<ReturnType<CatalogAction<'ramdisk.run_step'>['run']>>;
     },
   };
 
@@ -93,12 +90,12 @@ export function ramdiskActions(sessions: RamdiskSessions): Action[] {
         const info = await sessions.waitForHello(node, signal);
         return { node_uuid: node, version: info.version, boot_mac: info.bootMac };
       } catch (error) {
-        throw failure(error, signal);
+        throw stepFailure(error, signal);
       }
     },
   };
 
-  return [runStep, wait];
+  return [runStep, wait, ...writeActions(sessions, writes)];
 }
 
 export interface RamdiskBootOptions {

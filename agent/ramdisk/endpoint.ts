@@ -50,6 +50,17 @@ export interface RamdiskEndpointOptions {
   readonly rateLimit?: RateLimit;
   /** Injected clock for the rate limit (tests). */
   readonly now?: () => number;
+  /**
+   * Discovery (`discovery.ts`): a hello whose token is not a node's may carry the agent's
+   * discovery token; it opens a discovery session then.
+   */
+  readonly discovery?: {
+    hello(
+      token: string,
+      info: { readonly version: string; readonly bootMac: string | null },
+      from?: string,
+    ): { session: string; node: string } | undefined;
+  };
 }
 
 /** Per remote address: a token bucket. */
@@ -195,7 +206,9 @@ export function ramdiskRoute(
   const handle = (message: RamdiskRequest, from: string | undefined): Reply => {
     switch (message.type) {
       case 'hello': {
-        const opened = sessions.hello(message.token, { version: message.version, bootMac: message.boot_mac });
+        const info = { version: message.version, bootMac: message.boot_mac };
+        const opened =
+          sessions.hello(message.token, info) ?? options.discovery?.hello(message.token, info, from);
         if (!opened) {
           log.warn('ramdisk hello refused: unknown, used or expired token', { from });
           return problem(401, 'unknown or used token');

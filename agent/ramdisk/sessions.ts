@@ -119,6 +119,8 @@ export class RamdiskSessions {
   readonly #answered = new Map<string, { readonly session: string; readonly at: number }>();
   /** node → callbacks waiting for its hello. */
   readonly #helloWaiters = new Map<string, Set<() => void>>();
+  /** Called with the node whenever a session ends or is lost (`onSessionEnd`). */
+  readonly #endListeners = new Set<(node: string) => void>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: RamdiskSessionsOptions = {}) {
@@ -145,6 +147,16 @@ export class RamdiskSessions {
     clearInterval(this.#timer);
     this.#timer = undefined;
     for (const session of this.#sessions.values()) this.#end(session, 'ended', 'the agent stopped');
+  }
+
+  /**
+   * Calls `listener(node)` whenever one of the node's sessions ends or is lost: what was
+   * granted to that boot of the node (files it may download) ends with it. Returns the
+   * function that removes the listener.
+   */
+  onSessionEnd(listener: (node: string) => void): () => void {
+    this.#endListeners.add(listener);
+    return () => this.#endListeners.delete(listener);
   }
 
   /** Tokens and sessions held (what `maxSessions` bounds). */
@@ -458,6 +470,14 @@ export class RamdiskSessions {
     }
     session.inFlight = undefined;
     session.pending.length = 0;
+    for (const listener of this.#endListeners) {
+      try {
+        listener(session.node);
+      } catch (error) {
+        // A listener's bug must not keep the other listeners (or the session's end) from running.
+        this.#log?.error('ramdisk session end listener failed', { node: session.node, error: String(error) });
+      }
+    }
   }
 
   #dropToken(node: string): void {

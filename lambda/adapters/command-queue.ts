@@ -31,7 +31,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { commandsDeadLetterQueue, queueName, siteCommandQueue } from '../../infra/resources.ts';
-import type { Command, CommandStatus } from '../../protocol/messages.ts';
+import { type Command, type CommandStatus, MAX_MESSAGE_BYTES } from '../../protocol/messages.ts';
 import {
   holdsSealed,
   holdsSecrets,
@@ -46,6 +46,7 @@ import {
   expiryMessage,
   isFinished,
   isOverdue,
+  NOT_QUEUED,
   wireCommand,
 } from '../domain/commands/command.ts';
 import type { CommandCompletions } from '../domain/commands/completions.ts';
@@ -111,6 +112,8 @@ export interface EnqueueInput {
   readonly args?: Record<string, unknown>;
   readonly deadlineSeconds?: number;
   readonly requestedBy?: string | null;
+  /** The conductor's commands may be larger than an admin's (`MAX_TASK_ARGS_BYTES`). */
+  readonly maxArgsBytes?: number;
 }
 
 export interface CommandResultInput {
@@ -128,6 +131,9 @@ export class ChannelRefusal extends Error {
 }
 
 const WAKE = JSON.stringify({ v: 1, type: 'wake' });
+/** Room kept in an agent's message for what wraps the commands (`{"v":1,"type":"commands","commands":[]}`). */
+const REPLY_ENVELOPE_BYTES = 1024;
+
 /** A finished command the conductor failed to act on is retried by the tick after this. */
 const RECHECK_SECONDS = 120;
 /** The cache key of the dead-letter queue's URL (site names never contain a slash). */
@@ -212,6 +218,18 @@ export class CommandQueue {
 
   /** Writes the record, queues the message, wakes the site's agent. Durable when it returns. */
   async enqueue(input: EnqueueInput): Promise<CommandRecord> {
+    const command = await this.record(input);
+    await this.dispatch(command);
+    return command;
+  }
+
+  /**
+   * Writes the command's record (open, in the tick's index until its deadline), its
+   * secrets sealed. Not queued yet: `dispatch` does it, or `abandon` ends it unqueued.
+   * A caller that writes something naming the command (a node's lock) writes the record
+   * first, so that no failure between the two leaves a lock naming no record.
+   */
+  async record(input: EnqueueInput): Promise<CommandRecord> {
     const id = input.id ?? this.options.newId();
     const sealer = this.options.sealer;
     const args =
@@ -219,8 +237,14 @@ export class CommandQueue {
         ? await sealSecrets(input.args, sealer, { node: input.node })
         : input.args;
     const command = createCommand({ ...input, id, ...(args ? { args } : {}) }, this.now());
-    const url = await this.queueUrl(command.site);
+    await this.queueUrl(command.site);
     await this.options.commands.create(command);
+    return command;
+  }
+
+  /** Queues the recorded command's message and wakes the site's agent. */
+  async dispatch(command: CommandRecord): Promise<void> {
+    const url = await this.queueUrl(command.site);
     try {
       await this.options.sqs.send(
         new SendMessageCommand({
@@ -231,18 +255,41 @@ export class CommandQueue {
         }),
       );
     } catch (error) {
-      // Not queued: the record must not stay open as if it were.
+      // Not queued: the record must not stay open as if it were. It stays in the tick's
+      // index (unsettled) all the same: if the caller cannot undo what it did for this
+      // command (a node's lock), the tick hands the failure to the conductor later.
       const at = this.now().toISOString();
       await this.options.commands
-        .transition(command.id, 'failed', at, {
-          error: `The command could not be queued: ${(error as Error).message}`,
-          finished_at: at,
-        })
+        .transitionStored(
+          command.id,
+          'failed',
+          at,
+          { error: `${NOT_QUEUED} ${(error as Error).message}`, finished_at: at },
+          undefined,
+          this.recheckAt(),
+        )
         .catch(() => undefined);
       throw error;
     }
     await this.wake(command.site);
-    return command;
+  }
+
+  /**
+   * Ends a recorded command that will not be queued (what it was for did not happen:
+   * its node's lock was refused). Failed, and left to the tick's recheck all the same: a
+   * write reported failed may have been applied (a timeout after DynamoDB took it), and
+   * a lock naming this command must then still end.
+   */
+  async abandon(command: CommandRecord, reason: string): Promise<void> {
+    const at = this.now().toISOString();
+    await this.options.commands.transitionStored(
+      command.id,
+      'failed',
+      at,
+      { error: `${NOT_QUEUED} ${reason}`, finished_at: at },
+      undefined,
+      this.recheckAt(),
+    );
   }
 
   /** Pushes `wake` to every open connection of the site; forgets the gone ones. Never throws. */
@@ -331,7 +378,51 @@ export class CommandQueue {
         return this.handOver(site, updated, attempt, receipt);
       }),
     );
-    return delivered.filter((command): command is Command => command !== undefined);
+    const commands = delivered.filter((command): command is Command => command !== undefined);
+    return this.fitToMessage(site, url, commands);
+  }
+
+  /**
+   * The commands one answer carries: an agent's channel message holds MAX_MESSAGE_BYTES
+   * (API Gateway's 128 KiB). Those beyond go back to the queue at once (visibility 0:
+   * delivered again at the next pull); one that alone could never fit fails with why.
+   */
+  private async fitToMessage(site: string, url: string, commands: Command[]): Promise<Command[]> {
+    const budget = MAX_MESSAGE_BYTES - REPLY_ENVELOPE_BYTES;
+    const kept: Command[] = [];
+    let used = 0;
+    for (const command of commands) {
+      const size = Buffer.byteLength(JSON.stringify(command)) + 1;
+      if (size > budget) {
+        await this.complete(site, {
+          command_id: command.id,
+          receipt: command.receipt,
+          status: 'failed',
+          error: `The command is ${size} bytes, more than an agent's message carries (${budget}).`,
+          finished_at: this.now().toISOString(),
+        });
+      } else if (used + size <= budget) {
+        kept.push(command);
+        used += size;
+      } else {
+        await this.options.sqs
+          .send(
+            new ChangeMessageVisibilityCommand({
+              QueueUrl: url,
+              ReceiptHandle: command.receipt,
+              VisibilityTimeout: 0,
+            }),
+          )
+          .catch((error: unknown) =>
+            // Not released: it comes back after the visibility timeout instead.
+            this.log.warn('a command left out of a full answer was not released', {
+              commandId: command.id,
+              error: (error as Error).message,
+            }),
+          );
+      }
+    }
+    return kept;
   }
 
   /**

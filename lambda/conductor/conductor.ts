@@ -22,7 +22,13 @@ import type { AgentRepository } from '../adapters/dynamo/agent-repository.ts';
 import type { CommandRepository } from '../adapters/dynamo/command-repository.ts';
 import type { WriteOp } from '../adapters/dynamo/inventory-store.ts';
 import type { NodeChange, NodeRepository, VersionedNode } from '../adapters/dynamo/node-repository.ts';
-import { type CommandRecord, isFinished, unawaitedError } from '../domain/commands/command.ts';
+import {
+  type CommandRecord,
+  isFinished,
+  MAX_TASK_ARGS_BYTES,
+  NOT_QUEUED,
+  unawaitedError,
+} from '../domain/commands/command.ts';
 import type { CommandCompletions } from '../domain/commands/completions.ts';
 import { isAlive } from '../domain/conductors.ts';
 import type { Node, NodeTask } from '../domain/nodes/node.ts';
@@ -38,7 +44,7 @@ export interface ConductorLogger {
 export interface ConductorDeps {
   readonly nodes: NodeRepository;
   /** Where the conductor queues its commands (it is told of their end through `finished`). */
-  readonly queue: Pick<CommandQueue, 'enqueue'>;
+  readonly queue: Pick<CommandQueue, 'enqueue' | 'record' | 'dispatch' | 'abandon'>;
   readonly agents: AgentRepository;
   readonly commands: CommandRepository;
   readonly logger: ConductorLogger;
@@ -115,6 +121,33 @@ function taskOf(command: string, step: TaskStep, at: string): NodeTask {
   };
 }
 
+/** A command that never reached its queue, as its task's handler sees it: failed, with why. */
+function unqueued(
+  command: { id: string; node: Node; action: string; requestedBy: string | null },
+  reason: string,
+  at: string,
+): CommandRecord {
+  return {
+    id: command.id,
+    node: command.node.uuid,
+    site: command.node.conductor_group,
+    action: command.action,
+    args: {},
+    status: 'failed',
+    attempts: 0,
+    deadline: at,
+    created_at: at,
+    updated_at: at,
+    result: null,
+    error: `${NOT_QUEUED} ${reason}`,
+    finished_at: at,
+    requested_by: command.requestedBy,
+  };
+}
+
+/** How old a task awaiting an unrecorded command must be to be ended (see `#endOrphanedTask`). */
+const ORPHAN_AFTER_MS = 60_000;
+
 /** How long the reservation host of a site is reused before the agents are looked up again. */
 const HOST_CACHE_MS = 30_000;
 
@@ -178,20 +211,32 @@ export class Conductor implements CommandCompletions {
       task: taskOf(commandId, spec, at),
       updated_at: at,
     };
-    await this.#deps.nodes.update(node, locked, version, spec.ops ?? []);
+    // The record first: a failure after it leaves the tick something to end the task by
+    // (an open record expires at its deadline), never a lock naming no command.
+    const command = await this.#deps.queue.record({
+      id: commandId,
+      node: node.uuid,
+      site: node.conductor_group,
+      action: spec.action,
+      args: spec.commandArgs,
+      deadlineSeconds: spec.deadlineSeconds,
+      requestedBy: spec.requestedBy,
+      maxArgsBytes: MAX_TASK_ARGS_BYTES,
+    });
     try {
-      const command = await this.#deps.queue.enqueue({
-        id: commandId,
-        node: node.uuid,
-        site: node.conductor_group,
-        action: spec.action,
-        args: spec.commandArgs,
-        deadlineSeconds: spec.deadlineSeconds,
-        requestedBy: spec.requestedBy,
-      });
+      await this.#deps.nodes.update(node, locked, version, spec.ops ?? []);
+    } catch (error) {
+      await this.#deps.queue
+        .abandon(command, `the node's lock was not taken: ${(error as Error).message}`)
+        .catch(() => undefined);
+      throw error;
+    }
+    try {
+      await this.#deps.queue.dispatch(command);
       return { node: locked, command };
     } catch (error) {
-      // Not queued: undo the lock (and what came with it) so the node is not stuck.
+      // Not queued: undo the lock (and what came with it) so the node is not stuck. Should
+      // that fail too, the failed record stays in the tick's index and ends the task later.
       await this.#deps.nodes
         .modify(node.uuid, (current) =>
           current.task?.command === commandId
@@ -237,6 +282,7 @@ export class Conductor implements CommandCompletions {
    */
   async finished(command: CommandRecord): Promise<void> {
     if (await this.commandFinished(command)) return;
+    if (await this.#endOrphanedTask(command)) return;
     const message = unawaitedError(command);
     if (!message) return;
     await this.#deps.nodes.modify(command.node, (node) => ({
@@ -244,6 +290,35 @@ export class Conductor implements CommandCompletions {
       last_error: message,
       updated_at: ironicTimestamp(this.#deps.now()),
     }));
+  }
+
+  /**
+   * The node of a finished command awaits a command that was never recorded: the
+   * conductor moved the task on to its next command and failed before recording it (the
+   * window between the node's write and the record in `#advance`). The finished command
+   * stayed unsettled, so the tick's recheck comes here: the task ends as if that next
+   * command had failed. Only past ORPHAN_AFTER_MS, so that a conductor still between
+   * the two writes is never overtaken.
+   */
+  async #endOrphanedTask(command: CommandRecord): Promise<boolean> {
+    const found = await this.#deps.nodes.get(command.node);
+    const task = found?.node.task;
+    if (!found || !task || task.command === '' || task.command === command.id) return false;
+    const age = this.#deps.now().getTime() - Date.parse(task.started_at);
+    if (!(age > ORPHAN_AFTER_MS)) return false;
+    if (await this.#deps.commands.get(task.command)) return false;
+    const at = ironicTimestamp(this.#deps.now());
+    this.#deps.logger.error('a task awaited a command never recorded: the task ends', {
+      node: command.node,
+      task,
+    });
+    return this.commandFinished(
+      unqueued(
+        { id: task.command, node: found.node, action: task.action, requestedBy: 'conductor' },
+        'the conductor stopped before recording it',
+        at,
+      ),
+    );
   }
 
   /**
@@ -363,25 +438,11 @@ export class Conductor implements CommandCompletions {
         args: step.commandArgs,
         deadlineSeconds: step.deadlineSeconds,
         requestedBy,
+        maxArgsBytes: MAX_TASK_ARGS_BYTES,
       });
     } catch (error) {
       const at = ironicTimestamp(this.#deps.now());
-      const failed = {
-        id,
-        node: node.uuid,
-        site: node.conductor_group,
-        action: step.action,
-        args: {},
-        status: 'failed',
-        attempts: 0,
-        deadline: at,
-        created_at: at,
-        updated_at: at,
-        result: null,
-        error: `the command could not be queued: ${(error as Error).message}`,
-        finished_at: at,
-        requested_by: requestedBy,
-      } satisfies CommandRecord;
+      const failed = unqueued({ id, node, action: step.action, requestedBy }, (error as Error).message, at);
       await this.commandFinished(failed);
     }
   }

@@ -11,14 +11,24 @@
  *   cleaning): `driver_info.deploy_kernel` + `deploy_ramdisk`, the MACs, what to wait for.
  * - `resumeWaitingDeploys`, `timeoutWaitingCallbacks`: the held flows and the callbacks.
  */
+
+import type { DeployTemplateRepository } from '../adapters/dynamo/deploy-template-repository.ts';
 import type { ImageRepository } from '../adapters/dynamo/image-repository.ts';
 import type { NodeRepository } from '../adapters/dynamo/node-repository.ts';
 import type { PortRepository } from '../adapters/dynamo/port-repository.ts';
 import { invalid } from '../domain/errors.ts';
 import { isUuidLike } from '../domain/identifiers.ts';
 import type { Image } from '../domain/images/image.ts';
+import type { DeployTemplate } from '../domain/inventory/deploy-template.ts';
 import type { Node } from '../domain/nodes/node.ts';
-import type { DeployInputs } from './flows/deploy.ts';
+import {
+  instanceTraits,
+  resolveDeploySteps,
+  type UserDeployStep,
+} from '../domain/provisioning/deploy-steps.ts';
+import type { ConfigDrive } from '../domain/provisioning/request.ts';
+import type { DeployInputs } from './flows/boot-inputs.ts';
+import { rendersBootFiles as rendersBootFilesOf } from './flows/deploy.ts';
 import type { Provisioner } from './provision.ts';
 
 const PAGE = 200;
@@ -122,28 +132,103 @@ async function notAtSite(node: Node, used: readonly Image[], images: ImageReposi
 export async function ramdiskInputs(
   node: Node,
   deps: { images: ImageRepository; ports: PortRepository },
+  mode: 'deploy' | 'rescue' = 'deploy',
 ): Promise<DeployInputs> {
   const info = node.driver_info;
-  const missing = ['deploy_kernel', 'deploy_ramdisk'].filter(
-    (key) => info[key] === undefined || info[key] === null || info[key] === '',
-  );
+  const given = (key: string) => info[key] !== undefined && info[key] !== null && info[key] !== '';
+  // Rescue boots the same ramdisk: rescue_kernel/rescue_ramdisk when set, else the deploy ones.
+  const pick = (role: 'kernel' | 'ramdisk') =>
+    mode === 'rescue' && given(`rescue_${role}`) ? `rescue_${role}` : `deploy_${role}`;
+  const [kernelKey, ramdiskKey] = [pick('kernel'), pick('ramdisk')];
+  const missing = [kernelKey, ramdiskKey].filter((key) => !given(key));
   if (missing.length > 0) {
     throw invalid(
-      `Cannot boot the deploy ramdisk of node ${node.uuid}. Some parameters were missing in node's driver_info. Missing are: [${missing.map((key) => `'${key}'`).join(', ')}]`,
+      `Cannot boot the ${mode} ramdisk of node ${node.uuid}. Some parameters were missing in node's driver_info. Missing are: [${missing.map((key) => `'${key}'`).join(', ')}]`,
     );
   }
-  const kernel = await resolveImage(deps.images, info.deploy_kernel, 'deploy_kernel', 'driver_info');
-  const ramdisk = await resolveImage(deps.images, info.deploy_ramdisk, 'deploy_ramdisk', 'driver_info');
+  const kernel = await resolveImage(deps.images, info[kernelKey], kernelKey, 'driver_info');
+  const ramdisk = await resolveImage(deps.images, info[ramdiskKey], ramdiskKey, 'driver_info');
   if (!hasRole(kernel, 'kernel'))
-    throw invalid(`Image ${kernel.name} (driver_info.deploy_kernel) has no kernel.`);
+    throw invalid(`Image ${kernel.name} (driver_info.${kernelKey}) has no kernel.`);
   if (!hasRole(ramdisk, 'ramdisk'))
-    throw invalid(`Image ${ramdisk.name} (driver_info.deploy_ramdisk) has no ramdisk.`);
+    throw invalid(`Image ${ramdisk.name} (driver_info.${ramdiskKey}) has no ramdisk.`);
   const macs = await pxeMacs(node, deps.ports);
   return {
     macs,
     images: { kernel: kernel.uuid, ramdisk: ramdisk.uuid },
     needs: await notAtSite(node, [kernel, ramdisk], deps.images),
   };
+}
+
+/**
+ * Largest config drive Metalplane takes (its JSON text). It is kept sealed on the node
+ * (DynamoDB items hold 400 KB, sealing adds a third) and travels in the agent's command,
+ * and an API Gateway WebSocket message holds 128 KB: a few of them must fit in one pull.
+ * Cloud-init user data is rarely over a few KiB.
+ */
+export const MAX_CONFIGDRIVE_BYTES = 32 * 1024;
+
+/** The request's config drive, when the direct deploy can take it: inline, and small enough. */
+function checkConfigdrive(configdrive: ConfigDrive | null): void {
+  if (configdrive === null) return;
+  if (typeof configdrive === 'string' && configdrive.includes('://')) {
+    throw invalid(
+      'A config drive given by URL is not supported by Metalplane: give it inline (its JSON form, or a gzipped and base64-encoded ISO 9660 image).',
+    );
+  }
+  const size = Buffer.byteLength(JSON.stringify(configdrive));
+  if (size > MAX_CONFIGDRIVE_BYTES) {
+    throw invalid(
+      `The config drive is too large: ${size} bytes, more than the ${MAX_CONFIGDRIVE_BYTES} Metalplane keeps with a node.`,
+    );
+  }
+}
+
+/** The deploy templates named by the instance's traits (Ironic's `_get_deployment_templates`). */
+async function templatesOf(node: Node, templates: DeployTemplateRepository | undefined) {
+  const found: DeployTemplate[] = [];
+  if (!templates) return found;
+  for (const trait of instanceTraits(node.instance_info).slice(0, 50)) {
+    const uuid = await templates.uuidForName(trait);
+    const template = uuid ? await templates.get(uuid) : undefined;
+    if (template) found.push(template.template);
+  }
+  return found;
+}
+
+/**
+ * What a deploy or rebuild reads before it starts. Every deploy interface: its deploy
+ * steps (the driver's, the instance traits' deploy templates', the request's), checked
+ * as Ironic checks them. The direct deploy also: the ramdisk to boot (`ramdiskInputs`),
+ * the whole-disk image of `instance_info.image_source` (kind `disk`), what the site must
+ * hold first, and the config drive's form and size. The ramdisk deploy: `deployInputs`.
+ */
+export async function deployRequestInputs(
+  node: Node,
+  request: {
+    readonly configdrive: ConfigDrive | null;
+    readonly deploySteps: readonly UserDeployStep[] | null;
+  },
+  deps: { images: ImageRepository; ports: PortRepository; templates?: DeployTemplateRepository },
+): Promise<DeployInputs | undefined> {
+  const steps = resolveDeploySteps({
+    deployInterface: node.deploy_interface ?? '',
+    requested: request.deploySteps,
+    templates: await templatesOf(node, deps.templates),
+  });
+  if (node.deploy_interface !== 'direct') {
+    return rendersBootFilesOf(node) ? { ...(await deployInputs(node, deps)), steps } : undefined;
+  }
+  checkConfigdrive(request.configdrive);
+  const ramdisk = await ramdiskInputs(node, deps);
+  const disk = await resolveImage(deps.images, node.instance_info.image_source, 'image_source');
+  if (disk.kind !== 'disk') {
+    throw invalid(
+      `Image ${disk.name} is a ${disk.kind}: the direct deploy writes a whole-disk image (kind disk) to the node's disk.`,
+    );
+  }
+  const diskNeeds = await notAtSite(node, [disk], deps.images);
+  return { ...ramdisk, needs: [...ramdisk.needs, ...diskNeeds], diskImage: disk.uuid, steps };
 }
 
 async function nodesIn(nodes: NodeRepository, state: string, site?: string): Promise<Node[]> {

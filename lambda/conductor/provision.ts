@@ -10,11 +10,14 @@
  * `Provisioner` is the entry: it plans the request's flow and starts it; the flows live
  * in `flows/`, one file per family (as Ironic's conductor):
  *   flows/clean.ts     manage (verifying), provide (cleaning), clean (manual cleaning)
- *   flows/deploy.ts    deploy / rebuild, the deploy callback, image waits and timeouts
+ *   flows/deploy.ts    deploy / rebuild (ramdisk: boot the instance's image; direct: the
+ *                      ramdisk writes it to disk, in Ironic's deploy step order), the
+ *                      deploy callback, image waits and timeouts
  *   flows/undeploy.ts  undeploy (deleting → cleaning → available)
  *   flows/inspect.ts   inspect (out of band, or in band on the Metalplane ramdisk, whose
  *                      boot the cleaning flows share);  flows/adopt.ts  adopt
- *   flows/rescue.ts    refused
+ *   flows/rescue.ts    rescue / unrescue on the Metalplane ramdisk (agent rescue interface)
+ *   flows/boot-inputs.ts  the inputs read before a flow starts, the ramdisk's boot steps
  *   flows/runner.ts    what they share (events, history, next step, finish, failure)
  *   flows/steps.ts     the steps and their agent commands;  flows/settings.ts  timeouts
  * An abort, or a verb landing on a stable state (manage from available or a failure), is
@@ -25,10 +28,18 @@ import type { CommandRecord } from '../domain/commands/command.ts';
 import type { Node } from '../domain/nodes/node.ts';
 import { isStable } from '../domain/provisioning/machine.ts';
 import type { ProvisionRequest } from '../domain/provisioning/request.ts';
+import type { SiteCleaning } from '../domain/sites/site.ts';
 import { ironicTimestamp } from '../domain/time.ts';
 import type { Conductor } from './conductor.ts';
 import { planAdopt } from './flows/adopt.ts';
-import { cleanHooks, planManualClean, planProvide, planVerify, verifyHooks } from './flows/clean.ts';
+import {
+  cleanHooks,
+  planManualClean,
+  planProvide,
+  planVerify,
+  verifyHooks,
+  withSiteCleaning,
+} from './flows/clean.ts';
 import {
   callback,
   type DeployInputs,
@@ -38,15 +49,16 @@ import {
   timeoutCallbacks,
 } from './flows/deploy.ts';
 import { type InspectionStores, inspectHooks, planInspect } from './flows/inspect.ts';
-import { refuseRescue } from './flows/rescue.ts';
+import { planRescue, planUnrescue, rescueHooks, unrescueHooks } from './flows/rescue.ts';
 import { FlowRunner, type Plan } from './flows/runner.ts';
 import { type ProvisionSettings, provisionSettingsFromEnv } from './flows/settings.ts';
 import { type FlowState, PROVISION_KIND } from './flows/steps.ts';
 import { planUndeploy, undeployHooks } from './flows/undeploy.ts';
 
-export { cleansWithRamdisk, manualCleanNeedsRamdisk } from './flows/clean.ts';
+export { bootsRamdisk, inspectsInBand } from './flows/boot-inputs.ts';
+export { cleansWithRamdisk, manualCleanNeedsRamdisk, withSiteCleaning } from './flows/clean.ts';
 export { type DeployInputs, rendersBootFiles, usesCallback } from './flows/deploy.ts';
-export { type InspectionStores, inspectsInBand } from './flows/inspect.ts';
+export type { InspectionStores } from './flows/inspect.ts';
 export {
   DEPLOY_CALLBACK_TIMEOUT_SECONDS,
   IMAGE_WAIT_TIMEOUT_SECONDS,
@@ -70,6 +82,8 @@ const flowHooks = (now: () => Date, newId: () => string, stores?: InspectionStor
   deploy: deployHooks,
   undeploy: undeployHooks,
   inspect: inspectHooks(stores, now, newId),
+  rescue: rescueHooks,
+  unrescue: unrescueHooks,
   // adopt: the default failure message (`adopt: <step> failed`), nothing more.
 });
 
@@ -117,17 +131,21 @@ export class Provisioner {
 
   /**
    * Starts the request's action on the node (already checked by
-   * `checkProvisionRequest`; `inputs` resolved by the caller for deploy/rebuild).
+   * `checkProvisionRequest`; `inputs` resolved by the caller for deploy/rebuild;
+   * `siteCleaning`: the node's site's cleaning setting, read by the caller for provide
+   * and undeploy).
    */
   async start(
     found: VersionedNode,
     request: ProvisionRequest,
     user: string | null,
     inputs?: DeployInputs,
+    siteCleaning?: SiteCleaning | null,
   ): Promise<Started> {
     const node = found.node;
     const now = this.#conductor.now();
-    const plan = this.#plan(node, request, user, inputs, now);
+    const settings = withSiteCleaning(this.#currentSettings(), siteCleaning);
+    const plan = this.#plan(node, request, user, inputs, settings, now);
     const at = ironicTimestamp(now);
     const run = this.#run;
     if (plan === undefined) {
@@ -210,13 +228,13 @@ export class Provisioner {
     request: ProvisionRequest,
     user: string | null,
     inputs: DeployInputs | undefined,
+    settings: ProvisionSettings,
     now: Date,
   ): Plan | undefined {
     // A verb that lands on a stable state (manage from available or a failure, abort)
     // is a transition alone: nothing for the agent to do.
     if (isStable(request.next.provision_state)) return undefined;
     const base = { index: 0, user };
-    const settings = this.#currentSettings();
     switch (request.action) {
       case 'manage':
         return { flow: planVerify(base) };
@@ -232,12 +250,17 @@ export class Provisioner {
         return { flow: planUndeploy(node, base, inputs, settings, now) };
       case 'deploy':
       case 'rebuild':
-        return planDeploy(node, base, inputs, now);
+        return planDeploy(node, base, inputs, now, {
+          settings,
+          configdrive: request.configdrive,
+          rebuild: request.action === 'rebuild',
+        });
       case 'abort':
         return undefined;
       case 'rescue':
+        return planRescue(node, base, request.rescuePassword, inputs, settings, now);
       case 'unrescue':
-        return refuseRescue(node);
+        return { flow: planUnrescue(node, base) };
     }
   }
 }

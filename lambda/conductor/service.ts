@@ -15,24 +15,28 @@
  */
 import type { CommandQueue, EnqueueInput } from '../adapters/command-queue.ts';
 import type { CommandRepository } from '../adapters/dynamo/command-repository.ts';
+import type { DeployTemplateRepository } from '../adapters/dynamo/deploy-template-repository.ts';
 import type { ImageRepository } from '../adapters/dynamo/image-repository.ts';
 import type { VersionedNode } from '../adapters/dynamo/node-repository.ts';
 import type { PortRepository } from '../adapters/dynamo/port-repository.ts';
+import type { SiteRepository } from '../adapters/dynamo/site-repository.ts';
 import type { CommandRecord } from '../domain/commands/command.ts';
 import { invalid } from '../domain/errors.ts';
 import { unsupported } from '../domain/hardware/generic.ts';
 import type { Node } from '../domain/nodes/node.ts';
 import type { BootDeviceRequest, PowerRequest } from '../domain/power/power.ts';
 import type { ProvisionRequest } from '../domain/provisioning/request.ts';
+import type { SiteCleaning } from '../domain/sites/site.ts';
 import type { Conductor } from './conductor.ts';
-import { deployInputs, ramdiskInputs } from './deploy-inputs.ts';
+import { deployRequestInputs, ramdiskInputs } from './deploy-inputs.ts';
+import { rescuesWithRamdisk } from './flows/rescue.ts';
 import { startBootDeviceChange, startBootDeviceRead, startPowerChange } from './power.ts';
 import {
   cleansWithRamdisk,
   inspectsInBand,
   manualCleanNeedsRamdisk,
   type Provisioner,
-  rendersBootFiles,
+  withSiteCleaning,
 } from './provision.ts';
 
 export interface ConductorServiceDeps {
@@ -42,6 +46,10 @@ export interface ConductorServiceDeps {
   readonly commands: CommandRepository;
   readonly images: ImageRepository;
   readonly ports: PortRepository;
+  /** The deploy templates a deploy's instance traits name (none read without it). */
+  readonly templates?: DeployTemplateRepository;
+  /** The sites, for their cleaning setting (the control plane's alone without it). */
+  readonly sites?: Pick<SiteRepository, 'get'>;
 }
 
 /** A command the caller waits for: its record once finished, or `undefined` at the wait's end. */
@@ -92,34 +100,44 @@ export class ConductorService {
     user: string | null,
   ): Promise<void> {
     const node = found.node;
-    const deploys = request.action === 'deploy' || request.action === 'rebuild';
     if (request.action === 'inspect' && node.inspect_interface === 'no-inspect') {
       // Ironic: the inspect interface's validation, UnsupportedDriverExtension (400).
       throw invalid(unsupported(node, 'inspect'));
     }
-    const inputs = deploys
-      ? rendersBootFiles(node)
-        ? await deployInputs(node, this.#deps)
-        : undefined
-      : this.#bootsRamdisk(node, request)
-        ? await ramdiskInputs(node, this.#deps)
-        : undefined;
-    await this.#deps.provisioner.start(found, request, user, inputs);
+    const siteCleaning = await this.#siteCleaning(node, request);
+    const inputs =
+      request.action === 'deploy' || request.action === 'rebuild'
+        ? await deployRequestInputs(node, request, this.#deps)
+        : this.#bootsRamdisk(node, request, siteCleaning)
+          ? await ramdiskInputs(node, this.#deps, request.action === 'rescue' ? 'rescue' : 'deploy')
+          : undefined;
+    await this.#deps.provisioner.start(found, request, user, inputs, siteCleaning);
+  }
+
+  /**
+   * The node's site's cleaning setting, for the verbs that may clean automatically
+   * (provide, undeploy); one read, skipped when the node's own `automated_clean` decides.
+   */
+  async #siteCleaning(node: Node, request: ProvisionRequest): Promise<SiteCleaning | null> {
+    if (request.action !== 'provide' && request.action !== 'undeploy') return null;
+    if (!this.#deps.sites || node.automated_clean === false) return null;
+    return (await this.#deps.sites.get(node.conductor_group))?.cleaning ?? null;
   }
 
   /** Whether the request's flow boots the Metalplane ramdisk (its inputs are read first). */
-  #bootsRamdisk(node: Node, request: ProvisionRequest): boolean {
+  #bootsRamdisk(node: Node, request: ProvisionRequest, siteCleaning: SiteCleaning | null): boolean {
+    const settings = () => withSiteCleaning(this.#deps.provisioner.settings(), siteCleaning);
     switch (request.action) {
       case 'inspect':
         return inspectsInBand(node);
       case 'provide':
-        return (
-          node.provision_state === 'manageable' && cleansWithRamdisk(node, this.#deps.provisioner.settings())
-        );
+        return node.provision_state === 'manageable' && cleansWithRamdisk(node, settings());
       case 'undeploy':
-        return cleansWithRamdisk(node, this.#deps.provisioner.settings());
+        return cleansWithRamdisk(node, settings());
       case 'clean':
         return manualCleanNeedsRamdisk(node, request.cleanSteps);
+      case 'rescue':
+        return rescuesWithRamdisk(node);
       default:
         return false;
     }

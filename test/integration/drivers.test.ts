@@ -57,11 +57,12 @@ describe('drivers', () => {
     });
     const shown = await api.call('GET', '/v1/drivers/fake-hardware');
     const expected = rehost(exchange(10).response.body as Record<string, string[]>, api.url);
-    // Metalplane implements neither Ironic's direct deploy nor cinder storage: not offered.
-    expected.enabled_deploy_interfaces = ['fake', 'ramdisk'];
+    // Metalplane does not implement cinder storage: not offered.
     expected.enabled_storage_interfaces = ['noop'];
-    // Metalplane's in-band inspection (Ironic's `agent` inspect interface) is enabled too.
+    // Metalplane's in-band inspection and rescue on its ramdisk (Ironic's `agent`
+    // inspect and rescue interfaces) are enabled too.
     expected.enabled_inspect_interfaces = ['no-inspect', 'fake', 'agent'];
+    expected.enabled_rescue_interfaces = ['no-rescue', 'fake', 'agent'];
     expect(shown.body).toStrictEqual(expected);
     const listed = await api.call('GET', '/v1/drivers');
     expect(listed.body).toStrictEqual(rehost(exchange(8).response.body, api.url));

@@ -100,6 +100,28 @@ describe('metalplane image', () => {
     expect((await api.call('GET', '/v1/images/cli-pair')).status).toBe(404);
   }, 60_000);
 
+  it('upload of a whole-disk image: its format from the file name or --disk-format; mixed kinds refused', async () => {
+    const disk = join(dir, 'os.img.gz');
+    await writeFile(disk, randomBytes(70_000));
+    const result = await cli(['image', 'upload', 'cli-disk', '--disk', disk, '--no-progress']);
+    expect(result.code, result.stderr).toBe(0);
+    const shown = await api.call('GET', '/v1/images/cli-disk');
+    expect(shown.body).toMatchObject({ kind: 'disk', disk_format: 'raw+gzip', state: 'active' });
+    expect(shown.body.files.map((file: { role: string }) => file.role)).toStrictEqual(['disk']);
+
+    const qcow = await cli(['image', 'create', 'cli-disk-2', '--disk', disk, '--disk-format', 'qcow2']);
+    expect(qcow.code, qcow.stderr).toBe(0);
+    expect(JSON.parse(qcow.stdout)).toMatchObject({ kind: 'disk', disk_format: 'qcow2' });
+
+    const mixed = await cli(['image', 'create', 'cli-mixed', '--disk', disk, '--iso', disk]);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toContain('one of them');
+    const badFormat = await cli(['image', 'create', 'cli-bad', '--disk', disk, '--disk-format', 'vmdk']);
+    expect(badFormat.code).toBe(1);
+    expect(badFormat.stderr).toContain('--disk-format must be one of raw, raw+gzip, raw+zstd, qcow2');
+    expect((await api.call('GET', '/v1/images/cli-mixed')).status).toBe(404);
+  }, 60_000);
+
   it('refuses a file that is not the registered one, and a wrong password (exit 1, clear message)', async () => {
     const other = join(dir, 'other.iso');
     await writeFile(other, randomBytes(1000));

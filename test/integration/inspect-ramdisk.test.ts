@@ -5,92 +5,44 @@
  * and writes its boot files, and a fake ramdisk (test/support/fake-ramdisk.ts) that reads
  * `mp.url`/`mp.token` from the iPXE script the agent wrote and answers the steps.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ipxeScriptPath } from '../../agent/boot/render.ts';
-import { parseConfig } from '../../agent/config.ts';
-import { silentLogger } from '../../agent/log.ts';
-import { type RunningAgent, startAgent } from '../../agent/main.ts';
-import { ensureStateDir, writeCredential } from '../../agent/state.ts';
-import { testConfig } from '../../agent/testing/agent-process.ts';
 import { RAMDISK_WAIT_TIMEOUT_ENV } from '../../lambda/config.ts';
-import { freePort } from '../../local/moto.ts';
 import type { RamdiskStep } from '../../protocol/ramdisk.ts';
-import { type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
-import { FakeRamdisk, fakeInventory, kernelParamsOf, type StepOutcome } from '../support/fake-ramdisk.ts';
+import { type ChannelStack, nodeReaches } from '../support/channel.ts';
+import { type FakeRamdisk, fakeInventory, type StepOutcome } from '../support/fake-ramdisk.ts';
 import { uploadKernelRamdisk } from '../support/images.ts';
+import { type RamdiskSite, ramdiskSiteHooks, startRamdiskSite } from '../support/ramdisk-site.ts';
 
 const SITE = 'inspect';
+let site: RamdiskSite;
 let stack: ChannelStack;
-let agent: RunningAgent;
 let dir: string;
 let image: string;
-const ramdisks: FakeRamdisk[] = [];
 
 beforeAll(async () => {
-  stack = await startChannel({ syncWaitMs: 15_000 });
-  expect((await stack.createSite(SITE)).status).toBe(201);
-  const { credential } = await stack.enroll(SITE, 'inspect-agent');
-  dir = mkdtempSync(join(tmpdir(), 'inspect-ramdisk-'));
-  const httpPort = await freePort();
-  const config = parseConfig(
-    testConfig({
-      url: stack.api.url,
-      websocketUrl: stack.gateway.url,
-      extra: [
-        'power_sync:',
-        '  enabled: false',
-        'images:',
-        '  refresh_interval: 1s',
-        'boot:',
-        `  http_url: http://127.0.0.1:${httpPort}`,
-      ].join('\n'),
-    }).replace(/^(http:\n.*\n.*\n {2}port:) 0$/m, `$1 ${httpPort}`),
-    join(dir, 'config.yaml'),
-  );
-  await ensureStateDir(config.stateDir);
-  await writeCredential(config.stateDir, credential);
-  agent = await startAgent(config, { log: silentLogger });
+  site = await startRamdiskSite(SITE, { hostname: 'inspect-agent', tempPrefix: 'inspect-ramdisk-' });
+  ({ stack, dir } = site);
   const kernel = Buffer.from('metalplane ramdisk kernel '.repeat(500));
   const initrd = Buffer.from('metalplane ramdisk initrd '.repeat(700));
   image = await uploadKernelRamdisk(stack.api, `mp-ramdisk-${Date.now()}`, kernel, initrd);
 }, 120_000);
 
+ramdiskSiteHooks(() => site);
+
 afterEach(() => {
-  for (const ramdisk of ramdisks.splice(0)) {
-    ramdisk.stop();
-    expect(ramdisk.errors).toEqual([]);
-  }
   delete process.env[RAMDISK_WAIT_TIMEOUT_ENV];
 });
 
-afterAll(async () => {
-  await agent?.stop();
-  await stack?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const api: RamdiskSite['api'] = (...args) => site.api(...args);
 
-const api = (method: string, path: string, body?: unknown, version = '1.82') =>
-  stack.api.call(method, path, body === undefined ? { version } : { body, version });
-
-async function node(uuid: string) {
-  return (await api('GET', `/v1/nodes/${uuid}`)).body;
-}
+const node = (uuid: string) => site.node(uuid);
 
 /** Waits for the node to reach `state` with nothing in flight. */
-async function reaches(uuid: string, state: string, timeoutMs = 30_000) {
-  return waitFor(
-    async () => {
-      const current = await node(uuid);
-      if (current.provision_state === state && current.reservation === null) return current;
-      return undefined;
-    },
-    `node ${uuid} to reach ${state}`,
-    timeoutMs,
-  );
-}
+const reaches = (uuid: string, state: string, timeoutMs = 30_000) =>
+  nodeReaches(node, uuid, state, timeoutMs);
 
 /** A manageable fake-hardware node inspected in band, its deploy ramdisk `image`, one PXE port. */
 async function ramdiskNode(mac: string, extra: Record<string, unknown> = {}): Promise<string> {
@@ -107,33 +59,13 @@ async function ramdiskNode(mac: string, extra: Record<string, unknown> = {}): Pr
   return uuid;
 }
 
-/**
- * The node's ramdisk boots: once the agent has written the iPXE script for `mac` with a
- * fresh `mp.token` (other than `previous`), the fake ramdisk says hello with it.
- */
-async function bootRamdisk(
+/** The node's ramdisk boots from the boot files the agent wrote for `mac` (`RamdiskSite.bootRamdisk`). */
+const bootRamdisk = (
   mac: string,
   run: (step: RamdiskStep) => StepOutcome,
   previous?: string,
-): Promise<FakeRamdisk & { token: string; script: string }> {
-  const path = join(dir, 'http', ipxeScriptPath(mac));
-  let script = '';
-  const params = await waitFor(
-    () => {
-      if (!existsSync(path)) return undefined;
-      script = readFileSync(path, 'utf8');
-      const found = kernelParamsOf(script);
-      const token = found?.get('mp.token');
-      return token && token !== previous ? found : undefined;
-    },
-    `the ramdisk boot files of ${mac}`,
-    30_000,
-  );
-  const ramdisk = new FakeRamdisk(params.get('mp.url') as string, run, mac);
-  ramdisks.push(ramdisk);
-  expect(await ramdisk.hello(params.get('mp.token') as string)).toBe(200);
-  return Object.assign(ramdisk, { token: params.get('mp.token') as string, script });
-}
+): Promise<FakeRamdisk & { token: string; script: string }> =>
+  site.bootRamdisk(mac, run, { previous, timeoutMs: 30_000 });
 
 const provision = (uuid: string, target: string, extra: Record<string, unknown> = {}) =>
   api('PUT', `/v1/nodes/${uuid}/states/provision`, { target, ...extra });
@@ -245,6 +177,14 @@ describe('in-band inspection (inspect_interface agent)', () => {
     expect(failed.last_error).toBe(
       `Failed to inspect hardware: ramdisk_inspect failed: ramdisk step inspect failed on node ${uuid}: no disks found`,
     );
+    // Cleaned up before failing, as Ironic's error handler does: powered off, the
+    // ramdisk's boot files (and so its token) gone.
+    expect(failed.power_state).toBe('power off');
+    expect(existsSync(join(dir, 'http', ipxeScriptPath(mac)))).toBe(false);
+    const commands = (await api('GET', `/v1/nodes/${uuid}/commands`)).body.commands as Array<{
+      action: string;
+    }>;
+    expect(commands.slice(0, 2).map((command) => command.action)).toEqual(['boot.clean', 'power.set']);
   }, 60_000);
 
   it('fails when the ramdisk never says hello within the wait → inspect failed', async () => {
@@ -319,6 +259,50 @@ describe('cleaning on the ramdisk', () => {
     expect((await provision(quick, 'provide')).status).toBe(202);
     await reaches(quick, 'available');
   }, 60_000);
+
+  it("follows the site's cleaning setting (node's automated_clean → site's → control plane's)", async () => {
+    const setCleaning = (value: Record<string, unknown>) =>
+      api('PATCH', `/v1/sites/${SITE}`, [{ op: 'replace', path: '/cleaning', value }]);
+    const bad = await setCleaning({ automated_clean: 'yes' });
+    expect(bad.status).toBe(400);
+    expect((await api('GET', `/v1/sites/${SITE}`)).body.cleaning).toEqual({
+      automated_clean: null,
+      erase_devices: null,
+    });
+    try {
+      // erase_devices on at the site: both steps, in Ironic's priority order.
+      const patched = await setCleaning({ erase_devices: true });
+      expect(patched.status).toBe(200);
+      expect(patched.body.cleaning).toEqual({ automated_clean: null, erase_devices: true });
+      const mac = '52:54:00:1a:01:01';
+      const uuid = await ramdiskNode(mac);
+      expect((await provision(uuid, 'provide')).status).toBe(202);
+      const ramdisk = await bootRamdisk(mac, () => ({ status: 'succeeded', result: { disks: [] } }));
+      await reaches(uuid, 'available');
+      expect(ramdisk.ran.map((step) => step.name)).toEqual(['erase_devices_metadata', 'erase_devices']);
+
+      // automated cleaning off at the site: power off only, no ramdisk boot files written…
+      expect((await setCleaning({ automated_clean: false })).status).toBe(200);
+      const quickMac = '52:54:00:1a:01:02';
+      const quick = await ramdiskNode(quickMac);
+      expect((await provision(quick, 'provide')).status).toBe(202);
+      const done = await reaches(quick, 'available');
+      expect(done.power_state).toBe('power off');
+      expect(existsSync(join(dir, 'http', ipxeScriptPath(quickMac)))).toBe(false);
+
+      // …unless the node asks for it: its own automated_clean wins, as in Ironic.
+      const mine = '52:54:00:1a:01:03';
+      const insisting = await ramdiskNode(mine, { automated_clean: true });
+      expect((await provision(insisting, 'provide')).status).toBe(202);
+      const booted = await bootRamdisk(mine, () => ({ status: 'succeeded', result: { disks: [] } }));
+      await reaches(insisting, 'available');
+      expect(booted.ran.map((step) => step.name)).toEqual(['erase_devices_metadata']);
+    } finally {
+      expect((await api('PATCH', `/v1/sites/${SITE}`, [{ op: 'remove', path: '/cleaning' }])).status).toBe(
+        200,
+      );
+    }
+  }, 120_000);
 
   it('undeploy tears down, then cleans on the ramdisk (deleting → cleaning) → available', async () => {
     const mac = '52:54:00:1a:00:81';

@@ -7,11 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentProcess, testConfig } from '../../agent/testing/agent-process.ts';
+import { AgentProcess } from '../../agent/testing/agent-process.ts';
 import { tick } from '../../lambda/conductor/tick.ts';
 import { freePort } from '../../local/moto.ts';
-import { type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
+import { type ChannelStack, nodeReaches, startChannel } from '../support/channel.ts';
 import { uploadKernelRamdisk } from '../support/images.ts';
+import { siteAgentConfig } from '../support/ramdisk-site.ts';
 
 let stack: ChannelStack;
 let agent: AgentProcess;
@@ -20,21 +21,10 @@ let tftpPort: number;
 const SITE = 'prov';
 
 function agentConfig(): string {
-  return testConfig({
-    url: stack.api.url,
-    websocketUrl: stack.gateway.url,
-    extra: [
-      'power_sync:',
-      '  enabled: false',
-      'images:',
-      '  refresh_interval: 1s',
-      'boot:',
-      '  dhcp_hosts_dir: ./dhcp-hosts',
-      `  http_url: http://127.0.0.1:${httpPort}`,
-    ].join('\n'),
-  })
-    .replace(/^(tftp:\n.*\n.*\n {2}port:) 0$/m, `$1 ${tftpPort}`)
-    .replace(/^(http:\n.*\n.*\n {2}port:) 0$/m, `$1 ${httpPort}`);
+  return siteAgentConfig(stack, httpPort, ['  dhcp_hosts_dir: ./dhcp-hosts']).replace(
+    /^(tftp:\n.*\n.*\n {2}port:) 0$/m,
+    `$1 ${tftpPort}`,
+  );
 }
 
 beforeAll(async () => {
@@ -68,17 +58,8 @@ async function provision(
 }
 
 /** Waits for the node to reach `state` with nothing in flight. */
-async function reaches(uuid: string, state: string, timeoutMs = 20_000) {
-  return waitFor(
-    async () => {
-      const current = await node(uuid);
-      if (current.provision_state === state && current.reservation === null) return current;
-      return undefined;
-    },
-    `node ${uuid} to reach ${state}`,
-    timeoutMs,
-  );
-}
+const reaches = (uuid: string, state: string, timeoutMs = 20_000) =>
+  nodeReaches(node, uuid, state, timeoutMs);
 
 describe('fake-hardware (fake boot and deploy)', () => {
   it('enroll → manageable → available → active → available through the API alone, with history', async () => {

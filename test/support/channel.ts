@@ -19,6 +19,7 @@ import { registerProvisionRoutes } from '../../lambda/api/routes/provision.ts';
 import { registerSiteRoutes } from '../../lambda/api/routes/sites.ts';
 import {
   type ControlPlane as AgentRuntime,
+  type ControlPlaneOptions,
   createControlPlane as createAgentRuntime,
 } from '../../lambda/runtime.ts';
 import {
@@ -44,6 +45,24 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Waits for the node (as `read` answers it) to reach `state` with nothing in flight; answers it. */
+export async function nodeReaches(
+  read: (uuid: string) => Promise<any>,
+  uuid: string,
+  state: string,
+  timeoutMs: number,
+): Promise<any> {
+  return waitFor(
+    async () => {
+      const current = await read(uuid);
+      if (current.provision_state === state && current.reservation === null) return current;
+      return undefined;
+    },
+    `node ${uuid} to reach ${state}`,
+    timeoutMs,
+  );
 }
 
 export interface LogLine {
@@ -126,6 +145,8 @@ export interface ChannelStack {
   readonly api: TestApi;
   readonly gateway: WebSocketGateway;
   readonly runtime: AgentRuntime;
+  /** The inventory store the runtime was built on (for a second runtime on another clock). */
+  readonly store: ControlPlaneOptions['store'];
   readonly sqs: SQSClient;
   /** The SQS client the control plane's runtime uses (e.g. to see when a long poll starts). */
   readonly runtimeSqs: SQSClient;
@@ -161,6 +182,7 @@ export async function startChannel(
   };
   let gateway: WebSocketGateway | undefined;
   let runtime: AgentRuntime | undefined;
+  let store: ControlPlaneOptions['store'];
   // What createAgentRuntime would build itself, made here so that tests can watch it.
   const runtimeSqs = new SQSClient({ maxAttempts: 3 });
   const getRuntime = () => {
@@ -170,6 +192,7 @@ export async function startChannel(
   const api = await startApi({
     auth: options.auth ?? 'basic',
     extend: (router, deps) => {
+      store = deps.store;
       runtime = createAgentRuntime({
         store: deps.store,
         createMissingQueues: true,
@@ -207,6 +230,7 @@ export async function startChannel(
     api,
     gateway: ws,
     runtime: getRuntime(),
+    store,
     sqs,
     runtimeSqs,
     logs,

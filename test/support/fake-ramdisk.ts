@@ -5,7 +5,19 @@
  * real one reads /proc/cmdline), says hello, heartbeats, and answers each step it is given
  * with `run(step)`. Every message it sends and every answer is checked against the
  * protocol's schemas.
+ *
+ * `write(step)` is what the real ramdisk does for `write_image` and `write_configdrive`
+ * short of the disk: it downloads the step's URL, checks the SHA-256 of the bytes served,
+ * decompresses them (`raw+gzip`, and the config drive, gzipped always), and keeps what it
+ * would have written in `written` (by step id), answering the result protocol/ramdisk.ts
+ * gives those steps.
  */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { expect } from 'vitest';
 import {
   type Inventory,
@@ -77,9 +89,14 @@ export type StepOutcome =
   | { status: 'succeeded'; result: Record<string, unknown> }
   | { status: 'failed'; error: string };
 
+/** The disk the fake writes onto (the inventory's only disk). */
+export const FAKE_RAMDISK_DISK = '/dev/vda';
+
 export class FakeRamdisk {
   session: string | undefined;
   readonly ran: RamdiskStep[] = [];
+  /** What `write` would have written, by step id: the image, or the config drive, decompressed. */
+  readonly written = new Map<string, Buffer>();
   #timer: NodeJS.Timeout | undefined;
   /** Steps given (a heartbeat repeats a step until its result is in: it runs once). */
   readonly #seen = new Set<string>();
@@ -87,13 +104,21 @@ export class FakeRamdisk {
   /** What went wrong in the background heartbeats (before `stop`): a test may check it is empty. */
   readonly errors: unknown[] = [];
   readonly url: string;
-  readonly run: (step: RamdiskStep) => StepOutcome;
+  readonly run: (step: RamdiskStep) => StepOutcome | Promise<StepOutcome>;
   readonly bootMac: string;
+  /**
+   * The longest time between heartbeats (ms; the agent's interval when shorter). The
+   * agent's ramdisk endpoint allows a remote address 10 requests a second (after a burst
+   * of 40): the default (150 ms) stays under it however long the ramdisk lives (a flow's
+   * cleanup after a failure keeps it alive for seconds); several at once beat slower.
+   */
+  readonly heartbeatMs: number;
 
-  constructor(url: string, run: FakeRamdisk['run'], bootMac: string = FAKE_RAMDISK_MAC) {
+  constructor(url: string, run: FakeRamdisk['run'], bootMac: string = FAKE_RAMDISK_MAC, heartbeatMs = 150) {
     this.url = url;
     this.run = run;
     this.bootMac = bootMac;
+    this.heartbeatMs = heartbeatMs;
   }
 
   async send(message: RamdiskRequest): Promise<{ status: number; answer: RamdiskAnswer }> {
@@ -126,7 +151,7 @@ export class FakeRamdisk {
           // A beat in flight when the test stopped it (or closed the agent) is no failure.
           if (!this.#stopped) this.errors.push(error);
         }),
-      Math.min(50, answer.heartbeat_interval_s * 1000),
+      Math.min(this.heartbeatMs, answer.heartbeat_interval_s * 1000),
     );
     return status;
   }
@@ -158,9 +183,74 @@ export class FakeRamdisk {
           },
         ],
       });
-      const outcome = this.run(step);
+      const outcome = await this.run(step);
       const { status } = await this.send({ v: 1, type: 'result', session, step: step.id, ...outcome });
       expect(status).toBe(200);
     }
+  }
+
+  /**
+   * `write_image` / `write_configdrive` as the ramdisk runs them, onto `written` instead of
+   * a disk: download, SHA-256 of the bytes served, gunzip (raw+gzip; a config drive always).
+   */
+  async write(step: RamdiskStep): Promise<StepOutcome> {
+    if (step.name !== 'write_image' && step.name !== 'write_configdrive') {
+      return { status: 'failed', error: `write: not a write step: ${step.name}` };
+    }
+    const args = step.args as { url: string; sha256: string; format?: 'raw' | 'raw+gzip' };
+    const started = Date.now();
+    const res = await fetch(args.url);
+    if (res.status !== 200) return { status: 'failed', error: `download: HTTP ${res.status}` };
+    const served = Buffer.from(await res.arrayBuffer());
+    if (Number(res.headers.get('content-length')) !== served.length) {
+      return { status: 'failed', error: 'download: short read' };
+    }
+    const digest = createHash('sha256').update(served).digest('hex');
+    if (digest !== args.sha256) {
+      return { status: 'failed', error: `sha256 mismatch: got ${digest}, expected ${args.sha256}` };
+    }
+    let data: Buffer;
+    try {
+      const gzipped = step.name === 'write_configdrive' || args.format === 'raw+gzip';
+      data = gzipped ? gunzipSync(served, { maxOutputLength: 64 * 1024 * 1024 }) : served;
+    } catch (error) {
+      return { status: 'failed', error: `gunzip: ${(error as Error).message}` };
+    }
+    this.written.set(step.id, data);
+    if (step.name === 'write_configdrive') {
+      return { status: 'succeeded', result: { disk: FAKE_RAMDISK_DISK, partition: `${FAKE_RAMDISK_DISK}2` } };
+    }
+    const seconds = (Date.now() - started) / 1000;
+    return { status: 'succeeded', result: { disk: FAKE_RAMDISK_DISK, bytes_written: data.length, seconds } };
+  }
+}
+
+/**
+ * The fallback script `boot.ipxe` chains when no NIC of the machine has a script of its own
+ * (discovery's, when the site's discovery is on): its URL, or undefined without one.
+ */
+export function entryFallbackUrlOf(entryScript: string): string | undefined {
+  const line = entryScript.split('\n').find((l) => /^chain \S+ \|\| goto no_config$/.test(l));
+  return line?.split(' ')[1];
+}
+
+/**
+ * The `openstack/latest/*` files (`names`) of a config drive ISO the fake ramdisk wrote,
+ * read with xorriso.
+ */
+export function latestFiles(iso: Buffer, names: readonly string[]): Map<string, string> {
+  const work = mkdtempSync(join(tmpdir(), 'configdrive-iso-'));
+  try {
+    writeFileSync(join(work, 'cd.iso'), iso);
+    execFileSync(
+      'xorriso',
+      ['-osirrox', 'on', '-indev', join(work, 'cd.iso'), '-extract', '/', join(work, 'x')],
+      {
+        stdio: 'ignore',
+      },
+    );
+    return new Map(names.map((n) => [n, readFileSync(join(work, 'x/openstack/latest', n), 'utf8')]));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
 }

@@ -69,7 +69,10 @@ describe('built-in hardware types', () => {
 
   it('keep their defaults and enabled lists, in order', () => {
     expect(fakeHardware.interfaces.boot).toStrictEqual({ default: 'fake', enabled: ['ipxe', 'fake', 'pxe'] });
-    expect(fakeHardware.interfaces.deploy).toStrictEqual({ default: 'fake', enabled: ['fake', 'ramdisk'] });
+    expect(fakeHardware.interfaces.deploy).toStrictEqual({
+      default: 'fake',
+      enabled: ['direct', 'fake', 'ramdisk'],
+    });
     expect(fakeHardware.interfaces.console).toStrictEqual({
       default: 'fake',
       enabled: ['no-console', 'fake'],
@@ -80,7 +83,8 @@ describe('built-in hardware types', () => {
     expect(ipmi.interfaces.boot).toStrictEqual({ default: 'ipxe', enabled: ['ipxe', 'pxe'] });
     expect(ipmi.interfaces.power).toStrictEqual({ default: 'ipmitool', enabled: ['ipmitool'] });
     expect(ipmi.interfaces.management).toStrictEqual({ default: 'ipmitool', enabled: ['ipmitool'] });
-    expect(ipmi.interfaces.deploy).toStrictEqual({ default: 'ramdisk', enabled: ['ramdisk'] });
+    expect(ipmi.interfaces.deploy).toStrictEqual({ default: 'direct', enabled: ['direct', 'ramdisk'] });
+    expect(ipmi.interfaces.rescue).toStrictEqual({ default: 'no-rescue', enabled: ['agent', 'no-rescue'] });
     expect(ipmi.interfaces.vendor).toStrictEqual({ default: 'ipmitool', enabled: ['no-vendor', 'ipmitool'] });
     expect(ipmi.interfaces.bios).toStrictEqual({ default: 'no-bios', enabled: ['no-bios'] });
   });
@@ -103,6 +107,8 @@ describe('built-in hardware types', () => {
       'ipmi_force_boot_device',
       'ipmi_cipher_suite',
       'kernel_append_params',
+      'deploy_kernel',
+      'deploy_ramdisk',
     ]);
     expect(ipmi.properties.ipmi_address).toBe('IP address or hostname of the node. Required.');
   });
@@ -225,6 +231,14 @@ describe('validation of the built-in types', () => {
       reason: `Node ${UUID} does not have any port associated with it.`,
     });
     expect(report.deploy?.reason).toBe(
+      "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info. Missing are: ['deploy_kernel', 'deploy_ramdisk']",
+    );
+    const withRamdisk = { ...node, driver_info: { deploy_kernel: 'k', deploy_ramdisk: 'r' } };
+    expect(validateNode(withRamdisk, 1).deploy?.reason).toBe(
+      "Missing the following parameters in node's instance_info: ['image_source']",
+    );
+    const ramdiskDeploy = { ...node, deploy_interface: 'ramdisk' };
+    expect(validateNode(ramdiskDeploy, 1).deploy?.reason).toBe(
       "Missing the following parameters in node's instance_info: ['image_source'] (or ['kernel', 'ramdisk'], or 'boot_iso').",
     );
     expect(report.power?.reason).toBe(

@@ -172,14 +172,18 @@ export class NodeRepository {
    * raised, in the same transaction); `checks` are other references that must exist (chassis).
    */
   async create(node: Node, checks: readonly WriteOp[] = []): Promise<void> {
+    await this.store.write(await this.createOps(node, checks));
+  }
+
+  /** The ops of `create`, for a caller's transaction (a discovered node with its port and inventory). */
+  async createOps(node: Node, checks: readonly WriteOp[] = []): Promise<WriteOp[]> {
     const counted: Node = { ...(await this.sealed(node)), counted_in_site: node.conductor_group };
-    const ops: WriteOp[] = [
+    return [
       { type: 'create', item: nodeWrite(counted), onConflict: conflict(`Node ${node.uuid} already exists.`) },
       ...this.claims(node),
       joinSite(node.conductor_group),
       ...checks,
     ];
-    await this.store.write(ops);
   }
 
   /**

@@ -25,9 +25,23 @@
  *                                           error body; nothing is done)
  *   GET    /v1/agent/nodes/{node}           a node of its site, secrets unmasked (to drive
  *                                           its BMC); another site's node does not exist
+ *   GET    /v1/agent/site                   its site's discovery setting, images as UUIDs
+ *   POST   /v1/agent/discoveries            body {boot_mac, inventory}: a machine discovered
+ *                                           at its site → 201 created / 200 known node;
+ *                                           409 discovery off, 400 invalid (protocol/discovery.ts)
  */
+import {
+  AGENT_DISCOVERIES_PATH,
+  AGENT_SITE_PATH,
+  schemaError,
+  validateDiscoveryReport,
+} from '../../../protocol/discovery.ts';
+import { ImageRepository } from '../../adapters/dynamo/image-repository.ts';
+import { NodeInventoryRepository } from '../../adapters/dynamo/node-inventory-repository.ts';
+import { PortRepository } from '../../adapters/dynamo/port-repository.ts';
 import { handleAgentMessage } from '../../agents/channel.ts';
 import type { AgentIdentity } from '../../agents/credentials.ts';
+import { agentSiteView, discoverNode } from '../../conductor/discovery.ts';
 import { ENROLL_SCHEMA, isCredentialUsable, publicCredential } from '../../domain/agents/agent.ts';
 import { canAgentAccessSite } from '../../domain/auth/policy.ts';
 import { openSecrets, type SecretSealer } from '../../domain/auth/sealing.ts';
@@ -96,6 +110,15 @@ export const AGENT_OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/agent/nodes': {
     summary: "The agent's site's nodes for the power sync: driver, driver_info, states (agent only)",
     tag: 'agent channel',
+  },
+  'GET /v1/agent/site': {
+    summary: "The agent's site's discovery setting, its images as UUIDs (agent only)",
+    tag: 'agent channel',
+  },
+  'POST /v1/agent/discoveries': {
+    summary: "A machine discovered at the agent's site: enrolled as a node in enroll (agent only)",
+    tag: 'agent channel',
+    status: 201,
   },
 };
 
@@ -349,5 +372,45 @@ export function registerAgentRoutes(
       instance_info: await openSecrets(node.instance_info, deps.sealer, context),
       driver_internal_info: node.driver_internal_info,
     });
+  });
+
+  const images = new ImageRepository(deps.store);
+  const discoveryStores = {
+    store: deps.store,
+    nodes: deps.nodes,
+    ports: new PortRepository(deps.store),
+    inventories: new NodeInventoryRepository(deps.store),
+  };
+  const ownSite = async (agent: AgentIdentity) => {
+    const site = await deps.sites.get(agent.site);
+    if (!site) throw notFound(`Site ${agent.site} could not be found.`);
+    return site;
+  };
+
+  router.on('GET', AGENT_SITE_PATH, async (request) => {
+    const agent = callingAgent(request);
+    const site = await ownSite(agent);
+    return json(
+      await agentSiteView(images, site, (message, fields) => channel().logger.warn(message, fields)),
+    );
+  });
+
+  router.on('POST', AGENT_DISCOVERIES_PATH, async (request) => {
+    const agent = callingAgent(request);
+    const body = jsonBody(request);
+    if (!validateDiscoveryReport(body)) {
+      throw invalid(`Invalid discovery report: ${schemaError(validateDiscoveryReport)}`);
+    }
+    const site = await ownSite(agent);
+    const answer = await discoverNode(discoveryStores, {
+      site,
+      agent: agent.hostname,
+      report: body,
+      now: deps.now(),
+      newUuid: deps.newUuid,
+      minor: MAX_VERSION.minor,
+      log: (message, fields) => channel().logger.info(message, { agent: agent.hostname, ...fields }),
+    });
+    return json(answer, answer.outcome === 'created' ? 201 : 200);
   });
 }

@@ -8,12 +8,18 @@
  */
 
 import { AgentRepository } from '../../adapters/dynamo/agent-repository.ts';
+import { ImageRepository } from '../../adapters/dynamo/image-repository.ts';
 import { siteHasNodes } from '../../adapters/dynamo/site-repository.ts';
+import { checkDiscoveryImages } from '../../conductor/discovery.ts';
 import { conflict, notFound } from '../../domain/errors.ts';
 import { applyPatch, checkPatchAllowed, PATCH_SCHEMA, validatePatch } from '../../domain/json-patch.ts';
 import { validator } from '../../domain/schema.ts';
-import type { Site } from '../../domain/sites/site.ts';
+import type { Site, SiteCleaning, SiteDiscovery } from '../../domain/sites/site.ts';
 import {
+  CLEANING_DEFAULT,
+  DISCOVERY_OFF,
+  normalizeCleaning,
+  normalizeDiscovery,
   SITE_CREATE_SCHEMA,
   SITE_PATCHABLE_FIELDS,
   SITE_VIEW_SCHEMA,
@@ -22,7 +28,7 @@ import {
 import { resourceLinks } from '../../http/links.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
-import { type ConductorAccess, controlPlaneFor } from '../../runtime.ts';
+import { type ConductorAccess, controlPlaneFor, type ImageAccess } from '../../runtime.ts';
 import { authorize } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody, parseLimit } from '../listing.ts';
@@ -39,7 +45,8 @@ export const SITE_OPERATIONS: Record<string, OperationDoc> = {
   },
   'GET /v1/sites/{site}': { summary: 'Show a site', tag: 'sites' },
   'PATCH /v1/sites/{site}': {
-    summary: 'Update description, location or default with an RFC 6902 JSON Patch (admin)',
+    summary:
+      'Update description, location, default, discovery or cleaning with an RFC 6902 JSON Patch (admin)',
     tag: 'sites',
     requestSchema: PATCH_SCHEMA,
   },
@@ -55,12 +62,17 @@ const validateCreate = validator<{
   description?: string | null;
   location?: string | null;
   default?: boolean;
+  discovery?: Partial<SiteDiscovery>;
+  cleaning?: Partial<SiteCleaning>;
 }>('site', SITE_CREATE_SCHEMA);
 
-const validateView = validator<{ description: string | null; location: string | null; default: boolean }>(
-  'site',
-  SITE_VIEW_SCHEMA,
-);
+const validateView = validator<{
+  description: string | null;
+  location: string | null;
+  default: boolean;
+  discovery?: Partial<SiteDiscovery>;
+  cleaning?: Partial<SiteCleaning>;
+}>('site', SITE_VIEW_SCHEMA);
 
 function render(request: ApiRequest, site: Site, isDefault: boolean) {
   return {
@@ -69,6 +81,8 @@ function render(request: ApiRequest, site: Site, isDefault: boolean) {
     location: site.location,
     default: isDefault,
     queue_url: site.queue_url ?? null,
+    discovery: { ...(site.discovery ?? DISCOVERY_OFF) },
+    cleaning: { ...(site.cleaning ?? CLEANING_DEFAULT) },
     created_at: site.created_at,
     updated_at: site.updated_at,
     links: resourceLinks(request.baseUrl, 'sites', site.name),
@@ -78,10 +92,24 @@ function render(request: ApiRequest, site: Site, isDefault: boolean) {
 export function registerSiteRoutes(
   router: Router,
   deps: Dependencies,
-  runtime: ConductorAccess | (() => ConductorAccess) = () => controlPlaneFor(deps),
+  runtime: (ConductorAccess & Partial<ImageAccess>) | (() => ConductorAccess & Partial<ImageAccess>) = () =>
+    controlPlaneFor(deps),
 ): void {
   const conductor = typeof runtime === 'function' ? () => runtime().service : () => runtime.service;
+  const catalog = typeof runtime === 'function' ? () => runtime().images : () => runtime.images;
   const agents = new AgentRepository(deps.store);
+  const images = new ImageRepository(deps.store);
+
+  /** The setting with its defaults, its images checked (400 otherwise: nothing is written). */
+  const checkDiscovery = async (site: string, value: Partial<SiteDiscovery> | null | undefined) => {
+    const discovery = normalizeDiscovery(value);
+    if (discovery.enabled) await checkDiscoveryImages(images, site, discovery);
+    return discovery;
+  };
+  /** The site's agent reads the setting again (`GET /v1/agent/site`) on an images wake. */
+  const wakeAgents = async (site: string) => {
+    await catalog()?.wake([site]);
+  };
 
   const find = async (name: string) => {
     const found = await deps.sites.getVersioned(name);
@@ -111,6 +139,7 @@ export function registerSiteRoutes(
     const body = validateCreate(jsonBody(request));
     const name = validateSiteName(body.name);
     if (await deps.sites.get(name)) throw conflict(`A site with name ${name} already exists.`);
+    const discovery = await checkDiscovery(name, body.discovery);
     // The queue first: a site is never without its queue (an orphan queue from a failed
     // creation is found again, idempotently, by the next creation of that name).
     const queueUrl = await conductor().createSiteQueue(name);
@@ -121,6 +150,8 @@ export function registerSiteRoutes(
       created_at: deps.now(),
       updated_at: null,
       queue_url: queueUrl,
+      ...(discovery.enabled || body.discovery !== undefined ? { discovery } : {}),
+      ...(body.cleaning !== undefined ? { cleaning: normalizeCleaning(body.cleaning) } : {}),
     };
     await deps.sites.create(site, { makeDefault: body.default === true });
     return json(render(request, site, body.default === true), 201, {
@@ -140,8 +171,16 @@ export function registerSiteRoutes(
     const patch = validatePatch(jsonBody(request));
     checkPatchAllowed(patch, SITE_PATCHABLE_FIELDS);
     const wasDefault = (await deps.sites.defaultSite()) === site.name;
+    const before = site.discovery ?? DISCOVERY_OFF;
+    const cleaningBefore = site.cleaning ?? CLEANING_DEFAULT;
     const patched = applyPatch(
-      { description: site.description, location: site.location, default: wasDefault },
+      {
+        description: site.description,
+        location: site.location,
+        default: wasDefault,
+        discovery: { ...before } as Partial<SiteDiscovery>,
+        cleaning: { ...cleaningBefore } as Partial<SiteCleaning>,
+      },
       patch,
     );
     // `remove` clears a field; an explicit null is a value, checked as any other.
@@ -149,12 +188,28 @@ export function registerSiteRoutes(
       description: patched.description ?? null,
       location: patched.location ?? null,
       default: patched.default === undefined ? false : patched.default,
+      ...(patched.discovery === undefined ? {} : { discovery: patched.discovery }),
+      ...(patched.cleaning === undefined ? {} : { cleaning: patched.cleaning }),
     });
+    // Everything is checked before anything is written.
+    const discovery = await checkDiscovery(site.name, view.discovery);
+    const discoveryChanged = JSON.stringify(discovery) !== JSON.stringify(before);
+    const cleaning = normalizeCleaning(view.cleaning);
+    const cleaningChanged = JSON.stringify(cleaning) !== JSON.stringify(cleaningBefore);
     let updated = site;
-    if (view.description !== site.description || view.location !== site.location) {
-      updated = { ...site, description: view.description, location: view.location, updated_at: deps.now() };
+    const changed = discoveryChanged || cleaningChanged;
+    if (view.description !== site.description || view.location !== site.location || changed) {
+      updated = {
+        ...site,
+        description: view.description,
+        location: view.location,
+        ...(discoveryChanged ? { discovery } : {}),
+        ...(cleaningChanged ? { cleaning } : {}),
+        updated_at: deps.now(),
+      };
       await deps.sites.update(updated, version);
     }
+    if (discoveryChanged) await wakeAgents(site.name);
     if (view.default && !wasDefault) await deps.sites.setDefault(site.name);
     if (!view.default && wasDefault) await deps.sites.clearDefault(site.name);
     return json(render(request, updated, view.default));

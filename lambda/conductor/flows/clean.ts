@@ -10,22 +10,23 @@
  *             steps erase_devices_metadata / erase_devices run on the ramdisk, booted first
  *
  * Automated cleaning with the ramdisk: Ironic's automated cleaning runs the steps of the
- * node's deploy interface, which on an agent-based one (`direct`, `agent`) are the
- * ramdisk's erase steps and on `fake` nothing. Metalplane has no agent deploy interface
- * (its `ramdisk` deploy boots the instance's own image, as Ironic's ramdisk deploy, which
- * does not clean either), so the node that boots the Metalplane ramdisk is the one whose
- * inspect interface is `agent` (it has `driver_info.deploy_kernel`/`deploy_ramdisk`): its
- * automated cleaning (`automated_clean`, null → `[conductor]automated_clean`, default
- * true) runs on the ramdisk; every other node keeps the power off.
+ * node's deploy interface, which on an agent-based one (`direct`) are the ramdisk's erase
+ * steps and on `fake` or `ramdisk` nothing. A node cleans on the Metalplane ramdisk when
+ * its deploy interface is `direct`, or when its inspect interface is `agent` (it has
+ * `driver_info.deploy_kernel`/`deploy_ramdisk` then too; `bootsRamdisk`): its automated
+ * cleaning (`automated_clean`, null → `[conductor]automated_clean`, default true) runs on
+ * the ramdisk; every other node keeps the power off.
  * `erase_devices_metadata` always runs (Ironic's priority 99); `erase_devices` (priority
  * 10 in ironic-python-agent, but hours per disk, and set to 0 by many operators) only
  * when `METALPLANE_CLEAN_ERASE_DEVICES` is on.
+ * A site may set both for its nodes (`cleaning.automated_clean`, `cleaning.erase_devices`,
+ * `withSiteCleaning`): node's `automated_clean` → site's → control plane's.
  */
 import { invalid } from '../../domain/errors.ts';
 import type { JsonObject, Node } from '../../domain/nodes/node.ts';
 import type { CleanStep } from '../../domain/provisioning/request.ts';
-import type { DeployInputs } from './deploy.ts';
-import { inspectsInBand, RAMDISK_BOOT, RAMDISK_END, ramdiskFlow } from './inspect.ts';
+import type { SiteCleaning } from '../../domain/sites/site.ts';
+import { bootsRamdisk, type DeployInputs, RAMDISK_BOOT, RAMDISK_END, ramdiskFlow } from './boot-inputs.ts';
 import type { FlowHooks } from './runner.ts';
 import type { ProvisionSettings } from './settings.ts';
 import type { FlowState, StepName } from './steps.ts';
@@ -39,9 +40,22 @@ export const planVerify = (base: Base): FlowState => ({
   finish: ['done'],
 });
 
+/**
+ * The control plane's cleaning settings with a site's own (`Site.cleaning`, null fields
+ * keep the control plane's): what `cleansWithRamdisk` and `automatedCleanSteps` read.
+ */
+export function withSiteCleaning(settings: ProvisionSettings, cleaning: SiteCleaning | null | undefined) {
+  if (!cleaning) return settings;
+  return {
+    ...settings,
+    automatedClean: cleaning.automated_clean ?? settings.automatedClean,
+    eraseDevices: cleaning.erase_devices ?? settings.eraseDevices,
+  };
+}
+
 /** Whether the node's automated cleaning runs on the Metalplane ramdisk (see above). */
 export function cleansWithRamdisk(node: Node, settings: ProvisionSettings): boolean {
-  return (node.automated_clean ?? settings.automatedClean) && inspectsInBand(node);
+  return (node.automated_clean ?? settings.automatedClean) && bootsRamdisk(node);
 }
 
 /** The ramdisk's automated clean steps, in Ironic's priority order. */
@@ -70,7 +84,7 @@ const RAMDISK_CLEAN_STEPS: readonly StepName[] = ['erase_devices_metadata', 'era
 
 /** Whether manual cleaning with these steps needs the ramdisk (a deploy step among them). */
 export const manualCleanNeedsRamdisk = (node: Node, cleanSteps: readonly CleanStep[]): boolean =>
-  inspectsInBand(node) && cleanSteps.some((clean) => clean.interface === 'deploy');
+  bootsRamdisk(node) && cleanSteps.some((clean) => clean.interface === 'deploy');
 
 /**
  * Manual cleaning: the requested steps, each one Metalplane can run; ends with `manage`
@@ -90,9 +104,9 @@ export function planManualClean(
   for (const clean of cleanSteps) {
     const name = cleanStepName(clean.interface, clean.step, clean.args ?? {});
     // The deploy steps run on the Metalplane ramdisk: only a node that boots it has them.
-    if (!name || (RAMDISK_CLEAN_STEPS.includes(name) && !inspectsInBand(node))) {
+    if (!name || (RAMDISK_CLEAN_STEPS.includes(name) && !bootsRamdisk(node))) {
       throw invalid(
-        `Clean step ${clean.interface}.${clean.step} is not supported by Metalplane (power: power_on, power_off, reboot; management: set_boot_device {boot_device: pxe|disk}; deploy: erase_devices_metadata, erase_devices, on a node whose inspect interface is agent).`,
+        `Clean step ${clean.interface}.${clean.step} is not supported by Metalplane (power: power_on, power_off, reboot; management: set_boot_device {boot_device: pxe|disk}; deploy: erase_devices_metadata, erase_devices, on a node whose deploy interface is direct or whose inspect interface is agent).`,
       );
     }
     steps.push(name);

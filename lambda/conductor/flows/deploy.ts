@@ -13,23 +13,15 @@
  *   fails past `imageWaitTimeoutSeconds`.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { BootMode } from '../../../protocol/actions.ts';
 import { invalid } from '../../domain/errors.ts';
 import type { JsonObject, Node } from '../../domain/nodes/node.ts';
+import { resolveDeploySteps } from '../../domain/provisioning/deploy-steps.ts';
+import type { ConfigDrive } from '../../domain/provisioning/request.ts';
 import { ironicTimestamp } from '../../domain/time.ts';
+import { bootMode, type DeployInputs, RAMDISK_BOOT, ramdiskFlow, waitFor } from './boot-inputs.ts';
 import type { Changed, FlowHooks, FlowRunner, Plan } from './runner.ts';
 import type { ProvisionSettings } from './settings.ts';
-import { type DeployBoot, type FlowState, PROVISION_KIND } from './steps.ts';
-
-/** What the deploy flow needs of the outside world (images, ports), read before it starts. */
-export interface DeployInputs {
-  /** PXE-enabled MACs of the node's ports. */
-  readonly macs: readonly string[];
-  /** The image files to boot, as UUIDs of Metalplane images: kernel+ramdisk or iso. */
-  readonly images: { kernel: string; ramdisk: string } | { iso: string } | null;
-  /** The images the site must hold before the boot files can be written. */
-  readonly needs: readonly string[];
-}
+import { type DeployBoot, type FlowState, PROVISION_KIND, type StepName } from './steps.ts';
 
 /** Whether the node's boot interface writes boot files (and its deploy waits for a callback). */
 export function rendersBootFiles(node: Node): boolean {
@@ -51,19 +43,74 @@ export function usesCallback(node: Node): boolean {
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
-/** The node's boot mode: its instance's, its capabilities', or its own (bios by default). */
-export function bootMode(node: Node): BootMode {
-  const fromInstance = node.instance_info.deploy_boot_mode ?? node.instance_info.boot_mode;
-  if (fromInstance === 'uefi' || fromInstance === 'bios') return fromInstance;
-  const caps = node.properties.capabilities;
-  const text = typeof caps === 'string' ? caps : '';
-  const match = /(?:^|,)boot_mode:(uefi|bios)(?:,|$)/.exec(text);
-  if (match) return match[1] as BootMode;
-  if (typeof caps === 'object' && caps !== null && !Array.isArray(caps)) {
-    const mode = (caps as JsonObject).boot_mode;
-    if (mode === 'uefi' || mode === 'bios') return mode;
+/** What each of the direct deploy's steps runs (Ironic's steps, by interface → Metalplane's). */
+const DIRECT_STEP_RUNS: Readonly<Record<string, Readonly<Record<string, readonly StepName[]>>>> = {
+  deploy: {
+    deploy: RAMDISK_BOOT,
+    // The config drive goes with the image, as ironic-python-agent writes it in write_image.
+    write_image: ['write_image', 'write_configdrive'],
+    prepare_instance_boot: ['clean_boot', 'boot_device_disk'],
+    // The ramdisk synced every write (fsync) before answering: a hard power off is safe.
+    tear_down_agent: ['power_off'],
+    switch_to_tenant_network: [],
+    boot_instance: ['power_on'],
+  },
+  power: { power_on: ['power_on'], power_off: ['power_off'], reboot: ['reboot'] },
+};
+
+/**
+ * The direct deploy: the deploy steps (`inputs.steps`, Ironic's order) each run as
+ * Metalplane steps, and `deploy_step` shows Ironic's. The request's config drive is
+ * stored in `instance_info.configdrive` (sealed at rest, as every `configdrive` value),
+ * where `write_configdrive` reads it; a rebuild without one keeps the one there.
+ */
+function planDirectDeploy(
+  node: Node,
+  base: { index: number; user: string | null },
+  inputs: DeployInputs,
+  settings: ProvisionSettings,
+  configdrive: ConfigDrive | null,
+  rebuild: boolean,
+  now: Date,
+): Plan {
+  if (!inputs.diskImage) throw invalid(`Node ${node.uuid} has no whole-disk image to write.`);
+  const resolved =
+    inputs.steps ?? resolveDeploySteps({ deployInterface: 'direct', requested: null, templates: [] });
+  const steps: StepName[] = [];
+  const shown: JsonObject[] = [];
+  for (const ironic of resolved) {
+    for (const name of DIRECT_STEP_RUNS[ironic.interface]?.[ironic.step] ?? []) {
+      steps.push(name);
+      shown.push({ ...ironic });
+    }
   }
-  return node.boot_mode === 'uefi' ? 'uefi' : 'bios';
+  const flow: FlowState = {
+    ...base,
+    flow: 'deploy',
+    steps,
+    shown,
+    finish: ['done'],
+    diskImage: inputs.diskImage,
+    ...ramdiskFlow(node, inputs, settings, now),
+  };
+  const { configdrive: _old, ...withoutDrive } = node.instance_info;
+  const drive =
+    typeof configdrive === 'object' && configdrive !== null ? withNodeName(node, configdrive) : configdrive;
+  const instanceInfo = drive
+    ? { ...withoutDrive, configdrive: drive as JsonObject[string] }
+    : rebuild
+      ? node.instance_info
+      : withoutDrive;
+  return { flow, onStart: () => ({ instance_info: instanceInfo, deploy_callback: null }) };
+}
+
+/**
+ * The JSON form's `meta_data.name`, when not given, is the node's name, as Ironic's
+ * conductor fills it (the agent, which builds the ISO, fills `uuid`: it knows no name).
+ */
+function withNodeName(node: Node, drive: Exclude<ConfigDrive, string>): Exclude<ConfigDrive, string> {
+  if (!node.name || (drive.meta_data && 'name' in drive.meta_data)) return drive;
+  return { ...drive, meta_data: { ...(drive.meta_data ?? {}), name: node.name } };
 }
 
 /** Deploy or rebuild: the flow, with its callback token when the booted system calls back. */
@@ -72,7 +119,12 @@ export function planDeploy(
   base: { index: number; user: string | null },
   inputs: DeployInputs | undefined,
   now: Date,
+  direct?: { settings: ProvisionSettings; configdrive: ConfigDrive | null; rebuild: boolean },
 ): Plan {
+  if (node.deploy_interface === 'direct') {
+    if (!inputs || !direct) throw invalid(`Node ${node.uuid} has no deploy ramdisk to boot.`);
+    return planDirectDeploy(node, base, inputs, direct.settings, direct.configdrive, direct.rebuild, now);
+  }
   if (!rendersBootFiles(node))
     return { flow: { ...base, flow: 'deploy', steps: ['power_on'], finish: ['done'] } };
   if (!inputs?.images)
@@ -92,7 +144,7 @@ export function planDeploy(
     ...base,
     flow: 'deploy',
     // A held deploy resumes at the step after `index`: index -1 means "before the first".
-    ...(waiting ? { index: -1, waitingImage: { uuid: waiting, since: now.toISOString() } } : {}),
+    ...(waiting ? { index: -1, waitingImage: waitFor(inputs.needs, now) } : {}),
     steps: ['prepare_boot', 'boot_device_pxe', 'reboot'],
     // Without a callback the deploy ends once the node is powered on into its boot files.
     finish: usesCallback(node) ? ['wait'] : ['done'],
@@ -196,7 +248,14 @@ export async function resumeImageWaits(
     const flow = candidate.task?.command === '' ? (candidate.task.args as unknown as FlowState) : undefined;
     const waiting = flow?.waitingImage;
     if (!flow || !waiting) continue;
-    const isReady = await ready(waiting.uuid, candidate.conductor_group);
+    let notReady: string | undefined;
+    for (const image of [waiting.uuid, ...(waiting.also ?? [])]) {
+      if (!(await ready(image, candidate.conductor_group))) {
+        notReady = image;
+        break;
+      }
+    }
+    const isReady = notReady === undefined;
     const overdue = now.getTime() - Date.parse(waiting.since) > settings.imageWaitTimeoutSeconds * 1000;
     if (!isReady && !overdue) continue;
     const done = await run.conductor.resumeHeld(candidate.uuid, (node, task, at) => {
@@ -205,7 +264,7 @@ export async function resumeImageWaits(
       if (!isReady) {
         return run.fail(
           node,
-          `Image ${held.waitingImage.uuid} was not ready at site ${node.conductor_group} within ${settings.imageWaitTimeoutSeconds} seconds.`,
+          `Image ${notReady ?? held.waitingImage.uuid} was not ready at site ${node.conductor_group} within ${settings.imageWaitTimeoutSeconds} seconds.`,
           at,
         );
       }
@@ -216,3 +275,5 @@ export async function resumeImageWaits(
   }
   return resumed;
 }
+
+export { bootMode, type DeployInputs } from './boot-inputs.ts';

@@ -30,10 +30,10 @@ import { checkInventory } from '../../domain/inspection/inventory.ts';
 import type { JsonObject, Node } from '../../domain/nodes/node.ts';
 import type { Port } from '../../domain/ports/port.ts';
 import { ironicTimestamp } from '../../domain/time.ts';
-import { bootMode, type DeployInputs } from './deploy.ts';
+import { type DeployInputs, inspectsInBand, RAMDISK_BOOT, RAMDISK_END, ramdiskFlow } from './boot-inputs.ts';
 import type { Changed, FlowHooks, Plan } from './runner.ts';
 import type { ProvisionSettings } from './settings.ts';
-import type { FlowState, StepName } from './steps.ts';
+import type { FlowState } from './steps.ts';
 
 /** Where an in-band inspection stores what it found. */
 export interface InspectionStores {
@@ -41,45 +41,6 @@ export interface InspectionStores {
   readonly inventories: NodeInventoryRepository;
   /** Warnings of the inspection (skipped MACs ...), as Ironic logs them. */
   readonly warn?: (message: string, extra: Record<string, unknown>) => void;
-}
-
-/** Whether the node is inspected in band, by the Metalplane ramdisk (Ironic's `agent` inspect interface). */
-export const inspectsInBand = (node: Node): boolean => node.inspect_interface === 'agent';
-
-/** The steps that boot the Metalplane ramdisk and wait for it (inspection, cleaning). */
-export const RAMDISK_BOOT: readonly StepName[] = [
-  'prepare_ramdisk',
-  'boot_device_pxe',
-  'reboot',
-  'ramdisk_wait',
-];
-/** The steps after the ramdisk's work: the node off, its boot files removed. */
-export const RAMDISK_END: readonly StepName[] = ['power_off', 'clean_boot'];
-
-/**
- * What a flow booting the ramdisk keeps: its boot inputs, its wait, and (the images not
- * at the site yet) the image it waits for first, as a deploy does.
- */
-export function ramdiskFlow(
-  node: Node,
-  inputs: DeployInputs,
-  settings: ProvisionSettings,
-  now: Date,
-): Pick<FlowState, 'boot' | 'ramdiskWaitSeconds'> & Partial<Pick<FlowState, 'waitingImage' | 'index'>> {
-  const images = inputs.images;
-  if (!images || !('kernel' in images)) throw invalid(`Node ${node.uuid} has no deploy ramdisk to boot.`);
-  const waiting = inputs.needs[0];
-  return {
-    boot: {
-      macs: [...inputs.macs],
-      boot_mode: bootMode(node),
-      kernel: images.kernel,
-      ramdisk: images.ramdisk,
-    },
-    ramdiskWaitSeconds: settings.ramdiskWaitTimeoutSeconds,
-    // A held flow resumes at the step after `index`: index -1 means "before the first".
-    ...(waiting ? { index: -1, waitingImage: { uuid: waiting, since: now.toISOString() } } : {}),
-  };
 }
 
 export function planInspect(

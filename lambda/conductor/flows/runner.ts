@@ -147,7 +147,10 @@ export class FlowRunner {
     flow: FlowState,
     step: StepName | undefined,
   ): Node {
-    const shown: JsonObject = step ? { interface: stepInterface(step), step, args: {}, priority: 0 } : {};
+    // The deploy step Ironic would show (resolved with its priority), else the step itself.
+    const ironicStep = step ? flow.shown?.[flow.index] : undefined;
+    const shown: JsonObject =
+      ironicStep ?? (step ? { interface: stepInterface(step), step, args: {}, priority: 0 } : {});
     const waiting: JsonObject | undefined = flow.waitingImage
       ? { interface: 'deploy', step: 'wait_for_image', args: { image: flow.waitingImage.uuid }, priority: 0 }
       : undefined;
@@ -201,19 +204,44 @@ export class FlowRunner {
       if (isPowerState(state)) current = { ...current, power_state: state };
     }
     if (command.status !== 'succeeded') {
-      const step = flow.steps[flow.index] ?? command.action;
+      const shown = flow.shown?.[flow.index];
+      const step = shown ? `${shown.interface}.${shown.step}` : (flow.steps[flow.index] ?? command.action);
+      const error = command.error ?? `command ${command.status}`;
+      if (flow.failing)
+        return this.fail(current, `${flow.failing} (cleaning up, ${step} failed too: ${error})`, at);
       const failure = this.#hooks[flow.flow]?.failure(step) ?? `${flow.flow}: ${step} failed`;
-      return this.fail(current, `${failure}: ${command.error ?? `command ${command.status}`}`, at);
+      return this.failOrCleanUp(current, flow, `${failure}: ${error}`, at);
     }
     const hooks = this.#hooks[flow.flow];
     const step = flow.steps[flow.index];
-    const applied = hooks?.stepSucceeded?.(current, flow, step, command, prepared, at);
+    const applied = flow.failing
+      ? undefined
+      : hooks?.stepSucceeded?.(current, flow, step, command, prepared, at);
     if (typeof applied === 'string') {
       const failure = hooks?.failure(step ?? command.action) ?? `${flow.flow}: ${step} failed`;
-      return this.fail(current, `${failure}: ${applied}`, at);
+      return this.failOrCleanUp(current, flow, `${failure}: ${applied}`, at);
     }
     const next = this.continue(applied?.node ?? current, { ...flow, index: flow.index + 1 }, at);
     return applied ? { ...next, ops: [...applied.ops, ...(next.ops ?? [])] } : next;
+  }
+
+  /**
+   * A step failed: the flow's cleanup steps run first (the node stays in its working
+   * state, locked), then it fails with `message`; without cleanup it fails at once.
+   */
+  failOrCleanUp(node: Node, flow: FlowState, message: string, at: string): TaskResult {
+    if (!flow.cleanup?.length || flow.failing) return this.fail(node, message, at);
+    const cleaning: FlowState = {
+      ...flow,
+      steps: flow.cleanup,
+      index: 0,
+      failing: message,
+      cleanup: [],
+      shown: [],
+      stepArgs: [],
+    };
+    const { fireAt: _none, ...rest } = cleaning;
+    return this.continue(node, rest, at);
   }
 
   /** Runs the flow from `flow.index`: the next command, or the finish. */
@@ -247,6 +275,11 @@ export class FlowRunner {
 
   /** The last step succeeded: the flow's `finish` events, then what its end changes. */
   finish(node: Node, flow: FlowState, at: string, ops: readonly WriteOp[]): Changed {
+    if (flow.failing) {
+      // The cleanup after a failure is done: now the flow fails.
+      const failed = this.fail(node, flow.failing, at);
+      return { node: failed.node, ops: [...ops, ...failed.ops] };
+    }
     let current: Node = { ...node, deploy_step: {}, clean_step: {} };
     const allOps = [...ops];
     for (const event of flow.finish) {

@@ -38,6 +38,10 @@ export const STEP_NAMES = [
   'ramdisk_inspect',
   'erase_devices_metadata',
   'erase_devices',
+  // The direct deploy's writes and the rescue's password, on the ramdisk.
+  'write_image',
+  'write_configdrive',
+  'set_rescue_password',
 ] as const;
 /** One step of a flow: its name and (`stepCommand`) its command. */
 export type StepName = (typeof STEP_NAMES)[number];
@@ -57,14 +61,35 @@ export interface FlowState {
   readonly user: string | null;
   /** The deploy's boot inputs (image UUIDs, MACs ...), resolved when it started. */
   readonly boot?: DeployBoot;
-  /** Waiting for an image to be ready at the node's site: its UUID and since when. */
-  readonly waitingImage?: { readonly uuid: string; readonly since: string };
+  /**
+   * Waiting for images to be ready at the node's site: the first one's UUID (shown), the
+   * others it needs too (`also`), and since when.
+   */
+  readonly waitingImage?: {
+    readonly uuid: string;
+    readonly since: string;
+    readonly also?: readonly string[];
+  };
+  /** The direct deploy's whole-disk image (a Metalplane image UUID, kind `disk`). */
+  readonly diskImage?: string;
+  /**
+   * Ironic's step each step belongs to, shown in `deploy_step` (`{interface, step,
+   * priority, args}`): the deploy steps resolved from the driver, templates and request.
+   */
+  readonly shown?: readonly JsonObject[];
   /** For a clean step: its args (e.g. the boot device). */
   readonly stepArgs?: readonly JsonObject[];
   /** The deploy's single-use callback token (its SHA-256 is on the node; internal, never shown). */
   readonly callbackToken?: string;
   /** How long `ramdisk_wait` waits for the ramdisk's hello (seconds), set when the flow is planned. */
   readonly ramdiskWaitSeconds?: number;
+  /**
+   * What to run when a step fails before the flow fails (the node powered off, the
+   * ramdisk's boot files and token gone, as Ironic's error handlers clean up), and, while
+   * it runs, the failure it ends with (`failing`, the `last_error`).
+   */
+  readonly cleanup?: readonly StepName[];
+  readonly failing?: string;
   /** Fire this machine event before running the step at `index` (undeploy: deleting → cleaning). */
   readonly fireAt?: { readonly index: number; readonly event: ProvisionEvent };
 }
@@ -74,7 +99,26 @@ const RAMDISK_STEP_DEADLINES = {
   inspect: 600,
   erase_devices_metadata: 1800,
   erase_devices: 12 * 3600,
+  // A large image over a slow provisioning network: hours, not minutes.
+  write_image: 6 * 3600,
+  write_configdrive: 900,
+  set_rescue_password: 300,
 } as const;
+
+/** Ironic's root device hints of the node (`properties.root_device`), when it has some. */
+function rootDevice(node: Node): { root_device: JsonObject } | Record<string, never> {
+  const hints = node.properties.root_device;
+  return typeof hints === 'object' && hints !== null && !Array.isArray(hints)
+    ? { root_device: hints as JsonObject }
+    : {};
+}
+
+/** Python's truthiness of `instance_info.configdrive` (absent, null, '' and {} are none). */
+function hasConfigdrive(node: Node): boolean {
+  const drive = node.instance_info.configdrive;
+  if (typeof drive === 'string') return drive !== '';
+  return typeof drive === 'object' && drive !== null && Object.keys(drive).length > 0;
+}
 
 /** The agent command of a step (undefined: the step does nothing for this node). */
 export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskStep | undefined {
@@ -136,14 +180,49 @@ export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskSt
         { node_uuid: node.uuid, step: name, step_args: {} },
         RAMDISK_STEP_DEADLINES[name],
       );
+    case 'write_image':
+      if (!flow.diskImage) return undefined;
+      return step(
+        'ramdisk.write_image',
+        { node_uuid: node.uuid, image_uuid: flow.diskImage, ...rootDevice(node) },
+        RAMDISK_STEP_DEADLINES.write_image,
+      );
+    case 'write_configdrive':
+      // Stored (sealed) on the node when the deploy started; opened for the agent alone.
+      if (!hasConfigdrive(node)) return undefined;
+      return step(
+        'ramdisk.write_configdrive',
+        {
+          node_uuid: node.uuid,
+          configdrive: node.instance_info.configdrive as string | JsonObject,
+          ...rootDevice(node),
+        },
+        RAMDISK_STEP_DEADLINES.write_configdrive,
+      );
+    case 'set_rescue_password': {
+      const hashed = node.instance_info.hashed_rescue_password;
+      if (typeof hashed !== 'string') return undefined;
+      return step(
+        'ramdisk.run_step',
+        { node_uuid: node.uuid, step: 'set_rescue_password', step_args: { hashed_password: hashed } },
+        RAMDISK_STEP_DEADLINES.set_rescue_password,
+      );
+    }
   }
 }
 
 /** The interface a step belongs to (as Ironic shows it in `deploy_step`/`clean_step`). */
 export function stepInterface(step: StepName): string {
   if (step === 'prepare_boot' || step === 'clean_boot' || step === 'prepare_ramdisk') return 'boot';
-  if (step === 'ramdisk_wait' || step === 'erase_devices_metadata' || step === 'erase_devices')
+  if (
+    step === 'ramdisk_wait' ||
+    step === 'erase_devices_metadata' ||
+    step === 'erase_devices' ||
+    step === 'write_image' ||
+    step === 'write_configdrive'
+  )
     return 'deploy';
+  if (step === 'set_rescue_password') return 'rescue';
   if (step === 'ramdisk_inspect') return 'inspect';
   if (step.startsWith('boot_device') || step === 'read_boot_device') return 'management';
   return 'power';

@@ -10,9 +10,9 @@
  * Its end forgets the instance (`instance_info`, `instance_uuid`, the deploy callback).
  */
 import type { Node } from '../../domain/nodes/node.ts';
+import { type DeployInputs, RAMDISK_BOOT, RAMDISK_END, ramdiskFlow } from './boot-inputs.ts';
 import { automatedCleanSteps, cleansWithRamdisk } from './clean.ts';
-import { type DeployInputs, rendersBootFiles } from './deploy.ts';
-import { RAMDISK_BOOT, RAMDISK_END, ramdiskFlow } from './inspect.ts';
+import { rendersBootFiles } from './deploy.ts';
 import type { FlowHooks } from './runner.ts';
 import type { ProvisionSettings } from './settings.ts';
 import type { FlowState, StepName } from './steps.ts';

@@ -80,6 +80,8 @@ export interface AuditRecord {
 export function isAudited(method: string, path: string, status: number): boolean {
   if (!AUDITED_METHODS.has(method.toUpperCase())) return false;
   if (status >= 400) return false;
+  // A node enrolled by discovery is a change like `POST /v1/nodes` (its actor: the agent).
+  if (path === '/v1/agent/discoveries') return status === 201;
   return !(path === '/v1/agent' || path.startsWith('/v1/agent/'));
 }
 
@@ -99,6 +101,8 @@ const COLLECTIONS: Readonly<Record<string, string>> = {
   agents: 'agent',
   images: 'image',
   commands: 'command',
+  /** `POST /v1/agent/discoveries` creates a node. */
+  discoveries: 'node',
 };
 
 /** The kinds a client may filter on (`resource_type`). */

@@ -67,13 +67,23 @@ export async function sealSecrets(
   return out;
 }
 
+/**
+ * Keys whose mapping values are sealed whole, not recursed into: a config drive's JSON
+ * form is user data, secret as a whole (its `user_data` is a cloud-init script), where
+ * Ironic's masking would show what no secret key names.
+ */
+const SEALED_WHOLE = new Set(['configdrive']);
+
+const recursed = (key: string, value: unknown): value is Record<string, unknown> =>
+  isMapping(value) && !SEALED_WHOLE.has(key);
+
 async function sealValue(
   key: string,
   value: unknown,
   sealer: SecretSealer,
   context: SealContext,
 ): Promise<unknown> {
-  if (isMapping(value)) return sealSecrets(value, sealer, context);
+  if (recursed(key, value)) return sealSecrets(value, sealer, context);
   if (Array.isArray(value) && !isSecretKey(key)) {
     return Promise.all(value.map((item) => (isMapping(item) ? sealSecrets(item, sealer, context) : item)));
   }
@@ -84,7 +94,7 @@ async function sealValue(
 /** Whether anything in `value`, however deep, is still to be sealed. */
 export function holdsSecrets(values: Readonly<Record<string, unknown>>): boolean {
   return Object.entries(values).some(([key, value]) => {
-    if (isMapping(value)) return holdsSecrets(value);
+    if (recursed(key, value)) return holdsSecrets(value);
     if (Array.isArray(value) && !isSecretKey(key))
       return value.some((item) => isMapping(item) && holdsSecrets(item));
     return isSecretKey(key) && value !== null && value !== undefined && !isSealed(value);

@@ -80,10 +80,17 @@ export const DEFAULT_DEADLINE_SECONDS = 600;
 export const MIN_DEADLINE_SECONDS = 1;
 export const MAX_DEADLINE_SECONDS = 24 * 3600;
 /**
- * A command's arguments, serialized, at most 8 KiB: ten of them (a `pull`'s maximum),
- * with their receipts, stay under API Gateway's 128 KiB WebSocket message limit.
+ * A command's arguments, serialized, at most 8 KiB when an admin sends them
+ * (`POST /v1/nodes/{node}/commands`): ten of them (a `pull`'s maximum), with their
+ * receipts, stay under API Gateway's 128 KiB WebSocket message limit.
  */
 export const MAX_ARGS_BYTES = 8 * 1024;
+/**
+ * The conductor's own commands may be larger (a sealed config drive: 32 KiB of JSON is
+ * about 44 KiB sealed); a pull answers as many as fit in one message and leaves the rest
+ * for the next (`CommandQueue.receive`).
+ */
+export const MAX_TASK_ARGS_BYTES = 64 * 1024;
 
 /** As `protocol/messages.ts` accepts them. */
 const ACTION = /^[a-z][a-z0-9_.]{0,63}$/;
@@ -96,6 +103,8 @@ export interface NewCommand {
   readonly args?: Record<string, unknown>;
   readonly deadlineSeconds?: number;
   readonly requestedBy?: string | null;
+  /** Default MAX_ARGS_BYTES. */
+  readonly maxArgsBytes?: number;
 }
 
 export function validateAction(action: unknown): string {
@@ -107,12 +116,12 @@ export function validateAction(action: unknown): string {
   return action;
 }
 
-export function validateArgs(args: unknown): Record<string, unknown> {
+export function validateArgs(args: unknown, maxBytes: number = MAX_ARGS_BYTES): Record<string, unknown> {
   if (args === undefined || args === null) return {};
   if (typeof args !== 'object' || Array.isArray(args)) throw invalid('Command args must be a JSON object.');
   const size = Buffer.byteLength(JSON.stringify(args));
-  if (size > MAX_ARGS_BYTES) {
-    throw invalid(`Command args are ${size} bytes serialized; at most ${MAX_ARGS_BYTES} are allowed.`);
+  if (size > maxBytes) {
+    throw invalid(`Command args are ${size} bytes serialized; at most ${maxBytes} are allowed.`);
   }
   return args as Record<string, unknown>;
 }
@@ -140,7 +149,7 @@ export function createCommand(input: NewCommand, now: Date): CommandRecord {
     node: input.node,
     site: input.site,
     action: validateAction(input.action),
-    args: validateArgs(input.args),
+    args: validateArgs(input.args, input.maxArgsBytes),
     status: 'queued',
     attempts: 0,
     deadline: new Date(now.getTime() + deadlineSeconds * 1000).toISOString(),
@@ -167,10 +176,19 @@ export function expiryMessage(command: Pick<CommandRecord, 'action' | 'id' | 'si
  * node's `last_error`: nothing when it succeeded. Our own failures (expiry, dead letter)
  * already say which command; an agent's words get that said around them.
  */
+/** How the error of a command that never reached its queue starts. */
+export const NOT_QUEUED = 'The command could not be queued:';
+
+/** Whether the command failed before it was queued (no agent ever saw it). */
+export const neverQueued = (command: Pick<CommandRecord, 'attempts' | 'error'>): boolean =>
+  command.attempts === 0 && (command.error?.startsWith(NOT_QUEUED) ?? false);
+
 export function unawaitedError(
-  command: Pick<CommandRecord, 'action' | 'id' | 'site' | 'status' | 'error'>,
+  command: Pick<CommandRecord, 'action' | 'id' | 'site' | 'status' | 'error' | 'attempts'>,
 ): string | undefined {
   if (command.status === 'succeeded') return undefined;
+  // Its requester was answered with the error when it happened: the node is not to blame.
+  if (command.status === 'failed' && neverQueued(command)) return undefined;
   const ours = command.error?.startsWith(`Command ${command.action} ${command.id} `) ?? false;
   const message = command.status === 'failed' && !ours ? failureMessage(command) : command.error;
   return message || undefined;

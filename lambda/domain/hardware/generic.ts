@@ -72,6 +72,53 @@ export const ramdiskDeploy: InterfaceImpl = {
   validate: (node) => deployProblem(node),
 };
 
+const DEPLOY_RAMDISK_PROPERTIES = {
+  deploy_kernel: 'UUID (from Glance) of the deployment kernel. Required.',
+  deploy_ramdisk: 'UUID (from Glance) of the ramdisk with agent that is used at deploy time. Required.',
+};
+
+/** Ironic's PXE `_parse_driver_info`: the images of the ramdisk the node boots to be worked on. */
+export function ramdiskImagesProblem(node: NodeConfig, mode: 'deploy' | 'rescue'): string | undefined {
+  const keys = mode === 'rescue' ? ['rescue_kernel', 'rescue_ramdisk'] : ['deploy_kernel', 'deploy_ramdisk'];
+  // Metalplane's rescue boots the same ramdisk: the deploy images stand in for missing rescue ones.
+  const fallback = mode === 'rescue' ? ['deploy_kernel', 'deploy_ramdisk'] : [];
+  const missing = keys.filter((key, i) => {
+    const alt = fallback[i];
+    return !isPresent(node.driver_info[key]) && !(alt !== undefined && isPresent(node.driver_info[alt]));
+  });
+  if (missing.length === 0) return undefined;
+  return `Cannot validate PXE bootloader. Some parameters were missing in node's driver_info. Missing are: ${pyList(missing)}`;
+}
+
+/**
+ * The direct deploy (Ironic's `AgentDeploy`, its default): the node boots Metalplane's
+ * ramdisk (`driver_info.deploy_kernel`/`deploy_ramdisk`), which writes the whole-disk
+ * image of `instance_info.image_source` and the config drive to the root device; the
+ * node then boots from its disk. The same ramdisk cleans it (`flows/clean.ts`).
+ */
+export const directDeploy: InterfaceImpl = {
+  kind: 'deploy',
+  name: 'direct',
+  properties: DEPLOY_RAMDISK_PROPERTIES,
+  validate(node) {
+    const images = ramdiskImagesProblem(node, 'deploy');
+    if (images) return images;
+    if (isPresent(node.instance_info.image_source)) return undefined;
+    return `Missing the following parameters in node's instance_info: ${pyList(['image_source'])}`;
+  },
+};
+
+/**
+ * Rescue with Metalplane's ramdisk (Ironic's `agent` rescue interface): the node boots
+ * it (`rescue_kernel`/`rescue_ramdisk`, else the deploy ones) and the ramdisk sets the
+ * `rescue` user's password; unrescue boots the instance from its disk again.
+ */
+export const agentRescue: InterfaceImpl = {
+  kind: 'rescue',
+  name: 'agent',
+  validate: (node) => ramdiskImagesProblem(node, 'rescue'),
+};
+
 /**
  * In-band inspection (Ironic's `agent` inspect interface): the node boots Metalplane's
  * ramdisk, which reports its inventory; the control plane sets the node's properties
@@ -103,19 +150,20 @@ export const only = (impl: InterfaceImpl): InterfaceSpec => ({ default: impl, en
 
 /**
  * What a type driven by Metalplane's agent starts from: iPXE (or PXE) boot files, the
- * ramdisk deploy, `noop` network and storage, and no bios, console, inspect, raid, rescue
- * or vendor interface. A type spreads it and declares its own power and management (and
+ * direct deploy (or the ramdisk one), `noop` network and storage, the agent rescue (not
+ * the default, as in Ironic), and no bios, console, inspect, raid or vendor interface. A type spreads it and declares its own power and management (and
  * whatever else it implements): `defineHardwareType('x', { ...AGENT_BASELINE, power, management })`.
  */
 export const AGENT_BASELINE = {
   bios: only(noBios),
   boot: { default: ipxeBoot, enabled: [ipxeBoot, pxeBoot] },
   console: only(noConsole),
-  deploy: only(ramdiskDeploy),
+  // Ironic's default deploy interface is the first enabled: `direct`.
+  deploy: { default: directDeploy, enabled: [directDeploy, ramdiskDeploy] },
   inspect: only(noInspect),
   network: only(noopNetwork),
   raid: only(noRaid),
-  rescue: only(noRescue),
+  rescue: { default: noRescue, enabled: [agentRescue, noRescue] },
   storage: only(noopStorage),
   vendor: only(noVendor),
 } as const satisfies Partial<Record<InterfaceName, InterfaceSpec>>;

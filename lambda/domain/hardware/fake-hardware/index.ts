@@ -4,6 +4,8 @@
  */
 import {
   agentInspect,
+  agentRescue,
+  directDeploy,
   fake,
   ipxeBoot,
   noBios,
@@ -23,13 +25,13 @@ export const fakeHardware = defineHardwareType('fake-hardware', {
   bios: { default: fake.bios, enabled: [fake.bios, noBios] },
   boot: { default: fake.boot, enabled: [ipxeBoot, fake.boot, pxeBoot] },
   console: { default: fake.console, enabled: [noConsole, fake.console] },
-  deploy: { default: fake.deploy, enabled: [fake.deploy, ramdiskDeploy] },
+  deploy: { default: fake.deploy, enabled: [directDeploy, fake.deploy, ramdiskDeploy] },
   inspect: { default: fake.inspect, enabled: [noInspect, fake.inspect, agentInspect] },
   management: { default: fake.management, enabled: [fake.management] },
   network: { default: noopNetwork, enabled: [noopNetwork] },
   power: { default: fake.power, enabled: [fake.power] },
   raid: { default: fake.raid, enabled: [fake.raid, noRaid] },
-  rescue: { default: fake.rescue, enabled: [noRescue, fake.rescue] },
+  rescue: { default: fake.rescue, enabled: [noRescue, fake.rescue, agentRescue] },
   storage: { default: noopStorage, enabled: [noopStorage] },
   vendor: { default: fake.vendor, enabled: [noVendor, fake.vendor] },
 });
