@@ -64,6 +64,11 @@ export interface AgentConfig {
     readonly httpUrl: string | undefined;
     readonly tftpUrl: string | undefined;
     readonly dhcpHostsDir: string | undefined;
+    /**
+     * The base URL BMCs fetch virtual media from (the agent's HTTP server as the
+     * management network reaches it); default: `http_url`, as the nodes reach it.
+     */
+    readonly virtualMediaUrl: string | undefined;
   };
   /** The periodic power-state sync (`agent/power/sync.ts`). */
   readonly powerSync: {
@@ -79,6 +84,13 @@ export interface AgentConfig {
     readonly commandTimeoutMs: number;
     readonly minCommandIntervalMs: number;
     readonly retries: number;
+  };
+  /** The Redfish client (`agent/drivers/redfish/`). */
+  readonly redfish: {
+    readonly requestTimeoutMs: number;
+    readonly minRequestIntervalMs: number;
+    readonly circuitCooldownMs: number;
+    readonly pollIntervalMs: number;
   };
   /** undefined: the status endpoint is off. */
   readonly status: { readonly host: string; readonly port: number } | undefined;
@@ -152,6 +164,10 @@ export const DEFAULTS = {
   powerSyncConcurrency: 16,
   powerSyncTimeout: '5s',
   ipmiCommandTimeout: '30s',
+  redfishRequestTimeout: '10s',
+  redfishMinRequestInterval: '20ms',
+  redfishCircuitCooldown: '30s',
+  redfishPollInterval: '1s',
   ipmiMinCommandInterval: '100ms',
   ipmiRetries: 2,
   statusAddress: '127.0.0.1:9469',
@@ -400,6 +416,7 @@ export function validateConfig(
     'http',
     'images',
     'power_sync',
+    'redfish',
     'ipmi',
     'boot',
     'ramdisk',
@@ -447,7 +464,18 @@ export function validateConfig(
     'native',
   ]);
   const ipmi = r.section(root, 'ipmi', ['command_timeout', 'min_command_interval', 'retries']);
-  const bootSection = r.section(root, 'boot', ['http_url', 'tftp_url', 'dhcp_hosts_dir']);
+  const redfish = r.section(root, 'redfish', [
+    'request_timeout',
+    'min_request_interval',
+    'circuit_cooldown',
+    'poll_interval',
+  ]);
+  const bootSection = r.section(root, 'boot', [
+    'http_url',
+    'tftp_url',
+    'dhcp_hosts_dir',
+    'virtual_media_url',
+  ]);
   const status = r.section(root, 'status', ['address']);
   const tftp = r.section(root, 'tftp', [
     'enabled',
@@ -572,6 +600,10 @@ export function validateConfig(
     status: parseStatusAddress(r, status.address),
     boot: {
       httpUrl: r.httpUrl(bootSection, 'http_url', 'boot.http_url', ['http:', 'https:']),
+      virtualMediaUrl: r.httpUrl(bootSection, 'virtual_media_url', 'boot.virtual_media_url', [
+        'http:',
+        'https:',
+      ]),
       tftpUrl: r.string(bootSection, 'tftp_url', 'boot.tftp_url', undefined),
       dhcpHostsDir:
         bootSection.dhcp_hosts_dir === undefined
@@ -624,6 +656,40 @@ export function validateConfig(
         60_000,
       ),
       retries: r.int(ipmi, 'retries', 'ipmi.retries', DEFAULTS.ipmiRetries, 0, 10),
+    },
+    redfish: {
+      requestTimeoutMs: r.duration(
+        redfish,
+        'request_timeout',
+        'redfish.request_timeout',
+        DEFAULTS.redfishRequestTimeout,
+        500,
+        300_000,
+      ),
+      minRequestIntervalMs: r.duration(
+        redfish,
+        'min_request_interval',
+        'redfish.min_request_interval',
+        DEFAULTS.redfishMinRequestInterval,
+        0,
+        60_000,
+      ),
+      circuitCooldownMs: r.duration(
+        redfish,
+        'circuit_cooldown',
+        'redfish.circuit_cooldown',
+        DEFAULTS.redfishCircuitCooldown,
+        0,
+        3_600_000,
+      ),
+      pollIntervalMs: r.duration(
+        redfish,
+        'poll_interval',
+        'redfish.poll_interval',
+        DEFAULTS.redfishPollInterval,
+        0,
+        60_000,
+      ),
     },
     tftp: {
       enabled: r.bool(tftp, 'enabled', 'tftp.enabled', true),

@@ -18,6 +18,7 @@ import { CallbackTokens, callbackRoute, withCallbackUrls } from './boot/callback
 import { BootTree } from './boot/files.ts';
 import { withImagePins } from './boot/pins.ts';
 import { type BootServers, startBootServers } from './boot/serve.ts';
+import { virtualMediaSource } from './boot/virtual-media.ts';
 import { Channel } from './channel.ts';
 import { ControlPlaneClock } from './clock.ts';
 import { type AgentConfig, deriveWebSocketUrl } from './config.ts';
@@ -161,7 +162,17 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
       minCommandIntervalMs: config.ipmi.minCommandIntervalMs,
       retries: config.ipmi.retries,
     },
+    redfish: config.redfish,
     powerSync: { native: config.powerSync.native, probeTimeoutMs: config.powerSync.probeTimeoutMs },
+    ...(config.http.enabled
+      ? {
+          virtualMedia: virtualMediaSource({
+            imagesDir: config.images.dir,
+            baseUrl: config.boot.virtualMediaUrl ?? nodesHttpUrl(config),
+            pins: () => images,
+          }),
+        }
+      : {}),
     bootActions: withImagePins(
       withCallbackUrls(
         withRamdiskBoot(

@@ -54,10 +54,25 @@ export type BootDevice = (typeof BOOT_DEVICES)[number];
 export const SUPPORTED_BOOT_DEVICES = {
   fake: ['pxe'],
   ipmitool: BOOT_DEVICES,
+  // Ironic's redfish management: PXE, DISK, CDROM, BIOS (Redfish has no "safe" mode).
+  redfish: ['pxe', 'disk', 'cdrom', 'bios'],
 } as const satisfies Readonly<Record<string, readonly BootDevice[]>>;
 
 export const BOOT_MODES = ['bios', 'uefi'] as const;
 export type BootMode = (typeof BOOT_MODES)[number];
+
+/** Ironic's indicator states (`ironic.common.indicator_states`) and components (`components`). */
+export const INDICATOR_STATES = ['off', 'on', 'blinking', 'unknown'] as const;
+export type IndicatorState = (typeof INDICATOR_STATES)[number];
+export const INDICATOR_COMPONENTS = ['chassis', 'system', 'disk', 'power', 'nic'] as const;
+export type IndicatorComponent = (typeof INDICATOR_COMPONENTS)[number];
+/** One indicator as `get_supported_indicators` describes it. */
+export interface IndicatorInfo {
+  readonly readonly: boolean;
+  readonly states: readonly IndicatorState[];
+}
+/** Components → indicator ids → their description. */
+export type SupportedIndicators = Partial<Record<IndicatorComponent, Record<string, IndicatorInfo>>>;
 
 export const isPowerState = (value: unknown): value is PowerState =>
   POWER_STATES.includes(value as PowerState);
@@ -70,6 +85,17 @@ export const isBootDevice = (value: unknown): value is BootDevice =>
 export const MAX_SLEEP_MS = 60_000;
 /** `power.set {timeout}`: the longest wait for the BMC (seconds). */
 export const MAX_POWER_TIMEOUT_SECONDS = 3600;
+
+/** An indicator's component and id, as Ironic's IndicatorAtComponent checks them. */
+export function indicatorProblem(args: { component?: unknown; indicator?: unknown }): string | undefined {
+  if (!INDICATOR_COMPONENTS.includes(args.component as IndicatorComponent)) {
+    return `Invalid component ${String(args.component)} specified.`;
+  }
+  if (typeof args.indicator !== 'string' || !/^[A-Za-z0-9._:-]{1,128}$/.test(args.indicator)) {
+    return `Invalid indicator ${String(args.indicator)} specified.`;
+  }
+  return undefined;
+}
 
 // --- args and results ----------------------------------------------------------------
 
@@ -95,6 +121,34 @@ export interface PowerSetArgs extends BmcArgs {
   target: PowerTarget;
   /** Seconds to wait for the BMC to report the target; default 60. */
   timeout?: number;
+}
+/** `management.get_indicator_state` / `set_indicator_state`: one indicator of one component. */
+export interface IndicatorArgs extends BmcArgs {
+  component: IndicatorComponent;
+  indicator: string;
+}
+export interface SetIndicatorArgs extends IndicatorArgs {
+  state: IndicatorState;
+}
+/**
+ * `management.insert_vmedia`: the agent serves the catalog ISO `iso` (an image UUID synced
+ * to the site) from its HTTP tree and has the BMC insert it as virtual CD
+ * (`redfish-virtual-media` boot); `management.eject_vmedia` takes it out.
+ */
+export interface InsertVmediaArgs extends BmcArgs {
+  node_uuid: string;
+  iso: string;
+}
+export interface EjectVmediaArgs extends BmcArgs {
+  node_uuid: string;
+}
+/** `management.set_boot_mode`: Ironic's `node_change_boot_mode` (read first; set when different). */
+export interface SetBootModeArgs extends BmcArgs {
+  boot_mode: BootMode;
+}
+/** `management.set_secure_boot`: Ironic's `node_change_secure_boot`. */
+export interface SetSecureBootArgs extends BmcArgs {
+  enabled: boolean;
 }
 export interface SetBootDeviceArgs extends BmcArgs {
   boot_device: BootDevice;
@@ -163,6 +217,8 @@ export interface RamdiskWriteConfigdriveArgs extends Routed {
 // Results are type aliases (not interfaces) so that they are JSON objects to TypeScript.
 export type PowerResult = { power_state: PowerState };
 export type BootDeviceResult = { boot_device: BootDevice | null; persistent: boolean | null };
+export type BootModeResult = { boot_mode: BootMode };
+export type SecureBootResult = { secure_boot: boolean };
 type BootFile = { root: string; path: string };
 type KeptBootFile = BootFile & { reason: string };
 export type BootPrepareResult = {
@@ -272,6 +328,52 @@ export const ACTIONS = {
     },
   }),
   'management.get_boot_device': action<BmcArgs, BootDeviceResult>({ family: 'management', bmc: true }),
+  'management.set_boot_mode': action<SetBootModeArgs, BootModeResult>({
+    family: 'management',
+    bmc: true,
+    validate: (args) =>
+      BOOT_MODES.includes(args.boot_mode as BootMode)
+        ? undefined
+        : `Invalid boot mode ${String(args.boot_mode)} requested for node. Allowed boot modes are: ${BOOT_MODES.join(', ')}`,
+  }),
+  'management.set_secure_boot': action<SetSecureBootArgs, SecureBootResult>({
+    family: 'management',
+    bmc: true,
+    validate: (args) =>
+      typeof args.enabled === 'boolean' ? undefined : 'args.enabled must be true or false',
+  }),
+  // Indicators (LEDs): Ironic's get_supported_indicators / get_ / set_indicator_state.
+  'management.get_indicators': action<BmcArgs, { indicators: SupportedIndicators }>({
+    family: 'management',
+    bmc: true,
+  }),
+  'management.get_indicator_state': action<IndicatorArgs, { state: IndicatorState }>({
+    family: 'management',
+    bmc: true,
+    validate: indicatorProblem,
+  }),
+  'management.set_indicator_state': action<SetIndicatorArgs, Empty>({
+    family: 'management',
+    bmc: true,
+    validate: (args) =>
+      indicatorProblem(args) ??
+      (INDICATOR_STATES.includes(args.state as IndicatorState) && args.state !== 'unknown'
+        ? undefined
+        : `Invalid indicator state ${String(args.state)} specified.`),
+  }),
+  'management.insert_vmedia': action<InsertVmediaArgs, { url: string }>({
+    family: 'management',
+    bmc: true,
+    validate: (args) =>
+      typeof args.node_uuid === 'string' &&
+      typeof args.iso === 'string' &&
+      /^[0-9a-fA-F-]{36}$/.test(args.iso)
+        ? undefined
+        : 'management.insert_vmedia: args node_uuid and iso (an image UUID) are required',
+  }),
+  'management.eject_vmedia': action<EjectVmediaArgs, Empty>({ family: 'management', bmc: true }),
+  // Ironic's `inject_nmi`: a diagnostic interrupt (the OS usually dumps its kernel and reboots).
+  'management.inject_nmi': action<BmcArgs, Empty>({ family: 'management', bmc: true }),
   // The shapes and values of the boot actions' args are checked by the agent's renderer
   // (`agent/boot/actions.ts`), which needs its JSON Schema and the boot file rules.
   'boot.prepare': action<BootPrepareArgs, BootPrepareResult>({ family: 'boot', bmc: false }),

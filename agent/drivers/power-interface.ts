@@ -10,6 +10,8 @@
  *   shutdown, wait (up to the long soft timeout); `soft rebooting` = soft off, wait, on.
  *   Result: `{power_state}` as read back last.
  * - `management.set_boot_device {boot_device, persistent}` / `management.get_boot_device`.
+ * - `management.inject_nmi`: the driver's `injectNmi` (ipmitool `power diag`, Redfish
+ *   `ResetType: Nmi`, fake: nothing).
  *
  * Every action's arguments carry `driver_info` (the BMC's address and credentials); the
  * driver validates it before anything is sent.
@@ -17,6 +19,9 @@
 import {
   ACTIONS,
   type BootDevice,
+  type BootMode,
+  type IndicatorComponent,
+  type IndicatorState,
   POWER_OFF,
   POWER_ON,
   type PowerState,
@@ -24,8 +29,9 @@ import {
   REBOOT,
   SOFT_POWER_OFF,
   SOFT_REBOOT,
+  type SupportedIndicators,
 } from '../../protocol/actions.ts';
-import type { Action, ActionContext, CatalogAction } from './types.ts';
+import type { Action, ActionContext, CatalogAction, VirtualMediaSource } from './types.ts';
 import { ActionFailure } from './types.ts';
 
 export type { BootDevice, PowerState };
@@ -46,6 +52,30 @@ export interface PowerControl {
   chassis(node: NodeHandle, action: ChassisAction): Promise<void>;
   bootDevice(node: NodeHandle): Promise<{ boot_device: BootDevice | null; persistent: boolean | null }>;
   setBootDevice(node: NodeHandle, device: BootDevice, persistent: boolean): Promise<void>;
+  /** Sends the node a diagnostic interrupt (NMI); absent: the action fails, as Ironic's unsupported extension. */
+  injectNmi?(node: NodeHandle): Promise<void>;
+  /** The boot mode (firmware) the node boots in, where the BMC says. */
+  bootMode?(node: NodeHandle): Promise<BootMode | null>;
+  setBootMode?(node: NodeHandle, mode: BootMode): Promise<void>;
+  /** Whether UEFI secure boot is on, where the BMC offers it. */
+  secureBoot?(node: NodeHandle): Promise<boolean | null>;
+  setSecureBoot?(node: NodeHandle, enabled: boolean): Promise<void>;
+  /** Virtual media (a BMC that mounts an ISO from a URL as the node's CD drive). */
+  insertVirtualMedia?(node: NodeHandle, url: string): Promise<void>;
+  ejectVirtualMedia?(node: NodeHandle): Promise<void>;
+  /** The node's indicators (LEDs) by component, as Ironic's get_supported_indicators. */
+  indicators?(node: NodeHandle): Promise<SupportedIndicators>;
+  indicatorState?(
+    node: NodeHandle,
+    component: IndicatorComponent,
+    indicator: string,
+  ): Promise<IndicatorState>;
+  setIndicatorState?(
+    node: NodeHandle,
+    component: IndicatorComponent,
+    indicator: string,
+    state: IndicatorState,
+  ): Promise<void>;
   readonly supportedBootDevices: readonly BootDevice[];
   /** Pause between two reads while waiting for a state. */
   readonly pollIntervalMs: number;
@@ -165,7 +195,7 @@ export function powerActions(control: PowerControl): Action[] {
   return [powerSet, powerGet];
 }
 
-export function managementActions(control: PowerControl): Action[] {
+export function managementActions(control: PowerControl, media?: VirtualMediaSource): Action[] {
   const setBoot: CatalogAction<'management.set_boot_device'> = {
     name: 'management.set_boot_device',
     description: 'Set the boot device: {boot_device, persistent?}',
@@ -193,5 +223,154 @@ export function managementActions(control: PowerControl): Action[] {
       return { ...(await control.bootDevice(handle(ctx))) };
     },
   };
-  return [setBoot, getBoot];
+  const injectNmi: CatalogAction<'management.inject_nmi'> = {
+    name: 'management.inject_nmi',
+    description: 'Send the node a diagnostic interrupt (NMI)',
+    validate: (args) => validateDriverInfo(control, args),
+    async run(ctx) {
+      if (!control.injectNmi) throw new ActionFailure('this management interface cannot inject an NMI');
+      await control.injectNmi(handle(ctx));
+      return {};
+    },
+  };
+  return [
+    setBoot,
+    getBoot,
+    injectNmi,
+    ...firmwareActions(control),
+    ...indicatorActions(control),
+    ...mediaActions(control, media),
+  ];
+}
+
+/** `management.insert_vmedia` / `management.eject_vmedia` (the `redfish-virtual-media` boot). */
+function mediaActions(control: PowerControl, media: VirtualMediaSource | undefined): Action[] {
+  const insert: CatalogAction<'management.insert_vmedia'> = {
+    name: 'management.insert_vmedia',
+    description: "Serve a catalog ISO and insert it as the node's virtual CD: {node_uuid, iso}",
+    validate: (args) =>
+      ACTIONS['management.insert_vmedia'].validate(args) ?? validateDriverInfo(control, args),
+    async run(ctx) {
+      if (!control.insertVirtualMedia || !media) throw unsupported(ctx, 'virtual media');
+      const node = String(ctx.args.node_uuid);
+      const url = await media.url(String(ctx.args.iso), node);
+      try {
+        await control.insertVirtualMedia(handle(ctx), url);
+      } catch (error) {
+        media.release(node);
+        throw error;
+      }
+      return { url };
+    },
+  };
+  const eject: CatalogAction<'management.eject_vmedia'> = {
+    name: 'management.eject_vmedia',
+    description: "Eject the node's virtual CD",
+    validate: (args) => validateDriverInfo(control, args),
+    async run(ctx) {
+      if (!control.ejectVirtualMedia) throw unsupported(ctx, 'virtual media');
+      await control.ejectVirtualMedia(handle(ctx));
+      media?.release(String(ctx.args.node_uuid));
+      return {};
+    },
+  };
+  return [insert, eject];
+}
+
+/** `management.get_indicators`, `.get_indicator_state`, `.set_indicator_state`. */
+function indicatorActions(control: PowerControl): Action[] {
+  const list: CatalogAction<'management.get_indicators'> = {
+    name: 'management.get_indicators',
+    description: "The node's indicators (LEDs) by component",
+    validate: (args) => validateDriverInfo(control, args),
+    async run(ctx) {
+      if (!control.indicators) throw unsupported(ctx, 'get_supported_indicators');
+      return { indicators: await control.indicators(handle(ctx)) };
+    },
+  };
+  const get: CatalogAction<'management.get_indicator_state'> = {
+    name: 'management.get_indicator_state',
+    description: "One indicator's state: {component, indicator}",
+    validate: (args) =>
+      ACTIONS['management.get_indicator_state'].validate(args) ?? validateDriverInfo(control, args),
+    async run(ctx) {
+      if (!control.indicatorState) throw unsupported(ctx, 'get_indicator_state');
+      const { component, indicator } = ctx.args as { component: IndicatorComponent; indicator: string };
+      return { state: await control.indicatorState(handle(ctx), component, indicator) };
+    },
+  };
+  const set: CatalogAction<'management.set_indicator_state'> = {
+    name: 'management.set_indicator_state',
+    description: 'Set one indicator: {component, indicator, state}',
+    validate: (args) =>
+      ACTIONS['management.set_indicator_state'].validate(args) ?? validateDriverInfo(control, args),
+    async run(ctx) {
+      if (!control.setIndicatorState) throw unsupported(ctx, 'set_indicator_state');
+      const { component, indicator, state } = ctx.args as {
+        component: IndicatorComponent;
+        indicator: string;
+        state: IndicatorState;
+      };
+      await control.setIndicatorState(handle(ctx), component, indicator, state);
+      return {};
+    },
+  };
+  return [list, get, set];
+}
+
+/** Ironic's message for a management interface without the method. */
+const unsupported = (ctx: ActionContext, method: string) =>
+  new ActionFailure(
+    `Driver ${String(ctx.args.driver ?? 'of this node')} does not support ${method} (disabled or not implemented).`,
+  );
+
+/** The current value, or null when it cannot be read (Ironic logs it and sets anyway). */
+async function current<T>(read: (() => Promise<T | null>) | undefined): Promise<T | null> {
+  if (!read) return null;
+  try {
+    return await read();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `management.set_boot_mode` / `management.set_secure_boot`, as Ironic's
+ * `node_change_boot_mode` / `node_change_secure_boot`: read the current value, change it
+ * only when different (a BMC may refuse a no-op PATCH, and a change may need a reboot).
+ */
+function firmwareActions(control: PowerControl): Action[] {
+  const setMode: CatalogAction<'management.set_boot_mode'> = {
+    name: 'management.set_boot_mode',
+    description: 'Set the boot mode (uefi or bios): {boot_mode}',
+    validate: (args) =>
+      ACTIONS['management.set_boot_mode'].validate(args) ?? validateDriverInfo(control, args),
+    async run(ctx) {
+      const wanted = ctx.args.boot_mode as BootMode;
+      const node = handle(ctx);
+      if (!control.setBootMode) throw unsupported(ctx, 'set_boot_mode');
+      const now = await current(
+        control.bootMode && (() => control.bootMode?.(node) ?? Promise.resolve(null)),
+      );
+      if (now !== wanted) await control.setBootMode(node, wanted);
+      return { boot_mode: wanted };
+    },
+  };
+  const setSecure: CatalogAction<'management.set_secure_boot'> = {
+    name: 'management.set_secure_boot',
+    description: 'Turn UEFI secure boot on or off: {enabled}',
+    validate: (args) =>
+      ACTIONS['management.set_secure_boot'].validate(args) ?? validateDriverInfo(control, args),
+    async run(ctx) {
+      const wanted = ctx.args.enabled === true;
+      const node = handle(ctx);
+      if (!control.setSecureBoot) throw unsupported(ctx, 'set_secure_boot_state');
+      const now = await current(
+        control.secureBoot && (() => control.secureBoot?.(node) ?? Promise.resolve(null)),
+      );
+      if (now !== wanted) await control.setSecureBoot(node, wanted);
+      return { secure_boot: wanted };
+    },
+  };
+  return [setMode, setSecure];
 }

@@ -12,12 +12,14 @@ import { silentLogger } from '../log.ts';
 import { BUILTIN_ACTIONS } from './builtin.ts';
 import { fakeHardwareModule } from './fake-hardware/index.ts';
 import { ipmiModule } from './ipmi/index.ts';
+import { redfishModule } from './redfish/index.ts';
 import type { Action, Driver, DriverContext, HardwareModule, LoadedDriver, PowerProbe } from './types.ts';
 
 /** Every hardware type this build knows (enabled or not by the config's `drivers`): one line each. */
 export const BUILT_IN_HARDWARE: readonly HardwareModule[] = [
   fakeHardwareModule, // fake-hardware/: simulated in memory, for development and tests
   ipmiModule, // ipmi/: ipmitool, and the native RMCP+ client for the power sync
+  redfishModule, // redfish/: Redfish over HTTPS, sessions, per-BMC turns and a circuit breaker
 ];
 
 /** Names of the built-in hardware types (what the config's `drivers` may list). */

@@ -82,6 +82,17 @@ export interface DriverContext {
     /** Extra attempts after a transient failure. */
     readonly retries?: number;
   };
+  /** The config's `redfish` section, if any (undefined fields: the Redfish client's defaults). */
+  readonly redfish?: {
+    /** Per HTTP request to a BMC (default 10 s). */
+    readonly requestTimeoutMs?: number;
+    /** Quiet time between two requests to one BMC (default 20 ms). */
+    readonly minRequestIntervalMs?: number;
+    /** How long a BMC that timed out or refused the connection is skipped (default 30 s). */
+    readonly circuitCooldownMs?: number;
+    /** Pause between power state reads while waiting for a state (default 1 s). */
+    readonly pollIntervalMs?: number;
+  };
   /** The config's `power_sync` section, as far as probes care. */
   readonly powerSync: {
     /** Read power states with the built-in client (RMCP+ for IPMI) rather than a tool. */
@@ -89,10 +100,23 @@ export interface DriverContext {
     readonly probeTimeoutMs: number;
   };
   /**
+   * Catalog ISOs served for BMCs to mount (`redfish-virtual-media` boot): the URL of an
+   * image's ISO at this site, pinned for the node until `release` (absent: no virtual media).
+   */
+  readonly virtualMedia?: VirtualMediaSource;
+  /**
    * Actions of the boot interface (boot files): the registry adds them to every driver as
    * its `boot` interface; a module need not look at them.
    */
   readonly bootActions?: readonly Action[];
+}
+
+/** Where virtual media come from: the agent's own HTTP tree. */
+export interface VirtualMediaSource {
+  /** The ISO's URL for the BMC (an ActionFailure when the image is not at this site). */
+  url(image: string, node: string): Promise<string>;
+  /** The node no longer needs its image (ejected). */
+  release(node: string): void;
 }
 
 /** A hardware type as loaded on one agent: its interfaces, its power probe, its clean-up. */

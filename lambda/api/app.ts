@@ -26,6 +26,7 @@ import { registerDeployTemplateRoutes } from './routes/deploy-templates.ts';
 import { registerDriverRoutes } from './routes/drivers.ts';
 import { registerHistoryRoutes } from './routes/history.ts';
 import { registerImageRoutes } from './routes/images.ts';
+import { registerIndicatorRoutes } from './routes/indicators.ts';
 import { registerInventoryRoutes } from './routes/inventory.ts';
 import { registerNodeRoutes } from './routes/nodes.ts';
 import { registerPortRoutes } from './routes/ports.ts';
@@ -34,6 +35,7 @@ import { registerProvisionRoutes } from './routes/provision.ts';
 import { registerSiteRoutes } from './routes/sites.ts';
 import { registerUserRoutes } from './routes/users.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
+import { registerVifRoutes } from './routes/vifs.ts';
 import { registerVolumeRoutes } from './routes/volume.ts';
 
 /**
@@ -62,6 +64,7 @@ export function buildRouter(deps: Dependencies, audit: AuditRepository = auditRe
   registerAllocationRoutes(router, deps);
   registerDeployTemplateRoutes(router, deps);
   registerVolumeRoutes(router, deps);
+  registerVifRoutes(router, deps);
   registerBiosRoutes(router, deps);
   registerInventoryRoutes(router, deps);
   registerHistoryRoutes(router, deps);
@@ -72,6 +75,7 @@ export function buildRouter(deps: Dependencies, audit: AuditRepository = auditRe
   registerCommandRoutes(router, deps);
   registerImageRoutes(router, deps);
   registerPowerRoutes(router, deps);
+  registerIndicatorRoutes(router, deps);
   registerProvisionRoutes(router, deps);
   registerAuditRoutes(router, audit);
   router.on('GET', '/v1/openapi.json', async (request) => {

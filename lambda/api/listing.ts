@@ -40,12 +40,15 @@ export function parseLimit(raw: string | undefined): number {
   return Math.min(limit, MAX_LIMIT);
 }
 
+/** Ironic's `args.boolean` (oslo's strict bool_from_string), with its message. */
 export function parseBoolean(raw: string | undefined, name: string): boolean | undefined {
   if (raw === undefined) return undefined;
   const text = raw.trim().toLowerCase();
   if (['1', 't', 'true', 'on', 'y', 'yes'].includes(text)) return true;
   if (['0', 'f', 'false', 'off', 'n', 'no'].includes(text)) return false;
-  throw invalid(`Invalid value for ${name}: ${raw}. It must be a boolean.`);
+  throw invalid(
+    `Invalid ${name}: Unrecognized value '${raw}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'`,
+  );
 }
 
 export function parseListParams(request: ApiRequest, options: ListOptions): ListParams {

@@ -18,6 +18,7 @@ import { COMMAND_OPERATIONS } from './routes/commands.ts';
 import { DEPLOY_TEMPLATE_OPERATIONS } from './routes/deploy-templates.ts';
 import { HISTORY_OPERATIONS } from './routes/history.ts';
 import { IMAGE_OPERATIONS } from './routes/images.ts';
+import { INDICATOR_OPERATIONS } from './routes/indicators.ts';
 import { INVENTORY_OPERATIONS } from './routes/inventory.ts';
 import { validateMaintenanceBody, validateTraitsBody } from './routes/nodes.ts';
 import { PORT_OPERATIONS } from './routes/ports.ts';
@@ -25,6 +26,7 @@ import { POWER_OPERATIONS } from './routes/power.ts';
 import { PROVISION_OPERATIONS } from './routes/provision.ts';
 import { SITE_OPERATIONS } from './routes/sites.ts';
 import { USER_OPERATIONS } from './routes/users.ts';
+import { VIF_OPERATIONS } from './routes/vifs.ts';
 import { VOLUME_OPERATIONS } from './routes/volume.ts';
 
 /**
@@ -145,11 +147,13 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'DELETE /v1/users/{user}/tokens/{token}': { summary: 'Revoke an API token', tag: 'users', status: 204 },
   ...PORT_OPERATIONS,
   ...POWER_OPERATIONS,
+  ...INDICATOR_OPERATIONS,
   ...PROVISION_OPERATIONS,
   ...CHASSIS_OPERATIONS,
   ...ALLOCATION_OPERATIONS,
   ...DEPLOY_TEMPLATE_OPERATIONS,
   ...VOLUME_OPERATIONS,
+  ...VIF_OPERATIONS,
   ...BIOS_OPERATIONS,
   ...INVENTORY_OPERATIONS,
   ...HISTORY_OPERATIONS,

@@ -28,7 +28,7 @@ import {
 } from '../domain/provisioning/deploy-steps.ts';
 import type { ConfigDrive } from '../domain/provisioning/request.ts';
 import type { DeployInputs } from './flows/boot-inputs.ts';
-import { rendersBootFiles as rendersBootFilesOf } from './flows/deploy.ts';
+import { rendersBootFiles as rendersBootFilesOf, VIRTUAL_MEDIA_BOOT } from './flows/deploy.ts';
 import type { Provisioner } from './provision.ts';
 
 const PAGE = 200;
@@ -90,6 +90,15 @@ export async function deployInputs(
       `Missing the following parameters in node's instance_info: ['image_source'] (or 'boot_iso', or 'kernel' and 'ramdisk').`,
     );
   }
+  if (node.boot_interface === VIRTUAL_MEDIA_BOOT) {
+    // The BMC mounts an ISO: no boot files, so no MAC needed.
+    if (!('iso' in chosen)) {
+      throw invalid(
+        `The ${VIRTUAL_MEDIA_BOOT} boot interface boots an ISO: the image of node ${node.uuid} is a kernel and ramdisk (Metalplane does not build an ISO from them).`,
+      );
+    }
+    return { macs: [], images: chosen, needs: await notAtSite(node, used, deps.images) };
+  }
   const macs = await pxeMacs(node, deps.ports);
   return { macs, images: chosen, needs: await notAtSite(node, used, deps.images) };
 }
@@ -134,6 +143,11 @@ export async function ramdiskInputs(
   deps: { images: ImageRepository; ports: PortRepository },
   mode: 'deploy' | 'rescue' = 'deploy',
 ): Promise<DeployInputs> {
+  if (node.boot_interface === VIRTUAL_MEDIA_BOOT) {
+    throw invalid(
+      `Node ${node.uuid} boots by ${VIRTUAL_MEDIA_BOOT}, which boots ISOs only: the Metalplane ramdisk (a kernel and ramdisk) boots over the network (boot_interface ipxe or pxe).`,
+    );
+  }
   const info = node.driver_info;
   const given = (key: string) => info[key] !== undefined && info[key] !== null && info[key] !== '';
   // Rescue boots the same ramdisk: rescue_kernel/rescue_ramdisk when set, else the deploy ones.

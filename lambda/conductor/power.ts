@@ -14,6 +14,9 @@ import {
   type ActionArgs,
   type ActionName,
   type BmcArgs,
+  type BootMode,
+  type IndicatorComponent,
+  type IndicatorState,
   isPowerState,
   type PowerState,
 } from '../../protocol/actions.ts';
@@ -32,6 +35,19 @@ import type { Conductor } from './conductor.ts';
 export const POWER_SET = 'power.set' satisfies ActionName;
 export const SET_BOOT_DEVICE = 'management.set_boot_device' satisfies ActionName;
 export const GET_BOOT_DEVICE = 'management.get_boot_device' satisfies ActionName;
+export const INJECT_NMI = 'management.inject_nmi' satisfies ActionName;
+export const SET_BOOT_MODE = 'management.set_boot_mode' satisfies ActionName;
+export const SET_SECURE_BOOT = 'management.set_secure_boot' satisfies ActionName;
+export const GET_INDICATORS = 'management.get_indicators' satisfies ActionName;
+export const GET_INDICATOR_STATE = 'management.get_indicator_state' satisfies ActionName;
+export const SET_INDICATOR_STATE = 'management.set_indicator_state' satisfies ActionName;
+
+/** An indicator request: list them (no `indicator`), read one, or set one (`state`). */
+export interface IndicatorRequest {
+  readonly component?: IndicatorComponent;
+  readonly indicator?: string;
+  readonly state?: IndicatorState;
+}
 
 /** A command of the catalog (`protocol/actions.ts`): its args typed by its action. */
 export function agentCommand<N extends ActionName>(
@@ -133,6 +149,103 @@ export async function startBootDeviceRead(
   return command;
 }
 
+/** Sends an NMI through the agent (Ironic's `inject_nmi`: a synchronous conductor call). */
+export async function startInjectNmi(
+  conductor: Conductor,
+  found: VersionedNode,
+  requestedBy: string | null,
+): Promise<CommandRecord> {
+  const { command } = await conductor.startTask(found, {
+    ...agentCommand(INJECT_NMI, agentArgs(found.node)),
+    deadlineSeconds: BOOT_DEVICE_DEADLINE_SECONDS,
+    requestedBy,
+  });
+  return command;
+}
+
+/**
+ * Changes the boot mode (`PUT .../states/boot_mode`, 202): Ironic clears `last_error`,
+ * and on the end sets `boot_mode` or writes its failure message.
+ */
+export async function startBootModeChange(
+  conductor: Conductor,
+  found: VersionedNode,
+  mode: BootMode,
+  requestedBy: string | null,
+): Promise<CommandRecord> {
+  const { command } = await conductor.startTask(found, {
+    ...agentCommand(SET_BOOT_MODE, { ...agentArgs(found.node), boot_mode: mode }),
+    taskArgs: { target: mode },
+    deadlineSeconds: BOOT_DEVICE_DEADLINE_SECONDS,
+    requestedBy,
+    apply: (node) => ({ ...node, last_error: null }),
+  });
+  return command;
+}
+
+/** Ironic's `node_change_boot_mode` outcome (its message kept as Ironic writes it). */
+export function bootModeFinished(node: Node, task: NodeTask, command: CommandRecord): Node {
+  const target = String(task.args.target ?? '');
+  if (command.status === 'succeeded') return { ...node, boot_mode: target };
+  return {
+    ...node,
+    last_error: `Failed to change boot mode to '${target}: ${command.error ?? `command ${command.status}`}`,
+  };
+}
+
+/** Turns secure boot on or off (`PUT .../states/secure_boot`, 202). */
+export async function startSecureBootChange(
+  conductor: Conductor,
+  found: VersionedNode,
+  enabled: boolean,
+  requestedBy: string | null,
+): Promise<CommandRecord> {
+  const { command } = await conductor.startTask(found, {
+    ...agentCommand(SET_SECURE_BOOT, { ...agentArgs(found.node), enabled }),
+    taskArgs: { target: enabled },
+    deadlineSeconds: BOOT_DEVICE_DEADLINE_SECONDS,
+    requestedBy,
+    apply: (node) => ({ ...node, last_error: null }),
+  });
+  return command;
+}
+
+/** Ironic's `node_change_secure_boot` outcome (Python's True/False in its message). */
+export function secureBootFinished(node: Node, task: NodeTask, command: CommandRecord): Node {
+  const target = task.args.target === true;
+  if (command.status === 'succeeded') return { ...node, secure_boot: target };
+  return {
+    ...node,
+    last_error: `Failed to change secure_boot state to '${target ? 'True' : 'False'}': ${command.error ?? `command ${command.status}`}`,
+  };
+}
+
+/**
+ * Indicators through the agent, as Ironic's synchronous conductor calls (which take the
+ * node's lock, a read included): list, read one, or set one; the caller waits.
+ */
+export async function startIndicatorCall(
+  conductor: Conductor,
+  found: VersionedNode,
+  request: IndicatorRequest,
+  requestedBy: string | null,
+): Promise<CommandRecord> {
+  const base = agentArgs(found.node);
+  const { component, indicator, state } = request;
+  const call =
+    component === undefined || indicator === undefined
+      ? agentCommand(GET_INDICATORS, base)
+      : state === undefined
+        ? agentCommand(GET_INDICATOR_STATE, { ...base, component, indicator })
+        : agentCommand(SET_INDICATOR_STATE, { ...base, component, indicator, state });
+  const { command } = await conductor.startTask(found, {
+    ...call,
+    deadlineSeconds: BOOT_DEVICE_DEADLINE_SECONDS,
+    requestedBy,
+  });
+  return command;
+}
+
 /** Boot device tasks change nothing on the node but the lock; their caller reads the result. */
 const unchanged = (node: Node) => node;
 
@@ -140,5 +253,11 @@ export function registerPowerTasks(conductor: Conductor): void {
   conductor
     .onTaskFinished(POWER_SET, powerSetFinished)
     .onTaskFinished(SET_BOOT_DEVICE, unchanged)
-    .onTaskFinished(GET_BOOT_DEVICE, unchanged);
+    .onTaskFinished(GET_BOOT_DEVICE, unchanged)
+    .onTaskFinished(INJECT_NMI, unchanged)
+    .onTaskFinished(GET_INDICATORS, unchanged)
+    .onTaskFinished(GET_INDICATOR_STATE, unchanged)
+    .onTaskFinished(SET_INDICATOR_STATE, unchanged)
+    .onTaskFinished(SET_BOOT_MODE, bootModeFinished)
+    .onTaskFinished(SET_SECURE_BOOT, secureBootFinished);
 }

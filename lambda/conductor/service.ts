@@ -13,6 +13,8 @@
  * port (`runtime.ts` wires it), and the tick (`tick.ts`/`handler.ts`) drives expiries and
  * waits: neither passes through here, as neither is an API request.
  */
+
+import type { BootMode } from '../../protocol/actions.ts';
 import type { CommandQueue, EnqueueInput } from '../adapters/command-queue.ts';
 import type { CommandRepository } from '../adapters/dynamo/command-repository.ts';
 import type { DeployTemplateRepository } from '../adapters/dynamo/deploy-template-repository.ts';
@@ -30,7 +32,16 @@ import type { SiteCleaning } from '../domain/sites/site.ts';
 import type { Conductor } from './conductor.ts';
 import { deployRequestInputs, ramdiskInputs } from './deploy-inputs.ts';
 import { rescuesWithRamdisk } from './flows/rescue.ts';
-import { startBootDeviceChange, startBootDeviceRead, startPowerChange } from './power.ts';
+import {
+  type IndicatorRequest,
+  startBootDeviceChange,
+  startBootDeviceRead,
+  startBootModeChange,
+  startIndicatorCall,
+  startInjectNmi,
+  startPowerChange,
+  startSecureBootChange,
+} from './power.ts';
 import {
   cleansWithRamdisk,
   inspectsInBand,
@@ -141,6 +152,37 @@ export class ConductorService {
       default:
         return false;
     }
+  }
+
+  /** `PUT .../states/boot_mode`: starts the change (the node shows the outcome). */
+  setBootMode(found: VersionedNode, mode: BootMode, user: string | null): Promise<CommandRecord> {
+    return startBootModeChange(this.#deps.conductor, found, mode, user);
+  }
+
+  /** `PUT .../states/secure_boot`: starts the change (the node shows the outcome). */
+  setSecureBoot(found: VersionedNode, enabled: boolean, user: string | null): Promise<CommandRecord> {
+    return startSecureBootChange(this.#deps.conductor, found, enabled, user);
+  }
+
+  /** `.../management/indicators[/{indicator}]` (list, read, set), waiting up to `waitMs`. */
+  async indicators(
+    found: VersionedNode,
+    request: IndicatorRequest,
+    user: string | null,
+    waitMs: number,
+  ): Promise<{ command: CommandRecord; done: Awaited }> {
+    const command = await startIndicatorCall(this.#deps.conductor, found, request, user);
+    return { command, done: await this.#deps.conductor.waitForTask(command, waitMs) };
+  }
+
+  /** `PUT .../management/inject_nmi`, waiting up to `waitMs` for the agent. */
+  async injectNmi(
+    found: VersionedNode,
+    user: string | null,
+    waitMs: number,
+  ): Promise<{ command: CommandRecord; done: Awaited }> {
+    const command = await startInjectNmi(this.#deps.conductor, found, user);
+    return { command, done: await this.#deps.conductor.waitForTask(command, waitMs) };
   }
 
   /** `POST /v1/nodes/{node}/commands`: an action for the node's site agent, outside any task. */

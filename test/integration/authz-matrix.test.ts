@@ -58,7 +58,11 @@ const ADMIN_READ_MISSES = new Set<string>([
   'GET /v1/audit/{audit}',
 ]);
 /** Reads that wait for the site's agent: run only for the callers that must be refused. */
-const AGENT_ROUND_TRIP = new Set(['GET /v1/nodes/{node}/management/boot_device']);
+const AGENT_ROUND_TRIP = new Set([
+  'GET /v1/nodes/{node}/management/boot_device',
+  'GET /v1/nodes/{node}/management/indicators',
+  'GET /v1/nodes/{node}/management/indicators/{indicator}',
+]);
 /**
  * Bodies valid enough to reach the authorization check on routes that validate the body
  * first, as Ironic does (others get `{}`: a 400 there is the same for every caller).
@@ -67,6 +71,10 @@ const BODIES: Record<string, () => unknown> = {
   'POST /v1/ports': () => ({ node_uuid: ids.node, address: '52:54:00:aa:00:09' }),
   'POST /v1/portgroups': () => ({ node_uuid: ids.node, address: '52:54:00:aa:00:0a' }),
   'PUT /v1/nodes/{node}/states/provision': () => ({ target: 'manage' }),
+  'POST /v1/nodes/{node}/vifs': () => ({ id: 'authz-vif' }),
+  'PUT /v1/nodes/{node}/states/boot_mode': () => ({ target: 'bios' }),
+  'PUT /v1/nodes/{node}/states/secure_boot': () => ({ target: true }),
+  'PUT /v1/nodes/{node}/management/indicators/{indicator}': () => ({ state: 'on' }),
 };
 /** Routes only an agent credential may use. */
 const AGENT_ONLY = /^\/v1\/agent\//;

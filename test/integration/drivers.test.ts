@@ -27,12 +27,13 @@ async function putAgent(agent: AgentRecord) {
 }
 
 describe('drivers', () => {
-  it('lists both hardware types with no hosts while no agent is alive', async () => {
+  it('lists every hardware type with no hosts while no agent is alive', async () => {
     const listed = await api.call('GET', '/v1/drivers');
     expect(listed.status).toBe(200);
     expect(listed.body.drivers.map((driver: { name: string }) => driver.name)).toStrictEqual([
       'fake-hardware',
       'ipmi',
+      'redfish',
     ]);
     expect(listed.body.drivers.every((driver: { hosts: string[] }) => driver.hosts.length === 0)).toBe(true);
   });
@@ -65,7 +66,17 @@ describe('drivers', () => {
     expected.enabled_rescue_interfaces = ['no-rescue', 'fake', 'agent'];
     expect(shown.body).toStrictEqual(expected);
     const listed = await api.call('GET', '/v1/drivers');
-    expect(listed.body).toStrictEqual(rehost(exchange(8).response.body, api.url));
+    // The recorded Ironic enables fake-hardware and ipmi only; Metalplane lists its
+    // redfish type too, without hosts while no alive agent drives it.
+    const recorded = rehost(exchange(8).response.body, api.url) as { drivers: Array<{ name: string }> };
+    expect(listed.body.drivers.filter((d: { name: string }) => d.name !== 'redfish')).toStrictEqual(
+      recorded.drivers,
+    );
+    expect(listed.body.drivers.find((d: { name: string }) => d.name === 'redfish')).toMatchObject({
+      name: 'redfish',
+      hosts: [],
+      type: 'dynamic',
+    });
   });
 
   it('unknown driver is 404 with Ironic message (exchange 012)', async () => {
@@ -74,9 +85,72 @@ describe('drivers', () => {
     expect(missing.body).toStrictEqual(exchange(12).response.body);
   });
 
-  it('ipmi properties describe driver_info fields', async () => {
+  it('ipmi properties are Ironic’s, key for key and text for text (exchange 011)', async () => {
     const properties = await api.call('GET', '/v1/drivers/ipmi/properties');
     expect(properties.body.ipmi_address).toBe('IP address or hostname of the node. Required.');
+    expect(properties.body).toStrictEqual(exchange(11).response.body);
+  });
+
+  it('redfish: Ironic’s properties, validation messages, and the password masked', async () => {
+    const properties = await api.call('GET', '/v1/drivers/redfish/properties');
+    expect(properties.status).toBe(200);
+    expect(Object.keys(properties.body)).toEqual(
+      expect.arrayContaining([
+        'redfish_address',
+        'redfish_system_id',
+        'redfish_username',
+        'redfish_password',
+        'redfish_verify_ca',
+        'redfish_auth_type',
+        'deploy_kernel',
+      ]),
+    );
+    expect(properties.body.redfish_address).toMatch(/^The URL address to the Redfish controller\./);
+    const shown = await api.call('GET', '/v1/drivers/redfish');
+    expect(shown.body.default_power_interface).toBe('redfish');
+    expect(shown.body.default_management_interface).toBe('redfish');
+    expect(shown.body.default_deploy_interface).toBe('direct');
+
+    const created = await api.call('POST', '/v1/nodes', {
+      body: { driver: 'redfish', conductor_group: api.site },
+    });
+    expect(created.status).toBe(201);
+    const uuid = created.body.uuid as string;
+    const reason = async () => (await api.call('GET', `/v1/nodes/${uuid}/validate`)).body.power;
+    expect(await reason()).toEqual({
+      result: false,
+      reason: `Missing the following Redfish properties in node ${uuid} driver_info: ['redfish_address']`,
+    });
+    const set = (driver_info: Record<string, unknown>) =>
+      api.call('PATCH', `/v1/nodes/${uuid}`, {
+        body: [{ op: 'replace', path: '/driver_info', value: driver_info }],
+      });
+    const base = {
+      redfish_address: 'bmc.example.com',
+      redfish_username: 'admin',
+      redfish_password: 's3cret',
+    };
+    expect((await set({ ...base, redfish_auth_type: 'digest' })).status).toBe(200);
+    expect((await reason()).reason).toBe(
+      `Invalid value "digest" set in driver_info/redfish_auth_type on node ${uuid}. The value should be one of "basic", "session" or "auto".`,
+    );
+    expect((await set({ ...base, redfish_verify_ca: 'maybe' })).status).toBe(200);
+    expect((await reason()).reason).toBe(
+      `Invalid value type set in driver_info/redfish_verify_ca on node ${uuid}. The value should be a Boolean or the path to a file/directory, not "maybe"`,
+    );
+    expect((await set({ ...base, redfish_address: 'ftp://bmc' })).status).toBe(200);
+    expect((await reason()).reason).toBe(
+      `Invalid Redfish address ftp://bmc set in driver_info/redfish_address on node ${uuid}`,
+    );
+    const good = await set({
+      ...base,
+      redfish_verify_ca: '/etc/metalplane/bmc-ca.pem',
+      redfish_auth_type: 'session',
+    });
+    expect(good.body.driver_info.redfish_password).toBe('******');
+    expect(await reason()).toEqual({ result: true });
+    const supported = await api.call('GET', `/v1/nodes/${uuid}/management/boot_device/supported`);
+    expect(supported.body).toEqual({ supported_boot_devices: ['pxe', 'disk', 'cdrom', 'bios'] });
   });
 });
 

@@ -33,7 +33,7 @@ const BODYLESS = new Set([
   'POST /v1/agents/{hostname}/credentials',
 ]);
 /** Reads that wait for the site's agent (none is connected here): read back the node. */
-const NO_READ_BACK = /\/management\/boot_device$/;
+const NO_READ_BACK = /\/management\/(boot_device|inject_nmi|indicators(\/[^/]+)?)$/;
 /** Query parameters a route needs to answer at once. */
 const EXTRA_QUERY: Record<string, string> = { '/v1/agent/commands': 'wait=0' };
 
@@ -409,6 +409,7 @@ function baseBodies(): Record<string, BaseBody> {
     'POST /v1/nodes': ok({ driver: 'fake-hardware', name: 'hostile-typed-node' }),
     'PUT /v1/nodes/{node}/maintenance': ok({ reason: 'typed' }),
     'PUT /v1/nodes/{node}/traits': ok({ traits: ['CUSTOM_HOSTILE'] }),
+    'POST /v1/nodes/{node}/vifs': ok({ id: 'hostile-typed-vif' }),
     'POST /v1/ports': ok({ node_uuid: node, address: '52:54:00:bb:00:99' }),
     'POST /v1/portgroups': ok({ node_uuid: node, name: 'hostile-typed-pg', address: '52:54:00:bb:00:98' }),
     'POST /v1/chassis': ok({ description: 'typed' }),
@@ -456,6 +457,11 @@ function baseBodies(): Record<string, BaseBody> {
     // Waits for an agent (none here): not sent alone.
     'PUT /v1/nodes/{node}/management/boot_device': ok({ boot_device: 'pxe', persistent: false }, false),
     'PUT /v1/nodes/{node}/states/provision': ok({ target: 'manage' }),
+    'PUT /v1/nodes/{node}/states/boot_mode': ok({ target: 'bios' }),
+    'PUT /v1/nodes/{node}/states/secure_boot': ok({ target: true }),
+    // Wait for an agent (none here): not sent alone.
+    'PUT /v1/nodes/{node}/management/inject_nmi': ok({}, false),
+    'PUT /v1/nodes/{node}/management/indicators/{indicator}': ok({ state: 'on' }, false),
   };
 }
 

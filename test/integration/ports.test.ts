@@ -160,7 +160,7 @@ describe('port create (exchanges 054-057)', () => {
     expect((await call('GET', `/v1/nodes/${node}/ports`)).body.ports).toStrictEqual([]);
   });
 
-  it('refuses an unknown node with 400 (057), and a node name is accepted', async () => {
+  it('refuses an unknown node with 400 (057), and a node name as Ironic does (not a UUID)', async () => {
     const refused = await call('POST', '/v1/ports', {
       body: { address: freshMac(), node_uuid: '00000000-0000-0000-0000-000000000000' },
     });
@@ -170,7 +170,7 @@ describe('port create (exchanges 054-057)', () => {
       body: { address: freshMac(), node_uuid: 'no-such-node' },
     });
     expect(unknownName.status).toBe(400);
-    expect(unknownName.fault?.faultstring).toBe('Node no-such-node could not be found.');
+    expect(unknownName.fault?.faultstring).toBe('Expected UUID for node_uuid: no-such-node');
     const notAName = await call('POST', '/v1/ports', {
       body: { address: freshMac(), node_uuid: 'bad name' },
     });
@@ -178,8 +178,12 @@ describe('port create (exchanges 054-057)', () => {
     expect(notAName.fault?.faultstring).toBe('Expected UUID for node_uuid: bad name');
 
     const node = await createNode({ name: 'port-by-name' });
-    const byName = await createPort('port-by-name');
-    expect(byName.node_uuid).toBe(node);
+    const byName = await call('POST', '/v1/ports', {
+      body: { address: freshMac(), node_uuid: 'port-by-name' },
+    });
+    expect(byName.status).toBe(400);
+    expect(byName.fault?.faultstring).toBe('Expected UUID for node_uuid: port-by-name');
+    expect((await call('GET', `/v1/nodes/${node}/ports`)).body.ports).toStrictEqual([]);
   });
 
   it('normalizes MAC spellings to lower-case colon form', async () => {
@@ -482,11 +486,11 @@ describe('port list, show, patch, delete (exchanges 058-064)', () => {
     expect((await call('GET', `/v1/ports?address=${fresh}`)).body.ports[0].uuid).toBe(mover.uuid);
   });
 
-  it('moves a port to another node (by name), listed under its new node only', async () => {
+  it('moves a port to another node (by UUID), listed under its new node only', async () => {
     const target = await createNode({ name: 'move-target' });
     const moving = await createPort(node);
     const moved = await call('PATCH', `/v1/ports/${moving.uuid}`, {
-      body: [{ op: 'replace', path: '/node_uuid', value: 'move-target' }],
+      body: [{ op: 'replace', path: '/node_uuid', value: target }],
     });
     expect(moved.status).toBe(200);
     expect(moved.body.node_uuid).toBe(target);

@@ -201,6 +201,89 @@ describe('fake-hardware', () => {
     expect((await settled(node)).last_error).toBeNull();
   }, 30_000);
 
+  it('injects an NMI (1.29+): 204 through the agent, Ironic’s refusals first', async () => {
+    const node = await stack.createNode(SITE);
+    const nmi = (body: unknown, version = '1.82') =>
+      stack.api.call('PUT', `/v1/nodes/${node}/management/inject_nmi`, { body, version });
+    expect((await nmi({}, '1.28')).status).toBe(404);
+    const extra = await nmi({ force: true });
+    expect(extra.status).toBe(400);
+    expect(extra.fault?.faultstring).toBe('Unknown argument: "force"');
+    const before = (await stack.api.call('GET', `/v1/nodes/${node}/commands`)).body.commands.length;
+    expect((await nmi({})).status).toBe(204);
+    const commands = (await stack.api.call('GET', `/v1/nodes/${node}/commands`)).body.commands;
+    expect(commands.length).toBe(before + 1);
+    expect(commands[0]).toMatchObject({ action: 'management.inject_nmi', status: 'succeeded' });
+    expect((await settled(node)).last_error).toBeNull();
+  }, 30_000);
+
+  it('changes boot mode and secure boot (1.76+): 202, then the node shows them', async () => {
+    const node = await stack.createNode(SITE);
+    const put = (what: string, body: unknown, version = '1.82') =>
+      stack.api.call('PUT', `/v1/nodes/${node}/states/${what}`, { body, version });
+    const old = await put('boot_mode', { target: 'bios' }, '1.75');
+    expect(old.status).toBe(404);
+    expect(old.fault?.faultstring).toBe('This endpoint is supported starting with the API version 1.76');
+    const bad = await put('boot_mode', { target: 'legacy' });
+    expect(bad.status).toBe(400);
+    expect(bad.fault?.faultstring).toBe(
+      'Invalid boot mode legacy requested for node. Allowed boot modes are: bios, uefi',
+    );
+    const started = await put('boot_mode', { target: 'bios' });
+    expect(started.status).toBe(202);
+    expect(started.headers.get('location')).toBe(`${stack.api.url}/v1/nodes/${node}/states`);
+    await settled(node);
+    const shown = async () => (await stack.api.call('GET', `/v1/nodes/${node}`, { version: '1.82' })).body;
+    expect((await shown()).boot_mode).toBe('bios');
+    expect((await put('secure_boot', { target: 'maybe' })).status).toBe(400);
+    expect((await put('secure_boot', { target: 'true' })).status).toBe(202);
+    await settled(node);
+    const after = await shown();
+    expect(after).toMatchObject({ boot_mode: 'bios', secure_boot: true, last_error: null });
+    // A node moving on its own refuses (Ironic's UNSTABLE_STATES), nothing written.
+    await stack.api.deps.nodes.modify(node, (n) => ({ ...n, provision_state: 'cleaning' }));
+    const moving = await put('boot_mode', { target: 'uefi' });
+    expect(moving.status).toBe(409);
+    expect(moving.fault?.faultstring).toMatch(/^Node is in cleaning state\. Since node is transitioning/);
+    expect((await shown()).boot_mode).toBe('bios');
+  }, 30_000);
+
+  it('lists and reads indicators as Ironic fake does; setting one is unsupported there', async () => {
+    const node = await stack.createNode(SITE);
+    const base = `/v1/nodes/${node}/management/indicators`;
+    const listed = await stack.api.call('GET', base);
+    expect(listed.status).toBe(200);
+    expect(listed.body.indicators.map((i: { name: string }) => i.name)).toEqual([
+      'led-0@chassis',
+      'led@system',
+    ]);
+    expect(listed.body.indicators[1]).toEqual({
+      name: 'led@system',
+      component: 'system',
+      readonly: false,
+      states: ['blinking', 'off', 'on'],
+      links: [
+        { href: `${stack.api.url}/v1/nodes/${node}/management/indicators/led@system`, rel: 'self' },
+        { href: `${stack.api.url}/nodes/${node}/management/indicators/led@system`, rel: 'bookmark' },
+      ],
+    });
+    expect((await stack.api.call('GET', `${base}/led@system`)).body).toEqual({ state: 'on' });
+    const malformed = await stack.api.call('GET', `${base}/led`);
+    expect(malformed.status).toBe(400);
+    expect(malformed.fault?.faultstring).toBe('Malformed indicator name "led"');
+    const badComponent = await stack.api.call('GET', `${base}/led@toaster`);
+    expect(badComponent.fault?.faultstring).toBe('Invalid component toaster specified.');
+    const badState = await stack.api.call('PUT', `${base}/led@system`, { body: { state: 'dim' } });
+    expect(badState.status).toBe(400);
+    expect(badState.fault?.faultstring).toBe('Invalid indicator state dim specified.');
+    const unsupported = await stack.api.call('PUT', `${base}/led@system`, { body: { state: 'blinking' } });
+    expect(unsupported.status).toBe(500);
+    expect(unsupported.fault?.faultstring).toBe(
+      'Driver fake-hardware does not support set_indicator_state (disabled or not implemented).',
+    );
+    expect((await settled(node)).last_error).toBeNull();
+  }, 30_000);
+
   it('validates per interface with Ironic’s shape', async () => {
     const node = await stack.createNode(SITE);
     const fake = await stack.api.call('GET', `/v1/nodes/${node}/validate`);
@@ -286,6 +369,33 @@ describe('ipmi through ipmitool against ipmi_sim', () => {
     expect(JSON.stringify(commands)).not.toContain('"password"');
     expect(commands[0].args.driver_info.ipmi_password).toBe('******');
     expect(JSON.stringify(agent.logs)).not.toContain('"password"');
+  }, 60_000);
+
+  it('inject_nmi reaches the BMC: ipmi_sim refuses power diag, and the API says so', async () => {
+    const bmc = bmcs[0] as SimulatedBmc;
+    const node = await ipmiNode(bmc.port);
+    const refused = await stack.api.call('PUT', `/v1/nodes/${node}/management/inject_nmi`, { body: {} });
+    // ipmi_sim has no diagnostic interrupt (Chassis Control 5): a real BMC's own refusal.
+    expect(refused.status).toBe(500);
+    expect(refused.fault?.faultstring).toMatch(
+      /^IPMI power diag failed for 127\.0\.0\.1: .*Invalid data field in request/,
+    );
+    expect(refused.fault?.faultstring).not.toContain('password');
+    await settled(node); // the lock is released
+  }, 60_000);
+
+  it('boot mode: ipmitool has none, so the change fails into last_error as in Ironic', async () => {
+    const bmc = bmcs[0] as SimulatedBmc;
+    const node = await ipmiNode(bmc.port);
+    const started = await stack.api.call('PUT', `/v1/nodes/${node}/states/boot_mode`, {
+      body: { target: 'uefi' },
+    });
+    expect(started.status).toBe(202);
+    const done = await settled(node);
+    expect(done.last_error).toBe(
+      "Failed to change boot mode to 'uefi: Driver ipmi does not support set_boot_mode (disabled or not implemented).",
+    );
+    expect((await stack.api.call('GET', `/v1/nodes/${node}`)).body.boot_mode).toBeNull();
   }, 60_000);
 
   it('a wrong password fails quickly with a clear last_error; the state is unchanged', async () => {

@@ -14,6 +14,7 @@ import type { ChannelLogger } from '../../lambda/adapters/command-queue.ts';
 import { createAgentsHandler } from '../../lambda/agents/handler.ts';
 import { registerAgentRoutes } from '../../lambda/api/routes/agents.ts';
 import { registerCommandRoutes } from '../../lambda/api/routes/commands.ts';
+import { registerIndicatorRoutes } from '../../lambda/api/routes/indicators.ts';
 import { registerPowerRoutes } from '../../lambda/api/routes/power.ts';
 import { registerProvisionRoutes } from '../../lambda/api/routes/provision.ts';
 import { registerSiteRoutes } from '../../lambda/api/routes/sites.ts';
@@ -207,12 +208,9 @@ export async function startChannel(
       registerAgentRoutes(router, deps, getRuntime);
       registerCommandRoutes(router, deps, getRuntime);
       registerProvisionRoutes(router, deps, getRuntime);
-      registerPowerRoutes(
-        router,
-        deps,
-        getRuntime,
-        options.syncWaitMs ? { syncWaitMs: options.syncWaitMs } : {},
-      );
+      const wait = options.syncWaitMs ? { syncWaitMs: options.syncWaitMs } : {};
+      registerPowerRoutes(router, deps, getRuntime, wait);
+      registerIndicatorRoutes(router, deps, getRuntime, wait);
     },
   });
   const gatewayLogs: GatewayLogEntry[] = [];

@@ -11,28 +11,39 @@ import { waitFor } from './channel.ts';
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** Uploads a kernel+ramdisk image; answers its UUID once active. */
-export async function uploadKernelRamdisk(
+export function uploadKernelRamdisk(
   api: TestApi,
   name: string,
   kernel: Buffer,
   ramdisk: Buffer,
 ): Promise<string> {
+  return uploadImage(api, name, 'kernel+ramdisk', [
+    ['kernel', kernel],
+    ['ramdisk', ramdisk],
+  ]);
+}
+
+/** Uploads an ISO image; answers its UUID once active. */
+export function uploadIso(api: TestApi, name: string, iso: Buffer): Promise<string> {
+  return uploadImage(api, name, 'iso', [['iso', iso]]);
+}
+
+async function uploadImage(
+  api: TestApi,
+  name: string,
+  kind: string,
+  files: ReadonlyArray<readonly [string, Buffer]>,
+): Promise<string> {
   const created = await api.call('POST', '/v1/images', {
     body: {
       name,
-      kind: 'kernel+ramdisk',
-      files: [
-        { role: 'kernel', size: kernel.length, sha256: sha256(kernel) },
-        { role: 'ramdisk', size: ramdisk.length, sha256: sha256(ramdisk) },
-      ],
+      kind,
+      files: files.map(([role, bytes]) => ({ role, size: bytes.length, sha256: sha256(bytes) })),
     },
   });
   expect(created.status).toBe(201);
   const uuid = created.body.uuid as string;
-  for (const [role, bytes] of [
-    ['kernel', kernel],
-    ['ramdisk', ramdisk],
-  ] as const) {
+  for (const [role, bytes] of files) {
     const upload = await api.call('POST', `/v1/images/${uuid}/files/${role}/upload`, {
       body: { multipart: false },
     });

@@ -126,6 +126,8 @@ export function pathParams(
     role: () => 'iso',
     command: () => '00000000-0000-4000-8000-000000000002',
     audit: () => '00000000-0000-7000-8000-000000000003',
+    vif_id: () => `${others.tag}-vif`,
+    indicator: () => 'led@system',
   };
 }
 

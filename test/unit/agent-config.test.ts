@@ -120,7 +120,7 @@ describe('agent config', () => {
         `${f}:transport: must be one of websocket, polling, auto`,
         `${f}:concurrency.max_commands: must be an integer from 1 to 256`,
         expect.stringMatching(new RegExp(`^${f}:heartbeat_interval: must be a duration`)),
-        `${f}:drivers[0]: unknown driver "ipmi-magic" (known: fake-hardware, ipmi)`,
+        `${f}:drivers[0]: unknown driver "ipmi-magic" (known: fake-hardware, ipmi, redfish)`,
         `${f}:reconnect.max_delay: must not be less than reconnect.initial_delay`,
         expect.stringMatching(new RegExp(`^${f}:statuss: unknown field`)),
       ]),

@@ -63,7 +63,7 @@ const command = (action: string, args: Record<string, unknown>) => ({ action, ar
 describe('the hardware registry', () => {
   it('knows the built-in hardware types by the names the config may list', () => {
     expect(DRIVER_NAMES).toEqual(BUILT_IN_HARDWARE.map((m) => m.name));
-    expect([...DRIVER_NAMES].sort()).toEqual(['fake-hardware', 'ipmi']);
+    expect([...DRIVER_NAMES].sort()).toEqual(['fake-hardware', 'ipmi', 'redfish']);
   });
 
   it('resolves an extra module by args.driver, and only through it', () => {
@@ -134,11 +134,11 @@ describe('the hardware registry', () => {
 
   it('refuses unknown names, naming them and the known ones', () => {
     const { module, seen } = testHardware();
-    expect(() => createRegistry(['fake-hardware', 'redfish'], defaultDriverContext(), [module])).toThrow(
-      'unknown driver "redfish" (known: fake-hardware, ipmi, test-hw)',
+    expect(() => createRegistry(['fake-hardware', 'idrac'], defaultDriverContext(), [module])).toThrow(
+      'unknown driver "idrac" (known: fake-hardware, ipmi, redfish, test-hw)',
     );
     expect(() => createRegistry(['test-hw'])).toThrow(
-      'unknown driver "test-hw" (known: fake-hardware, ipmi)',
+      'unknown driver "test-hw" (known: fake-hardware, ipmi, redfish)',
     );
     expect(seen.created).toBe(0);
   });
@@ -207,7 +207,7 @@ describe('startAgent with extra hardware', () => {
     const { config } = await setup();
     const { module } = testHardware();
     await expect(startAgent({ ...config, drivers: ['test-hw'] }, { log: silentLogger })).rejects.toThrow(
-      `${config.file}:drivers: unknown driver "test-hw" (known: fake-hardware, ipmi)`,
+      `${config.file}:drivers: unknown driver "test-hw" (known: fake-hardware, ipmi, redfish)`,
     );
     await expect(
       startAgent(

@@ -105,10 +105,20 @@ describe('built-in hardware types', () => {
       'ipmi_local_address',
       'ipmi_protocol_version',
       'ipmi_force_boot_device',
+      'ipmi_disable_boot_timeout',
       'ipmi_cipher_suite',
-      'kernel_append_params',
       'deploy_kernel',
       'deploy_ramdisk',
+      'rescue_kernel',
+      'rescue_ramdisk',
+      'kernel_append_params',
+      'force_persistent_boot_device',
+      'agent_verify_ca',
+      'deploy_forces_oob_reboot',
+      'image_download_source',
+      'image_http_proxy',
+      'image_https_proxy',
+      'image_no_proxy',
     ]);
     expect(ipmi.properties.ipmi_address).toBe('IP address or hostname of the node. Required.');
   });
@@ -148,7 +158,7 @@ describe('a hardware type registered at run time', () => {
       'Hardware type ipmi is already registered.',
     );
     expect(hardwareType('toy')).toBe(toy);
-    expect(hardwareTypes.names()).toStrictEqual(['fake-hardware', 'ipmi', 'toy']);
+    expect(hardwareTypes.names()).toStrictEqual(['fake-hardware', 'ipmi', 'redfish', 'toy']);
     expect(toy.properties).toStrictEqual({ toy_address: 'where the toy listens. Required.' });
   });
 

@@ -9,7 +9,13 @@
  * sync's probe reads the simulated state, adopting the recorded one for a new node (as
  * Ironic's fake power interface answers what the database says).
  */
-import { isPowerState, POWER_OFF, POWER_ON, SUPPORTED_BOOT_DEVICES } from '../../../protocol/actions.ts';
+import {
+  type BootMode,
+  isPowerState,
+  POWER_OFF,
+  POWER_ON,
+  SUPPORTED_BOOT_DEVICES,
+} from '../../../protocol/actions.ts';
 import {
   type BootDevice,
   managementActions,
@@ -17,12 +23,20 @@ import {
   type PowerState,
   powerActions,
 } from '../power-interface.ts';
-import type { Driver, HardwareModule, LoadedDriver, PowerProbe } from '../types.ts';
+import {
+  ActionFailure,
+  type Driver,
+  type HardwareModule,
+  type LoadedDriver,
+  type PowerProbe,
+} from '../types.ts';
 
 interface FakeNode {
   power: PowerState;
   boot: BootDevice;
   persistent: boolean;
+  bootMode: BootMode;
+  secureBoot: boolean;
 }
 
 /** The simulated hardware of every fake node of this agent (lost on restart, as RAM is). */
@@ -34,7 +48,13 @@ export class FakeHardwareState {
   node(uuid: string, recorded?: PowerState | null): FakeNode {
     let node = this.#nodes.get(uuid);
     if (!node) {
-      node = { power: recorded ?? POWER_OFF, boot: 'pxe', persistent: false };
+      node = {
+        power: recorded ?? POWER_OFF,
+        boot: 'pxe',
+        persistent: false,
+        bootMode: 'uefi',
+        secureBoot: false,
+      };
       this.#nodes.set(uuid, node);
     }
     return node;
@@ -66,6 +86,41 @@ export function fakePowerControl(state: FakeHardwareState): PowerControl {
       const fake = state.node(node.node);
       fake.boot = device;
       fake.persistent = persistent;
+    },
+    // Ironic's fake management keeps boot mode and secure boot (as the fake node's own).
+    async bootMode(node) {
+      return state.node(node.node).bootMode;
+    },
+    async setBootMode(node, mode) {
+      state.actions++;
+      state.node(node.node).bootMode = mode;
+    },
+    async secureBoot(node) {
+      return state.node(node.node).secureBoot;
+    },
+    async setSecureBoot(node, enabled) {
+      state.actions++;
+      state.node(node.node).secureBoot = enabled;
+    },
+    // Ironic's fake management: a read-only chassis LED and a system LED that always read
+    // "on" (it cannot set them: set_indicator_state is unsupported there).
+    async indicators() {
+      return {
+        chassis: { 'led-0': { readonly: true, states: ['off', 'on'] } },
+        system: { led: { readonly: false, states: ['blinking', 'off', 'on'] } },
+      };
+    },
+    async indicatorState(_node, component, indicator) {
+      const known = (await this.indicators?.(_node)) ?? {};
+      if (!(component in known)) throw new ActionFailure(`Invalid component ${component} specified.`);
+      if (!(indicator in (known[component] ?? {}))) {
+        throw new ActionFailure(`Invalid indicator ${indicator} specified.`);
+      }
+      return 'on';
+    },
+    // Ironic's fake management accepts inject_nmi and does nothing.
+    async injectNmi() {
+      state.actions++;
     },
     // Ironic's fake management supports PXE only.
     supportedBootDevices: SUPPORTED_BOOT_DEVICES.fake,

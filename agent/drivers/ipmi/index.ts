@@ -94,6 +94,11 @@ export function ipmiPowerControl(ipmitool: Ipmitool, options: IpmiDriverOptions 
       }),
     setBootDevice: (node, device, persistent) =>
       call(node, `boot device ${device}`, (target) => setBootDevice(ipmitool, target, device, persistent)),
+    // Ironic's ipmitool inject_nmi: `power diag` (Chassis Control, pulse diagnostic interrupt).
+    injectNmi: (node) =>
+      call(node, 'power diag', async (target) => {
+        await ipmitool.run(target, ['power', 'diag']);
+      }),
     supportedBootDevices: SUPPORTED_BOOT_DEVICES.ipmitool,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
   };

@@ -8,7 +8,12 @@ import type { WriteOp } from '../../adapters/dynamo/inventory-store.ts';
 import { mustExist } from '../../adapters/dynamo/node-repository.ts';
 import { conflict, forbidden, invalid, notAcceptable, notFound } from '../../domain/errors.ts';
 import { canonicalUuid, isUuidLike, isValidLogicalName, validateTrait } from '../../domain/identifiers.ts';
-import { DELETE_ALLOWED_STATES, defaultListFields, selectableFields } from '../../domain/nodes/fields.ts';
+import {
+  DELETE_ALLOWED_STATES,
+  defaultListFields,
+  selectableFields,
+  VALID_FAULTS,
+} from '../../domain/nodes/fields.ts';
 import {
   createNode,
   type Node,
@@ -17,6 +22,7 @@ import {
   validateNodeCreate,
 } from '../../domain/nodes/node.ts';
 import { renderNode } from '../../domain/nodes/render.ts';
+import { PROVISION_STATES } from '../../domain/provisioning/states.ts';
 import { validator } from '../../domain/schema.ts';
 import type { ApiRequest, ApiResponse } from '../../http/request.ts';
 import { json, noContent } from '../../http/request.ts';
@@ -101,8 +107,11 @@ function listQuery(request: ApiRequest) {
       continue;
     }
     if (filter[1] > minor) {
+      // Ironic's check_for_invalid_state_and_allow_filter raises a bare NotAcceptable.
       throw notAcceptable(
-        `Request not acceptable. The minimal required API version should be 1.${filter[1]}`,
+        name === 'provision_state'
+          ? 'Request not acceptable.'
+          : `Request not acceptable. The minimal required API version should be 1.${filter[1]}`,
       );
     }
     equals[filter[0]] = booleanFilter
@@ -113,11 +122,25 @@ function listQuery(request: ApiRequest) {
   return { equals, ...(associated !== undefined ? { associated } : {}) };
 }
 
+/**
+ * A string filter's value, checked as Ironic's `NodesController.get_all` checks it: UUIDs
+ * (`args.uuid`), the provision state against the state machine's states
+ * (`check_for_invalid_state_and_allow_filter`), the fault against VALID_FAULTS
+ * (`check_allow_filter_by_fault`); the others (driver, resource_class, owner ...) are any
+ * string, an unknown one matching nothing.
+ */
 function normalizeFilterValue(name: string, value: string): string {
   if (name === 'conductor_group') return value.toLowerCase();
   if (name === 'instance_uuid' || name === 'chassis_uuid') {
-    if (!isUuidLike(value)) throw invalid(`Expected a UUID for ${name}: ${value}`);
+    if (!isUuidLike(value)) throw invalid(`Expected UUID for ${name}: ${value}`);
     return canonicalUuid(value);
+  }
+  if (name === 'provision_state' && !(PROVISION_STATES as readonly string[]).includes(value))
+    throw invalid(`Provision state "${value}" is not valid`);
+  if (name === 'fault' && !(VALID_FAULTS as readonly string[]).includes(value)) {
+    throw invalid(
+      `Unrecognized fault "${value}" is specified, allowed faults are (${VALID_FAULTS.map((fault) => `'${fault}'`).join(', ')})`,
+    );
   }
   return value;
 }
@@ -349,9 +372,13 @@ function registerTraitRoutes(router: Router, deps: Dependencies): void {
     ),
   );
   router.on('DELETE', '/v1/nodes/{node}/traits', (request) => update(request, () => []));
-  router.on('PUT', '/v1/nodes/{node}/traits/{trait}', (request) =>
-    update(request, (traits) => [...traits, validateTrait(request.params.trait)]),
-  );
+  router.on('PUT', '/v1/nodes/{node}/traits/{trait}', async (request) => {
+    const trait = request.params.trait as string;
+    await update(request, (traits) => [...traits, validateTrait(trait)]);
+    // As Ironic (NodeTraitsController.put): the node as the path names it, UUID or name.
+    const location = `${request.baseUrl}/v1/nodes/${encodeURIComponent(request.params.node as string)}/traits/${encodeURIComponent(trait)}`;
+    return noContent(204, { Location: location });
+  });
   router.on('DELETE', '/v1/nodes/{node}/traits/{trait}', async (request) => {
     const trait = request.params.trait as string;
     return update(request, (traits) => {

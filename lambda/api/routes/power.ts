@@ -6,6 +6,9 @@
  *   GET /v1/nodes/{node}/management/boot_device       → {boot_device, persistent}
  *   PUT /v1/nodes/{node}/management/boot_device       {boot_device, persistent?} → 204
  *   GET /v1/nodes/{node}/management/boot_device/supported → {supported_boot_devices}
+ *   PUT /v1/nodes/{node}/management/inject_nmi        {} → 204 (1.29+)
+ *   PUT /v1/nodes/{node}/states/boot_mode             {target: uefi|bios} → 202 (1.76+)
+ *   PUT /v1/nodes/{node}/states/secure_boot           {target: true|false} → 202 (1.76+)
  *   GET /v1/nodes/{node}/validate                     → per interface {result, reason?}
  *
  * A power change is a conductor task (`lambda/conductor/power.ts`): the node is locked and
@@ -15,11 +18,19 @@
  * time gets a 503 (the command stays on record and finishes or expires).
  */
 
-import { BOOT_DEVICES, POWER_TARGETS } from '../../../protocol/actions.ts';
+import { BOOT_DEVICES, BOOT_MODES, POWER_TARGETS } from '../../../protocol/actions.ts';
 import { PortRepository } from '../../adapters/dynamo/port-repository.ts';
 import type { CommandRecord } from '../../domain/commands/command.ts';
+import { notFound } from '../../domain/errors.ts';
 import { validateNode } from '../../domain/hardware/validate.ts';
-import { checkBootDeviceRequest, checkPowerRequest, supportedBootDevices } from '../../domain/power/power.ts';
+import {
+  checkBootDeviceRequest,
+  checkBootModeRequest,
+  checkInjectNmi,
+  checkPowerRequest,
+  checkSecureBootRequest,
+  supportedBootDevices,
+} from '../../domain/power/power.ts';
 import { ApiError } from '../../http/errors.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
@@ -50,6 +61,25 @@ const BOOT_DEVICE_SCHEMA = {
   required: ['boot_device'],
 } as const;
 
+const BOOT_MODE_SCHEMA = {
+  type: 'object',
+  properties: { target: { enum: BOOT_MODES } },
+  required: ['target'],
+} as const;
+
+const SECURE_BOOT_SCHEMA = {
+  type: 'object',
+  // Ironic's `args.boolean`: true/false, 0/1 and the bool words.
+  properties: { target: { type: ['boolean', 'string', 'integer'] } },
+  required: ['target'],
+} as const;
+
+/** Ironic's inject_nmi takes no arguments: an empty object (what python-ironicclient sends). */
+const INJECT_NMI_SCHEMA = { type: 'object', properties: {}, additionalProperties: false } as const;
+
+/** The microversion that added `inject_nmi` (Ironic's MINOR_29_INJECT_NMI). */
+export const INJECT_NMI_SINCE = 29;
+
 export const POWER_OPERATIONS: Record<string, OperationDoc> = {
   'PUT /v1/nodes/{node}/states/power': {
     summary: 'Change the power state (asynchronous: target_power_state shows it until done)',
@@ -70,6 +100,26 @@ export const POWER_OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/nodes/{node}/management/boot_device/supported': {
     summary: "Boot devices the node's management interface supports",
     tag: 'nodes',
+  },
+  'PUT /v1/nodes/{node}/states/boot_mode': {
+    summary:
+      'Change the boot mode, uefi or bios (asynchronous: the node shows boot_mode or last_error; 1.76+)',
+    tag: 'nodes',
+    requestSchema: BOOT_MODE_SCHEMA,
+    status: 202,
+  },
+  'PUT /v1/nodes/{node}/states/secure_boot': {
+    summary:
+      'Turn UEFI secure boot on or off (asynchronous: the node shows secure_boot or last_error; 1.76+)',
+    tag: 'nodes',
+    requestSchema: SECURE_BOOT_SCHEMA,
+    status: 202,
+  },
+  'PUT /v1/nodes/{node}/management/inject_nmi': {
+    summary: 'Send the node a diagnostic interrupt (NMI) through its BMC (1.29+)',
+    tag: 'nodes',
+    requestSchema: INJECT_NMI_SCHEMA,
+    status: 204,
   },
   'GET /v1/nodes/{node}/validate': {
     summary: "Whether the node's configuration is complete, per interface",
@@ -151,6 +201,37 @@ export function registerPowerRoutes(
     authorizeNode(request, 'node:set_boot_device', found.node);
     const boot = checkBootDeviceRequest(found.node, objectBody(request));
     answered(await conductor().setBootDevice(found, boot, requester(request), waitMs));
+    return noContent();
+  });
+
+  router.on('PUT', '/v1/nodes/{node}/states/boot_mode', async (request) => {
+    const ident = request.params.node as string;
+    const found = await resolveNode(deps, ident);
+    authorizeNode(request, 'node:set_boot_mode', found.node);
+    const mode = checkBootModeRequest(found.node, objectBody(request), request.version.minor);
+    await conductor().setBootMode(found, mode, requester(request));
+    return noContent(202, { Location: `${request.baseUrl}/v1/nodes/${ident}/states` });
+  });
+
+  router.on('PUT', '/v1/nodes/{node}/states/secure_boot', async (request) => {
+    const ident = request.params.node as string;
+    const found = await resolveNode(deps, ident);
+    authorizeNode(request, 'node:set_secure_boot', found.node);
+    const enabled = checkSecureBootRequest(found.node, objectBody(request), request.version.minor);
+    await conductor().setSecureBoot(found, enabled, requester(request));
+    return noContent(202, { Location: `${request.baseUrl}/v1/nodes/${ident}/states` });
+  });
+
+  router.on('PUT', '/v1/nodes/{node}/management/inject_nmi', async (request) => {
+    if (request.version.minor < INJECT_NMI_SINCE) throw notFound('The resource could not be found.');
+    const found = await resolveNode(deps, request.params.node as string);
+    authorizeNode(request, 'node:inject_nmi', found.node);
+    const body = request.body === undefined || request.body === '' ? {} : objectBody(request);
+    if (Object.keys(body).length > 0) {
+      throw new ApiError(400, `Unknown argument: "${Object.keys(body).sort().join(', ')}"`);
+    }
+    checkInjectNmi(found.node);
+    answered(await conductor().injectNmi(found, requester(request), waitMs));
     return noContent();
   });
 

@@ -1,15 +1,13 @@
 /**
  * /v1/volume (1.32+): volume connectors and targets, also listed under
- * /v1/nodes/{node}/volume; and a node's VIFs, /v1/nodes/{node}/vifs (1.28+), with
- * Ironic 21.4's semantics (reference exchanges 106 and 107).
+ * /v1/nodes/{node}/volume, with Ironic 21.4's semantics (reference exchange 106). A
+ * node's VIFs (exchange 107) are in `vifs.ts`.
  *
  * As in Ironic, connectors and targets are created whatever the node's state, but
  * changed or deleted only while their node is powered off (the conductor's rule).
  */
 
 import { mustExist } from '../../adapters/dynamo/node-repository.ts';
-import { portParent } from '../../adapters/dynamo/port-repository.ts';
-import { portgroupParent } from '../../adapters/dynamo/portgroup-repository.ts';
 import type { Versioned } from '../../adapters/dynamo/volume-repository.ts';
 import { VolumeRepository } from '../../adapters/dynamo/volume-repository.ts';
 import { conflict, invalid, notFound } from '../../domain/errors.ts';
@@ -45,10 +43,6 @@ import type { OperationDoc } from '../operation-doc.ts';
 import { resolveNode } from './nodes.ts';
 
 const LIST_PARAMS = ['node', 'limit', 'marker', 'sort_key', 'sort_dir', 'fields', 'detail'];
-/** The node VIF sub-resource came with 1.28. */
-const VIFS_SINCE = 28;
-/** Where Ironic's network interfaces keep the tenant VIF of a port or port group. */
-const TENANT_VIF_KEY = 'tenant_vif_port_id';
 
 export const VOLUME_OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/volume': { summary: 'Links to the volume connectors and targets', tag: 'volume' },
@@ -103,7 +97,6 @@ export const VOLUME_OPERATIONS: Record<string, OperationDoc> = {
     tag: 'volume',
   },
   'GET /v1/nodes/{node}/volume/targets': { summary: 'List the volume targets of a node', tag: 'volume' },
-  'GET /v1/nodes/{node}/vifs': { summary: 'List the VIFs attached to a node', tag: 'nodes' },
 };
 
 function volumeGate(request: ApiRequest): void {
@@ -314,37 +307,5 @@ export function registerVolumeRoutes(router: Router, deps: Dependencies): void {
     create: createTarget,
     patch: patchTarget,
     render: renderTarget,
-  });
-
-  registerVifRoutes(router, deps);
-}
-
-/**
- * GET /v1/nodes/{node}/vifs: Ironic asks the node's network interface. The `noop`
- * interface (the only one Metalplane's hardware types enable) has none; the others
- * report each port's and port group's `internal_info.tenant_vif_port_id`.
- */
-function registerVifRoutes(router: Router, deps: Dependencies): void {
-  router.on('GET', '/v1/nodes/{node}/vifs', async (request) => {
-    if (request.version.minor < VIFS_SINCE) throw notFound('The resource could not be found.');
-    const { node } = await resolveNode(deps, request.params.node as string);
-    authorizeNode(request, 'node:vif:list', node);
-    const vifs: Array<{ id: string }> = [];
-    if (node.network_interface !== 'noop') {
-      for (const parent of [portParent(node.uuid), portgroupParent(node.uuid)]) {
-        const page = await deps.store.query<{ internal_info?: Record<string, unknown> }>({
-          index: 'byParent',
-          partitionAttribute: 'parentPk',
-          partitionValue: parent,
-          sortAttribute: 'listSk',
-          limit: 1000,
-        });
-        for (const item of page.items) {
-          const vif = item.doc.internal_info?.[TENANT_VIF_KEY];
-          if (typeof vif === 'string' && vif !== '') vifs.push({ id: vif });
-        }
-      }
-    }
-    return json({ vifs });
   });
 }

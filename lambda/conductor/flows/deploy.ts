@@ -23,10 +23,19 @@ import type { Changed, FlowHooks, FlowRunner, Plan } from './runner.ts';
 import type { ProvisionSettings } from './settings.ts';
 import { type DeployBoot, type FlowState, PROVISION_KIND, type StepName } from './steps.ts';
 
-/** Whether the node's boot interface writes boot files (and its deploy waits for a callback). */
+/** The boot interface that has the BMC mount an ISO (no boot files, no PXE). */
+export const VIRTUAL_MEDIA_BOOT = 'redfish-virtual-media';
+
+export const bootsVirtualMedia = (node: Node): boolean => node.boot_interface === VIRTUAL_MEDIA_BOOT;
+
+/**
+ * Whether the node's boot interface prepares the instance's boot (boot files, or virtual
+ * media) and its deploy may wait for a callback.
+ */
 export function rendersBootFiles(node: Node): boolean {
   return (
-    (node.boot_interface === 'ipxe' || node.boot_interface === 'pxe') && node.deploy_interface !== 'fake'
+    (node.boot_interface === 'ipxe' || node.boot_interface === 'pxe' || bootsVirtualMedia(node)) &&
+    node.deploy_interface !== 'fake'
   );
 }
 
@@ -145,7 +154,10 @@ export function planDeploy(
     flow: 'deploy',
     // A held deploy resumes at the step after `index`: index -1 means "before the first".
     ...(waiting ? { index: -1, waitingImage: waitFor(inputs.needs, now) } : {}),
-    steps: ['prepare_boot', 'boot_device_pxe', 'reboot'],
+    // Virtual media: the ISO inserted, the CD the boot device (kept: the instance runs from it).
+    steps: bootsVirtualMedia(node)
+      ? ['prepare_boot', 'boot_device_cdrom', 'reboot']
+      : ['prepare_boot', 'boot_device_pxe', 'reboot'],
     // Without a callback the deploy ends once the node is powered on into its boot files.
     finish: usesCallback(node) ? ['wait'] : ['done'],
     boot,

@@ -32,6 +32,7 @@ export const STEP_NAMES = [
   'clean_boot',
   'boot_device_pxe',
   'boot_device_disk',
+  'boot_device_cdrom',
   // The Metalplane ramdisk (inspection, cleaning): boot it, wait for its hello, run its steps.
   'prepare_ramdisk',
   'ramdisk_wait',
@@ -147,12 +148,21 @@ export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskSt
       return supportedBootDevices(node).includes('pxe')
         ? step('management.set_boot_device', { boot_device: 'pxe', persistent: false })
         : undefined;
+    case 'boot_device_cdrom':
+      return supportedBootDevices(node).includes('cdrom')
+        ? step('management.set_boot_device', { boot_device: 'cdrom', persistent: true })
+        : undefined;
     case 'boot_device_disk':
       return supportedBootDevices(node).includes('disk')
         ? step('management.set_boot_device', { boot_device: 'disk', persistent: true })
         : undefined;
     case 'prepare_boot': {
       const boot = flow.boot ?? ({} as DeployBoot);
+      if (node.boot_interface === 'redfish-virtual-media') {
+        return boot.iso
+          ? step('management.insert_vmedia', { node_uuid: node.uuid, iso: boot.iso })
+          : undefined;
+      }
       return step('boot.prepare', {
         node_uuid: node.uuid,
         ...boot,
@@ -160,7 +170,9 @@ export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskSt
       });
     }
     case 'clean_boot':
-      return step('boot.clean', { node_uuid: node.uuid });
+      return node.boot_interface === 'redfish-virtual-media'
+        ? step('management.eject_vmedia', { node_uuid: node.uuid })
+        : step('boot.clean', { node_uuid: node.uuid });
     case 'prepare_ramdisk': {
       const boot = flow.boot ?? ({} as DeployBoot);
       return step('boot.prepare', { node_uuid: node.uuid, ...boot, metalplane_ramdisk: true });

@@ -32,9 +32,22 @@ export const noVendor = none('vendor');
 export const noopNetwork: InterfaceImpl = { kind: 'network', name: 'noop' };
 export const noopStorage: InterfaceImpl = { kind: 'storage', name: 'noop' };
 
+/**
+ * The PXE/iPXE boot interfaces' `driver_info` keys, Ironic's texts (`pxe_base`'s
+ * COMMON_PROPERTIES: the deploy and rescue ramdisks they boot, kernel parameters, boot
+ * device persistence). Metalplane reads all but `force_persistent_boot_device` (its
+ * deploys set the boot device once, Ironic's 'Default').
+ */
 const BOOT_PROPERTIES = {
+  deploy_kernel: 'UUID (from Glance) of the deployment kernel. Required.',
+  deploy_ramdisk: 'UUID (from Glance) of the ramdisk with agent that is used at deploy time. Required.',
+  rescue_kernel: 'UUID (from Glance) of the rescue kernel. This value is required for rescue mode.',
+  rescue_ramdisk:
+    'UUID (from Glance) of the rescue ramdisk with agent that is used at node rescue time. This value is required for rescue mode.',
   kernel_append_params:
-    'Additional kernel parameters to pass down to instance kernel. These parameters can be consumed by the kernel or by the applications by reading /proc/cmdline. Optional.',
+    'Additional kernel parameters to pass down to instance kernel. These parameters can be consumed by the kernel or by the applications by reading /proc/cmdline. Mind severe cmdline size limit. When used with virtual media, only applies to ISO images that Ironic builds, but not to pre-built ISOs provided via e.g. deploy_iso. Overrides the [pxe]/kernel_append_params configuration option, use %default% to insert its value.',
+  force_persistent_boot_device:
+    "Controls the persistency of boot order changes. 'Always' will make all changes persistent, 'Default' will make all but the final one upon instance deployment non-persistent, and 'Never' will make no persistent changes at all. The old values 'True' and 'False' are still supported but deprecated in favor of the new ones.Defaults to 'Default'. Optional.",
 };
 
 /** The agent renders boot files keyed by the node's MACs: the node needs a port. */
@@ -72,9 +85,23 @@ export const ramdiskDeploy: InterfaceImpl = {
   validate: (node) => deployProblem(node),
 };
 
-const DEPLOY_RAMDISK_PROPERTIES = {
-  deploy_kernel: 'UUID (from Glance) of the deployment kernel. Required.',
-  deploy_ramdisk: 'UUID (from Glance) of the ramdisk with agent that is used at deploy time. Required.',
+/**
+ * The direct deploy's keys as Ironic's agent deploy lists them. Metalplane's ramdisk
+ * talks to the site agent only (no TLS to verify, no proxy: the image comes from the
+ * agent's HTTP tree, Ironic's `image_download_source` "local"); the keys are listed so
+ * that clients see Ironic's property list, and documented as ignored (docs/api.md).
+ */
+const AGENT_DEPLOY_PROPERTIES = {
+  agent_verify_ca:
+    "Either a Boolean value, a path to a CA_BUNDLE file or directory with certificates of trusted CAs. If set to True ironic will verify the agent's certificate; if False the driver will ignore verifying the SSL certificate. If it's a path the driver will use the specified certificate or one of the certificates in the directory. Defaults to True. Optional",
+  deploy_forces_oob_reboot:
+    'Whether Ironic should force a reboot of the Node via the out-of-band channel after deployment is complete. Provides compatibility with older deploy ramdisks. Defaults to False. Optional.',
+  image_download_source:
+    'Specifies whether direct deploy interface should try to use the image source directly or if ironic should cache the image on the conductor and serve it from ironic\'s own HTTP server. Accepted values are "swift", "http" and "local". Optional.',
+  image_http_proxy: 'URL of a proxy server for HTTP connections. Optional.',
+  image_https_proxy: 'URL of a proxy server for HTTPS connections. Optional.',
+  image_no_proxy:
+    'A comma-separated list of host names, IP addresses and domain names (with optional :port) that will be excluded from proxying. To denote a domain name, use a dot to prefix the domain name. This value will be ignored if ``image_http_proxy`` and ``image_https_proxy`` are not specified. Optional.',
 };
 
 /** Ironic's PXE `_parse_driver_info`: the images of the ramdisk the node boots to be worked on. */
@@ -99,7 +126,7 @@ export function ramdiskImagesProblem(node: NodeConfig, mode: 'deploy' | 'rescue'
 export const directDeploy: InterfaceImpl = {
   kind: 'deploy',
   name: 'direct',
-  properties: DEPLOY_RAMDISK_PROPERTIES,
+  properties: AGENT_DEPLOY_PROPERTIES,
   validate(node) {
     const images = ramdiskImagesProblem(node, 'deploy');
     if (images) return images;

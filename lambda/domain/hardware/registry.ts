@@ -6,9 +6,10 @@
 import { fakeHardware } from './fake-hardware/index.ts';
 import type { HardwareType, InterfaceImpl, InterfaceName } from './interfaces.ts';
 import { ipmi } from './ipmi/index.ts';
+import { redfish } from './redfish/index.ts';
 
 /** The built-in hardware types: one entry each. */
-const BUILT_IN: readonly HardwareType[] = [fakeHardware, ipmi];
+const BUILT_IN: readonly HardwareType[] = [fakeHardware, ipmi, redfish];
 
 export class HardwareTypeRegistry {
   readonly #types = new Map<string, HardwareType>();

@@ -129,3 +129,9 @@ export const UPDATABLE_FIELDS: readonly string[] = [
 
 /** Provision states in which a node may be deleted without maintenance (Ironic's list). */
 export const DELETE_ALLOWED_STATES = ['manageable', 'enroll', 'adopt failed', 'available'] as const;
+
+/**
+ * The faults Ironic puts a node in maintenance for (`ironic/common/faults.py`'s
+ * VALID_FAULTS, in its order): the only values of the `fault` list filter it accepts.
+ */
+export const VALID_FAULTS = ['power failure', 'clean failure', 'rescue abort failure'] as const;

@@ -8,6 +8,7 @@ import { invalid, notAcceptable } from '../errors.ts';
 import { isUuidLike, isValidLogicalName, normalizeMac } from '../identifiers.ts';
 import { applyPatch, checkPatchAllowed, type PatchOp, rootField, validatePatch } from '../json-patch.ts';
 import type { JsonObject } from '../nodes/node.ts';
+import { pythonRepr } from '../python-repr.ts';
 import { validator } from '../schema.ts';
 
 /** A port as stored. `node_uuid` and `portgroup_uuid` are canonical UUIDs. */
@@ -143,10 +144,40 @@ export function strictBoolean(value: unknown, name: string): boolean | null {
   );
 }
 
-/** A node or port group reference: a UUID (canonical later) or, as a friendly extension, a name. */
+/** A port group reference: a UUID (canonical later) or, as a friendly extension, a name. */
 export function checkReference(value: unknown, field: string): string {
   if (typeof value === 'string' && (isUuidLike(value) || isValidLogicalName(value))) return value;
   throw invalid(`Expected UUID for ${field}: ${String(value)}`);
+}
+
+/**
+ * A port's `node_uuid`: Ironic's `args.uuid` (PORT_VALIDATOR_EXTRA). A node name is
+ * refused as any other non-UUID ("Expected UUID for node_uuid: my-node"), as Ironic
+ * refuses the CLI's `port create --node NAME` (`cli-requests.json`).
+ */
+export function checkNodeUuid(value: unknown): string {
+  if (isUuidLike(value)) return value;
+  throw invalid(`Expected UUID for node_uuid: ${String(value)}`);
+}
+
+/** oslo's `is_int_like`: `str(int(value)) == str(value)`. */
+function isIntLike(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isInteger(value);
+  return typeof value === 'string' && /^(0|-?[1-9][0-9]*)$/.test(value);
+}
+
+/**
+ * The node a patched `node_uuid` names, checked as Ironic's `PortsController.patch` looks
+ * it up (`objects.Node.get`, before the patched port's schema): an integer is a database
+ * id (none here: "Node 7 could not be found."), anything else that is not a UUID, a node
+ * name included, is InvalidIdentity; both 400.
+ */
+function checkPatchedNodeIdentity(value: unknown): void {
+  if (isIntLike(value)) throw invalid(`Node ${String(value)} could not be found.`);
+  if (!isUuidLike(value)) {
+    const shown = typeof value === 'string' ? value : pythonRepr(value);
+    throw invalid(`Expected a UUID or int but received ${shown}.`);
+  }
 }
 
 /** Schema check and `switch_id` normalization (a MAC address or an OpenFlow datapath ID). */
@@ -204,7 +235,7 @@ export function checkPortCreate(body: unknown, minor: number): PortCreateBody {
   const checked = validatePortCreate(body);
   // Ironic's PORT_VALIDATOR_EXTRA, in its order.
   normalizeMac(checked.address, 'address');
-  checkReference(checked.node_uuid, 'node_uuid');
+  checkNodeUuid(checked.node_uuid);
   strictBoolean(checked.is_smartnic, 'is_smartnic');
   normalizeLocalLink(checked.local_link_connection, MAX_MINOR);
   if (checked.portgroup_uuid !== undefined && checked.portgroup_uuid !== null)
@@ -237,8 +268,9 @@ export function createPort(body: PortCreateBody, context: NewPortContext): Port 
 }
 
 /**
- * Applies an Ironic JSON Patch to a port. `node_uuid` and `portgroup_uuid` come back as
- * the client wrote them (a UUID or a name): the caller resolves them when they changed.
+ * Applies an Ironic JSON Patch to a port. `node_uuid` comes back as the client wrote it
+ * (a UUID), `portgroup_uuid` too (a UUID or a name): the caller resolves them when they
+ * changed.
  * Nothing is written here, so a refused patch changes nothing.
  */
 export function patchPort(port: Port, body: unknown, context: { minor: number; now: string }): Port {
@@ -246,16 +278,22 @@ export function patchPort(port: Port, body: unknown, context: { minor: number; n
   checkPatchAllowed(patch, PORT_PATCHABLE_FIELDS);
   rejectNewerPortFields(patchedFields(patch), context.minor);
   const patched = applyPatch(port as unknown as Record<string, unknown>, patch);
+  const removed = new Set<string>();
   for (const op of patch) {
     // Ironic resets a removed root field to nothing; a required one fails the schema below.
-    if (op.op === 'remove' && op.path === `/${rootField(op.path)}`) patched[rootField(op.path)] = null;
+    if (op.op === 'remove' && op.path === `/${rootField(op.path)}`) {
+      patched[rootField(op.path)] = null;
+      removed.add(rootField(op.path));
+    }
   }
+  if (!removed.has('node_uuid') && patched.node_uuid !== port.node_uuid)
+    checkPatchedNodeIdentity(patched.node_uuid);
   const { uuid: _uuid, created_at: _created, updated_at: _updated, internal_info, ...settable } = patched;
   const checked = validatePatchedPort(
     Object.fromEntries(Object.entries(settable).filter(([, value]) => value !== null)),
   );
   const address = normalizeMac(checked.address, 'address');
-  const node = checkReference(checked.node_uuid, 'node_uuid');
+  const node = checkNodeUuid(checked.node_uuid);
   const portgroup =
     checked.portgroup_uuid === undefined || checked.portgroup_uuid === null
       ? null

@@ -7,7 +7,13 @@
  */
 import {
   BOOT_DEVICES,
+  BOOT_MODES,
   type BootDevice,
+  type BootMode,
+  INDICATOR_STATES,
+  type IndicatorComponent,
+  type IndicatorState,
+  indicatorProblem,
   isPowerTarget,
   POWER_OFF,
   POWER_ON,
@@ -17,7 +23,7 @@ import {
   SOFT_POWER_OFF,
   SOFT_REBOOT,
 } from '../../../protocol/actions.ts';
-import { conflict, invalid, notAcceptable } from '../errors.ts';
+import { conflict, invalid, notAcceptable, notFound } from '../errors.ts';
 import { hardwareTypes } from '../hardware/registry.ts';
 import { validateDriverInfo } from '../hardware/validate.ts';
 import type { Node } from '../nodes/node.ts';
@@ -139,6 +145,108 @@ export function checkBootDeviceRequest(
   const problem = validateDriverInfo(node, 'management');
   if (problem) throw invalid(problem);
   return { boot_device: device as BootDevice, persistent };
+}
+
+/** `states/boot_mode` and `states/secure_boot` arrived in 1.76 (MINOR_76_NODE_CHANGE_BOOT_MODE). */
+export const BOOT_MODE_MINOR = 76;
+
+/** Ironic's UNSTABLE_STATES: a node moving on its own refuses firmware changes (409). */
+const UNSTABLE_STATES: ReadonlySet<string> = new Set([
+  'deploying',
+  'wait call-back',
+  'cleaning',
+  'clean wait',
+  'verifying',
+  'deleting',
+  'inspecting',
+  'inspect wait',
+  'adopting',
+  'rescuing',
+  'rescue wait',
+  'unrescuing',
+]);
+
+function checkFirmwareChange(minor: number): void {
+  if (minor < BOOT_MODE_MINOR) {
+    throw notFound(`This endpoint is supported starting with the API version 1.${BOOT_MODE_MINOR}`);
+  }
+}
+
+function checkStable(node: Node): void {
+  if (UNSTABLE_STATES.has(node.provision_state)) {
+    throw conflict(
+      `Node is in ${node.provision_state} state. Since node is transitioning, the boot mode will not be set as this may interfere with ongoing changes and result in erroneous modification. Try again later.`,
+    );
+  }
+  checkNotLocked(node);
+  const problem = validateDriverInfo(node, 'management');
+  if (problem) throw invalid(problem);
+}
+
+/** `PUT .../states/boot_mode {target}` (Ironic's `NodeStatesController.boot_mode`). */
+export function checkBootModeRequest(node: Node, body: { target?: unknown }, minor: number): BootMode {
+  checkFirmwareChange(minor);
+  const target = body.target;
+  if (typeof target !== 'string' || !BOOT_MODES.includes(target as BootMode)) {
+    throw invalid(
+      `Invalid boot mode ${String(target ?? 'None')} requested for node. Allowed boot modes are: ${BOOT_MODES.join(', ')}`,
+    );
+  }
+  checkStable(node);
+  return target as BootMode;
+}
+
+/** `PUT .../states/secure_boot {target}` (Ironic's `NodeStatesController.secure_boot`). */
+export function checkSecureBootRequest(node: Node, body: { target?: unknown }, minor: number): boolean {
+  checkFirmwareChange(minor);
+  if (body.target === undefined || body.target === null) {
+    throw invalid(
+      'Invalid secure_boot None requested for node. Allowed secure_boot states are: True, False) ',
+    );
+  }
+  const target = booleanArg('target', body.target);
+  checkStable(node);
+  return target;
+}
+
+/**
+ * An indicator's id in the API, `<name>@<component>` (Ironic's IndicatorAtComponent):
+ * the component one of Ironic's, the name what the driver listed.
+ */
+export function parseIndicatorId(unique: string): { component: IndicatorComponent; indicator: string } {
+  const at = unique.indexOf('@');
+  if (at < 0) throw invalid(`Malformed indicator name "${unique}"`);
+  const indicator = unique.slice(0, at);
+  const component = unique.slice(at + 1);
+  const problem = indicatorProblem({ component, indicator });
+  if (problem) throw invalid(problem);
+  return { component: component as IndicatorComponent, indicator };
+}
+
+/** A state an indicator may be set to (`unknown` is only ever read). */
+export function checkIndicatorState(value: unknown): IndicatorState {
+  if (
+    typeof value !== 'string' ||
+    !INDICATOR_STATES.includes(value as IndicatorState) ||
+    value === 'unknown'
+  ) {
+    throw invalid(`Invalid indicator state ${String(value)} specified.`);
+  }
+  return value as IndicatorState;
+}
+
+/** Any indicator call: the node free and its management interface configured. */
+export function checkIndicatorCall(node: Node): void {
+  checkNotLocked(node);
+  const problem = validateDriverInfo(node, 'management');
+  if (problem) throw invalid(problem);
+}
+
+/** `PUT .../management/inject_nmi`: the node free and its management interface configured. */
+export function checkInjectNmi(node: Node): void {
+  checkNotLocked(node);
+  const problem = validateDriverInfo(node, 'management');
+  if (problem) throw invalid(problem);
 }
 
 /** Ironic's `args.integer`: an integer, or a string/number Python's int() takes. */
