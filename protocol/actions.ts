@@ -328,6 +328,11 @@ export const ACTIONS = {
     },
   }),
   'management.get_boot_device': action<BmcArgs, BootDeviceResult>({ family: 'management', bmc: true }),
+  // The boot devices the BMC takes (Ironic's get_supported_boot_devices, asked of the BMC).
+  'management.get_supported_boot_devices': action<BmcArgs, { supported_boot_devices: BootDevice[] }>({
+    family: 'management',
+    bmc: true,
+  }),
   'management.set_boot_mode': action<SetBootModeArgs, BootModeResult>({
     family: 'management',
     bmc: true,

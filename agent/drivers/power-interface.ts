@@ -52,6 +52,8 @@ export interface PowerControl {
   chassis(node: NodeHandle, action: ChassisAction): Promise<void>;
   bootDevice(node: NodeHandle): Promise<{ boot_device: BootDevice | null; persistent: boolean | null }>;
   setBootDevice(node: NodeHandle, device: BootDevice, persistent: boolean): Promise<void>;
+  /** The boot devices the BMC takes, of `supportedBootDevices` (absent: those). */
+  readSupportedBootDevices?(node: NodeHandle): Promise<BootDevice[]>;
   /** Sends the node a diagnostic interrupt (NMI); absent: the action fails, as Ironic's unsupported extension. */
   injectNmi?(node: NodeHandle): Promise<void>;
   /** The boot mode (firmware) the node boots in, where the BMC says. */
@@ -223,6 +225,17 @@ export function managementActions(control: PowerControl, media?: VirtualMediaSou
       return { ...(await control.bootDevice(handle(ctx))) };
     },
   };
+  const supported: CatalogAction<'management.get_supported_boot_devices'> = {
+    name: 'management.get_supported_boot_devices',
+    description: 'The boot devices the BMC takes',
+    validate: (args) => validateDriverInfo(control, args),
+    async run(ctx) {
+      const read = control.readSupportedBootDevices
+        ? await control.readSupportedBootDevices(handle(ctx))
+        : [...control.supportedBootDevices];
+      return { supported_boot_devices: read.filter((d) => control.supportedBootDevices.includes(d)) };
+    },
+  };
   const injectNmi: CatalogAction<'management.inject_nmi'> = {
     name: 'management.inject_nmi',
     description: 'Send the node a diagnostic interrupt (NMI)',
@@ -236,6 +249,7 @@ export function managementActions(control: PowerControl, media?: VirtualMediaSou
   return [
     setBoot,
     getBoot,
+    supported,
     injectNmi,
     ...firmwareActions(control),
     ...indicatorActions(control),

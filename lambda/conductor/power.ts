@@ -36,6 +36,7 @@ export const POWER_SET = 'power.set' satisfies ActionName;
 export const SET_BOOT_DEVICE = 'management.set_boot_device' satisfies ActionName;
 export const GET_BOOT_DEVICE = 'management.get_boot_device' satisfies ActionName;
 export const INJECT_NMI = 'management.inject_nmi' satisfies ActionName;
+export const GET_SUPPORTED_BOOT_DEVICES = 'management.get_supported_boot_devices' satisfies ActionName;
 export const SET_BOOT_MODE = 'management.set_boot_mode' satisfies ActionName;
 export const SET_SECURE_BOOT = 'management.set_secure_boot' satisfies ActionName;
 export const GET_INDICATORS = 'management.get_indicators' satisfies ActionName;
@@ -149,6 +150,20 @@ export async function startBootDeviceRead(
   return command;
 }
 
+/** Asks the BMC which boot devices it takes (a management interface that says, e.g. Redfish). */
+export async function startSupportedBootDevicesRead(
+  conductor: Conductor,
+  found: VersionedNode,
+  requestedBy: string | null,
+): Promise<CommandRecord> {
+  const { command } = await conductor.startTask(found, {
+    ...agentCommand(GET_SUPPORTED_BOOT_DEVICES, agentArgs(found.node)),
+    deadlineSeconds: BOOT_DEVICE_DEADLINE_SECONDS,
+    requestedBy,
+  });
+  return command;
+}
+
 /** Sends an NMI through the agent (Ironic's `inject_nmi`: a synchronous conductor call). */
 export async function startInjectNmi(
   conductor: Conductor,
@@ -255,6 +270,7 @@ export function registerPowerTasks(conductor: Conductor): void {
     .onTaskFinished(SET_BOOT_DEVICE, unchanged)
     .onTaskFinished(GET_BOOT_DEVICE, unchanged)
     .onTaskFinished(INJECT_NMI, unchanged)
+    .onTaskFinished(GET_SUPPORTED_BOOT_DEVICES, unchanged)
     .onTaskFinished(GET_INDICATORS, unchanged)
     .onTaskFinished(GET_INDICATOR_STATE, unchanged)
     .onTaskFinished(SET_INDICATOR_STATE, unchanged)

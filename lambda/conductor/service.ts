@@ -41,6 +41,7 @@ import {
   startInjectNmi,
   startPowerChange,
   startSecureBootChange,
+  startSupportedBootDevicesRead,
 } from './power.ts';
 import {
   cleansWithRamdisk,
@@ -162,6 +163,16 @@ export class ConductorService {
   /** `PUT .../states/secure_boot`: starts the change (the node shows the outcome). */
   setSecureBoot(found: VersionedNode, enabled: boolean, user: string | null): Promise<CommandRecord> {
     return startSecureBootChange(this.#deps.conductor, found, enabled, user);
+  }
+
+  /** `GET .../boot_device/supported` of a node whose BMC says, waiting up to `waitMs`. */
+  async readSupportedBootDevices(
+    found: VersionedNode,
+    user: string | null,
+    waitMs: number,
+  ): Promise<{ command: CommandRecord; done: Awaited }> {
+    const command = await startSupportedBootDevicesRead(this.#deps.conductor, found, user);
+    return { command, done: await this.#deps.conductor.waitForTask(command, waitMs) };
   }
 
   /** `.../management/indicators[/{indicator}]` (list, read, set), waiting up to `waitMs`. */

@@ -6,6 +6,8 @@
  * Virtual media: a catalog ISO the agent syncs from moto S3 and serves from its HTTP tree;
  * the emulator downloads it on InsertMedia, as a BMC does.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentProcess, testConfig } from '../../agent/testing/agent-process.ts';
 import { freePort } from '../../local/moto.ts';
@@ -124,8 +126,19 @@ describe('redfish power and management through the agent', () => {
 
   it('sets and reads the boot device, persistent or once', async () => {
     const node = await redfishNode(1);
+    // The BMC's own list: the emulator allows Pxe, Cd, Hdd (and UefiHttp, no Ironic name) in
+    // UEFI mode, no BiosSetup.
+    const allowed = (await redfishGet(system(1).path)).Boot[
+      'BootSourceOverrideTarget@Redfish.AllowableValues'
+    ];
+    expect(allowed).not.toContain('BiosSetup');
     const supported = await api('GET', `/v1/nodes/${node}/management/boot_device/supported`);
-    expect(supported.body.supported_boot_devices).toEqual(['pxe', 'disk', 'cdrom', 'bios']);
+    expect(supported.status).toBe(200);
+    expect(supported.body.supported_boot_devices).toEqual(['pxe', 'disk', 'cdrom']);
+    const actions = (await api('GET', `/v1/nodes/${node}/commands`)).body.commands.map(
+      (c: { action: string }) => c.action,
+    );
+    expect(actions).toContain('management.get_supported_boot_devices');
     for (const [device, persistent, target, enabled] of [
       ['pxe', false, 'Pxe', 'Once'],
       ['disk', true, 'Hdd', 'Continuous'],
@@ -188,6 +201,74 @@ describe('redfish power and management through the agent', () => {
     expect(done.last_error).toMatch(/^Failed to change power state to 'power on' by 'power on': .*401/);
     expect(done.last_error).not.toContain('not-the-password');
     expect((await redfishGet(system(3).path)).PowerState).toBe('Off');
+  }, 60_000);
+});
+
+describe('redfish power sync and bad BMC answers', () => {
+  it('the power sync picks up a change made behind Metalplane’s back (one GET per node and sweep)', async () => {
+    const node = await redfishNode(2);
+    await stack.api.deps.nodes.modify(node, (n) => ({
+      ...n,
+      provision_state: 'manageable',
+      power_state: 'power off',
+    }));
+    const auth = Buffer.from(`${bmc.username}:${bmc.password}`).toString('base64');
+    const reset = await fetch(`${bmc.url}${system(2).path}/Actions/ComputerSystem.Reset`, {
+      method: 'POST',
+      headers: { Authorization: `Basic ${auth}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ ResetType: 'On' }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(reset.status).toBe(204);
+    const synced = await waitFor(
+      async () => ((await read(node)).power_state === 'power on' ? true : undefined),
+      'the sync to record power on',
+      30_000,
+    );
+    expect(synced).toBe(true);
+  }, 60_000);
+
+  it('a BMC answering 500 or malformed JSON gives a clear last_error naming it', async () => {
+    const server = createServer((request, response) => {
+      if (request.url === '/redfish/v1/' || request.url === '/redfish/v1') {
+        response.writeHead(200, { 'Content-Type': 'application/json' });
+        response.end(JSON.stringify({ Systems: { '@odata.id': '/redfish/v1/Systems' } }));
+      } else if (request.url?.startsWith('/redfish/v1/Systems/broken')) {
+        response.writeHead(500, { 'Content-Type': 'application/json' });
+        response.end(
+          JSON.stringify({ error: { code: 'Base.1.0.InternalError', message: 'BMC firmware fault 42' } }),
+        );
+      } else {
+        response.writeHead(200, { 'Content-Type': 'application/json' });
+        response.end('{"PowerState": "On", ');
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const make = (systemId: string) =>
+        stack.createNode(SITE, {
+          driver: 'redfish',
+          driver_info: {
+            redfish_address: `http://127.0.0.1:${port}`,
+            redfish_system_id: systemId,
+            redfish_auth_type: 'basic',
+          },
+        });
+      const broken = await make('/redfish/v1/Systems/broken');
+      const garbled = await make('/redfish/v1/Systems/garbled');
+      for (const node of [broken, garbled]) {
+        expect((await api('PUT', `/v1/nodes/${node}/states/power`, { target: 'power on' })).status).toBe(202);
+      }
+      expect((await settled(broken)).last_error).toMatch(
+        /^Failed to change power state to 'power on'.*BMC firmware fault 42/,
+      );
+      expect((await settled(garbled)).last_error).toMatch(
+        /^Failed to change power state to 'power on'.*malformed JSON/,
+      );
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   }, 60_000);
 });
 

@@ -70,6 +70,7 @@ export function redfishPowerControl(client: RedfishClient, options: RedfishDrive
       await setBootDevice(client, redfishTarget(node), device, persistent, call(node));
     },
     injectNmi: async (node) => injectNmi(client, redfishTarget(node), call(node)),
+    readSupportedBootDevices: async (node) => supportedBootDevices(client, redfishTarget(node), call(node)),
     // Boot mode, secure boot, LEDs and virtual media (`extras.ts`).
     bootMode: async (node) => getBootMode(client, redfishTarget(node), call(node)),
     setBootMode: async (node, mode) => setBootMode(client, redfishTarget(node), mode, call(node)),

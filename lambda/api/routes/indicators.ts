@@ -10,7 +10,7 @@
  */
 import type { SupportedIndicators } from '../../../protocol/actions.ts';
 import type { CommandRecord } from '../../domain/commands/command.ts';
-import { checkIndicatorCall, checkIndicatorState, parseIndicatorId } from '../../domain/power/power.ts';
+import { checkIndicatorState, checkManagementCall, parseIndicatorId } from '../../domain/power/power.ts';
 import { ApiError } from '../../http/errors.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
@@ -94,7 +94,7 @@ export function registerIndicatorRoutes(
     const ident = request.params.node as string;
     const found = await resolveNode(deps, ident);
     authorizeNode(request, 'node:get_indicator_state', found.node);
-    checkIndicatorCall(found.node);
+    checkManagementCall(found.node);
     const done = answered(await conductor().indicators(found, {}, requester(request), waitMs));
     const supported = (done.result?.indicators ?? {}) as SupportedIndicators;
     return json(indicatorList(request.baseUrl, ident, supported));
@@ -104,7 +104,7 @@ export function registerIndicatorRoutes(
     const found = await resolveNode(deps, request.params.node as string);
     authorizeNode(request, 'node:get_indicator_state', found.node);
     const target = parseIndicatorId(request.params.indicator as string);
-    checkIndicatorCall(found.node);
+    checkManagementCall(found.node);
     const done = answered(await conductor().indicators(found, target, requester(request), waitMs));
     return json({ state: done.result?.state ?? 'unknown' });
   });
@@ -119,7 +119,7 @@ export function registerIndicatorRoutes(
         ? (body as { state?: unknown }).state
         : undefined,
     );
-    checkIndicatorCall(found.node);
+    checkManagementCall(found.node);
     answered(await conductor().indicators(found, { ...target, state }, requester(request), waitMs));
     return noContent();
   });

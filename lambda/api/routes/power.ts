@@ -24,9 +24,11 @@ import type { CommandRecord } from '../../domain/commands/command.ts';
 import { notFound } from '../../domain/errors.ts';
 import { validateNode } from '../../domain/hardware/validate.ts';
 import {
+  bootDevicesFromBmc,
   checkBootDeviceRequest,
   checkBootModeRequest,
   checkInjectNmi,
+  checkManagementCall,
   checkPowerRequest,
   checkSecureBootRequest,
   supportedBootDevices,
@@ -181,9 +183,14 @@ export function registerPowerRoutes(
   });
 
   router.on('GET', '/v1/nodes/{node}/management/boot_device/supported', async (request) => {
-    const { node } = await resolveNode(deps, request.params.node as string);
+    const found = await resolveNode(deps, request.params.node as string);
+    const { node } = found;
     authorizeNode(request, 'node:get_boot_device', node);
-    return json({ supported_boot_devices: [...supportedBootDevices(node)] });
+    if (!bootDevicesFromBmc(node)) return json({ supported_boot_devices: [...supportedBootDevices(node)] });
+    // Redfish: the BMC's own list (Ironic's conductor asks the driver, which asks the BMC).
+    checkManagementCall(node);
+    const done = answered(await conductor().readSupportedBootDevices(found, requester(request), waitMs));
+    return json({ supported_boot_devices: done.result?.supported_boot_devices ?? [] });
   });
 
   router.on('GET', '/v1/nodes/{node}/management/boot_device', async (request) => {

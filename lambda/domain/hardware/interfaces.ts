@@ -59,6 +59,12 @@ export interface InterfaceImpl {
   validate?(node: NodeConfig, ctx: ValidationContext): string | undefined;
   /** A management implementation's boot devices (`.../management/boot_device/supported`). */
   readonly bootDevices?: readonly BootDevice[];
+  /**
+   * Whether the BMC itself says which of `bootDevices` it takes (Redfish's
+   * `BootSourceOverrideTarget@Redfish.AllowableValues`): `.../boot_device/supported` then
+   * asks it through the agent, as Ironic's conductor asks the driver.
+   */
+  readonly bootDevicesFromBmc?: boolean;
 }
 
 /** How a hardware type declares one interface kind: its default and its enabled implementations. */

@@ -126,6 +126,14 @@ export function supportedBootDevices(node: Node): readonly BootDevice[] {
   return hardwareTypes.implementation('management', iface, node.driver)?.bootDevices ?? [];
 }
 
+/** Whether `.../boot_device/supported` is the BMC's answer (through the agent) for this node. */
+export function bootDevicesFromBmc(node: Node): boolean {
+  const iface = node.management_interface;
+  return (
+    !!iface && hardwareTypes.implementation('management', iface, node.driver)?.bootDevicesFromBmc === true
+  );
+}
+
 export interface BootDeviceRequest {
   readonly boot_device: BootDevice;
   readonly persistent: boolean;
@@ -235,8 +243,8 @@ export function checkIndicatorState(value: unknown): IndicatorState {
   return value as IndicatorState;
 }
 
-/** Any indicator call: the node free and its management interface configured. */
-export function checkIndicatorCall(node: Node): void {
+/** A synchronous management call (indicators, the BMC's boot devices): the node free, its management interface configured. */
+export function checkManagementCall(node: Node): void {
   checkNotLocked(node);
   const problem = validateDriverInfo(node, 'management');
   if (problem) throw invalid(problem);

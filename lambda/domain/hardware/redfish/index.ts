@@ -23,6 +23,7 @@ export const redfishManagement: InterfaceImpl = {
   properties: REDFISH_PROPERTIES,
   validate: (node) => redfishDriverInfoProblem(node.uuid, node.driver_info),
   bootDevices: SUPPORTED_BOOT_DEVICES.redfish,
+  bootDevicesFromBmc: true,
 };
 
 /**
