@@ -47,11 +47,12 @@ async function baremetalJson(...args: string[]): Promise<any> {
 describe('baremetal CLI with http_basic', () => {
   let uuid: string;
 
-  it('driver list shows both hardware types', async () => {
+  it('driver list shows every hardware type', async () => {
     const drivers = await baremetalJson('driver', 'list');
     expect(drivers.map((driver: { name: string }) => driver.name).sort()).toStrictEqual([
       'fake-hardware',
       'ipmi',
+      'redfish',
     ]);
   });
 
