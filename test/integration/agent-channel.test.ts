@@ -212,7 +212,13 @@ describe('order', () => {
       async () => ((await record(nodeA1, first.id)).status === 'succeeded' ? true : undefined),
       'first done',
     );
-    const next = await socket.pull();
+    // The record turns succeeded before the queue message is deleted (the node first, what a
+    // client waits for; `CommandQueue.complete`), and SQS keeps the node's group closed
+    // until that delete: pull until the group opens (bounded), never a sleep.
+    const next = await waitFor(async () => {
+      const pulled = await socket.pull();
+      return pulled.length > 0 ? pulled : undefined;
+    }, 'the group to open after the delete');
     expect(next.map((command) => command.id)).toStrictEqual([second.id]);
     socket.send(result(next[0]!));
     await waitFor(
