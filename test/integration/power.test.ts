@@ -73,9 +73,10 @@ async function states(node: string) {
 async function settled(node: string, timeoutMs = 20_000) {
   return waitFor(
     async () => {
-      const s = await states(node);
+      // One read: the node's fields and its lock from the same snapshot (reading the states
+      // first and the lock after could pair a stale state with an ended task).
       const full = (await stack.api.call('GET', `/v1/nodes/${node}`)).body;
-      return s.target_power_state === null && full.reservation === null ? s : undefined;
+      return full.target_power_state === null && full.reservation === null ? full : undefined;
     },
     `node ${node} to settle`,
     timeoutMs,
