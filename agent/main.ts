@@ -29,7 +29,7 @@ import { ImageManager } from './images/manager.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { listSiteNodes } from './power/nodes.ts';
 import { PowerSync } from './power/sync.ts';
-import { ramdiskActions, withRamdiskBoot } from './ramdisk/actions.ts';
+import { RAMDISK_PATH, ramdiskActions, withRamdiskBoot } from './ramdisk/actions.ts';
 import { Discovery } from './ramdisk/discovery.ts';
 import { ramdiskRoute } from './ramdisk/endpoint.ts';
 import { FileGrants } from './ramdisk/file-grants.ts';
@@ -170,6 +170,19 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
             imagesDir: config.images.dir,
             baseUrl: config.boot.virtualMediaUrl ?? nodesHttpUrl(config),
             pins: () => images,
+            httpRoot: config.http.root,
+            // A built ISO carries what boot.prepare would put on the kernel command line.
+            ramdisk: {
+              url: `${nodesHttpUrl(config).replace(/\/+$/, '')}${RAMDISK_PATH}`,
+              mint: (node) => ramdiskSessions.mint(node, config.ramdisk.tokenTtlMs),
+              revoke: (node, token) => ramdiskSessions.revoke(node, token),
+              forget: (node) => ramdiskSessions.forgetToken(node),
+            },
+            callbacks: {
+              httpBaseUrl: nodesHttpUrl(config),
+              set: (node, token) => callbackTokens.set(node, token),
+              forget: (node) => callbackTokens.forget(node),
+            },
           }),
         }
       : {}),

@@ -131,13 +131,23 @@ export interface SetIndicatorArgs extends IndicatorArgs {
   state: IndicatorState;
 }
 /**
- * `management.insert_vmedia`: the agent serves the catalog ISO `iso` (an image UUID synced
- * to the site) from its HTTP tree and has the BMC insert it as virtual CD
- * (`redfish-virtual-media` boot); `management.eject_vmedia` takes it out.
+ * `management.insert_vmedia`: the agent serves an ISO from its HTTP tree and has the BMC
+ * insert it as virtual CD (`redfish-virtual-media` boot); `management.eject_vmedia` takes
+ * it out (and removes an ISO the agent built). The ISO is either the catalog ISO `iso`
+ * (an image UUID synced to the site) or one the agent builds from `kernel` + `ramdisk`
+ * (image UUIDs) for `boot_mode`, with `kernel_append_params` — and, as `boot.prepare`
+ * does, the callback URL of `callback_token` or the Metalplane ramdisk's parameters
+ * (`metalplane_ramdisk`) on its kernel command line.
  */
 export interface InsertVmediaArgs extends BmcArgs {
   node_uuid: string;
-  iso: string;
+  iso?: string;
+  kernel?: string;
+  ramdisk?: string;
+  boot_mode?: BootMode;
+  kernel_append_params?: string;
+  callback_token?: string;
+  metalplane_ramdisk?: boolean;
 }
 export interface EjectVmediaArgs extends BmcArgs {
   node_uuid: string;
@@ -285,6 +295,32 @@ const isRamdiskStep = (value: unknown): value is RamdiskStepName =>
 const isInteger = (value: unknown, min: number, max: number) =>
   typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 
+/** What is wrong with `management.insert_vmedia`'s args (undefined: nothing). */
+function insertVmediaProblem(args: Record<string, unknown>): string | undefined {
+  const usage =
+    'management.insert_vmedia: args node_uuid and either iso or kernel + ramdisk (image UUIDs) are required';
+  if (!isUuid(args.node_uuid)) return usage;
+  const { iso, kernel, ramdisk } = args;
+  if (iso !== undefined) {
+    if (!isUuid(iso)) return usage;
+    if (kernel !== undefined || ramdisk !== undefined)
+      return 'management.insert_vmedia: give iso, or kernel + ramdisk, not both';
+    if (args.metalplane_ramdisk === true)
+      return 'management.insert_vmedia: metalplane_ramdisk boots a kernel + ramdisk, not an iso (no kernel command line)';
+    return undefined;
+  }
+  if (!isUuid(kernel) || !isUuid(ramdisk)) return usage;
+  if (args.boot_mode !== undefined && !BOOT_MODES.includes(args.boot_mode as BootMode))
+    return `management.insert_vmedia: boot_mode must be one of ${BOOT_MODES.join(', ')}`;
+  if (args.kernel_append_params !== undefined && typeof args.kernel_append_params !== 'string')
+    return 'management.insert_vmedia: kernel_append_params must be a string';
+  if (args.metalplane_ramdisk !== undefined && typeof args.metalplane_ramdisk !== 'boolean')
+    return 'management.insert_vmedia: metalplane_ramdisk must be true or false';
+  if (args.metalplane_ramdisk === true && args.callback_token !== undefined)
+    return 'management.insert_vmedia: a ramdisk boot has no deploy callback (give metalplane_ramdisk or callback_token)';
+  return undefined;
+}
+
 export const ACTIONS = {
   noop: action<Routed, Empty>({ family: 'common', bmc: false }),
   sleep: action<SleepArgs, { slept_ms: number }>({
@@ -369,12 +405,7 @@ export const ACTIONS = {
   'management.insert_vmedia': action<InsertVmediaArgs, { url: string }>({
     family: 'management',
     bmc: true,
-    validate: (args) =>
-      typeof args.node_uuid === 'string' &&
-      typeof args.iso === 'string' &&
-      /^[0-9a-fA-F-]{36}$/.test(args.iso)
-        ? undefined
-        : 'management.insert_vmedia: args node_uuid and iso (an image UUID) are required',
+    validate: insertVmediaProblem,
   }),
   'management.eject_vmedia': action<EjectVmediaArgs, Empty>({ family: 'management', bmc: true }),
   // Ironic's `inject_nmi`: a diagnostic interrupt (the OS usually dumps its kernel and reboots).

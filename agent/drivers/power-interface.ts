@@ -22,6 +22,7 @@ import {
   type BootMode,
   type IndicatorComponent,
   type IndicatorState,
+  type InsertVmediaArgs,
   POWER_OFF,
   POWER_ON,
   type PowerState,
@@ -261,17 +262,22 @@ export function managementActions(control: PowerControl, media?: VirtualMediaSou
 function mediaActions(control: PowerControl, media: VirtualMediaSource | undefined): Action[] {
   const insert: CatalogAction<'management.insert_vmedia'> = {
     name: 'management.insert_vmedia',
-    description: "Serve a catalog ISO and insert it as the node's virtual CD: {node_uuid, iso}",
+    description:
+      "Serve an ISO (a catalog ISO, or one built from kernel + ramdisk) and insert it as the node's virtual CD: " +
+      '{node_uuid, iso | kernel + ramdisk + boot_mode?, kernel_append_params?, callback_token?, metalplane_ramdisk?}',
     validate: (args) =>
-      ACTIONS['management.insert_vmedia'].validate(args) ?? validateDriverInfo(control, args),
+      ACTIONS['management.insert_vmedia'].validate(args) ??
+      media?.validate(args) ??
+      validateDriverInfo(control, args),
     async run(ctx) {
       if (!control.insertVirtualMedia || !media) throw unsupported(ctx, 'virtual media');
       const node = String(ctx.args.node_uuid);
-      const url = await media.url(String(ctx.args.iso), node);
+      // Checked by validate (the executor runs it first).
+      const url = await media.url(ctx.args as unknown as InsertVmediaArgs, ctx.signal);
       try {
         await control.insertVirtualMedia(handle(ctx), url);
       } catch (error) {
-        media.release(node);
+        await media.release(node);
         throw error;
       }
       return { url };
@@ -284,7 +290,7 @@ function mediaActions(control: PowerControl, media: VirtualMediaSource | undefin
     async run(ctx) {
       if (!control.ejectVirtualMedia) throw unsupported(ctx, 'virtual media');
       await control.ejectVirtualMedia(handle(ctx));
-      media?.release(String(ctx.args.node_uuid));
+      await media?.release(String(ctx.args.node_uuid));
       return {};
     },
   };

@@ -9,7 +9,7 @@
  * per start with a `DriverContext`; whatever state its actions and its power probe share
  * (a runner, a connection pool, simulated hardware) is made there, not in the context.
  */
-import type { ActionName, ActionResult, PowerState } from '../../protocol/actions.ts';
+import type { ActionName, ActionResult, InsertVmediaArgs, PowerState } from '../../protocol/actions.ts';
 import type { Command } from '../../protocol/messages.ts';
 import type { Logger } from '../log.ts';
 
@@ -113,10 +113,15 @@ export interface DriverContext {
 
 /** Where virtual media come from: the agent's own HTTP tree. */
 export interface VirtualMediaSource {
-  /** The ISO's URL for the BMC (an ActionFailure when the image is not at this site). */
-  url(image: string, node: string): Promise<string>;
-  /** The node no longer needs its image (ejected). */
-  release(node: string): void;
+  /** What is wrong with an insert's args beyond their shape (kernel parameters...). */
+  validate(args: Record<string, unknown>): string | undefined;
+  /**
+   * The ISO's URL for the BMC: the catalog ISO `iso`, or one built from `kernel` +
+   * `ramdisk` (an ActionFailure when an image is not at this site or the build fails).
+   */
+  url(args: InsertVmediaArgs, signal?: AbortSignal): Promise<string>;
+  /** The node no longer needs its ISO (ejected, or the insert failed). */
+  release(node: string): Promise<void>;
 }
 
 /** A hardware type as loaded on one agent: its interfaces, its power probe, its clean-up. */

@@ -22,13 +22,13 @@
  * the directory is 0700 and its files 0600, and the caller removes it (`remove()`) in a
  * `finally`. File names inside the tree are fixed here, never taken from the input.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
+import { runTool, ToolError } from '../boot/run-tool.ts';
 
 /** Largest config drive image (decompressed), as Ironic and the ramdisk bound it. */
 export const MAX_CONFIGDRIVE_BYTES = 64 * 1024 * 1024;
@@ -41,8 +41,6 @@ export const CONFIGDRIVE_VERSIONS = ['2012-08-10', 'latest'] as const;
 export const DEFAULT_XORRISO_TIMEOUT_MS = 30_000;
 /** The name of the served file in the temporary directory. */
 const SERVED_NAME = 'configdrive.gz';
-/** Characters of xorriso's stderr kept for an error message (it names only our paths). */
-const STDERR_KEEP = 2000;
 
 const gunzipAsync = promisify(gunzip);
 const gzipAsync = promisify(gzip);
@@ -290,39 +288,16 @@ async function buildIso(
 }
 
 /** Runs xorriso bounded in time (killed at the timeout or abort) and in output kept. */
-function runXorriso(args: string[], options: ConfigdriveOptions): Promise<void> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_XORRISO_TIMEOUT_MS;
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-  return new Promise<void>((resolve, reject) => {
-    const child = spawn(options.xorriso ?? 'xorriso', args, {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      signal,
-      killSignal: 'SIGKILL',
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+async function runXorriso(args: string[], options: ConfigdriveOptions): Promise<void> {
+  try {
+    await runTool(options.xorriso ?? 'xorriso', args, {
+      timeoutMs: options.timeoutMs ?? DEFAULT_XORRISO_TIMEOUT_MS,
+      ...(options.signal ? { signal: options.signal } : {}),
+      name: 'xorriso',
+      packageName: 'xorriso',
     });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
-    });
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') {
-        reject(
-          new ConfigdriveError('configdrive: xorriso is not installed at this site (Debian package xorriso)'),
-        );
-      } else if (timeout.aborted && !options.signal?.aborted) {
-        reject(new ConfigdriveError(`configdrive: xorriso took longer than ${timeoutMs} ms and was stopped`));
-      } else if (options.signal?.aborted) {
-        reject(options.signal.reason);
-      } else {
-        reject(new ConfigdriveError(`configdrive: xorriso failed: ${error.message}`));
-      }
-    });
-    child.once('close', (code, killedBy) => {
-      if (code === 0) return resolve();
-      // After an 'error' (timeout, abort) this second rejection is a no-op.
-      const message = stderr.trim().replace(/\s+/g, ' ').slice(0, 500) || '(no message)';
-      reject(new ConfigdriveError(`configdrive: xorriso failed (${code ?? killedBy}): ${message}`));
-    });
-  });
+  } catch (error) {
+    if (error instanceof ToolError) throw new ConfigdriveError(`configdrive: ${error.message}`);
+    throw error;
+  }
 }

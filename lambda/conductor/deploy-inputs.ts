@@ -90,16 +90,9 @@ export async function deployInputs(
       `Missing the following parameters in node's instance_info: ['image_source'] (or 'boot_iso', or 'kernel' and 'ramdisk').`,
     );
   }
-  if (node.boot_interface === VIRTUAL_MEDIA_BOOT) {
-    // The BMC mounts an ISO: no boot files, so no MAC needed.
-    if (!('iso' in chosen)) {
-      throw invalid(
-        `The ${VIRTUAL_MEDIA_BOOT} boot interface boots an ISO: the image of node ${node.uuid} is a kernel and ramdisk (Metalplane does not build an ISO from them).`,
-      );
-    }
-    return { macs: [], images: chosen, needs: await notAtSite(node, used, deps.images) };
-  }
-  const macs = await pxeMacs(node, deps.ports);
+  // Virtual media: the BMC mounts an ISO (the agent builds one from a kernel and ramdisk):
+  // no boot files, so no MAC needed.
+  const macs = node.boot_interface === VIRTUAL_MEDIA_BOOT ? [] : await pxeMacs(node, deps.ports);
   return { macs, images: chosen, needs: await notAtSite(node, used, deps.images) };
 }
 
@@ -136,18 +129,14 @@ async function notAtSite(node: Node, used: readonly Image[], images: ImageReposi
  * What booting the Metalplane ramdisk needs (in-band inspection, cleaning): Ironic's
  * `driver_info.deploy_kernel` and `deploy_ramdisk`, Metalplane image names or UUIDs with
  * a kernel, and a ramdisk (one `kernel+ramdisk` image named in both is fine), active;
- * the node's PXE-enabled MACs; the images its site does not hold yet.
+ * the node's PXE-enabled MACs (none over virtual media: the agent builds an ISO of the
+ * ramdisk); the images its site does not hold yet.
  */
 export async function ramdiskInputs(
   node: Node,
   deps: { images: ImageRepository; ports: PortRepository },
   mode: 'deploy' | 'rescue' = 'deploy',
 ): Promise<DeployInputs> {
-  if (node.boot_interface === VIRTUAL_MEDIA_BOOT) {
-    throw invalid(
-      `Node ${node.uuid} boots by ${VIRTUAL_MEDIA_BOOT}, which boots ISOs only: the Metalplane ramdisk (a kernel and ramdisk) boots over the network (boot_interface ipxe or pxe).`,
-    );
-  }
   const info = node.driver_info;
   const given = (key: string) => info[key] !== undefined && info[key] !== null && info[key] !== '';
   // Rescue boots the same ramdisk: rescue_kernel/rescue_ramdisk when set, else the deploy ones.
@@ -166,7 +155,8 @@ export async function ramdiskInputs(
     throw invalid(`Image ${kernel.name} (driver_info.${kernelKey}) has no kernel.`);
   if (!hasRole(ramdisk, 'ramdisk'))
     throw invalid(`Image ${ramdisk.name} (driver_info.${ramdiskKey}) has no ramdisk.`);
-  const macs = await pxeMacs(node, deps.ports);
+  // Over virtual media the ramdisk boots from an ISO the agent builds: no MAC needed.
+  const macs = node.boot_interface === VIRTUAL_MEDIA_BOOT ? [] : await pxeMacs(node, deps.ports);
   return {
     macs,
     images: { kernel: kernel.uuid, ramdisk: ramdisk.uuid },

@@ -13,11 +13,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentProcess, testConfig } from '../../agent/testing/agent-process.ts';
+import type { AgentProcess } from '../../agent/testing/agent-process.ts';
 import { freePort } from '../../local/moto.ts';
 import { type ChannelStack, nodeReaches, startChannel, waitFor } from '../support/channel.ts';
-import { uploadIso } from '../support/images.ts';
-import { buildLabIso, ISO_MARKER } from '../support/lab-iso.ts';
+import { uploadIso, uploadKernelRamdisk } from '../support/images.ts';
+import { buildLabIso, buildLabKernelRamdisk, ISO_MARKER } from '../support/lab-iso.ts';
+import { startRedfishAgent } from '../support/redfish-agent.ts';
 import { type SushyEmulator, startSushy } from '../support/sushy.ts';
 
 const labDir = join(import.meta.dirname, '..', '..', '..', 'shared', 'lab');
@@ -32,6 +33,7 @@ let bmc: SushyEmulator;
 let work: string;
 let httpPort: number;
 let iso: Buffer;
+let labKernel: { kernel: Buffer; ramdisk: Buffer };
 
 const nodeDir = () => join(work, 'nodes', bmc.systems[0]?.name ?? 'vm-0');
 const nodeFile = (name: string) => {
@@ -45,9 +47,14 @@ const nodeFile = (name: string) => {
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'metalplane-e2e-vmedia-'));
   httpPort = await freePort();
-  const [channel, built] = await Promise.all([startChannel({ syncWaitMs: 15_000 }), buildLabIso()]);
+  const [channel, built, kernelRamdisk] = await Promise.all([
+    startChannel({ syncWaitMs: 15_000 }),
+    buildLabIso(),
+    buildLabKernelRamdisk(),
+  ]);
   stack = channel;
   iso = built;
+  labKernel = kernelRamdisk;
   bmc = await startSushy({
     wrapper: true,
     systems: [{ name: 'vm-0', mac: MAC, power: 'Off' }],
@@ -64,28 +71,17 @@ beforeAll(async () => {
     { mode: 0o755 },
   );
   expect((await stack.createSite(SITE)).status).toBe(201);
-  const { credential } = await stack.enroll(SITE, 'vmedia-agent');
-  agent = new AgentProcess().writeConfig(
-    testConfig({
-      url: stack.api.url,
-      websocketUrl: stack.gateway.url,
-      extra: [
-        'drivers: [redfish]',
-        'power_sync:',
-        '  enabled: false',
-        'redfish:',
-        '  request_timeout: 20s',
-        '  poll_interval: 200ms',
-        'images:',
-        '  refresh_interval: 1s',
-        'boot:',
-        // The BMC (the emulator, on this host) fetches the ISO from the agent at loopback.
-        `  virtual_media_url: http://127.0.0.1:${httpPort}`,
-      ].join('\n'),
-    }).replace(/^(http:\n.*\n.*\n {2}port:) 0$/m, `$1 ${httpPort}`),
-  );
-  await agent.writeCredential(credential);
-  await agent.start();
+  agent = await startRedfishAgent(stack, SITE, 'vmedia-agent', {
+    httpPort,
+    powerSync: false,
+    redfish: { request_timeout: '20s', poll_interval: '200ms' },
+    boot: {
+      // The BMC (the emulator, on this host) fetches the ISO from the agent at loopback.
+      virtual_media_url: `http://127.0.0.1:${httpPort}`,
+      // What booted systems call back at: inside qemu's user network the host is 10.0.2.2.
+      http_url: `http://10.0.2.2:${httpPort}`,
+    },
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -164,4 +160,70 @@ describe('a VM boots a catalog ISO through Redfish virtual media', () => {
     });
     expect(((await cd.json()) as { Inserted: boolean }).Inserted).toBe(false);
   }, 400_000);
+  it('a kernel+ramdisk image: the agent builds the ISO; UEFI (systemd-boot) then BIOS (ISOLINUX) each boot it and call back → active', async () => {
+    const image = await uploadKernelRamdisk(
+      stack.api,
+      `vmedia-e2e-kr-${Date.now()}`,
+      labKernel.kernel,
+      labKernel.ramdisk,
+    );
+    // The callback is on: the lab's system GETs the callback= URL of its kernel command line.
+    const instanceInfo = { image_source: image, kernel_append_params: 'console=ttyS0 quiet' };
+    const system = bmc.systems[0] as (typeof bmc.systems)[number];
+    const node = await stack.createNode(SITE, {
+      driver: 'redfish',
+      boot_interface: 'redfish-virtual-media',
+      deploy_interface: 'ramdisk',
+      driver_info: {
+        redfish_address: bmc.url,
+        redfish_system_id: system.path,
+        redfish_username: bmc.username,
+        redfish_password: bmc.password,
+      },
+    });
+    for (const target of ['manage', 'provide']) {
+      expect((await api('PUT', `/v1/nodes/${node}/states/provision`, { target })).status).toBe(202);
+      await nodeReaches(read, node, target === 'manage' ? 'manageable' : 'available', 60_000);
+    }
+    for (const [mode, firmware] of [
+      ['uefi', 'uefi'],
+      ['bios', 'legacy'],
+    ] as const) {
+      expect((await api('PUT', `/v1/nodes/${node}/states/boot_mode`, { target: mode })).status).toBe(202);
+      await waitFor(
+        async () => ((await read(node)).boot_mode === mode ? true : undefined),
+        `boot mode ${mode}`,
+        30_000,
+      );
+      // Undeploy cleared instance_info (as Ironic's tear down does): given again each time.
+      const patched = await api('PATCH', `/v1/nodes/${node}`, [
+        { op: 'add', path: '/instance_info', value: instanceInfo },
+      ]);
+      expect(patched.status).toBe(200);
+      // The VM is off: its last console goes, so the marker read next is this boot's.
+      rmSync(join(nodeDir(), 'serial.log'), { force: true });
+      const started = Date.now();
+      expect((await api('PUT', `/v1/nodes/${node}/states/provision`, { target: 'active' })).status).toBe(202);
+      // Active only once the booted system has called back through the agent.
+      const active = await nodeReaches(read, node, 'active', BOOT_TIMEOUT_MS);
+      expect(active.last_error).toBeNull();
+      expect(nodeFile('serial.log')).toContain(ISO_MARKER);
+      process.stdout.write(
+        `vmedia ${mode}: deploy of a kernel+ramdisk → called back (active) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+      );
+      const events = nodeFile('vm.events').trim().split('\n');
+      expect(events.at(-1)).toMatch(new RegExp(`start boot=cdrom order=d mode=${firmware} cdrom=\\S+`));
+      // This deploy's insert: an ISO the agent built for this boot mode.
+      const inserts = (await api('GET', `/v1/nodes/${node}/commands`)).body.commands.filter(
+        (c: { action: string; args: Record<string, unknown> }) =>
+          c.action === 'management.insert_vmedia' && c.args.boot_mode === mode,
+      );
+      expect(inserts).toHaveLength(1);
+      expect(inserts[0].args).toMatchObject({ kernel: image, ramdisk: image });
+      expect((await api('PUT', `/v1/nodes/${node}/states/provision`, { target: 'deleted' })).status).toBe(
+        202,
+      );
+      await nodeReaches(read, node, 'available', 90_000);
+    }
+  }, 600_000);
 });

@@ -640,7 +640,9 @@ describe('redfish against a misbehaving BMC', () => {
     });
     const { driver, exchanges } = recordingClient();
     const error = await failure(powerGet(driver, basicInfo(bmc.url, { redfish_auth_type: 'auto' })));
-    expect(error.message).toBe(`Redfish BMC at ${bmc.url} refused the credentials for user admin (HTTP 401)`);
+    expect(error.message).toBe(
+      `Redfish BMC at ${bmc.url} refused the session it had just opened for user admin (HTTP 401 after a new login): authentication failed; check the account's role and the BMC's session limit`,
+    );
     expect(exchanges.map((e) => `${e.method} ${e.status}`)).toStrictEqual([
       'GET 200',
       'POST 201',
@@ -714,7 +716,7 @@ describe('redfish circuit breaker against a dead BMC', () => {
     expect(performance.now() - started).toBeLessThan(1000); // no timeout waited
     expect(second.kind).toBe('circuit');
     expect(second.message).toBe(
-      `Redfish BMC at ${hole.url} is unreachable (circuit open for 60s after: did not answer GET /redfish/v1/Systems/1 within 1.5 s)`,
+      `Redfish BMC at ${hole.url} is unreachable (circuit open, next try in 60s, after: did not answer GET /redfish/v1/Systems/1 within 1.5 s)`,
     );
     expect(exchanges).toHaveLength(1);
 
@@ -736,7 +738,7 @@ describe('redfish circuit breaker against a dead BMC', () => {
     );
     const next = await failure(client.get(target, '/redfish/v1/Systems/1', call()));
     expect(next.message).toBe(
-      `Redfish BMC at http://127.0.0.1:${port} is unreachable (circuit open for 30s after: connect ECONNREFUSED 127.0.0.1:${port})`,
+      `Redfish BMC at http://127.0.0.1:${port} is unreachable (circuit open, next try in 30s, after: connect ECONNREFUSED 127.0.0.1:${port})`,
     );
   });
 

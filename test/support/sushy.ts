@@ -47,6 +47,11 @@ export interface SushyOptions {
   /** Wrapper: a session's idle timeout in seconds (default 1800). */
   readonly sessionTimeout?: number;
   /**
+   * Wrapper: logins succeed, but every request carrying a session token is answered 401
+   * (a BMC stuck in a 401 loop; default false).
+   */
+  readonly refuseSessionTokens?: boolean;
+  /**
    * Wrapper: the node program (the lab's `fakenode.sh` contract) and its root: each system
    * gets `<nodeRoot>/<name>/`, where a `vm.sh` is started on power on and killed on power
    * off (a real VM behind the fake BMC).
@@ -118,6 +123,7 @@ function renderConfig(dir: string, port: number, systems: SushySystem[], options
     const delay = options.powerDelay === null ? 'None' : String(options.powerDelay ?? 0);
     lines.push(`SUSHY_LAB_POWER_DELAY = ${delay}`);
     lines.push(`SUSHY_LAB_SESSION_TIMEOUT = ${options.sessionTimeout ?? 1800}`);
+    if (options.refuseSessionTokens) lines.push('SUSHY_LAB_REFUSE_SESSION_TOKENS = True');
     if (options.nodeProgram) lines.push(`SUSHY_LAB_NODE_PROGRAM = ${py(options.nodeProgram)}`);
     if (options.nodeRoot) lines.push(`SUSHY_LAB_NODE_ROOT = ${py(options.nodeRoot)}`);
   }

@@ -234,10 +234,10 @@ describe('redfish circuit breaker', () => {
 
     breaker.failure('connect ECONNREFUSED 10.0.0.5:443');
     expect(breaker.state).toBe('open');
-    expect(breaker.peek()).toBe('circuit open for 30s after: connect ECONNREFUSED 10.0.0.5:443');
+    expect(breaker.peek()).toBe('circuit open, next try in 30s, after: connect ECONNREFUSED 10.0.0.5:443');
     expect(breaker.enter()).toBe(breaker.peek());
     now += 29_500;
-    expect(breaker.enter()).toBe('circuit open for 1s after: connect ECONNREFUSED 10.0.0.5:443');
+    expect(breaker.enter()).toBe('circuit open, next try in 1s, after: connect ECONNREFUSED 10.0.0.5:443');
 
     now += 500; // cooled down: one trial, the others wait for its verdict
     expect(breaker.peek()).toBeUndefined();
@@ -249,7 +249,7 @@ describe('redfish circuit breaker', () => {
 
     breaker.failure('timeout'); // the trial failed: open again, for a whole cool-down
     expect(breaker.state).toBe('open');
-    expect(breaker.peek()).toBe('circuit open for 30s after: timeout');
+    expect(breaker.peek()).toBe('circuit open, next try in 30s, after: timeout');
 
     now += 30_000;
     expect(breaker.enter()).toBeUndefined();

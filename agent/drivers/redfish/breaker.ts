@@ -88,6 +88,6 @@ export class CircuitBreaker {
   #refusal(): string {
     return this.#state === 'half-open'
       ? `circuit half-open, a trial call is in flight, after: ${this.#reason}`
-      : `circuit open for ${this.remainingSeconds()}s after: ${this.#reason}`;
+      : `circuit open, next try in ${this.remainingSeconds()}s, after: ${this.#reason}`;
   }
 }

@@ -85,6 +85,8 @@ interface Conn {
   readonly rootPrefix: string;
   readonly authType: RedfishTarget['authType'];
   readonly agent: http.Agent;
+  /** `redfish_verify_ca` when it names a CA bundle (quoted by a failed TLS verification). */
+  readonly caPath: string | undefined;
   username: string | undefined;
   /** The latest call's password (a changed password is used from the next login on). */
   password: string | undefined;
@@ -265,6 +267,7 @@ export class RedfishClient {
         rootPrefix: target.rootPrefix,
         authType: target.authType,
         agent: this.#agent(target),
+        caPath: typeof target.verify === 'object' ? target.verify.ca : undefined,
         username: target.username,
         password: target.password,
         mode: 'unknown',
@@ -325,7 +328,8 @@ export class RedfishClient {
     for (let redirects = 0; ; ) {
       const raw = await this.#exchange(conn, method, current, body, true, call);
       if (raw.status === 401) {
-        if (conn.mode !== 'session' || relogged) throw authError(conn, raw.status);
+        if (relogged) throw sessionRefusedError(conn, raw.status);
+        if (conn.mode !== 'session') throw authError(conn, raw.status);
         // The session expired or was dropped by the BMC: one new login, one retry.
         relogged = true;
         if (conn.token === raw.token) {
@@ -635,6 +639,15 @@ function authError(conn: Conn, status: number): RedfishError {
   );
 }
 
+/** A session the BMC opened, refused at its first use: not the password (the login worked). */
+function sessionRefusedError(conn: Conn, status: number): RedfishError {
+  return new RedfishError(
+    'auth',
+    `Redfish BMC at ${conn.address} refused the session it had just opened for user ${conn.username ?? '(none)'} (HTTP ${status} after a new login): authentication failed; check the account's role and the BMC's session limit`,
+    { status },
+  );
+}
+
 function httpError(conn: Conn, method: string, path: string, raw: Raw): RedfishError {
   const message = bmcMessage(raw.text);
   return new RedfishError(
@@ -660,9 +673,11 @@ function abortError(conn: Conn, what: string, reason: unknown): RedfishError {
 
 function networkError(conn: Conn, error: NodeJS.ErrnoException): RedfishError {
   if (isTlsCode(error.code)) {
+    // Which trust store failed: a bundle named in redfish_verify_ca may be the wrong one.
+    const against = conn.caPath === undefined ? '' : ` against redfish_verify_ca ${conn.caPath}`;
     return new RedfishError(
       'tls',
-      `Redfish BMC at ${conn.address} failed TLS verification (${error.code}: ${error.message.replace(/; if the root CA is installed locally.*$/s, '')}): set redfish_verify_ca to the BMC's CA bundle, or false to skip verification`,
+      `Redfish BMC at ${conn.address} failed TLS verification (${error.code}: ${error.message.replace(/; if the root CA is installed locally.*$/s, '')})${against}: set redfish_verify_ca to the BMC's CA bundle, or false to skip verification`,
     );
   }
   return new RedfishError('unreachable', `Redfish BMC at ${conn.address} is unreachable: ${error.message}`, {

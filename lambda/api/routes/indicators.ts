@@ -9,18 +9,16 @@
  * a task whose agent command the request waits for, as the boot device routes do.
  */
 import type { SupportedIndicators } from '../../../protocol/actions.ts';
-import type { CommandRecord } from '../../domain/commands/command.ts';
 import { checkIndicatorState, checkManagementCall, parseIndicatorId } from '../../domain/power/power.ts';
-import { ApiError } from '../../http/errors.ts';
-import { type ApiRequest, json, noContent } from '../../http/request.ts';
+import { json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
 import { type ConductorAccess, controlPlaneFor } from '../../runtime.ts';
-import { authorizeNode, type Principal } from '../access.ts';
+import { authorizeNode } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody } from '../listing.ts';
 import type { OperationDoc } from '../operation-doc.ts';
 import { resolveNode } from './nodes.ts';
-import { SYNC_WAIT_MS } from './power.ts';
+import { answered, requester, SYNC_WAIT_MS } from './sync-call.ts';
 
 const INDICATOR_SCHEMA = {
   type: 'object',
@@ -44,8 +42,6 @@ export const INDICATOR_OPERATIONS: Record<string, OperationDoc> = {
     status: 204,
   },
 };
-
-const requester = (request: ApiRequest) => (request.principal as Principal | undefined)?.name ?? null;
 
 /** Ironic's list: one entry per indicator, `name@component`, links under the node as given. */
 function indicatorList(baseUrl: string, ident: string, supported: SupportedIndicators) {
@@ -77,25 +73,12 @@ export function registerIndicatorRoutes(
   const conductor = typeof runtime === 'function' ? () => runtime().service : () => runtime.service;
   const waitMs = options.syncWaitMs ?? SYNC_WAIT_MS;
 
-  /** The finished command, or the agent's failure (500) or silence (503), as the boot device routes. */
-  function answered({ command, done }: { command: CommandRecord; done: CommandRecord | undefined }) {
-    if (!done) {
-      throw new ApiError(
-        503,
-        `The agent of site ${command.site} did not answer within ${Math.round(waitMs / 1000)} seconds; command ${command.id} is still pending.`,
-      );
-    }
-    if (done.status !== 'succeeded')
-      throw new ApiError(500, done.error ?? `Command ${done.action} ${done.status}.`);
-    return done;
-  }
-
   router.on('GET', '/v1/nodes/{node}/management/indicators', async (request) => {
     const ident = request.params.node as string;
     const found = await resolveNode(deps, ident);
     authorizeNode(request, 'node:get_indicator_state', found.node);
     checkManagementCall(found.node);
-    const done = answered(await conductor().indicators(found, {}, requester(request), waitMs));
+    const done = answered(waitMs, await conductor().indicators(found, {}, requester(request), waitMs));
     const supported = (done.result?.indicators ?? {}) as SupportedIndicators;
     return json(indicatorList(request.baseUrl, ident, supported));
   });
@@ -105,7 +88,7 @@ export function registerIndicatorRoutes(
     authorizeNode(request, 'node:get_indicator_state', found.node);
     const target = parseIndicatorId(request.params.indicator as string);
     checkManagementCall(found.node);
-    const done = answered(await conductor().indicators(found, target, requester(request), waitMs));
+    const done = answered(waitMs, await conductor().indicators(found, target, requester(request), waitMs));
     return json({ state: done.result?.state ?? 'unknown' });
   });
 
@@ -120,7 +103,7 @@ export function registerIndicatorRoutes(
         : undefined,
     );
     checkManagementCall(found.node);
-    answered(await conductor().indicators(found, { ...target, state }, requester(request), waitMs));
+    answered(waitMs, await conductor().indicators(found, { ...target, state }, requester(request), waitMs));
     return noContent();
   });
 }

@@ -20,14 +20,12 @@
 
 import { BOOT_DEVICES, BOOT_MODES, POWER_TARGETS } from '../../../protocol/actions.ts';
 import { PortRepository } from '../../adapters/dynamo/port-repository.ts';
-import type { CommandRecord } from '../../domain/commands/command.ts';
 import { notFound } from '../../domain/errors.ts';
 import { validateNode } from '../../domain/hardware/validate.ts';
 import {
   bootDevicesFromBmc,
   checkBootDeviceRequest,
   checkBootModeRequest,
-  checkInjectNmi,
   checkManagementCall,
   checkPowerRequest,
   checkSecureBootRequest,
@@ -37,11 +35,12 @@ import { ApiError } from '../../http/errors.ts';
 import { type ApiRequest, json, noContent } from '../../http/request.ts';
 import type { Router } from '../../http/router.ts';
 import { type ConductorAccess, controlPlaneFor } from '../../runtime.ts';
-import { authorizeNode, type Principal } from '../access.ts';
+import { authorizeNode } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody } from '../listing.ts';
 import type { OperationDoc } from '../operation-doc.ts';
 import { resolveNode } from './nodes.ts';
+import { answered, requester, SYNC_WAIT_MS } from './sync-call.ts';
 
 const POWER_SCHEMA = {
   type: 'object',
@@ -129,11 +128,6 @@ export const POWER_OPERATIONS: Record<string, OperationDoc> = {
   },
 };
 
-/** How long the API waits for a boot device command (API Gateway's limit is 29 s). */
-export const SYNC_WAIT_MS = 20_000;
-
-const requester = (request: ApiRequest) => (request.principal as Principal | undefined)?.name ?? null;
-
 function objectBody(request: ApiRequest): Record<string, unknown> {
   const body = jsonBody(request);
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -152,26 +146,6 @@ export function registerPowerRoutes(
   const ports = new PortRepository(deps.store);
   const waitMs = options.syncWaitMs ?? SYNC_WAIT_MS;
 
-  /** The finished command, or Ironic-like errors: the agent's failure (500) or silence (503). */
-  function answered({
-    command,
-    done,
-  }: {
-    command: CommandRecord;
-    done: CommandRecord | undefined;
-  }): CommandRecord {
-    if (!done) {
-      throw new ApiError(
-        503,
-        `The agent of site ${command.site} did not answer within ${Math.round(waitMs / 1000)} seconds; command ${command.id} is still pending.`,
-      );
-    }
-    if (done.status !== 'succeeded') {
-      throw new ApiError(500, done.error ?? `Command ${done.action} ${done.status}.`);
-    }
-    return done;
-  }
-
   router.on('PUT', '/v1/nodes/{node}/states/power', async (request) => {
     const ident = request.params.node as string;
     const found = await resolveNode(deps, ident);
@@ -189,14 +163,17 @@ export function registerPowerRoutes(
     if (!bootDevicesFromBmc(node)) return json({ supported_boot_devices: [...supportedBootDevices(node)] });
     // Redfish: the BMC's own list (Ironic's conductor asks the driver, which asks the BMC).
     checkManagementCall(node);
-    const done = answered(await conductor().readSupportedBootDevices(found, requester(request), waitMs));
+    const done = answered(
+      waitMs,
+      await conductor().readSupportedBootDevices(found, requester(request), waitMs),
+    );
     return json({ supported_boot_devices: done.result?.supported_boot_devices ?? [] });
   });
 
   router.on('GET', '/v1/nodes/{node}/management/boot_device', async (request) => {
     const found = await resolveNode(deps, request.params.node as string);
     authorizeNode(request, 'node:get_boot_device', found.node);
-    const done = answered(await conductor().readBootDevice(found, requester(request), waitMs));
+    const done = answered(waitMs, await conductor().readBootDevice(found, requester(request), waitMs));
     return json({
       boot_device: done.result?.boot_device ?? null,
       persistent: done.result?.persistent ?? null,
@@ -207,7 +184,7 @@ export function registerPowerRoutes(
     const found = await resolveNode(deps, request.params.node as string);
     authorizeNode(request, 'node:set_boot_device', found.node);
     const boot = checkBootDeviceRequest(found.node, objectBody(request));
-    answered(await conductor().setBootDevice(found, boot, requester(request), waitMs));
+    answered(waitMs, await conductor().setBootDevice(found, boot, requester(request), waitMs));
     return noContent();
   });
 
@@ -237,8 +214,8 @@ export function registerPowerRoutes(
     if (Object.keys(body).length > 0) {
       throw new ApiError(400, `Unknown argument: "${Object.keys(body).sort().join(', ')}"`);
     }
-    checkInjectNmi(found.node);
-    answered(await conductor().injectNmi(found, requester(request), waitMs));
+    checkManagementCall(found.node);
+    answered(waitMs, await conductor().injectNmi(found, requester(request), waitMs));
     return noContent();
   });
 

@@ -43,10 +43,13 @@ export function bootMode(node: Node): BootMode {
 /** Whether the node is inspected in band, by the Metalplane ramdisk (Ironic's `agent` inspect interface). */
 export const inspectsInBand = (node: Node): boolean => node.inspect_interface === 'agent';
 
-/** The steps that boot the Metalplane ramdisk and wait for it (inspection, cleaning). */
+/**
+ * The steps that boot the Metalplane ramdisk and wait for it (inspection, cleaning): its
+ * boot files, or (virtual media) an ISO built from it, inserted; boot once from it.
+ */
 export const RAMDISK_BOOT: readonly StepName[] = [
   'prepare_ramdisk',
-  'boot_device_pxe',
+  'boot_device_ramdisk',
   'reboot',
   'ramdisk_wait',
 ];

@@ -21,10 +21,15 @@ import { ironicTimestamp } from '../../domain/time.ts';
 import { bootMode, type DeployInputs, RAMDISK_BOOT, ramdiskFlow, waitFor } from './boot-inputs.ts';
 import type { Changed, FlowHooks, FlowRunner, Plan } from './runner.ts';
 import type { ProvisionSettings } from './settings.ts';
-import { type DeployBoot, type FlowState, PROVISION_KIND, type StepName } from './steps.ts';
+import {
+  type DeployBoot,
+  type FlowState,
+  PROVISION_KIND,
+  type StepName,
+  VIRTUAL_MEDIA_BOOT,
+} from './steps.ts';
 
-/** The boot interface that has the BMC mount an ISO (no boot files, no PXE). */
-export const VIRTUAL_MEDIA_BOOT = 'redfish-virtual-media';
+export { VIRTUAL_MEDIA_BOOT };
 
 export const bootsVirtualMedia = (node: Node): boolean => node.boot_interface === VIRTUAL_MEDIA_BOOT;
 

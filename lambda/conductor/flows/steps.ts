@@ -18,6 +18,12 @@ import type { ProvisionEvent, StableState } from '../../domain/provisioning/stat
 import type { TaskStep } from '../conductor.ts';
 import { agentArgs, agentCommand } from '../power.ts';
 
+/** The boot interface that has the BMC mount an ISO (no boot files, no PXE). */
+export const VIRTUAL_MEDIA_BOOT = 'redfish-virtual-media';
+
+/** How long an insert that builds an ISO may take (tools, the BMC's download and insert). */
+const VMEDIA_BUILD_DEADLINE_SECONDS = 900;
+
 /** The conductor task kind of every provision flow (its handler: `Provisioner`). */
 export const PROVISION_KIND = 'provision';
 
@@ -33,6 +39,8 @@ export const STEP_NAMES = [
   'boot_device_pxe',
   'boot_device_disk',
   'boot_device_cdrom',
+  // The ramdisk's boot device, once: the network (PXE), or the virtual CD (virtual media).
+  'boot_device_ramdisk',
   // The Metalplane ramdisk (inspection, cleaning): boot it, wait for its hello, run its steps.
   'prepare_ramdisk',
   'ramdisk_wait',
@@ -133,6 +141,28 @@ export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskSt
     deadlineSeconds,
     kind: PROVISION_KIND,
   });
+  // Virtual media: the catalog ISO, or an ISO the agent builds from the kernel and ramdisk
+  // (with what boot files would put on the kernel command line).
+  const insertVmedia = (
+    boot: DeployBoot,
+    extra: { callback_token?: string; metalplane_ramdisk?: true },
+  ): TaskStep | undefined => {
+    if (boot.iso) return step('management.insert_vmedia', { node_uuid: node.uuid, iso: boot.iso });
+    if (!boot.kernel || !boot.ramdisk) return undefined;
+    return step(
+      'management.insert_vmedia',
+      {
+        node_uuid: node.uuid,
+        kernel: boot.kernel,
+        ramdisk: boot.ramdisk,
+        boot_mode: boot.boot_mode,
+        ...(boot.kernel_append_params ? { kernel_append_params: boot.kernel_append_params } : {}),
+        ...extra,
+      },
+      // The agent packs the ISO first (each tool bounded at 120 s; a UEFI build runs several).
+      VMEDIA_BUILD_DEADLINE_SECONDS,
+    );
+  };
   switch (name) {
     case 'power_on':
       return step('power.set', { target: POWER_ON, timeout: 60 });
@@ -156,25 +186,25 @@ export function stepCommand(node: Node, flow: FlowState, name: StepName): TaskSt
       return supportedBootDevices(node).includes('disk')
         ? step('management.set_boot_device', { boot_device: 'disk', persistent: true })
         : undefined;
+    case 'boot_device_ramdisk': {
+      const device = node.boot_interface === VIRTUAL_MEDIA_BOOT ? 'cdrom' : 'pxe';
+      return supportedBootDevices(node).includes(device)
+        ? step('management.set_boot_device', { boot_device: device, persistent: false })
+        : undefined;
+    }
     case 'prepare_boot': {
       const boot = flow.boot ?? ({} as DeployBoot);
-      if (node.boot_interface === 'redfish-virtual-media') {
-        return boot.iso
-          ? step('management.insert_vmedia', { node_uuid: node.uuid, iso: boot.iso })
-          : undefined;
-      }
-      return step('boot.prepare', {
-        node_uuid: node.uuid,
-        ...boot,
-        ...(flow.callbackToken ? { callback_token: flow.callbackToken } : {}),
-      });
+      const callback = flow.callbackToken ? { callback_token: flow.callbackToken } : {};
+      if (node.boot_interface === VIRTUAL_MEDIA_BOOT) return insertVmedia(boot, callback);
+      return step('boot.prepare', { node_uuid: node.uuid, ...boot, ...callback });
     }
     case 'clean_boot':
-      return node.boot_interface === 'redfish-virtual-media'
+      return node.boot_interface === VIRTUAL_MEDIA_BOOT
         ? step('management.eject_vmedia', { node_uuid: node.uuid })
         : step('boot.clean', { node_uuid: node.uuid });
     case 'prepare_ramdisk': {
       const boot = flow.boot ?? ({} as DeployBoot);
+      if (node.boot_interface === VIRTUAL_MEDIA_BOOT) return insertVmedia(boot, { metalplane_ramdisk: true });
       return step('boot.prepare', { node_uuid: node.uuid, ...boot, metalplane_ramdisk: true });
     }
     case 'ramdisk_wait':

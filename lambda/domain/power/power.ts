@@ -86,9 +86,7 @@ export function checkPowerRequest(
     throw requested(String(target), ident, node.power_state);
   }
   if (NO_POWER_CHANGE_STATES.has(node.provision_state)) throw requested(target, ident, node.provision_state);
-  checkNotLocked(node);
-  const problem = validateDriverInfo(node, 'power');
-  if (problem) throw invalid(problem);
+  checkInterfaceCall(node, 'power');
   return { target: target as PowerTarget, timeout: typeof timeout === 'number' ? timeout : undefined };
 }
 
@@ -99,6 +97,13 @@ export function checkNotLocked(node: Node): void {
       `Node ${node.uuid} is locked by host ${node.reservation}, please retry after the current operation is completed.`,
     );
   }
+}
+
+/** A call through one of the node's interfaces: the node free (409), the interface configured (400). */
+function checkInterfaceCall(node: Node, iface: 'power' | 'management'): void {
+  checkNotLocked(node);
+  const problem = validateDriverInfo(node, iface);
+  if (problem) throw invalid(problem);
 }
 
 /** The state a power action leads to (`target_power_state` while it runs). */
@@ -149,9 +154,7 @@ export function checkBootDeviceRequest(
     throw invalid(`Invalid boot device ${String(device)} specified.`);
   }
   const persistent = booleanArg('persistent', body.persistent ?? false);
-  checkNotLocked(node);
-  const problem = validateDriverInfo(node, 'management');
-  if (problem) throw invalid(problem);
+  checkManagementCall(node);
   return { boot_device: device as BootDevice, persistent };
 }
 
@@ -186,9 +189,7 @@ function checkStable(node: Node): void {
       `Node is in ${node.provision_state} state. Since node is transitioning, the boot mode will not be set as this may interfere with ongoing changes and result in erroneous modification. Try again later.`,
     );
   }
-  checkNotLocked(node);
-  const problem = validateDriverInfo(node, 'management');
-  if (problem) throw invalid(problem);
+  checkManagementCall(node);
 }
 
 /** `PUT .../states/boot_mode {target}` (Ironic's `NodeStatesController.boot_mode`). */
@@ -243,18 +244,12 @@ export function checkIndicatorState(value: unknown): IndicatorState {
   return value as IndicatorState;
 }
 
-/** A synchronous management call (indicators, the BMC's boot devices): the node free, its management interface configured. */
+/**
+ * A management call (indicators, the BMC's boot devices, inject_nmi, a boot device or
+ * firmware change): the node free (409) and its management interface configured (400).
+ */
 export function checkManagementCall(node: Node): void {
-  checkNotLocked(node);
-  const problem = validateDriverInfo(node, 'management');
-  if (problem) throw invalid(problem);
-}
-
-/** `PUT .../management/inject_nmi`: the node free and its management interface configured. */
-export function checkInjectNmi(node: Node): void {
-  checkNotLocked(node);
-  const problem = validateDriverInfo(node, 'management');
-  if (problem) throw invalid(problem);
+  checkInterfaceCall(node, 'management');
 }
 
 /** Ironic's `args.integer`: an integer, or a string/number Python's int() takes. */
