@@ -131,11 +131,27 @@ export const auditTable: TableDefinition = {
   ttlAttribute: 'expiresAt',
 };
 
+/**
+ * Webhook subscriptions and their recent deliveries (docs/events.md,
+ * `lambda/adapters/events-webhooks.ts`): `pk = webhooks`, `sk = webhook#<id>` for each
+ * subscription (their listing is one Query), `pk = deliveries#<id>`, `sk = <time>#<delivery>`
+ * for its deliveries, newest first, expiring (`expiresAt`) after a week.
+ */
+export const webhooksTable: TableDefinition = {
+  id: 'Webhooks',
+  envVar: 'METALPLANE_WEBHOOKS_TABLE',
+  partitionKey: S('pk'),
+  sortKey: S('sk'),
+  indexes: [],
+  ttlAttribute: 'expiresAt',
+};
+
 export const tables: readonly TableDefinition[] = [
   inventoryTable,
   commandsTable,
   connectionsTable,
   auditTable,
+  webhooksTable,
 ];
 
 /**
@@ -172,11 +188,52 @@ export const imageVerifyQueue: QueueDefinition = {
   deadLetter: { queueId: imageVerifyDeadLetterQueue.id, maxReceiveCount: 3 },
 };
 
+/**
+ * Webhooks (docs/events.md): an EventBridge rule on the events bus (`eventBusName`) sends
+ * every Metalplane event to `WebhookEvents`; the webhooks Lambda fans each one out into
+ * `WebhookDeliveries`, one message per subscribed webhook, and delivers those (retrying
+ * with backoff through message delays). What fails for good lands in `WebhookDeadLetter`.
+ */
+export const webhookDeadLetterQueue: QueueDefinition = {
+  id: 'WebhookDeadLetter',
+  fifo: false,
+  visibilityTimeoutSeconds: 30,
+  retentionSeconds: 14 * 24 * 3600,
+};
+
+export const webhookEventsQueue: QueueDefinition = {
+  id: 'WebhookEvents',
+  envVar: 'METALPLANE_WEBHOOK_EVENTS_QUEUE',
+  fifo: false,
+  visibilityTimeoutSeconds: 60,
+  retentionSeconds: 4 * 24 * 3600,
+  deadLetter: { queueId: webhookDeadLetterQueue.id, maxReceiveCount: 5 },
+};
+
+export const webhookDeliveriesQueue: QueueDefinition = {
+  id: 'WebhookDeliveries',
+  envVar: 'METALPLANE_WEBHOOK_DELIVERIES_QUEUE',
+  fifo: false,
+  visibilityTimeoutSeconds: 60,
+  retentionSeconds: 4 * 24 * 3600,
+  deadLetter: { queueId: webhookDeadLetterQueue.id, maxReceiveCount: 10 },
+};
+
 export const queues: readonly QueueDefinition[] = [
   commandsDeadLetterQueue,
   imageVerifyDeadLetterQueue,
   imageVerifyQueue,
+  webhookDeadLetterQueue,
+  webhookEventsQueue,
+  webhookDeliveriesQueue,
 ];
+
+/**
+ * Tags of every queue Metalplane creates (the static ones and each site's, created at run
+ * time by the sites API): the stack's resource group finds them by `stack`, so `cdk
+ * destroy` leftovers and drift are visible (docs/deploy.md, "Per-site queues").
+ */
+export const siteTagKeys = { stack: 'metalplane:stack', site: 'metalplane:site' } as const;
 
 /** The command queue of one site: group = node, deduplication id = command id. */
 export function siteCommandQueue(site: string): QueueDefinition {
@@ -247,3 +304,15 @@ export function keyAlias(prefix: string, key: KeyDefinition): string {
 export const managementEndpointEnvVar = 'METALPLANE_WS_MANAGEMENT_ENDPOINT';
 /** … and where agents dial it (the stage URL): told to them at enrollment. */
 export const webSocketUrlEnvVar = 'METALPLANE_WS_URL';
+
+/** The EventBridge bus Metalplane publishes its events to (source `metalplane`, docs/events.md). */
+export const eventBus = { id: 'Events' } as const;
+
+export function eventBusName(prefix: string): string {
+  return `${prefix}-${eventBus.id}`;
+}
+
+/** The rule on that bus that feeds the webhooks (`webhookEventsQueue`). */
+export function webhookRuleName(prefix: string): string {
+  return `${prefix}-Webhooks`;
+}

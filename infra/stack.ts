@@ -8,9 +8,21 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { HttpApi, HttpStage, WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import * as apigateway from 'aws-cdk-lib/aws-apigateway';
+import {
+  ApiMapping,
+  DomainName,
+  EndpointType,
+  HttpApi,
+  HttpStage,
+  LogGroupLogDestination,
+  SecurityPolicy,
+  WebSocketApi,
+  WebSocketStage,
+} from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration, WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -20,9 +32,12 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as resourcegroups from 'aws-cdk-lib/aws-resourcegroups';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { MetalplaneEvents } from './events.ts';
+import { Observability } from './observability.ts';
 import {
   auditTable,
   type BucketDefinition,
@@ -42,8 +57,20 @@ import {
   type TableDefinition,
   tableName,
   tables,
+  webhooksTable,
   webSocketUrlEnvVar,
 } from './resources.ts';
+import {
+  accessLogGroup,
+  customDomain,
+  httpAccessLogFormat,
+  manageApiGatewayAccount,
+  type StageSettings,
+  siteTagKeys,
+  stageSettings,
+  suppressNagFindings,
+  webSocketAccessLogFormat,
+} from './security.ts';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -143,16 +170,29 @@ export class MetalplaneStack extends Stack {
   readonly imageVerifyFunction: nodejs.NodejsFunction;
   /** Seals BMC credentials and the other secrets of nodes and commands (envelope encryption). */
   readonly secretsKey: kms.Key;
+  /** `dev` or `prod` (context `metalplane:stage`, default `prod`): removal policies, retention. */
+  readonly stage: StageSettings;
+  /** The events bus, its webhooks rule and the webhooks Lambda (infra/events.ts). */
+  readonly events: MetalplaneEvents;
+  readonly httpStage: HttpStage;
+  /** The HTTP API's custom domain, when the context gives one. */
+  readonly domainName?: DomainName;
 
   constructor(scope: Construct, id: string, props: StackProps = {}) {
     super(scope, id, props);
+    // Context is checked first: a bad value fails before anything is built or bundled.
+    this.stage = stageSettings(this);
+    const domain = customDomain(this);
+    // Everything the stack creates carries the stack's tag; the sites API's queues should
+    // too (docs/deploy.md, "Per-site queues"), and the resource group below lists them.
+    Tags.of(this).add(siteTagKeys.stack, this.stackName);
     this.secretsKey = new kms.Key(this, secretsKey.id, {
       alias: keyAlias(this.stackName, secretsKey),
       description: secretsKey.description,
       enableKeyRotation: true,
-      // Without the key, every sealed secret is lost: it outlives the stack.
-      removalPolicy: RemovalPolicy.RETAIN,
-      pendingWindow: Duration.days(30),
+      // Without the key, every sealed secret is lost: it outlives a prod stack.
+      removalPolicy: this.stage.keyRemovalPolicy,
+      pendingWindow: Duration.days(this.stage.keyPendingWindowDays),
     });
     for (const definition of tables) this.tables.set(definition.id, this.addTable(definition));
     for (const definition of deadLettersFirst(queues)) {
@@ -166,12 +206,19 @@ export class MetalplaneStack extends Stack {
       apiName: `${this.stackName}-agents`,
       description: 'Metalplane site agents: commands, results, heartbeats (protocol/messages.ts)',
     });
+    // WebSocket access logging needs the region's API Gateway CloudWatch Logs role.
+    const apiGatewayAccount = manageApiGatewayAccount(this) ? this.addApiGatewayAccount() : undefined;
     this.webSocketStage = new WebSocketStage(this, 'AgentsWebSocketStage', {
       webSocketApi: this.webSocketApi,
       stageName: webSocketStageName,
       autoDeploy: true,
       throttle: agentsThrottle,
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(accessLogGroup(this, 'AgentsAccessLogs', this.stage)),
+        format: webSocketAccessLogFormat,
+      },
     });
+    if (apiGatewayAccount) this.webSocketStage.node.addDependency(apiGatewayAccount.account);
     const channelEnvironment = {
       [managementEndpointEnvVar]: this.webSocketStage.callbackUrl,
     };
@@ -191,7 +238,7 @@ export class MetalplaneStack extends Stack {
       defaultIntegration: new HttpLambdaIntegration('ApiIntegration', this.apiFunction),
       createDefaultStage: false,
     });
-    new HttpStage(this, 'HttpApiDefaultStage', {
+    this.httpStage = new HttpStage(this, 'HttpApiDefaultStage', {
       httpApi: this.httpApi,
       autoDeploy: true,
       throttle: {
@@ -200,7 +247,25 @@ export class MetalplaneStack extends Stack {
           this.node.tryGetContext('metalplane:apiBurstLimit') ?? defaultApiThrottle.burstLimit,
         ),
       },
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(accessLogGroup(this, 'ApiAccessLogs', this.stage)),
+        format: httpAccessLogFormat,
+      },
     });
+    if (domain) {
+      // A regional custom domain (TLS 1.2) mapped to the HTTP API's $default stage.
+      this.domainName = new DomainName(this, 'ApiDomainName', {
+        domainName: domain.domainName,
+        certificate: acm.Certificate.fromCertificateArn(this, 'ApiCertificate', domain.certificateArn),
+        endpointType: EndpointType.REGIONAL,
+        securityPolicy: SecurityPolicy.TLS_1_2,
+      });
+      new ApiMapping(this, 'ApiDomainMapping', {
+        api: this.httpApi,
+        domainName: this.domainName,
+        stage: this.httpStage,
+      });
+    }
 
     this.agentsFunction = this.addFunction('AgentsFunction', 'AgentsLogs', ['entrypoints', 'agents.ts'], {
       memorySize: 512,
@@ -274,6 +339,93 @@ export class MetalplaneStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', { value: `${this.httpApi.apiEndpoint}/` });
     new CfnOutput(this, 'AgentsWebSocketUrl', { value: this.webSocketStage.url });
+    if (this.domainName) {
+      new CfnOutput(this, 'ApiCustomDomainUrl', { value: `https://${domain!.domainName}/` });
+      new CfnOutput(this, 'ApiCustomDomainTarget', {
+        description: 'CNAME / alias target of the custom domain (Route 53 or your DNS)',
+        value: this.domainName.regionalDomainName,
+      });
+    }
+
+    // Per-site queues are created at run time (docs/deploy.md, "Per-site queues"): this
+    // group lists every queue tagged with the stack's name, the static ones and the
+    // sites' (when tagged), for the console, drift reviews and cleanup after a destroy.
+    new resourcegroups.CfnGroup(this, 'QueuesGroup', {
+      name: `${this.stackName}-queues`,
+      description: `SQS queues of the Metalplane stack ${this.stackName} including per-site command queues`,
+      resourceQuery: {
+        type: 'TAG_FILTERS_1_0',
+        query: {
+          resourceTypeFilters: ['AWS::SQS::Queue'],
+          tagFilters: [{ key: siteTagKeys.stack, values: [this.stackName] }],
+        },
+      },
+    });
+
+    // Events bus, its rule to the webhooks, and the webhooks Lambda (docs/events.md).
+    this.events = new MetalplaneEvents(this, 'Events', {
+      tables: this.tables,
+      queues: this.queues,
+      secretsKey: this.secretsKey,
+      publishers: [this.apiFunction, this.agentsFunction, this.conductorFunction, this.imageVerifyFunction],
+      logRetention: this.stage.logRetention,
+      logRemovalPolicy: this.stage.logRemovalPolicy,
+    });
+
+    // Dashboard and alarms (to the SNS topic of context, else one of the stack's):
+    // infra/observability.ts, docs/observability.md.
+    new Observability(this, 'Observability', {
+      functions: {
+        api: this.apiFunction,
+        agents: this.agentsFunction,
+        conductor: this.conductorFunction,
+        imageVerify: this.imageVerifyFunction,
+        webhooks: this.events.webhooksFunction,
+      },
+      httpApi: this.httpApi,
+      webSocketApi: this.webSocketApi,
+      webSocketStageName,
+      queues: this.queues,
+      tables: this.tables,
+      keyRemovalPolicy: this.stage.keyRemovalPolicy,
+    });
+
+    // Last, so it sees every construct above: cdk-nag findings not fixed, with reasons.
+    suppressNagFindings({
+      functions: [
+        this.apiFunction,
+        this.agentsFunction,
+        this.conductorFunction,
+        this.imageVerifyFunction,
+        this.events.webhooksFunction,
+      ],
+      // Dead-letter targets: of the static queues and of the sites' (created at run time).
+      deadLetterQueues: [...queues, siteCommandQueue('*')].flatMap((definition) =>
+        definition.deadLetter ? [this.queues.get(definition.deadLetter.queueId)!] : [],
+      ),
+      bucket: this.bucket,
+      httpApi: this.httpApi,
+      webSocketApi: this.webSocketApi,
+      ...(apiGatewayAccount ? { apiGatewayCloudWatchRole: apiGatewayAccount.role } : {}),
+    });
+  }
+
+  /**
+   * The region's API Gateway account settings: the role API Gateway writes WebSocket
+   * access logs with (HTTP APIs need none). Context `metalplane:apiGatewayCloudWatchRole=false`
+   * leaves an existing one alone.
+   */
+  private addApiGatewayAccount(): { role: iam.Role; account: apigateway.CfnAccount } {
+    const role = new iam.Role(this, 'ApiGatewayCloudWatchRole', {
+      assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
+      managedPolicies: [
+        iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs'),
+      ],
+    });
+    // Kept when the stack goes: the account setting would otherwise name a deleted role.
+    role.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    const account = new apigateway.CfnAccount(this, 'ApiGatewayAccount', { cloudWatchRoleArn: role.roleArn });
+    return { role, account };
   }
 
   private addTable(definition: TableDefinition): dynamodb.Table {
@@ -284,7 +436,8 @@ export class MetalplaneStack extends Stack {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       ...(definition.ttlAttribute ? { timeToLiveAttribute: definition.ttlAttribute } : {}),
-      removalPolicy: RemovalPolicy.RETAIN,
+      deletionProtection: this.stage.tableDeletionProtection,
+      removalPolicy: this.stage.dataRemovalPolicy,
     });
     for (const index of definition.indexes) {
       table.addGlobalSecondaryIndex({
@@ -345,8 +498,8 @@ export class MetalplaneStack extends Stack {
         NODE_OPTIONS: '--enable-source-maps',
       },
       logGroup: new logs.LogGroup(this, logGroupId, {
-        retention: logs.RetentionDays.ONE_MONTH,
-        removalPolicy: RemovalPolicy.DESTROY,
+        retention: this.stage.logRetention,
+        removalPolicy: this.stage.logRemovalPolicy,
       }),
       bundling: {
         minify: true,
@@ -388,8 +541,15 @@ export class MetalplaneStack extends Stack {
   }
 
   /** Every table but the audit trail, which only the api Lambda touches (`grantAudit`). */
-  private grantTables(fn: lambda.IFunction): void {
-    for (const [id, table] of this.tables) if (id !== auditTable.id) table.grant(fn, ...tableActions);
+  /**
+   * Every table but the audit trail (`grantAudit`), and but the webhooks' unless asked:
+   * only the api Lambda manages subscriptions (the webhooks Lambda has its own grants).
+   */
+  private grantTables(fn: lambda.IFunction, options: { webhooks?: boolean } = {}): void {
+    for (const [id, table] of this.tables) {
+      if (id === auditTable.id || (id === webhooksTable.id && !options.webhooks)) continue;
+      table.grant(fn, ...tableActions);
+    }
   }
 
   /** Append and read only: no code path may rewrite or delete an audit record (TTL expires them). */
@@ -410,7 +570,7 @@ export class MetalplaneStack extends Stack {
   }
 
   private grantApi(fn: lambda.IFunction): void {
-    this.grantTables(fn);
+    this.grantTables(fn, { webhooks: true });
     fn.addToRolePolicy(
       new iam.PolicyStatement({ actions: bucketActions, resources: [this.bucket.bucketArn] }),
     );

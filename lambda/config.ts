@@ -50,6 +50,14 @@ export const IMAGE_WAIT_TIMEOUT_ENV = 'METALPLANE_IMAGE_WAIT_TIMEOUT';
 export const RAMDISK_WAIT_TIMEOUT_ENV = 'METALPLANE_RAMDISK_WAIT_TIMEOUT';
 export const AUTOMATED_CLEAN_ENV = 'METALPLANE_AUTOMATED_CLEAN';
 export const CLEAN_ERASE_DEVICES_ENV = 'METALPLANE_CLEAN_ERASE_DEVICES';
+/** Bounded storage (docs/storage.md): node history, after Ironic's `[conductor]node_history_*`. */
+export const HISTORY_MAX_ENTRIES_ENV = 'METALPLANE_NODE_HISTORY_MAX_ENTRIES';
+export const HISTORY_CLEANUP_INTERVAL_ENV = 'METALPLANE_NODE_HISTORY_CLEANUP_INTERVAL';
+export const HISTORY_CLEANUP_BATCH_COUNT_ENV = 'METALPLANE_NODE_HISTORY_CLEANUP_BATCH_COUNT';
+export const HISTORY_MINIMUM_DAYS_ENV = 'METALPLANE_NODE_HISTORY_MINIMUM_DAYS';
+export const HISTORY_RETENTION_DAYS_ENV = 'METALPLANE_NODE_HISTORY_RETENTION_DAYS';
+/** Days a command record is kept after it ends (DynamoDB TTL). */
+export const COMMAND_RETENTION_DAYS_ENV = 'METALPLANE_COMMAND_RETENTION_DAYS';
 
 /** Ironic's `[conductor]deploy_callback_timeout` (seconds). */
 export const DEPLOY_CALLBACK_TIMEOUT_SECONDS = 1800;
@@ -57,6 +65,18 @@ export const DEPLOY_CALLBACK_TIMEOUT_SECONDS = 1800;
 export const IMAGE_WAIT_TIMEOUT_SECONDS = 3600;
 /** How long an inspection or a cleaning waits for the booted ramdisk's hello (seconds). */
 export const RAMDISK_WAIT_TIMEOUT_SECONDS = 1800;
+/** Ironic's `[conductor]node_history_max_entries` default. */
+export const DEFAULT_HISTORY_MAX_ENTRIES = 300;
+/** Ironic's `[conductor]node_history_cleanup_interval` default (seconds; 0 disables the pruning). */
+export const DEFAULT_HISTORY_CLEANUP_INTERVAL_SECONDS = 86_400;
+/** Ironic's `[conductor]node_history_cleanup_batch_count` default. */
+export const DEFAULT_HISTORY_CLEANUP_BATCH_COUNT = 1000;
+/** Ironic's `[conductor]node_history_minimum_days` default. */
+export const DEFAULT_HISTORY_MINIMUM_DAYS = 0;
+/** No Ironic equivalent (Ironic keeps events of idle nodes forever): a year, then TTL. */
+export const DEFAULT_HISTORY_RETENTION_DAYS = 365;
+/** Days a command record is kept after it ended (or after its deadline, if it never ends). */
+export const DEFAULT_COMMAND_RETENTION_DAYS = 30;
 /** Files up to this size are verified within the upload's completion request. */
 export const DEFAULT_INLINE_VERIFY_BYTES = 64 * 1024 * 1024;
 
@@ -77,6 +97,20 @@ export interface ProvisionSettings {
 }
 
 export type AuthStrategy = 'credentials' | 'noauth';
+
+/** How much node history is kept (docs/storage.md; Ironic's `[conductor]node_history_*`). */
+export interface HistorySettings {
+  /** Events kept per node; older ones are pruned by the tick (`node_history_max_entries`). */
+  readonly maxEntries: number;
+  /** Seconds between two prunings; 0: never prune (`node_history_cleanup_interval`). */
+  readonly cleanupIntervalSeconds: number;
+  /** Events one tick deletes at most (and feed entries it reads at most) (`node_history_cleanup_batch_count`). */
+  readonly cleanupBatchCount: number;
+  /** Events younger than this many days are never pruned (`node_history_minimum_days`). */
+  readonly minimumDays: number;
+  /** Days after which DynamoDB's TTL deletes an event whatever the count; 0: no TTL. */
+  readonly retentionDays: number;
+}
 
 export interface MetalplaneConfig {
   /** Physical table names (`infra/resources.ts` env vars); missing ones fail at first use. */
@@ -111,6 +145,9 @@ export interface MetalplaneConfig {
     readonly rateLimit: RateLimit | null;
   };
   readonly audit: { readonly retentionDays: number };
+  readonly history: HistorySettings;
+  /** Days a command record is kept after it ends (TTL). */
+  readonly commands: { readonly retentionDays: number };
   readonly provisioning: ProvisionSettings;
   /** Ironic's `force_power_state_during_sync`. */
   readonly forcePowerStateDuringSync: boolean;
@@ -174,6 +211,16 @@ function nonNegativeInteger(env: Environment, name: string, fallback: number): n
   return number;
 }
 
+function positiveInteger(env: Environment, name: string, fallback: number): number {
+  const value = text(env, name);
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  if (!Number.isSafeInteger(number) || number < 1) {
+    throw new ConfigError(name, `must be a whole number ≥ 1, not ${JSON.stringify(value)}`);
+  }
+  return number;
+}
+
 function url(env: Environment, name: string): string | undefined {
   const value = text(env, name);
   if (value === undefined) return undefined;
@@ -221,6 +268,32 @@ export function readProvisionSettings(env: Environment): ProvisionSettings {
   };
 }
 
+/** The node history's limits (docs/storage.md); inconsistent ones fail naming the variable. */
+export function readHistorySettings(env: Environment): HistorySettings {
+  const settings: HistorySettings = {
+    maxEntries: nonNegativeInteger(env, HISTORY_MAX_ENTRIES_ENV, DEFAULT_HISTORY_MAX_ENTRIES),
+    cleanupIntervalSeconds: nonNegativeInteger(
+      env,
+      HISTORY_CLEANUP_INTERVAL_ENV,
+      DEFAULT_HISTORY_CLEANUP_INTERVAL_SECONDS,
+    ),
+    cleanupBatchCount: positiveInteger(
+      env,
+      HISTORY_CLEANUP_BATCH_COUNT_ENV,
+      DEFAULT_HISTORY_CLEANUP_BATCH_COUNT,
+    ),
+    minimumDays: nonNegativeInteger(env, HISTORY_MINIMUM_DAYS_ENV, DEFAULT_HISTORY_MINIMUM_DAYS),
+    retentionDays: nonNegativeInteger(env, HISTORY_RETENTION_DAYS_ENV, DEFAULT_HISTORY_RETENTION_DAYS),
+  };
+  if (settings.retentionDays > 0 && settings.minimumDays > settings.retentionDays) {
+    throw new ConfigError(
+      HISTORY_MINIMUM_DAYS_ENV,
+      `(${settings.minimumDays}) must not exceed ${HISTORY_RETENTION_DAYS_ENV} (${settings.retentionDays}): the TTL would delete events the minimum keeps`,
+    );
+  }
+  return settings;
+}
+
 /** Parses and validates the whole configuration; throws a `ConfigError` naming the variable. */
 export function readConfig(env: Environment = process.env): MetalplaneConfig {
   const localStack = boolean(env, LOCAL_STACK_ENV, false);
@@ -253,6 +326,10 @@ export function readConfig(env: Environment = process.env): MetalplaneConfig {
     localStack,
     auth: { strategy, rateLimit },
     audit: { retentionDays: named([RETENTION_ENV], () => retentionDays(env[RETENTION_ENV])) },
+    history: readHistorySettings(env),
+    commands: {
+      retentionDays: positiveInteger(env, COMMAND_RETENTION_DAYS_ENV, DEFAULT_COMMAND_RETENTION_DAYS),
+    },
     provisioning: readProvisionSettings(env),
     forcePowerStateDuringSync: boolean(env, FORCE_POWER_STATE_ENV, false),
     images: {
@@ -304,6 +381,12 @@ const VARIABLES: readonly string[] = [
   RATE_LIMIT_RPS_ENV,
   RATE_LIMIT_BURST_ENV,
   RETENTION_ENV,
+  HISTORY_MAX_ENTRIES_ENV,
+  HISTORY_CLEANUP_INTERVAL_ENV,
+  HISTORY_CLEANUP_BATCH_COUNT_ENV,
+  HISTORY_MINIMUM_DAYS_ENV,
+  HISTORY_RETENTION_DAYS_ENV,
+  COMMAND_RETENTION_DAYS_ENV,
   DEPLOY_CALLBACK_TIMEOUT_ENV,
   IMAGE_WAIT_TIMEOUT_ENV,
   RAMDISK_WAIT_TIMEOUT_ENV,

@@ -28,6 +28,7 @@ import { NodeInventoryRepository } from './adapters/dynamo/node-inventory-reposi
 import { NodeRepository } from './adapters/dynamo/node-repository.ts';
 import { PortRepository } from './adapters/dynamo/port-repository.ts';
 import { SiteRepository } from './adapters/dynamo/site-repository.ts';
+import { publishCommandFinished } from './adapters/events.ts';
 import { sealerFromEnv } from './adapters/kms/envelope-sealer.ts';
 import { ImageObjects } from './adapters/s3/image-objects.ts';
 import { AgentCredentials } from './agents/credentials.ts';
@@ -117,7 +118,10 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
   // The conductor queues its commands through the queue; the queue reports finished
   // commands through the `CommandCompletions` port only (it knows no conductor, writes no
   // node). The port forwards to the conductor built below, before any command exists.
-  const completions: CommandCompletions = { finished: (command) => conductor.finished(command) };
+  // Once its node is written, a finished command is an event (docs/events.md).
+  const completions: CommandCompletions = {
+    finished: (command) => conductor.finished(command).then(() => publishCommandFinished(command)),
+  };
   const queue = new CommandQueue({
     sqs,
     prefix: () => required(config().resourcePrefix, resourcePrefixEnvVar),

@@ -18,6 +18,13 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import {
+  CreateEventBusCommand,
+  EventBridgeClient,
+  PutRuleCommand,
+  PutTargetsCommand,
+  ResourceAlreadyExistsException,
+} from '@aws-sdk/client-eventbridge';
+import {
   CreateAliasCommand,
   CreateKeyCommand,
   DescribeKeyCommand,
@@ -32,10 +39,11 @@ import {
   PutPublicAccessBlockCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import {
   type BucketDefinition,
   bucketName,
+  eventBusName,
   imagesBucket,
   type KeyAttribute,
   type KeyDefinition,
@@ -47,6 +55,8 @@ import {
   type TableDefinition,
   tableName,
   tables,
+  webhookEventsQueue,
+  webhookRuleName,
 } from '../infra/resources.ts';
 import {
   createSiteCommandQueue as createSiteQueue,
@@ -78,6 +88,7 @@ export async function bootstrapResources(prefix: string): Promise<ResourceNames>
       mapById(buckets, (bucket) => ensureBucket(s3, prefix, bucket)),
       mapById(keys, (key) => ensureKey(kms, prefix, key)),
     ]);
+    await ensureEventBus(prefix, sqs, queueHandles[webhookEventsQueue.id] as QueueHandle);
     return { prefix, tables: tableNames, queues: queueHandles, buckets: bucketNames, keys: keyIds };
   } finally {
     for (const client of [dynamodb, sqs, s3, kms]) client.destroy();
@@ -229,6 +240,61 @@ async function ensureStaticQueues(sqs: SQSClient, prefix: string): Promise<Recor
   const deadLettersFirst = [...queues].sort((a, b) => Number(!!a.deadLetter) - Number(!!b.deadLetter));
   for (const queue of deadLettersFirst) handles[queue.id] = await ensureQueue(sqs, prefix, queue);
   return handles;
+}
+
+// --- EventBridge ------------------------------------------------------------------------
+
+/** The source every Metalplane event carries (`lambda/domain/events/events.ts`). */
+const EVENT_SOURCE = 'metalplane';
+
+/**
+ * The events bus, and its rule sending every Metalplane event to the webhook events queue
+ * (infra/events.ts builds the same on AWS); the queue's policy lets EventBridge send.
+ */
+async function ensureEventBus(prefix: string, sqs: SQSClient, target: QueueHandle): Promise<void> {
+  const events = new EventBridgeClient({});
+  try {
+    const bus = eventBusName(prefix);
+    try {
+      await events.send(new CreateEventBusCommand({ Name: bus }));
+    } catch (error) {
+      if (!(error instanceof ResourceAlreadyExistsException)) throw error;
+    }
+    const rule = webhookRuleName(prefix);
+    const { RuleArn } = await events.send(
+      new PutRuleCommand({
+        Name: rule,
+        EventBusName: bus,
+        EventPattern: JSON.stringify({ source: [EVENT_SOURCE] }),
+        State: 'ENABLED',
+        Description: 'Metalplane events to the webhooks (docs/events.md)',
+      }),
+    );
+    await events.send(
+      new PutTargetsCommand({
+        Rule: rule,
+        EventBusName: bus,
+        Targets: [{ Id: 'webhooks', Arn: target.arn }],
+      }),
+    );
+    const policy = {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Effect: 'Allow',
+          Principal: { Service: 'events.amazonaws.com' },
+          Action: 'sqs:SendMessage',
+          Resource: target.arn,
+          Condition: { ArnEquals: { 'aws:SourceArn': RuleArn } },
+        },
+      ],
+    };
+    await sqs.send(
+      new SetQueueAttributesCommand({ QueueUrl: target.url, Attributes: { Policy: JSON.stringify(policy) } }),
+    );
+  } finally {
+    events.destroy();
+  }
 }
 
 // --- S3 ---------------------------------------------------------------------------------

@@ -8,6 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  DeleteMessageCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { queueName, webhookDeliveriesQueue, webhookEventsQueue } from '../infra/resources.ts';
 import { type LocalAgent, startLocalAgent } from './agent.ts';
 import { bootstrapResources, createSiteCommandQueue, resourceEnvironment } from './bootstrap.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
@@ -196,6 +204,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }, options.tickIntervalMs ?? 10_000);
     ticker.unref();
     stoppers.push(async () => clearInterval(ticker));
+    // The webhooks Lambda's SQS event sources (AWS): its two queues polled here.
+    const { handler: webhooksHandler } = await import('../lambda/entrypoints/webhooks.ts');
+    const webhooks = pollWebhookQueues(prefix, (event) => webhooksHandler(event, {} as never));
+    stoppers.push(() => webhooks.stop());
     if (admin) writeCloudsYaml(admin, api.url);
     signal?.throwIfAborted();
     const agent =
@@ -225,4 +237,74 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await stop();
     throw error;
   }
+}
+
+export interface QueuePoller {
+  stop(): Promise<void>;
+}
+
+/**
+ * The webhooks Lambda's event sources, locally: its two queues (the events the bus's rule
+ * sends, the deliveries) long-polled and handed to `handle` as SQS batches, as Lambda's
+ * event source mapping does; what `handle` reports failed stays for SQS to redeliver.
+ */
+export function pollWebhookQueues(
+  prefix: string,
+  handle: (event: SQSEvent) => Promise<SQSBatchResponse | undefined>,
+  options: { readonly sqs?: SQSClient } = {},
+): QueuePoller {
+  const sqs = options.sqs ?? new SQSClient({});
+  const abort = new AbortController();
+  const loop = async (queue: string) => {
+    let url: string | undefined;
+    while (!abort.signal.aborted) {
+      try {
+        url ??= (await sqs.send(new GetQueueUrlCommand({ QueueName: queue }))).QueueUrl as string;
+        const answer = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: url,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: 1,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+          }),
+          { abortSignal: abort.signal },
+        );
+        const messages = answer.Messages ?? [];
+        if (messages.length === 0) continue;
+        const records = messages.map(
+          (message) =>
+            ({
+              messageId: message.MessageId as string,
+              receiptHandle: message.ReceiptHandle as string,
+              body: message.Body ?? '',
+              attributes: { ApproximateReceiveCount: message.Attributes?.ApproximateReceiveCount ?? '1' },
+              messageAttributes: {},
+              md5OfBody: message.MD5OfBody ?? '',
+              eventSource: 'aws:sqs',
+              eventSourceARN: queue,
+              awsRegion: '',
+            }) as unknown as SQSRecord,
+        );
+        const result = await handle({ Records: records });
+        const failed = new Set((result?.batchItemFailures ?? []).map((failure) => failure.itemIdentifier));
+        for (const record of records) {
+          if (!failed.has(record.messageId)) {
+            await sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: record.receiptHandle }));
+          }
+        }
+      } catch (error) {
+        if (abort.signal.aborted) return;
+        process.stderr.write(`webhook queue ${queue}: ${(error as Error).message}\n`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  };
+  const loops = [webhookEventsQueue, webhookDeliveriesQueue].map((queue) => loop(queueName(prefix, queue)));
+  return {
+    stop: async () => {
+      abort.abort();
+      await Promise.allSettled(loops);
+      if (!options.sqs) sqs.destroy();
+    },
+  };
 }

@@ -51,6 +51,7 @@ import {
 } from '../domain/commands/command.ts';
 import type { CommandCompletions } from '../domain/commands/completions.ts';
 import { DomainError } from '../domain/errors.ts';
+import { metrics } from '../observability/metrics.ts';
 import type { ConnectionNotifier } from './connection-notifier.ts';
 import type { CommandRepository } from './dynamo/command-repository.ts';
 import type { ConnectionRepository } from './dynamo/connection-repository.ts';
@@ -271,6 +272,7 @@ export class CommandQueue {
         .catch(() => undefined);
       throw error;
     }
+    metrics.commandQueued(command);
     await this.wake(command.site);
   }
 
@@ -375,6 +377,7 @@ export class CommandQueue {
           if (!(await this.expire(updated, receipt))) await this.deleteMessage(url, receipt);
           return undefined;
         }
+        metrics.commandDelivered(updated, attempt, now);
         return this.handOver(site, updated, attempt, receipt);
       }),
     );
@@ -529,6 +532,7 @@ export class CommandQueue {
       site,
       this.recheckAt(),
     );
+    if (updated) metrics.commandFinished(updated.command);
     const current = updated ?? (await this.ownCommand(site, input.command_id));
     // The node first (what a client waits for), then the message (what only the queue needs).
     const reported = updated ? await this.finished(updated.command) : false;
@@ -559,6 +563,7 @@ export class CommandQueue {
       )
     )?.command;
     if (!expired) return false;
+    metrics.commandFinished(expired);
     if (receipt) await this.deleteMessage(await this.queueUrl(command.site), receipt);
     await this.settleFinished(expired);
     this.log.warn('command expired', { commandId: command.id, node: command.node, site: command.site });
@@ -670,6 +675,7 @@ export class CommandQueue {
           )?.command;
           if (done) {
             failed++;
+            metrics.commandFinished(done);
             this.log.warn('dead-lettered command failed', {
               commandId: done.id,
               node: done.node,

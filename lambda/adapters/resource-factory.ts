@@ -12,7 +12,13 @@ import {
   type QueueAttributeName,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { type QueueDefinition, queueName, queues, siteCommandQueue } from '../../infra/resources.ts';
+import {
+  type QueueDefinition,
+  queueName,
+  queues,
+  siteCommandQueue,
+  siteTagKeys,
+} from '../../infra/resources.ts';
 
 export interface QueueHandle {
   readonly name: string;
@@ -28,17 +34,18 @@ export async function ensureQueue(
   sqs: SQSClient,
   prefix: string,
   definition: QueueDefinition,
+  tags: Readonly<Record<string, string>> = {},
 ): Promise<QueueHandle> {
   const name = queueName(prefix, definition);
   if (!queueNamePattern.test(name)) throw new Error(`invalid SQS queue name: ${name}`);
   const attributes = await queueAttributes(sqs, prefix, definition);
-  const url = await createOrFind(sqs, name, attributes);
+  const url = await createOrFind(sqs, name, attributes, { [siteTagKeys.stack]: prefix, ...tags });
   return { name, url, arn: await queueArn(sqs, url) };
 }
 
 /** Creates the FIFO command queue of `site`, dead-lettering to the commands DLQ; returns its URL. */
 export async function createSiteCommandQueue(sqs: SQSClient, prefix: string, site: string): Promise<string> {
-  return (await ensureQueue(sqs, prefix, siteCommandQueue(site))).url;
+  return (await ensureQueue(sqs, prefix, siteCommandQueue(site), { [siteTagKeys.site]: site })).url;
 }
 
 /** The SQS attributes that `definition` stands for; the redrive target is looked up by name. */
@@ -74,9 +81,13 @@ async function createOrFind(
   sqs: SQSClient,
   name: string,
   attributes: Partial<Record<QueueAttributeName, string>>,
+  tags: Readonly<Record<string, string>>,
 ): Promise<string> {
   try {
-    const created = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+    // Tagged at creation (sqs:CreateQueue with tags needs sqs:TagQueue, granted with it).
+    const created = await sqs.send(
+      new CreateQueueCommand({ QueueName: name, Attributes: attributes, tags: { ...tags } }),
+    );
     if (created.QueueUrl) return created.QueueUrl;
   } catch (error) {
     // Exists with other attributes: leave it alone.

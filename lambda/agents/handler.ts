@@ -17,6 +17,8 @@
  *   is closed.
  */
 import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
+import { publishEvent } from '../adapters/events.ts';
+import { metrics } from '../observability/metrics.ts';
 import type { ControlPlane } from '../runtime.ts';
 import { handleAgentMessage } from './channel.ts';
 
@@ -63,12 +65,24 @@ export function createAgentsHandler(runtime: ControlPlane | (() => ControlPlane)
         connectedAt: channel.now().toISOString(),
       });
       log.info('agent connected', { connectionId, hostname: identity.hostname, site: identity.site });
+      metrics.agentConnected(identity.site);
+      await publishEvent('agent.connected', identity.site, {
+        hostname: identity.hostname,
+        connection_id: connectionId,
+      });
       return { statusCode: 200 };
     }
 
     if (routeKey === '$disconnect') {
       const connection = await channel.connections.get(connectionId);
       if (connection) await channel.connections.delete(connection);
+      if (connection) metrics.agentDisconnected(connection.site);
+      if (connection) {
+        await publishEvent('agent.disconnected', connection.site, {
+          hostname: connection.hostname,
+          connection_id: connectionId,
+        });
+      }
       return { statusCode: 200 };
     }
 

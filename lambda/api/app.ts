@@ -37,6 +37,7 @@ import { registerUserRoutes } from './routes/users.ts';
 import { registerVersionRoutes } from './routes/versions.ts';
 import { registerVifRoutes } from './routes/vifs.ts';
 import { registerVolumeRoutes } from './routes/volume.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
 
 /**
  * The audit trail's repository, from the configuration (`METALPLANE_AUDIT_TABLE`, and
@@ -78,6 +79,7 @@ export function buildRouter(deps: Dependencies, audit: AuditRepository = auditRe
   registerIndicatorRoutes(router, deps);
   registerProvisionRoutes(router, deps);
   registerAuditRoutes(router, audit);
+  registerWebhookRoutes(router, deps);
   router.on('GET', '/v1/openapi.json', async (request) => {
     // The API's description is for its users (any role that may list nodes); an agent
     // credential reaches its own site's routes only.

@@ -28,6 +28,7 @@ import { SITE_OPERATIONS } from './routes/sites.ts';
 import { USER_OPERATIONS } from './routes/users.ts';
 import { VIF_OPERATIONS } from './routes/vifs.ts';
 import { VOLUME_OPERATIONS } from './routes/volume.ts';
+import { WEBHOOK_OPERATIONS } from './routes/webhooks.ts';
 
 /**
  * The bodies of the users' routes, whose handlers validate without a shared schema
@@ -163,6 +164,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   ...IMAGE_OPERATIONS,
   ...AUDIT_OPERATIONS,
   ...USER_OPERATIONS,
+  ...WEBHOOK_OPERATIONS,
 };
 
 const ERROR_SCHEMA = {

@@ -14,6 +14,7 @@ import type { Node } from '../domain/nodes/node.ts';
 import { POWER_OFF, POWER_ON } from '../domain/power/power.ts';
 import { decideSync, type PowerObservation } from '../domain/power/sync.ts';
 import { ironicTimestamp } from '../domain/time.ts';
+import { metrics } from '../observability/metrics.ts';
 import type { Conductor } from './conductor.ts';
 import { startPowerChange } from './power.ts';
 
@@ -45,6 +46,7 @@ export async function applyPowerReports(
   reports: readonly PowerReport[],
   force = forceFromEnv(),
 ): Promise<SyncOutcome> {
+  metrics.powerReports(site, reports);
   const counts = { updated: 0, forced: 0, unchanged: 0, foreign: 0 };
   let next = 0;
   const worker = async () => {

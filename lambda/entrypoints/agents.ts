@@ -10,10 +10,15 @@ import { readConfig } from '../config.ts';
 import { controlPlaneFromEnv } from '../runtime.ts';
 import { entrypoint, once } from './stack.ts';
 
-const logger = new Logger({ serviceName: 'metalplane-agents' });
+const service = 'metalplane-agents';
+const logger = new Logger({ serviceName: service });
 const agents = once(() => {
   const config = readConfig();
   return createAgentsHandler(controlPlaneFromEnv({ config: () => config, logger }));
 });
 
-export const handler = entrypoint<AgentsEvent, APIGatewayProxyResultV2>(logger, (event) => agents()(event));
+export const handler = entrypoint<AgentsEvent, APIGatewayProxyResultV2>(
+  logger,
+  (event) => agents()(event),
+  service,
+);

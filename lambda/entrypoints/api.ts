@@ -10,12 +10,15 @@ import { readConfig } from '../config.ts';
 import type { ApiContext, ApiEvent, ApiResult } from '../http/middlewares.ts';
 import { entrypoint, once } from './stack.ts';
 
-const logger = new Logger({ serviceName: 'metalplane-api' });
+const service = 'metalplane-api';
+const logger = new Logger({ serviceName: service });
 const api = once(() => {
   const config = readConfig();
   return createApi(() => config, logger);
 });
 
-export const handler = entrypoint<ApiEvent, ApiResult>(logger, (event, context: Context) =>
-  api()(event, context as ApiContext),
+export const handler = entrypoint<ApiEvent, ApiResult>(
+  logger,
+  (event, context: Context) => api()(event, context as ApiContext),
+  service,
 );

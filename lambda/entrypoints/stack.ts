@@ -7,6 +7,9 @@
  *                         Lambda request id
  *   errorLogging        → an error escaping the handler is logged once, then rethrown (the
  *                         invocation fails, as Lambda and its event source expect)
+ *   tracer, metrics     → Powertools Tracer (X-Ray, when the stack turns it on) and the
+ *                         invocation's EMF metrics, written after it, error or not
+ *                         (`lambda/observability/`; metrics only in Lambda)
  * What each Lambda does with its requests stays in its core (`createApi`, the agents'
  * handler, the tick, the verify handler), built by the entry point from the configuration.
  */
@@ -14,6 +17,8 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { documentClient } from '../adapters/dynamo/client.ts';
+import { instrument } from '../observability/instrumentation.ts';
 
 type EntrypointMiddleware = MiddlewareObj<unknown, unknown, Error, Context>;
 
@@ -47,16 +52,30 @@ export function errorLogging(logger: Logger): EntrypointMiddleware {
   };
 }
 
-/** A Lambda handler: `core` behind the shared stack, logging through `logger`. */
+/**
+ * A Lambda handler: `core` behind the shared stack, logging through `logger`, its traces
+ * and metrics under `service` (the Lambda's: `metalplane-api` ...).
+ */
 export function entrypoint<TEvent, TResult>(
   logger: Logger,
   core: (event: TEvent, context: Context) => Promise<TResult>,
+  service = 'metalplane',
 ) {
-  return middy<TEvent, TResult, Error, Context>()
+  const observed = instrument({
+    service,
+    // Metrics in Lambda only: the local stack and the tests serve these handlers too.
+    metricsEnabled: Boolean(process.env.AWS_LAMBDA_FUNCTION_NAME),
+    log: { warn: (message) => logger.warn(message) },
+  });
+  if (observed.tracer.isTracingEnabled()) observed.capture(documentClient());
+  const handler = middy<TEvent, TResult, Error, Context>()
     .use(injectLambdaContext(logger, { resetKeys: true }) as MiddlewareObj<TEvent, TResult, Error, Context>)
     .use(correlationId(logger) as MiddlewareObj<TEvent, TResult, Error, Context>)
-    .use(errorLogging(logger) as MiddlewareObj<TEvent, TResult, Error, Context>)
-    .handler(core);
+    .use(errorLogging(logger) as MiddlewareObj<TEvent, TResult, Error, Context>);
+  for (const middleware of observed.middlewares) {
+    handler.use(middleware as MiddlewareObj<TEvent, TResult, Error, Context>);
+  }
+  return handler.handler(core);
 }
 
 /** A value built at the first call, not at import (the local stack imports before it configures). */

@@ -11,11 +11,12 @@ import { createVerifyHandler } from '../images/verify-handler.ts';
 import { controlPlaneFromEnv } from '../runtime.ts';
 import { entrypoint, once } from './stack.ts';
 
-const logger = new Logger({ serviceName: 'metalplane-image-verify' });
+const service = 'metalplane-image-verify';
+const logger = new Logger({ serviceName: service });
 const catalog = once(() => {
   const config = readConfig();
   return controlPlaneFromEnv({ config: () => config, logger }).images;
 });
 const verify = createVerifyHandler(catalog, logger);
 
-export const handler = entrypoint<SQSEvent, SQSBatchResponse>(logger, (event) => verify(event));
+export const handler = entrypoint<SQSEvent, SQSBatchResponse>(logger, (event) => verify(event), service);

@@ -15,6 +15,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { type AuditRecord, buildAuditRecord, isAudited, newAuditId } from '../domain/audit/audit.ts';
 import { DomainError } from '../domain/errors.ts';
+import { apiMetrics } from '../observability/api.ts';
 import { ApiError, errorBody, fromDomainError, InternalError, PayloadTooLarge } from './errors.ts';
 import { bodyShapeProblem } from './json-shape.ts';
 import {
@@ -314,7 +315,10 @@ export function createApiHandler(
   authenticate?: Authenticator,
   audit?: AuditRecorder,
 ) {
-  const handler = middy<ApiEvent, ApiResult, Error, ApiContext>().use(accessLog(logger));
+  // ApiErrors per route first: its after/onError run last, on the final answer.
+  const handler = middy<ApiEvent, ApiResult, Error, ApiContext>()
+    .use(apiMetrics(router))
+    .use(accessLog(logger));
   if (audit) handler.use(auditTrail(logger, audit));
   return handler
     .use(versionHeaders())

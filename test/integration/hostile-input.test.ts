@@ -462,6 +462,13 @@ function baseBodies(): Record<string, BaseBody> {
     // Wait for an agent (none here): not sent alone.
     'PUT /v1/nodes/{node}/management/inject_nmi': ok({}, false),
     'PUT /v1/nodes/{node}/management/indicators/{indicator}': ok({ state: 'on' }, false),
+    'POST /v1/webhooks': ok({
+      url: 'https://hooks.example.com/hostile-typed',
+      event_types: ['command.finished'],
+      enabled: false,
+      description: 'typed',
+      secret: 'hostile-typed-secret-0123',
+    }),
   };
 }
 

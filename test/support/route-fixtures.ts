@@ -94,6 +94,7 @@ export async function createObjectFixtures(
       files: [{ role: 'iso', size: 4, sha256: '0'.repeat(64) }],
     })
   ).uuid;
+  ids.webhook = (await admin('POST', '/v1/webhooks', { url: `https://hooks.example.com/${tag}` })).id;
   const history = await admin('GET', `/v1/nodes/${ids.node}/history`);
   ids.event = history.history?.[0]?.uuid ?? '00000000-0000-4000-8000-000000000001';
   return { ids, trait };
@@ -128,6 +129,7 @@ export function pathParams(
     audit: () => '00000000-0000-7000-8000-000000000003',
     vif_id: () => `${others.tag}-vif`,
     indicator: () => 'led@system',
+    webhook: id('webhook'),
   };
 }
 

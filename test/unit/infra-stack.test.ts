@@ -213,12 +213,13 @@ describe('HTTP API', () => {
     });
   });
 
-  it('logs to a log group with one month of retention', () => {
+  it("logs to a log group with the stage's retention (prod, the default: 90 days, retained)", () => {
     const [, fn] = apiFunction();
     const logGroupId = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
     expect(template.toJSON().Resources[logGroupId]).toMatchObject({
       Type: 'AWS::Logs::LogGroup',
-      Properties: { RetentionInDays: 30 },
+      Properties: { RetentionInDays: 90 },
+      DeletionPolicy: 'Retain',
     });
   });
 
@@ -311,7 +312,8 @@ describe('agents WebSocket API', () => {
 
 describe('conductor', () => {
   function conductor(): [string, Resource] {
-    const rules = resources('AWS::Events::Rule');
+    // The schedule's rule (the other is the events bus's rule to the webhooks).
+    const rules = resources('AWS::Events::Rule').filter(([, rule]) => rule.Properties.ScheduleExpression);
     expect(rules).toHaveLength(1);
     const [, rule] = rules[0]!;
     expect(rule.Properties).toMatchObject({ ScheduleExpression: 'rate(1 minute)', State: 'ENABLED' });
@@ -425,7 +427,7 @@ describe('secrets key and throttling', () => {
     });
   });
 
-  it('lets only the api and agents Lambdas open secrets, the conductor seal them; always with the context', () => {
+  it('lets only the api, agents and webhooks Lambdas open secrets, the conductor seal them; always with the context', () => {
     const byFunction = new Map<string, string[]>();
     for (const [fn, statement] of kmsStatements()) {
       byFunction.set(fn, [...(byFunction.get(fn) ?? []), ...list(statement.Action)].sort());
@@ -434,6 +436,11 @@ describe('secrets key and throttling', () => {
       });
       expect(JSON.stringify(statement.Resource)).toContain('Secrets');
     }
+    // The webhooks Lambda opens its subscriptions' HMAC secrets, and seals nothing.
+    const webhooks = [...byFunction.keys()].filter((fn) => fn.startsWith('EventsWebhooksFunction'));
+    expect(webhooks).toHaveLength(1);
+    expect(byFunction.get(webhooks[0]!)).toEqual(['kms:Decrypt']);
+    byFunction.delete(webhooks[0]!);
     expect(Object.fromEntries(byFunction)).toStrictEqual({
       ApiFunction: ['kms:Decrypt', 'kms:GenerateDataKey'],
       AgentsFunction: ['kms:Decrypt', 'kms:GenerateDataKey'],
@@ -470,5 +477,189 @@ describe('audit trail table', () => {
     expect(touching.flatMap(([, s]) => list(s.Action)).sort()).toStrictEqual(
       ['dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'].sort(),
     );
+  });
+});
+
+/** The template of the stack synthesized with `context` over cdk.json's. */
+function synthesize(context: Record<string, unknown>, name = stackName): Template {
+  const app = new App({ context: { ...cdkJson.context, ...context } });
+  return Template.fromStack(new MetalplaneStack(app, name, { stackName: name }));
+}
+
+const certificateArn = 'arn:aws:acm:eu-west-1:123456789012:certificate/0f6c2a64-1b7e-4c55-9a3b-2f1e9c7d8a10';
+
+describe('stages (context metalplane:stage)', () => {
+  let dev: Template;
+  beforeAll(() => {
+    dev = synthesize({ 'metalplane:stage': 'dev' });
+  }, 120_000);
+
+  type Json = { Resources: Record<string, Resource & { UpdateReplacePolicy?: string }> };
+  const ofType = (t: Template, type: string) =>
+    Object.values((t.toJSON() as Json).Resources).filter((r) => r.Type === type);
+
+  it('prod is the default: tables deletion-protected, with PITR, retained on delete and replace', () => {
+    const all = ofType(template, 'AWS::DynamoDB::Table');
+    expect(all).toHaveLength(tables.length);
+    for (const table of all) {
+      expect(table.Properties).toMatchObject({
+        DeletionProtectionEnabled: true,
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      });
+      expect([table.DeletionPolicy, table.UpdateReplacePolicy]).toStrictEqual(['Retain', 'Retain']);
+    }
+  });
+
+  it('prod deletes no data: tables, bucket, KMS key and every log group are retained', () => {
+    for (const type of ['AWS::DynamoDB::Table', 'AWS::S3::Bucket', 'AWS::KMS::Key', 'AWS::Logs::LogGroup']) {
+      const all = ofType(template, type);
+      expect(all.length, type).toBeGreaterThan(0);
+      for (const resource of all) expect(resource.DeletionPolicy, type).toBe('Retain');
+    }
+    // Nothing in the prod template is deleted with the stack but queues, functions, APIs,
+    // roles and other stateless resources.
+    const deleted = Object.values((template.toJSON() as Json).Resources)
+      .filter((r) => r.DeletionPolicy === 'Delete')
+      .map((r) => r.Type);
+    expect(deleted.filter((type) => /DynamoDB|S3::Bucket$|KMS::Key|Logs::LogGroup/.test(type))).toEqual([]);
+  });
+
+  it('dev: tables keep PITR but are not protected and go with the stack; the bucket stays', () => {
+    for (const table of ofType(dev, 'AWS::DynamoDB::Table')) {
+      expect(table.Properties).toMatchObject({
+        DeletionProtectionEnabled: false,
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      });
+      expect(table.DeletionPolicy).toBe('Delete');
+    }
+    expect(ofType(dev, 'AWS::S3::Bucket')[0]!.DeletionPolicy).toBe('Retain');
+    const [key] = ofType(dev, 'AWS::KMS::Key');
+    expect(key!.DeletionPolicy).toBe('Delete');
+    expect(key!.Properties.PendingWindowInDays).toBe(7);
+    for (const group of ofType(dev, 'AWS::Logs::LogGroup')) {
+      expect(group.Properties.RetentionInDays).toBe(7);
+      expect(group.DeletionPolicy).toBe('Delete');
+    }
+  });
+
+  it('log retention can be set by context', () => {
+    const t = synthesize({ 'metalplane:logRetentionDays': 14, 'metalplane:accessLogRetentionDays': '400' });
+    const retentions = ofType(t, 'AWS::Logs::LogGroup').map((g) => g.Properties.RetentionInDays);
+    expect(new Set(retentions)).toStrictEqual(new Set([14, 400]));
+  }, 120_000);
+
+  it('refuses an unknown stage, a bad retention and a WAF context (HTTP/WebSocket APIs take none)', () => {
+    expect(() => synthesize({ 'metalplane:stage': 'production' })).toThrow(/"dev" or "prod"/);
+    expect(() => synthesize({ 'metalplane:logRetentionDays': 31 })).toThrow(/retention/);
+    expect(() => synthesize({ 'metalplane:waf': true })).toThrow(/WAF cannot be associated/);
+    expect(() => synthesize({ 'metalplane:wafAclArn': 'arn:aws:wafv2:x' })).toThrow(/docs\/deploy\.md/);
+  }, 120_000);
+});
+
+describe('API access logs', () => {
+  type Json = { Resources: Record<string, Resource> };
+  function stage(name: string): Resource {
+    const found = Object.values((template.toJSON() as Json).Resources).filter(
+      (r) => r.Type === 'AWS::ApiGatewayV2::Stage' && r.Properties.StageName === name,
+    );
+    expect(found).toHaveLength(1);
+    return found[0]!;
+  }
+
+  it.each([
+    ['$default', 'HTTP API', ['requestId', 'sourceIp', 'routeKey', 'status', 'integrationError']],
+    ['agents', 'WebSocket API', ['requestId', 'sourceIp', 'eventType', 'connectionId', 'status']],
+  ])('%s (%s): JSON lines into its own log group, retained a year in prod', (name, _, fields) => {
+    const settings = stage(name).Properties.AccessLogSettings as {
+      DestinationArn: { 'Fn::GetAtt': [string, string] };
+      Format: string;
+    };
+    const [groupId, attribute] = settings.DestinationArn['Fn::GetAtt'];
+    expect(attribute).toBe('Arn');
+    expect(template.toJSON().Resources[groupId]).toMatchObject({
+      Type: 'AWS::Logs::LogGroup',
+      Properties: { RetentionInDays: 365 },
+      DeletionPolicy: 'Retain',
+    });
+    const format = JSON.parse(settings.Format) as Record<string, string>;
+    expect(Object.keys(format)).toEqual(expect.arrayContaining(fields));
+    expect(format.requestId).toBe('$context.requestId');
+    // No header, body or authorization value is logged.
+    expect(settings.Format).not.toMatch(/authorizer|header|body/i);
+  });
+
+  it("sets the region's API Gateway CloudWatch role (WebSocket logging needs it) unless told not to", () => {
+    template.resourceCountIs('AWS::ApiGateway::Account', 1);
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [Match.objectLike({ Principal: { Service: 'apigateway.amazonaws.com' } })],
+      },
+    });
+    const without = synthesize({ 'metalplane:apiGatewayCloudWatchRole': false });
+    without.resourceCountIs('AWS::ApiGateway::Account', 0);
+  }, 120_000);
+});
+
+describe('custom domain (context metalplane:domainName + metalplane:certificateArn)', () => {
+  it('none by default', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::DomainName', 0);
+    template.resourceCountIs('AWS::ApiGatewayV2::ApiMapping', 0);
+  });
+
+  it('a regional TLS 1.2 domain with the given certificate, mapped to the HTTP API', () => {
+    const t = synthesize({
+      'metalplane:domainName': 'metalplane.example.com',
+      'metalplane:certificateArn': certificateArn,
+    });
+    t.hasResourceProperties('AWS::ApiGatewayV2::DomainName', {
+      DomainName: 'metalplane.example.com',
+      DomainNameConfigurations: [
+        Match.objectLike({
+          CertificateArn: certificateArn,
+          EndpointType: 'REGIONAL',
+          SecurityPolicy: 'TLS_1_2',
+        }),
+      ],
+    });
+    const apis = t.findResources('AWS::ApiGatewayV2::Api', { Properties: { ProtocolType: 'HTTP' } });
+    const [httpApiId] = Object.keys(apis);
+    t.hasResourceProperties('AWS::ApiGatewayV2::ApiMapping', {
+      ApiId: { Ref: httpApiId },
+      Stage: Match.anyValue(),
+    });
+    t.hasOutput('ApiCustomDomainUrl', { Value: 'https://metalplane.example.com/' });
+    t.hasOutput('ApiCustomDomainTarget', { Value: Match.anyValue() });
+  }, 120_000);
+
+  it('refuses one without the other, and a certificate that is not an ACM ARN', () => {
+    expect(() => synthesize({ 'metalplane:domainName': 'metalplane.example.com' })).toThrow(/go together/);
+    expect(() =>
+      synthesize({ 'metalplane:domainName': 'a.example.com', 'metalplane:certificateArn': 'cert-1' }),
+    ).toThrow(/ACM certificate ARN/);
+  }, 120_000);
+});
+
+describe('per-site queues: tracked by tag', () => {
+  it("tags the stack's resources with metalplane:stack", () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: queueName(stackName, commandsDeadLetterQueue),
+      Tags: Match.arrayWith([{ Key: 'metalplane:stack', Value: stackName }]),
+    });
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      Tags: Match.arrayWith([{ Key: 'metalplane:stack', Value: stackName }]),
+    });
+  });
+
+  it('has a resource group of every SQS queue tagged with the stack (the sites’ included)', () => {
+    template.hasResourceProperties('AWS::ResourceGroups::Group', {
+      Name: `${stackName}-queues`,
+      ResourceQuery: {
+        Type: 'TAG_FILTERS_1_0',
+        Query: {
+          ResourceTypeFilters: ['AWS::SQS::Queue'],
+          TagFilters: [{ Key: 'metalplane:stack', Values: [stackName] }],
+        },
+      },
+    });
   });
 });

@@ -10,7 +10,9 @@
  *    so no single partition takes every write. A conductor that failed between the
  *    command's result and its node's update is retried by the tick, never forgotten;
  *  - `receipt`: the SQS receipt handle of its latest delivery (internal);
- *  - `expiresAt`: TTL, 30 days after its deadline.
+ *  - `expiresAt`: TTL (docs/storage.md): `METALPLANE_COMMAND_RETENTION_DAYS` (default 30)
+ *    after the command ends (set by the transition to a finished state), and until then
+ *    the same number of days after its deadline, so a record that never ends goes too.
  *
  * Every transition is one conditional UpdateItem on `status` (the legal predecessors of
  * the new state, `domain/commands/command.ts`), so concurrent results, acks, redeliveries
@@ -19,17 +21,23 @@
 
 import { createHash } from 'node:crypto';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { environmentConfig } from '../../config.ts';
 import {
   type CommandRecord,
   type CommandState,
   FINISHED_STATES,
   statesLeadingTo,
 } from '../../domain/commands/command.ts';
-import { TableRepository } from './client.ts';
+import { type TableName, TableRepository } from './client.ts';
 
 /** Partitions of the byOpen index. */
 export const OPEN_SHARDS = 4;
-const RETAIN_SECONDS = 30 * 86_400;
+const DAY_SECONDS = 86_400;
+
+/** The TTL (epoch seconds) of a record: `days` after `at` (its deadline, or its end). */
+export function commandExpiresAt(at: string, days: number): number {
+  return Math.floor(Date.parse(at) / 1000) + days * DAY_SECONDS;
+}
 
 const key = (id: string) => ({ pk: `command#${id}`, sk: 'command' });
 
@@ -80,6 +88,18 @@ export interface TransitionChanges {
 }
 
 export class CommandRepository extends TableRepository {
+  readonly #retentionDays: () => number;
+
+  constructor(
+    db: ConstructorParameters<typeof TableRepository>[0],
+    table: TableName,
+    /** Days a record is kept after it ends (default: the configuration's, `METALPLANE_COMMAND_RETENTION_DAYS`). */
+    retentionDays: number | (() => number) = () => environmentConfig().commands.retentionDays,
+  ) {
+    super(db, table);
+    this.#retentionDays = typeof retentionDays === 'number' ? () => retentionDays : retentionDays;
+  }
+
   async create(command: CommandRecord): Promise<void> {
     await this.db.send(
       new PutCommand({
@@ -91,7 +111,7 @@ export class CommandRepository extends TableRepository {
           nodeSk: `${command.created_at}#${command.id}`,
           openPk: `open#${openShard(command.id)}`,
           openSk: `${command.deadline}#${command.id}`,
-          expiresAt: Math.floor(Date.parse(command.deadline) / 1000) + RETAIN_SECONDS,
+          expiresAt: commandExpiresAt(command.deadline, this.#retentionDays()),
         },
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
@@ -154,6 +174,10 @@ export class CommandRepository extends TableRepository {
     });
     let removes = '';
     if (FINISHED_STATES.includes(to)) {
+      // Ended: kept the retention from now on (no longer from its deadline).
+      names['#expiresAt'] = 'expiresAt';
+      values[':expiresAt'] = commandExpiresAt(at, this.#retentionDays());
+      sets.push('#expiresAt = :expiresAt');
       if (recheckAt === undefined) removes = ' REMOVE openPk, openSk';
       else {
         names['#openSk'] = 'openSk';

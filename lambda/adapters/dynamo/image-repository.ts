@@ -11,6 +11,7 @@
  */
 import { conflict, notFound } from '../../domain/errors.ts';
 import type { Image, ImageSync } from '../../domain/images/image.ts';
+import { publishEvent } from '../events.ts';
 import type { InventoryStore, ItemWrite } from './inventory-store.ts';
 import { VersionedRecords } from './versioned-repository.ts';
 
@@ -156,6 +157,12 @@ export class ImageRepository {
           ? { type: 'replace', item, expectedVersion: current.version, onConflict: changed }
           : { type: 'create', item, onConflict: changed },
       ]);
+      if (sync.state === 'ready' && current?.sync.state !== 'ready') {
+        await publishEvent('image.ready', sync.site, {
+          image_uuid: sync.image,
+          reported_by: sync.reported_by,
+        });
+      }
       return true;
     } catch (error) {
       if (error === changed) return false;

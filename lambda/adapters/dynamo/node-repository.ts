@@ -9,6 +9,7 @@ import { holdsSecrets, type SecretSealer, sealSecrets } from '../../domain/auth/
 import { conflict, type DomainError, invalid, notFound } from '../../domain/errors.ts';
 import { catalogReference } from '../../domain/images/image.ts';
 import type { Node } from '../../domain/nodes/node.ts';
+import { publishNodeChanges } from '../events.ts';
 import type {
   Filter,
   IndexAttributes,
@@ -229,6 +230,8 @@ export class NodeRepository {
       }
     }
     await this.store.write(ops);
+    // Events: the provision and power state changes of this write (docs/events.md).
+    await publishNodeChanges(before, after);
   }
 
   /**
