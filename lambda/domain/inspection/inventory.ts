@@ -9,7 +9,7 @@
  * kept as reported: Ironic stores the inventory as it came, and its hooks read what they
  * know. The 512 KiB cap bounds what they may hold.
  */
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { Inventory } from '../../../protocol/ramdisk.ts';
 import { DomainError, invalid } from '../errors.ts';
 
@@ -98,8 +98,13 @@ export const INVENTORY_SCHEMA = {
   required: ['cpu', 'memory', 'disks', 'interfaces'],
 } as const;
 
-const ajv = new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true });
-const validate = ajv.compile(INVENTORY_SCHEMA);
+// Compiled at the first inventory, not at import: compiling (and Ajv's 2020-12 meta-schema
+// with it) cost most of the api Lambda's cold start, which most requests never need.
+let validateInventory: ValidateFunction | undefined;
+const compiledInventorySchema = (): ValidateFunction =>
+  (validateInventory ??= new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true }).compile(
+    INVENTORY_SCHEMA,
+  ));
 
 /** `/interfaces/3/mac_address` → `interfaces[3].mac_address`. */
 function fieldOf(pointer: string): string {
@@ -165,6 +170,7 @@ export function checkInventory(value: unknown): CheckedInventory {
     );
   }
   const copy = JSON.parse(serialized) as Record<string, unknown>;
+  const validate = compiledInventorySchema();
   if (!validate(copy)) {
     const [first] = validate.errors ?? [];
     throw refused(first ? explain(first) : 'it does not match the schema');
