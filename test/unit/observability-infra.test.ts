@@ -113,7 +113,9 @@ describe('Observability on a small stack', () => {
     expect(Object.keys(topics)).toHaveLength(1);
     const [topicId] = Object.keys(topics);
     for (const alarm of alarms(template)) {
-      expect(alarm.Properties.AlarmDescription).toMatch(/Runbook: docs\/observability\.md#runbook-[a-z0-9-]+$/);
+      expect(alarm.Properties.AlarmDescription).toMatch(
+        /Runbook: docs\/observability\.md#runbook-[a-z0-9-]+$/,
+      );
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
       expect(alarm.Properties.OKActions).toEqual([{ Ref: topicId }]);
       expect(alarm.Properties.TreatMissingData).toBe('notBreaching');
