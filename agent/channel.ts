@@ -15,6 +15,9 @@
  *   Blog, "Exponential Backoff And Jitter"): uniform in [0, min(cap, base·2^attempt)).
  * - Every incoming message is validated by `parseServerMessage`; an invalid one is
  *   logged and ignored.
+ * - `hello` says the agent's protocol and features (`protocol/versions.ts`); the control
+ *   plane answers `welcome` (what this agent lacks: logged, to upgrade), or refuses a
+ *   protocol it does not serve with an `error` (logged) and closes the socket.
  */
 import WebSocket from 'ws';
 import {
@@ -24,6 +27,7 @@ import {
   parseServerMessage,
   type ServerMessage,
 } from '../protocol/messages.ts';
+import { CURRENT_FEATURES, PROTOCOL_VERSION } from '../protocol/versions.ts';
 import type { ControlPlaneClock } from './clock.ts';
 import type { Transport } from './config.ts';
 import { errorMessage, type Logger } from './log.ts';
@@ -77,6 +81,8 @@ export interface ChannelOptions {
   readonly credential: string;
   readonly hostname: string;
   readonly drivers: readonly string[];
+  /** The features `hello` announces (default: this build's, `CURRENT_FEATURES`). */
+  readonly features?: readonly string[];
   readonly heartbeatIntervalMs: number;
   /**
    * A pull this often even without a `wake` (WebSocket only; long polling asks all the
@@ -290,6 +296,8 @@ export class Channel {
       hostname: this.#o.hostname,
       agent_version: AGENT_VERSION,
       drivers: [...this.#o.drivers],
+      protocol_version: PROTOCOL_VERSION,
+      features: [...(this.#o.features ?? CURRENT_FEATURES)],
     };
   }
 
@@ -330,10 +338,25 @@ export class Channel {
       case 'result_ack':
         this.#o.onResultAck?.(msg.command_id);
         break;
+      case 'welcome':
+        this.#welcome(msg);
+        break;
       case 'error':
         this.#o.log.warn('control plane error', { message: msg.message });
         break;
     }
+  }
+
+  /** The control plane's answer to `hello`: what it speaks, and what this agent lacks. */
+  #welcome(msg: Extract<ServerMessage, { type: 'welcome' }>): void {
+    const fields = {
+      protocol_version: PROTOCOL_VERSION,
+      control_plane_protocol: msg.protocol_version,
+      missing_features: msg.missing_features,
+    };
+    if (msg.protocol_version > PROTOCOL_VERSION || msg.missing_features.length > 0) {
+      this.#o.log.warn('the control plane is newer than this agent: upgrade the agent', fields);
+    } else this.#o.log.info('welcomed by the control plane', fields);
   }
 
   #receive(data: WebSocket.RawData, isBinary: boolean): void {
@@ -560,6 +583,7 @@ export class Channel {
       if (msg.commands.length > 0) this.#o.onCommands(msg.commands);
     } else if (msg.type === 'images') this.#o.onImages?.(msg);
     else if (msg.type === 'result_ack') this.#o.onResultAck?.(msg.command_id);
+    else if (msg.type === 'welcome') this.#welcome(msg);
     else if (msg.type === 'wake') {
       if (msg.topic === 'images') this.#o.onImagesWake?.();
       else this.#pollKick?.();
@@ -659,6 +683,7 @@ export class Channel {
     const body = await res.text();
     if (!res.ok)
       throw new HttpError(res.status, `POST /v1/agent/messages: HTTP ${res.status} ${body.slice(0, 200)}`);
+    if (body.trim()) this.#receiveHttp(body); // the hello's `welcome`
   }
 }
 

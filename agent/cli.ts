@@ -5,16 +5,22 @@
  *   metalplane-agent enroll --url URL --token TOKEN [--config FILE] [--force]
  *   metalplane-agent run [--config FILE]
  *   metalplane-agent check-config [--config FILE]
+ *   metalplane-agent install --url URL (--token TOKEN | --token-file FILE) [--config FILE] [--no-start]
+ *   metalplane-agent doctor [--config FILE]
  *
  * The config file defaults to $METALPLANE_AGENT_CONFIG, else
  * /etc/metalplane-agent/config.yaml. Exit codes: 0 done (or stopped cleanly), 1 failure,
- * 2 bad usage or configuration (systemd does not restart on 2).
+ * 2 bad usage or configuration (systemd does not restart on 2). `install` also exits 3:
+ * enrolled, but systemd is not running so the service was not started; `doctor` exits 1
+ * when a check fails.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from './config.ts';
+import { formatResults, runDoctor } from './doctor.ts';
 import { enroll } from './enroll.ts';
+import { DEFAULT_SERVICE_USER, install } from './install.ts';
 import { createLogger, errorMessage } from './log.ts';
 import { startAgent } from './main.ts';
 import { CredentialError } from './state.ts';
@@ -129,6 +135,66 @@ export function buildProgram(): Command {
       `config file (default: $METALPLANE_AGENT_CONFIG or ${DEFAULT_CONFIG_FILE})`,
     )
     .action((options) => checkConfigCommand(options));
+  program
+    .command('install')
+    .description(
+      'enroll (setting url in the config file when unset), give the state directory to the service user, enable and start the service',
+    )
+    .option('--url <url>', 'control plane URL (default: url from the config file, or url= in --token-file)')
+    .option('--token <token>', 'one-time enrollment token (or METALPLANE_ENROLL_TOKEN, or --token-file)')
+    .option('--token-file <file>', 'a file with the token alone, or url= and token= lines')
+    .option('--remove-token-file', 'delete --token-file once enrolled (the package postinst does)')
+    .option(
+      '-c, --config <file>',
+      `config file (default: $METALPLANE_AGENT_CONFIG or ${DEFAULT_CONFIG_FILE})`,
+    )
+    .option('--user <name>', `the service user given the state directory (as root)`, DEFAULT_SERVICE_USER)
+    .option('--force', 'enroll again even if a credential exists')
+    .option('--no-start', 'do not enable and start the systemd service')
+    .action(
+      async (options: {
+        url?: string;
+        token?: string;
+        tokenFile?: string;
+        removeTokenFile?: boolean;
+        config?: string;
+        user: string;
+        force?: boolean;
+        start: boolean;
+      }) => {
+        const status = await install({
+          configFile: options.config ?? defaultConfigFile(),
+          ...(options.url ? { url: options.url } : {}),
+          ...(options.token ? { token: options.token } : {}),
+          ...(options.tokenFile ? { tokenFile: options.tokenFile } : {}),
+          removeTokenFile: options.removeTokenFile === true,
+          user: options.user,
+          force: options.force === true,
+          start: options.start,
+        });
+        if (status !== 0) process.exit(status);
+      },
+    );
+  program
+    .command('doctor')
+    .description(
+      'check the config, the control plane, the WebSocket, the clock, the boot ports and trees, the credential and the tools; exits 1 if a check fails',
+    )
+    .option(
+      '-c, --config <file>',
+      `config file (default: $METALPLANE_AGENT_CONFIG or ${DEFAULT_CONFIG_FILE})`,
+    )
+    .option('--user <name>', 'the service user', DEFAULT_SERVICE_USER)
+    .action(async (options: { config?: string; user: string }) => {
+      const results = await runDoctor({
+        configFile: options.config ?? defaultConfigFile(),
+        user: options.user,
+      });
+      process.stdout.write(formatResults(results));
+      const config = results.find((r) => r.name === 'config');
+      if (config?.status === 'FAIL') process.exit(EXIT_USAGE);
+      process.exit(results.some((r) => r.status === 'FAIL') ? EXIT_FAILURE : 0);
+    });
   program
     .command('rotate-credential')
     .description(

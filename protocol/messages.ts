@@ -15,8 +15,10 @@
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { POWER_STATES } from './actions.ts';
+import { WIRE_VERSION } from './versions.ts';
 
-export const PROTOCOL_VERSION = 1;
+/** `v` is the envelope's version; the protocol (feature level) is `hello.protocol_version` (versions.ts). */
+export { PROTOCOL_VERSION, WIRE_VERSION } from './versions.ts';
 /** API Gateway's WebSocket frame limit is 32 KiB and its message limit 128 KiB. */
 export const MAX_MESSAGE_BYTES = 128 * 1024;
 
@@ -36,7 +38,17 @@ export interface Command {
 }
 
 export type AgentMessage =
-  | { v: 1; type: 'hello'; hostname: string; agent_version: string; drivers: string[] }
+  | {
+      v: 1;
+      type: 'hello';
+      hostname: string;
+      agent_version: string;
+      drivers: string[];
+      /** The agent's protocol (versions.ts); absent: protocol 1. */
+      protocol_version?: number;
+      /** The catalog actions and protocol features it has (protocol 2 on); absent: its protocol's baseline. */
+      features?: string[];
+    }
   | { v: 1; type: 'heartbeat'; sent_at: string }
   | { v: 1; type: 'pull'; max: number }
   | { v: 1; type: 'command_ack'; command_id: string; receipt: string }
@@ -144,6 +156,18 @@ export type ServerMessage =
    * frame lost on the way is never a result lost.
    */
   | { v: 1; type: 'result_ack'; command_id: string }
+  /**
+   * The answer to the `hello` of an agent that has the `welcome` feature (protocol 2 on):
+   * the control plane's protocol, the oldest it serves, and this build's features the
+   * agent lacks (an agent behind should be upgraded).
+   */
+  | {
+      v: 1;
+      type: 'welcome';
+      protocol_version: number;
+      oldest_supported_protocol: number;
+      missing_features: string[];
+    }
   | { v: 1; type: 'error'; message: string };
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' };
@@ -166,9 +190,10 @@ const SERVED_SCHEMA = {
   required: ['path', 'format', 'sha256', 'size'],
   additionalProperties: false,
 };
+const FEATURE = { type: 'string', pattern: '^[a-z][a-z0-9_.]{0,63}$' };
 const envelope = (type: string, properties: Record<string, unknown>, required: string[]) => ({
   type: 'object',
-  properties: { v: { const: PROTOCOL_VERSION }, type: { const: type }, ...properties },
+  properties: { v: { const: WIRE_VERSION }, type: { const: type }, ...properties },
   required: ['v', 'type', ...required],
   additionalProperties: false,
 });
@@ -196,6 +221,8 @@ export const AGENT_MESSAGE_SCHEMA = {
         hostname: { type: 'string', pattern: '^[A-Za-z0-9.-]{1,253}$' },
         agent_version: { type: 'string', maxLength: 64 },
         drivers: { type: 'array', items: { type: 'string', maxLength: 64 }, maxItems: 16 },
+        protocol_version: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+        features: { type: 'array', items: FEATURE, maxItems: 256 },
       },
       ['hostname', 'agent_version', 'drivers'],
     ),
@@ -321,6 +348,15 @@ export const SERVER_MESSAGE_SCHEMA = {
     ),
     envelope('commands', { commands: { type: 'array', items: COMMAND_SCHEMA, maxItems: 10 } }, ['commands']),
     envelope('result_ack', { command_id: id }, ['command_id']),
+    envelope(
+      'welcome',
+      {
+        protocol_version: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+        oldest_supported_protocol: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+        missing_features: { type: 'array', items: FEATURE, maxItems: 256 },
+      },
+      ['protocol_version', 'oldest_supported_protocol', 'missing_features'],
+    ),
     envelope('error', { message: { type: 'string', maxLength: 4096 } }, ['message']),
   ],
 };

@@ -7,14 +7,32 @@
  * A message is parsed and validated first; a malformed one, or one naming what is not
  * the agent's (another hostname, another site's command), is refused and logged and
  * nothing is done with it.
+ *
+ * Versions (docs/upgrades.md, `protocol/versions.ts`): `hello` says the agent's protocol
+ * and features. An agent one protocol behind is served (never sent what it does not
+ * know; a command naming an action it lacks is failed here with a clear error instead of
+ * being delivered); any other protocol is refused, and the WebSocket closed.
  */
 
+import { isActionName } from '../../protocol/actions.ts';
 import {
   type AgentMessage,
+  type Command,
   ProtocolError,
   parseAgentMessage,
   type ServerMessage,
 } from '../../protocol/messages.ts';
+import {
+  announcedProtocol,
+  hasFeature,
+  LEGACY_PROTOCOL,
+  missingFeatures,
+  OLDEST_SUPPORTED_PROTOCOL,
+  PROTOCOL_VERSION,
+  protocolRefusal,
+  unsupportedActionError,
+  unsupportedHelloProtocol,
+} from '../../protocol/versions.ts';
 import { ChannelRefusal } from '../adapters/command-queue.ts';
 import { resumeWaitingDeploys } from '../conductor/deploy-inputs.ts';
 import { applyPowerReports } from '../conductor/power-sync.ts';
@@ -44,14 +62,31 @@ export {
 export type MessageOutcome =
   /** Handled; `reply` (a `commands` message) goes back to the agent if present. */
   | { readonly kind: 'handled'; readonly reply?: ServerMessage }
-  /** Refused (malformed: 400; not the agent's: 403), never acted on. */
-  | { readonly kind: 'refused'; readonly status: 400 | 403; readonly reply: ServerMessage };
+  /**
+   * Refused (malformed: 400; not the agent's: 403), never acted on. `close`: the agent's
+   * protocol is not served: the WebSocket is closed after the reply.
+   */
+  | {
+      readonly kind: 'refused';
+      readonly status: 400 | 403;
+      readonly reply: ServerMessage;
+      readonly close?: boolean;
+    };
 
-const refuse = (status: 400 | 403, message: string): MessageOutcome => ({
+const refuse = (status: 400 | 403, message: string, close?: boolean): MessageOutcome => ({
   kind: 'refused',
   status,
   reply: { v: 1, type: 'error', message },
+  ...(close ? { close } : {}),
 });
+
+/** An agent whose protocol is not served: refused (400), its socket closed. */
+export class UnsupportedProtocol extends Error {
+  override readonly name = 'UnsupportedProtocol';
+}
+
+/** The protocol an agent record says its agent speaks (protocol 1 before any `hello` said otherwise). */
+export const recordedProtocol = (record: AgentRecord): number => record.protocol_version ?? LEGACY_PROTOCOL;
 
 /** Parses, checks and handles one message from an authenticated agent. */
 export async function handleAgentMessage(
@@ -65,6 +100,18 @@ export async function handleAgentMessage(
     message = parseAgentMessage(raw);
   } catch (error) {
     if (!(error instanceof ProtocolError)) throw error;
+    const unsupported = unsupportedHelloProtocol(raw);
+    if (unsupported !== undefined) {
+      const reason = protocolRefusal(agent, unsupported) as string;
+      runtime.logger.warn('agent refused: protocol not served', {
+        hostname: agent.hostname,
+        site: agent.site,
+        transport,
+        protocol_version: unsupported,
+        reason,
+      });
+      return refuse(400, reason, true);
+    }
     runtime.logger.warn('agent message refused: malformed', {
       hostname: agent.hostname,
       site: agent.site,
@@ -76,6 +123,16 @@ export async function handleAgentMessage(
   try {
     return await dispatch(runtime, agent, message);
   } catch (error) {
+    if (error instanceof UnsupportedProtocol) {
+      runtime.logger.warn('agent refused: protocol not served', {
+        hostname: agent.hostname,
+        site: agent.site,
+        transport,
+        type: message.type,
+        reason: error.message,
+      });
+      return refuse(400, error.message, true);
+    }
     if (!(error instanceof ChannelRefusal)) throw error;
     runtime.logger.warn('agent message refused: unauthorized', {
       hostname: agent.hostname,
@@ -98,20 +155,55 @@ async function dispatch(
       if (message.hostname !== agent.hostname) {
         throw new ChannelRefusal(`hello from ${message.hostname} on the credential of ${agent.hostname}`);
       }
+      const protocol = announcedProtocol(message);
+      const refusal = protocolRefusal(
+        { hostname: agent.hostname, agent_version: message.agent_version },
+        protocol,
+      );
+      const features = message.features ? [...new Set(message.features)].sort() : null;
+      // Recorded even when refused: GET /v1/agents shows the agent unsupported (and,
+      // without a heartbeat, not alive: no node is routed to it).
       await touch(runtime, agent, (record, stamp) => ({
         ...record,
         drivers: [...new Set(message.drivers)].sort(),
         agent_version: message.agent_version,
-        last_heartbeat: stamp,
+        protocol_version: protocol,
+        features,
+        ...(refusal ? {} : { last_heartbeat: stamp }),
         updated_at: stamp,
       }));
-      return { kind: 'handled' };
+      if (refusal) throw new UnsupportedProtocol(refusal);
+      const missing = missingFeatures(protocol, features);
+      if (protocol < PROTOCOL_VERSION) {
+        runtime.logger.warn('agent one protocol behind: served without what it lacks', {
+          hostname: agent.hostname,
+          site: agent.site,
+          agent_version: message.agent_version,
+          protocol_version: protocol,
+          missing_features: missing,
+        });
+      }
+      if (!hasFeature(protocol, features, 'welcome')) return { kind: 'handled' };
+      return {
+        kind: 'handled',
+        reply: {
+          v: 1,
+          type: 'welcome',
+          protocol_version: PROTOCOL_VERSION,
+          oldest_supported_protocol: OLDEST_SUPPORTED_PROTOCOL,
+          missing_features: missing,
+        },
+      };
     }
     case 'heartbeat':
-      await touch(runtime, agent, (record, stamp) => ({ ...record, last_heartbeat: stamp }));
+      await touch(runtime, agent, (record, stamp) => {
+        const refusal = protocolRefusal(record, recordedProtocol(record));
+        if (refusal) throw new UnsupportedProtocol(refusal);
+        return { ...record, last_heartbeat: stamp };
+      });
       return { kind: 'handled' };
     case 'pull': {
-      const commands = await runtime.queue.receive(agent.site, { max: message.max });
+      const commands = await receiveFor(runtime, agent, { max: message.max });
       return { kind: 'handled', reply: { v: 1, type: 'commands', commands } };
     }
     case 'command_ack':
@@ -191,6 +283,51 @@ async function dispatch(
       return { kind: 'handled' };
     }
   }
+}
+
+/**
+ * Receives up to `max` of the site's commands for this agent (a `pull`, the HTTPS long
+ * poll): refused when its protocol is not served; a command naming a catalog action the
+ * agent lacks is failed at once ("does not support action …: upgrade the agent") and not
+ * delivered. Actions outside the catalog (an admin's) go through: the agent answers them.
+ */
+export async function receiveFor(
+  runtime: AgentRuntime,
+  agent: AgentIdentity,
+  options: { max: number; waitSeconds?: number },
+): Promise<Command[]> {
+  const record = await runtime.credentials.agents.get(agent.hostname);
+  if (!record) throw new ChannelRefusal(`agent ${agent.hostname} is not enrolled`);
+  const protocol = recordedProtocol(record);
+  const refusal = protocolRefusal(record, protocol);
+  if (refusal) throw new UnsupportedProtocol(refusal);
+  const commands = await runtime.queue.receive(agent.site, options);
+  const lacking = commands.filter(
+    (command) => isActionName(command.action) && !hasFeature(protocol, record.features, command.action),
+  );
+  if (lacking.length === 0) return commands;
+  const finishedAt = runtime.now().toISOString();
+  await Promise.all(
+    lacking.map(async (command) => {
+      const error = unsupportedActionError(record, protocol, command.action);
+      runtime.logger.warn('command not delivered: the agent lacks its action', {
+        hostname: agent.hostname,
+        site: agent.site,
+        commandId: command.id,
+        node: command.node,
+        action: command.action,
+        error,
+      });
+      await runtime.queue.complete(agent.site, {
+        command_id: command.id,
+        receipt: command.receipt,
+        status: 'failed',
+        error,
+        finished_at: finishedAt,
+      });
+    }),
+  );
+  return commands.filter((command) => !lacking.includes(command));
 }
 
 async function touch(

@@ -14,7 +14,8 @@
  *   handles it. A `pull` is answered with the `commands` message as the route response
  *   (the stack configures the route to return one); a refused message with an `error`;
  *   a message on a connection whose credential is gone with an `error`, and the socket
- *   is closed.
+ *   is closed. An agent whose protocol is not served (`channel.ts`) is told why with an
+ *   `error`, and its socket closed.
  */
 import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
 import { publishEvent } from '../adapters/events.ts';
@@ -112,6 +113,13 @@ export function createAgentsHandler(runtime: ControlPlane | (() => ControlPlane)
       event.body ?? '',
       'websocket',
     );
+    if (outcome.kind === 'refused' && outcome.close) {
+      // A protocol this control plane does not serve: said, then the socket is closed.
+      await channel.connections.delete(connection);
+      await channel.notifier.post(connectionId, JSON.stringify(outcome.reply)).catch(() => undefined);
+      await channel.notifier.close(connectionId).catch(() => undefined);
+      return { statusCode: 400 };
+    }
     return outcome.reply ? reply(outcome.reply) : { statusCode: 200 };
   };
 }

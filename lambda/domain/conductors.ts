@@ -14,6 +14,10 @@ export interface AgentRecord {
   readonly last_heartbeat: string | null;
   /** What the agent said it runs (its `hello`), if it said. */
   readonly agent_version?: string | null;
+  /** The protocol its last `hello` announced (absent: 1, or no hello yet); `protocol/versions.ts`. */
+  readonly protocol_version?: number | null;
+  /** The features its last `hello` announced (absent: its protocol's baseline). */
+  readonly features?: readonly string[] | null;
 }
 
 export const HEARTBEAT_TIMEOUT_MS = 60_000;

@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentProcess, CLI, testConfig, waitFor } from '../../agent/testing/agent-process.ts';
 import { FakeControlPlane } from '../../agent/testing/fake-control-plane.ts';
+import { AGENT_VERSION } from '../../agent/version.ts';
+import { CURRENT_FEATURES, PROTOCOL_VERSION } from '../../protocol/versions.ts';
 
 const run = promisify(execFile);
 const agents: AgentProcess[] = [];
@@ -47,7 +49,12 @@ describe('enroll', () => {
     );
     expect(stdout).toContain('in site fra1');
     expect(cp.enrollRequests).toEqual([
-      { token: cp.enrollToken, hostname: 'test-agent', drivers: ['fake-hardware'], agent_version: '0.1.0' },
+      {
+        token: cp.enrollToken,
+        hostname: 'test-agent',
+        drivers: ['fake-hardware'],
+        agent_version: AGENT_VERSION,
+      },
     ]);
     const credentialFile = join(agent.stateDir, 'credential');
     expect(statSync(credentialFile).mode & 0o777).toBe(0o600);
@@ -96,7 +103,13 @@ describe('commands over the WebSocket', () => {
     await agent.writeCredential(cp.credential);
     await agent.start();
     await waitFor(() => cp.messages('hello').length === 1, 'hello');
-    expect(cp.messages('hello')[0]).toMatchObject({ hostname: 'test-agent', drivers: ['fake-hardware'] });
+    expect(cp.messages('hello')[0]).toMatchObject({
+      hostname: 'test-agent',
+      drivers: ['fake-hardware'],
+      agent_version: AGENT_VERSION,
+      protocol_version: PROTOCOL_VERSION,
+      features: CURRENT_FEATURES,
+    });
 
     // Node a: three commands that must run one after the other; node b in parallel. The
     // sleeps are long enough (seconds) that acks cannot trail the results on a busy machine.

@@ -36,10 +36,17 @@ import {
   schemaError,
   validateDiscoveryReport,
 } from '../../../protocol/discovery.ts';
+import { isSupportedProtocol, missingFeatures } from '../../../protocol/versions.ts';
+import { ChannelRefusal } from '../../adapters/command-queue.ts';
 import { ImageRepository } from '../../adapters/dynamo/image-repository.ts';
 import { NodeInventoryRepository } from '../../adapters/dynamo/node-inventory-repository.ts';
 import { PortRepository } from '../../adapters/dynamo/port-repository.ts';
-import { handleAgentMessage } from '../../agents/channel.ts';
+import {
+  handleAgentMessage,
+  receiveFor,
+  recordedProtocol,
+  UnsupportedProtocol,
+} from '../../agents/channel.ts';
 import type { AgentIdentity } from '../../agents/credentials.ts';
 import { agentSiteView, discoverNode } from '../../conductor/discovery.ts';
 import { ENROLL_SCHEMA, isCredentialUsable, publicCredential } from '../../domain/agents/agent.ts';
@@ -172,12 +179,27 @@ function integerParam(
   return value;
 }
 
+/** The agent's protocol, whether this control plane serves it, and what it lacks. */
+function versionView(agent: AgentRecord) {
+  if (agent.protocol_version == null && agent.last_heartbeat === null) {
+    return { protocol_version: null, supported: null, missing_features: [] as string[] };
+  }
+  const protocol = recordedProtocol(agent);
+  return {
+    protocol_version: protocol,
+    supported: isSupportedProtocol(protocol),
+    missing_features: missingFeatures(protocol, agent.features),
+  };
+}
+
 function renderAgent(request: ApiRequest, agent: AgentRecord) {
   return {
     hostname: agent.hostname,
     site: agent.site,
     drivers: [...agent.drivers],
     agent_version: agent.agent_version ?? null,
+    // What its last hello said (docs/upgrades.md); null before the first hello.
+    ...versionView(agent),
     alive: isAlive(agent, new Date()),
     last_heartbeat: agent.last_heartbeat,
     created_at: agent.created_at,
@@ -309,7 +331,14 @@ export function registerAgentRoutes(
     }
     const waitSeconds = integerParam(request.query.wait, 'wait', 20, 0, 20);
     const max = integerParam(request.query.max, 'max', 10, 1, 10);
-    const commands = await channel().queue.receive(agent.site, { max, waitSeconds });
+    let commands: Awaited<ReturnType<typeof receiveFor>>;
+    try {
+      commands = await receiveFor(channel(), agent, { max, waitSeconds });
+    } catch (error) {
+      if (error instanceof UnsupportedProtocol) throw new ApiError(400, error.message);
+      if (error instanceof ChannelRefusal) throw new ApiError(403, error.message);
+      throw error;
+    }
     return json({ v: 1, type: 'commands', commands });
   });
 
