@@ -17,7 +17,7 @@
  * - postinst/prerm/postrm: the service user, the state and boot-tree directories,
  *   enrollment from /etc/metalplane-agent/enroll-token.
  *
- * The version is package.json's plus the git commit (`0.1.0+git1a2b3c4`). Prints the
+ * The version is package.json's plus the git commit (`0.2.0+git1a2b3c4`). Prints the
  * package's path, size and build time; the last line of stdout is the path.
  */
 import { execFileSync } from 'node:child_process';
