@@ -6,18 +6,25 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { CommandError, UsageError } from '../os-config.ts';
 import type { OutputOptions } from '../output.ts';
 import {
+  applyPatch,
   type Context,
   collect,
+  deleteEach,
+  detailed,
   keyValues,
   listAll,
   type Options,
+  pagingParams,
+  patchOps,
   positiveInt,
   printList,
   printOne,
   query,
+  type Row,
   segment,
-  sortParams,
+  waitSeconds,
   withOutput,
+  without,
 } from './context.ts';
 
 const NODE_LIST_FIELDS = ['uuid', 'name', 'instance_uuid', 'power_state', 'provision_state', 'maintenance'];
@@ -84,17 +91,6 @@ const HISTORY_DETAILED_FIELDS = [
   'duration_seconds',
 ];
 
-/** The given fields, '' for those the API did not answer (as `getattr(resource, field, '')`). */
-function detailed(record: Row, fields: string[]): Row {
-  return Object.fromEntries(fields.map((field) => [field, field in record ? record[field] : '']));
-}
-
-type Row = Record<string, unknown>;
-
-function without(record: Row, hidden: string[]): Row {
-  return Object.fromEntries(Object.entries(record).filter(([key]) => !hidden.includes(key)));
-}
-
 /** The verbs of `PUT /v1/nodes/{node}/states/provision`, and where `--wait` stops. */
 const PROVISION: Record<string, { target: string; expect?: string; help: string }> = {
   manage: { target: 'manage', expect: 'manageable', help: 'move a node to manageable' },
@@ -141,31 +137,6 @@ async function waitFor(
   }
 }
 
-function patchOps(
-  op: 'add' | 'remove',
-  options: Record<string, unknown>,
-  maps: Record<string, string>,
-  scalars: Record<string, string>,
-) {
-  const ops: Array<Record<string, unknown>> = [];
-  for (const [option, field] of Object.entries(maps)) {
-    const given = options[option] as string[] | undefined;
-    if (!given) continue;
-    if (op === 'add') {
-      for (const [key, value] of Object.entries(keyValues(given) ?? {}))
-        ops.push({ op, path: `/${field}/${key}`, value });
-    } else {
-      for (const key of given) ops.push({ op, path: `/${field}/${key}` });
-    }
-  }
-  for (const [option, field] of Object.entries(scalars)) {
-    const given = options[option];
-    if (given === undefined || given === false) continue;
-    ops.push(op === 'add' ? { op, path: `/${field}`, value: given } : { op, path: `/${field}` });
-  }
-  return ops;
-}
-
 const NODE_MAPS = {
   property: 'properties',
   driverInfo: 'driver_info',
@@ -199,9 +170,7 @@ export function registerBaremetalCommands(program: Command, context: Context): v
       driver: options.driver as string | undefined,
       resource_class: options.resourceClass as string | undefined,
       conductor_group: options.conductorGroup as string | undefined,
-      limit: limit || undefined,
-      marker: options.marker as string | undefined,
-      ...sortParams(options.sort as string | undefined),
+      ...pagingParams(options),
     });
     const nodes = await listAll(client, `/v1/nodes${options.long ? '/detail' : ''}${params}`, 'nodes', limit);
     if (options.long) {
@@ -287,8 +256,7 @@ export function registerBaremetalCommands(program: Command, context: Context): v
         owner: 'owner',
         instanceUuid: 'instance_uuid',
       });
-      if (ops.length === 0) throw new UsageError('nothing to set: give at least one option');
-      await (await context.client()).request('PATCH', `/v1/nodes/${segment(name)}`, ops);
+      await applyPatch(context, `/v1/nodes/${segment(name)}`, ops, 'set');
     });
 
   node
@@ -311,27 +279,13 @@ export function registerBaremetalCommands(program: Command, context: Context): v
         owner: 'owner',
         instanceUuid: 'instance_uuid',
       });
-      if (ops.length === 0) throw new UsageError('nothing to unset: give at least one option');
-      await (await context.client()).request('PATCH', `/v1/nodes/${segment(name)}`, ops);
+      await applyPatch(context, `/v1/nodes/${segment(name)}`, ops, 'unset');
     });
 
   node
     .command('delete <node...>')
     .description('delete nodes')
-    .action(async (names: string[]) => {
-      const client = await context.client();
-      let failed = 0;
-      for (const name of names) {
-        try {
-          await client.request('DELETE', `/v1/nodes/${segment(name)}`);
-          context.out(`Deleted node ${name}`);
-        } catch (error) {
-          failed++;
-          context.note(`Failed to delete node ${name}: ${(error as Error).message}`);
-        }
-      }
-      if (failed > 0) throw new CommandError(`${failed} of ${names.length} nodes failed to delete.`);
-    });
+    .action((names: string[]) => deleteEach(context, 'node', names, (name) => `/v1/nodes/${segment(name)}`));
 
   const power = node.command('power').description('power a node on or off, or reboot it');
   const setPower = async (name: string, target: string, timeout?: number) => {
@@ -431,12 +385,9 @@ export function registerBaremetalCommands(program: Command, context: Context): v
       if (typeof options.rescuePassword === 'string') body.rescue_password = options.rescuePassword;
       if (verb === 'clean' && body.clean_steps === undefined)
         throw new UsageError('clean needs --clean-steps');
+      const timeout = waitSeconds(options.wait);
       await (await context.client()).request('PUT', `/v1/nodes/${segment(name)}/states/provision`, body);
-      if (options.wait !== undefined && spec.expect) {
-        const timeout = options.wait === true ? 0 : Number(options.wait);
-        if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--wait ${options.wait}: seconds`);
-        await waitFor(context, name, spec.expect, timeout);
-      }
+      if (timeout !== undefined && spec.expect) await waitFor(context, name, spec.expect, timeout);
     });
   }
 
@@ -556,9 +507,7 @@ function registerPorts(program: Command, context: Context): void {
     const params = query({
       node: options.node as string | undefined,
       address: options.address as string | undefined,
-      limit: limit || undefined,
-      marker: options.marker as string | undefined,
-      ...sortParams(options.sort as string | undefined),
+      ...pagingParams(options),
     });
     const ports = await listAll(client, `/v1/ports${options.long ? '/detail' : ''}${params}`, 'ports', limit);
     const fields = options.long ? PORT_DETAILED_FIELDS : PORT_LIST_FIELDS;
@@ -617,20 +566,7 @@ function registerPorts(program: Command, context: Context): void {
   port
     .command('delete <port...>')
     .description('delete ports')
-    .action(async (ids: string[]) => {
-      const client = await context.client();
-      let failed = 0;
-      for (const id of ids) {
-        try {
-          await client.request('DELETE', `/v1/ports/${segment(id)}`);
-          context.out(`Deleted port ${id}`);
-        } catch (error) {
-          failed++;
-          context.note(`Failed to delete port ${id}: ${(error as Error).message}`);
-        }
-      }
-      if (failed > 0) throw new CommandError(`${failed} of ${ids.length} ports failed to delete.`);
-    });
+    .action((ids: string[]) => deleteEach(context, 'port', ids, (id) => `/v1/ports/${segment(id)}`));
 }
 
 /** Lists as python-ironicclient prints them in a driver: "a, b". */

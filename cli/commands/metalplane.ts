@@ -1,39 +1,23 @@
 /** What only Metalplane has: sites, site agents and their enrollment tokens, webhooks, the audit trail. */
 import type { Command } from 'commander';
-import { CommandError } from '../os-config.ts';
 import type { OutputOptions } from '../output.ts';
 import {
   type Context,
   collect,
+  deleteEach,
   listAll,
   type Options,
   positiveInt,
   printList,
   printOne,
   query,
+  type Row,
   segment,
   withOutput,
+  without,
 } from './context.ts';
 
-type Row = Record<string, unknown>;
-
-const dropLinks = (record: Row): Row =>
-  Object.fromEntries(Object.entries(record).filter(([key]) => key !== 'links'));
-
-async function deleteEach(context: Context, kind: string, ids: string[], path: (id: string) => string) {
-  const client = await context.client();
-  let failed = 0;
-  for (const id of ids) {
-    try {
-      await client.request('DELETE', path(id));
-      context.out(`Deleted ${kind} ${id}`);
-    } catch (error) {
-      failed++;
-      context.note(`Failed to delete ${kind} ${id}: ${(error as Error).message}`);
-    }
-  }
-  if (failed > 0) throw new CommandError(`${failed} of ${ids.length} ${kind}s failed to delete.`);
-}
+const dropLinks = (record: Row): Row => without(record, ['links']);
 
 export function registerMetalplaneCommands(program: Command, context: Context): void {
   const site = program.command('site').description('sites (datacenters), each with its agents');

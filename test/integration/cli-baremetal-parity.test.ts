@@ -4,12 +4,13 @@
  * Their `-f json` outputs must be the same once UUIDs, names and timestamps are
  * normalized; so must their exit codes and error messages.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type TestApi } from '../support/api.ts';
+import { runCli } from '../support/cli.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 const BAREMETAL = join(root, '.venv', 'bin', 'baremetal');
@@ -53,24 +54,10 @@ const baremetal: Tool = async (...args) => {
   }
 };
 
-const metalplane: Tool = (...args) =>
-  new Promise((resolve, reject) => {
-    const child = spawn(
-      join(root, 'node_modules/.bin/node'),
-      [join(root, 'cli/metalplane.ts'), ...auth(), ...args],
-      { env: { PATH: process.env.PATH ?? '', HOME: root }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+const metalplane: Tool = async (...args) => {
+  const run = await runCli([...auth(), ...args], { HOME: root });
+  return { ...run, code: run.code ?? -1 };
+};
 
 const TIMESTAMPS = new Set(['created_at', 'updated_at', 'provision_updated_at']);
 

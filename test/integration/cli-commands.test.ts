@@ -3,15 +3,14 @@
  * JSON and table outputs, exit codes (0, 1 with the API's message, 2 for usage errors),
  * clouds.yaml / environment / token configuration, and `--debug` without secrets.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type TestApi } from '../support/api.ts';
+import { metalplaneCli, osEnv } from '../support/cli.ts';
 
-const root = new URL('../..', import.meta.url).pathname;
 let api: TestApi;
 let dir: string;
 
@@ -24,42 +23,20 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** The CLI with only the environment given (HOME in the temporary directory: no stray clouds.yaml). */
-function run(args: string[], env: Record<string, string> = {}, cwd = dir): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(root, 'node_modules/.bin/node'), [join(root, 'cli/metalplane.ts'), ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: dir, ...env },
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const bare = metalplaneCli(
+  () => ({ HOME: dir }),
+  () => dir,
+);
+const run = bare.run;
 
 /** As the admin, through OS_* variables. */
-const cli = (...args: string[]) =>
-  run(args, { OS_ENDPOINT: api.url, OS_USERNAME: api.admin.username, OS_PASSWORD: api.admin.password });
-
-async function json(...args: string[]): Promise<any> {
-  const result = await cli(...args, '-f', 'json');
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout);
-}
+const admin = metalplaneCli(
+  () => ({ HOME: dir, ...osEnv(api) }),
+  () => dir,
+);
+const cli = (...args: string[]) => admin.run(args);
+const json = admin.json;
 
 describe('metalplane node', () => {
   let uuid: string;

@@ -3,11 +3,10 @@
  * cycle with `--wait`, against the control plane and a real agent process with fake
  * hardware (as test/compat/baremetal-cli-lifecycle.test.ts does with the `baremetal` CLI).
  */
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentProcess, testConfig } from '../../agent/testing/agent-process.ts';
 import { type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
+import { metalplaneCli, osEnv } from '../support/cli.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 let stack: ChannelStack;
@@ -33,37 +32,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(root, 'node_modules/.bin/node'), [join(root, 'cli/metalplane.ts'), ...args], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: root,
-        OS_ENDPOINT: stack.api.url,
-        OS_USERNAME: stack.api.admin.username,
-        OS_PASSWORD: stack.api.admin.password,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function ok(...args: string[]): Promise<string> {
-  const result = await cli(...args);
-  expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
-  return result.stdout;
-}
-const json = async (...args: string[]) => JSON.parse(await ok(...args, '-f', 'json'));
+const { ok, json } = metalplaneCli(() => ({ HOME: root, ...osEnv(stack.api) }));
 
 describe('metalplane node: power, boot device, validate, provision --wait', () => {
   it('runs a node through its life', async () => {

@@ -1,14 +1,13 @@
 /** `cli/metalplane.ts image ...` spawned against the test API (HTTP Basic) and moto S3. */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type TestApi } from '../support/api.ts';
+import { metalplaneCli, osEnv } from '../support/cli.ts';
 
 const MiB = 1024 * 1024;
-const root = new URL('../..', import.meta.url).pathname;
 let api: TestApi;
 let dir: string;
 
@@ -21,33 +20,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(
-      join(root, 'node_modules/.bin/node'),
-      [join(root, 'cli/metalplane.ts'), '--url', api.url, ...args],
-      {
-        env: {
-          PATH: process.env.PATH ?? '',
-          OS_USERNAME: api.admin.username,
-          OS_PASSWORD: api.admin.password,
-          ...env,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const { run: cli, json } = metalplaneCli(() => osEnv(api));
 
 describe('metalplane image', () => {
   it('upload: registers, uploads in parallel parts, and ends active with the right digest', async () => {
@@ -78,6 +51,28 @@ describe('metalplane image', () => {
     });
   }, 60_000);
 
+  it("sync-status: the images a site's agent holds (none reported: pending); an unknown site is a 404", async () => {
+    const held = await json('image', 'sync-status', api.site);
+    expect(held).toContainEqual(
+      expect.objectContaining({ name: 'cli-iso', kind: 'iso', state: 'pending', bytes_done: 0 }),
+    );
+    expect(Object.keys(held[0])).toStrictEqual([
+      'uuid',
+      'name',
+      'kind',
+      'state',
+      'bytes_done',
+      'bytes_total',
+    ]);
+    const table = await cli(['image', 'sync-status', api.site]);
+    expect(table.stdout).toMatch(/^\| UUID +\| Name +\| Kind +\| State +\| Bytes Done +\| Bytes Total +\|$/m);
+    const long = await json('image', 'sync-status', api.site, '--long');
+    expect(long[0]).toMatchObject({ error: null, observed_at: null, reported_by: null });
+    const unknown = await cli(['image', 'sync-status', 'nowhere']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^Site nowhere could not be found\. \(HTTP 404\)/);
+  });
+
   it('upload of a kernel+ramdisk pair with single PUTs; list, show, delete', async () => {
     await writeFile(join(dir, 'vmlinuz'), randomBytes(50_000));
     await writeFile(join(dir, 'initrd'), randomBytes(80_000));
@@ -93,8 +88,31 @@ describe('metalplane image', () => {
     ]);
     expect(result.code, result.stderr).toBe(0);
     const listed = await cli(['image', 'list']);
-    expect(listed.stdout).toMatch(/\tcli-pair\tkernel\+ramdisk\tactive\t130000$/m);
-    const shown = JSON.parse((await cli(['image', 'show', 'cli-pair'])).stdout);
+    expect(listed.stdout).toMatch(/^\| UUID +\| Name +\| Kind +\| State +\| Size +\|$/m);
+    expect(listed.stdout).toMatch(/\| cli-pair +\| kernel\+ramdisk \| active +\| 130000 +\|$/m);
+    expect(await json('image', 'list', '-c', 'name', '-c', 'size')).toContainEqual({
+      name: 'cli-pair',
+      size: 130000,
+    });
+    const values = await cli([
+      'image',
+      'list',
+      '--state',
+      'active',
+      '-c',
+      'name',
+      '-c',
+      'kind',
+      '-f',
+      'value',
+    ]);
+    expect(values.stdout).toMatch(/^cli-pair kernel\+ramdisk$/m);
+    const table = await cli(['image', 'show', 'cli-pair']);
+    expect(table.stdout).toMatch(/^\| Field +\| Value +\|$/m);
+    expect(table.stdout).toMatch(/^\| name +\| cli-pair +\|$/m);
+    expect(table.stdout).toMatch(/^\| state +\| active +\|$/m);
+    const shown = await json('image', 'show', 'cli-pair');
+    expect(shown).not.toHaveProperty('links');
     expect(shown.files.map((file: { role: string }) => file.role)).toStrictEqual(['kernel', 'ramdisk']);
     expect((await cli(['image', 'delete', 'cli-pair'])).stdout.trim()).toBe('image cli-pair deleted');
     expect((await api.call('GET', '/v1/images/cli-pair')).status).toBe(404);

@@ -23,7 +23,20 @@ async function complete(...words: string[]): Promise<string[]> {
 describe('completion', () => {
   it('knows every command path', () => {
     const words = completionWords(cliProgram(() => {}, {}));
-    expect(words.get('')).toEqual(expect.arrayContaining(['node', 'port', 'site', 'image', '--os-cloud']));
+    expect(words.get('')).toEqual(
+      expect.arrayContaining([
+        ...['node', 'port', 'chassis', 'allocation', 'deploy', 'site', 'image', 'user', 'token', 'fleet'],
+        '--os-cloud',
+      ]),
+    );
+    expect(words.get('port')).toEqual(expect.arrayContaining(['group', 'list']));
+    expect(words.get('port group')).toEqual(
+      expect.arrayContaining(['list', 'show', 'create', 'set', 'unset', 'delete']),
+    );
+    expect(words.get('deploy template')).toEqual(expect.arrayContaining(['list', 'create', 'set', 'unset']));
+    expect(words.get('image')).toEqual(expect.arrayContaining(['sync-status', 'list', 'show']));
+    expect(words.get('image list')).toEqual(expect.arrayContaining(['--format', '--column', '--state']));
+    expect(words.get('allocation create')).toEqual(expect.arrayContaining(['--wait', '--resource-class']));
     expect(words.get('node boot device')).toEqual(expect.arrayContaining(['set', 'show']));
     expect(words.get('node list')).toEqual(
       expect.arrayContaining(['--provision-state', '--format', '--column']),
@@ -35,6 +48,10 @@ describe('completion', () => {
     expect(await complete('node', 'pro')).toStrictEqual(['provide']);
     expect(await complete('--debug', 'node', 'list', '--prov')).toStrictEqual(['--provision-state']);
     expect(await complete('site', 'ag')).toStrictEqual(['agent-token']);
+    expect(await complete('port', 'gr')).toStrictEqual(['group']);
+    expect(await complete('port', 'group', 'li')).toStrictEqual(['list']);
+    expect(await complete('deploy', 'template', 'cr')).toStrictEqual(['create']);
+    expect(await complete('to')).toStrictEqual(['token']);
   });
 
   it('zsh goes through bashcompinit', () => {

@@ -8,6 +8,10 @@
  * the control plane records for it (`recorded` in the sync; off otherwise): the power
  * sync's probe reads the simulated state, adopting the recorded one for a new node (as
  * Ironic's fake power interface answers what the database says).
+ *
+ * `driver_info.fake_fault` (a text) makes the node's power actions fail with it, as a BMC
+ * that refuses would: rollouts and alarms can be rehearsed on fake hardware. Ironic's fake
+ * hardware has no such switch; it changes nothing for nodes without it.
  */
 import {
   type BootMode,
@@ -73,6 +77,8 @@ export function fakePowerControl(state: FakeHardwareState): PowerControl {
       return state.node(node.node).power;
     },
     async chassis(node, action) {
+      const fault = node.driverInfo.fake_fault;
+      if (typeof fault === 'string' && fault !== '') throw new ActionFailure(`simulated BMC fault: ${fault}`);
       state.actions++;
       const fake = state.node(node.node);
       // reset and cycle end powered on; soft is an ACPI shutdown the fake OS obeys at once.
