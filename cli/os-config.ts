@@ -30,6 +30,8 @@ export interface GlobalOptions {
   osPassword?: string;
   osToken?: string;
   osBaremetalApiVersion?: string;
+  osCacert?: string;
+  insecure?: boolean;
   debug?: boolean;
 }
 
@@ -43,6 +45,10 @@ export interface ResolvedConfig {
   readonly apiVersion?: string;
   readonly cloud?: string;
   readonly cloudsFile?: string;
+  /** A PEM file of CA certificates trusted besides the system's (`--os-cacert`). */
+  readonly cacert?: string;
+  /** TLS certificates not verified (`--insecure`, clouds.yaml `verify: false`). */
+  readonly insecure?: boolean;
 }
 
 /** An error of the user's making, found before any request (exit code 2). */
@@ -71,6 +77,8 @@ interface CloudEntry {
   baremetal_endpoint_override?: string;
   endpoint?: string;
   baremetal_api_version?: string | number;
+  cacert?: string;
+  verify?: boolean;
 }
 
 /** Where clouds.yaml is looked for, in openstacksdk's order. */
@@ -87,23 +95,48 @@ export function cloudsYamlCandidates(
   ];
 }
 
+/** Where secure.yaml (the passwords half of clouds.yaml) is looked for, in openstacksdk's order. */
+export function secureYamlCandidates(
+  env: NodeJS.ProcessEnv,
+  cwd = process.cwd(),
+  home = homedir(),
+): string[] {
+  return [
+    ...(env.OS_CLIENT_SECURE_FILE ? [resolve(cwd, env.OS_CLIENT_SECURE_FILE)] : []),
+    join(cwd, 'secure.yaml'),
+    join(home, '.config', 'openstack', 'secure.yaml'),
+    '/etc/openstack/secure.yaml',
+  ];
+}
+
+async function readClouds(file: string): Promise<Record<string, CloudEntry>> {
+  const { parse } = await import('yaml');
+  try {
+    const config = (parse(readFileSync(file, 'utf8')) ?? {}) as { clouds?: Record<string, CloudEntry> };
+    return config.clouds ?? {};
+  } catch (error) {
+    throw new UsageError(`${file}: ${(error as Error).message}`);
+  }
+}
+
+/** `base` with `over` laid on it, nested objects merged (as openstacksdk merges secure.yaml). */
+function merged(base: CloudEntry, over: CloudEntry | undefined): CloudEntry {
+  if (!over) return base;
+  return { ...base, ...over, auth: { ...base.auth, ...over.auth } };
+}
+
 async function loadCloud(name: string, env: NodeJS.ProcessEnv): Promise<{ entry: CloudEntry; file: string }> {
   const candidates = cloudsYamlCandidates(env);
   const file = candidates.find((path) => existsSync(path));
   if (!file) throw new UsageError(`cloud ${name}: no clouds.yaml (looked in ${candidates.join(', ')})`);
-  const { parse } = await import('yaml');
-  let config: { clouds?: Record<string, CloudEntry> };
-  try {
-    config = (parse(readFileSync(file, 'utf8')) ?? {}) as typeof config;
-  } catch (error) {
-    throw new UsageError(`${file}: ${(error as Error).message}`);
-  }
-  const entry = config.clouds?.[name];
+  const clouds = await readClouds(file);
+  const entry = clouds[name];
   if (!entry) {
-    const known = Object.keys(config.clouds ?? {});
+    const known = Object.keys(clouds);
     throw new UsageError(`cloud ${name} is not in ${file} (it has: ${known.join(', ') || 'none'})`);
   }
-  return { entry, file };
+  const secure = secureYamlCandidates(env).find((path) => existsSync(path));
+  return { entry: merged(entry, secure ? (await readClouds(secure))[name] : undefined), file };
 }
 
 const blankToUndefined = (value: string | undefined) =>
@@ -152,7 +185,47 @@ export async function resolveConfig(options: GlobalOptions, env: NodeJS.ProcessE
     ...(version !== undefined && version !== 'latest' ? { apiVersion: version } : {}),
     ...(cloudName ? { cloud: cloudName } : {}),
     ...(cloud ? { cloudsFile: cloud.file } : {}),
+    ...tlsSettings(options, env, entry),
   };
+}
+
+const TRUE_WORDS = ['1', 'true', 'yes', 'on'];
+
+/** `--os-cacert`/`OS_CACERT`/`cacert`, and `--insecure`/`OS_INSECURE`/`verify: false`. */
+function tlsSettings(
+  options: GlobalOptions,
+  env: NodeJS.ProcessEnv,
+  entry: CloudEntry,
+): { cacert?: string; insecure?: true } {
+  const cacert = options.osCacert ?? blankToUndefined(env.OS_CACERT) ?? entry.cacert;
+  const insecure =
+    options.insecure === true ||
+    TRUE_WORDS.includes((env.OS_INSECURE ?? '').toLowerCase()) ||
+    entry.verify === false;
+  return { ...(cacert !== undefined ? { cacert } : {}), ...(insecure ? { insecure: true } : {}) };
+}
+
+/**
+ * Applies the TLS settings to this process's connections, once, before the first request:
+ * the CA file's certificates join the default store (`fetch` verifies against it), and
+ * `insecure` turns verification off as `NODE_TLS_REJECT_UNAUTHORIZED=0` does (Node warns).
+ */
+export async function applyTls(config: ResolvedConfig): Promise<void> {
+  if (config.insecure) process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+  if (config.cacert === undefined) return;
+  let text: string;
+  try {
+    text = readFileSync(config.cacert, 'utf8');
+  } catch (error) {
+    throw new UsageError(
+      `--os-cacert ${config.cacert}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+  const certificates = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (certificates.length === 0)
+    throw new UsageError(`--os-cacert ${config.cacert}: no PEM certificate in it`);
+  const tls = await import('node:tls');
+  tls.setDefaultCACertificates([...tls.getCACertificates('default'), ...certificates]);
 }
 
 const minor = (version: string) => Number(version.split('.')[1]);

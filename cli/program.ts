@@ -25,7 +25,7 @@ import { registerFleetCommands } from './commands/fleet.ts';
 import { registerImageCommands } from './commands/images.ts';
 import { registerMetalplaneCommands } from './commands/metalplane.ts';
 import { registerResourceCommands } from './commands/resources.ts';
-import { Client, type GlobalOptions, resolveConfig, UsageError } from './os-config.ts';
+import { applyTls, Client, type GlobalOptions, resolveConfig, UsageError } from './os-config.ts';
 import { ColumnError } from './output.ts';
 
 export { CliError, digestFile, diskFormatOf } from './commands/images.ts';
@@ -56,6 +56,8 @@ export function cliProgram(
       '--os-baremetal-api-version <version>',
       'a microversion, 1.N or latest (env OS_BAREMETAL_API_VERSION; default: negotiated)',
     )
+    .option('--os-cacert <file>', 'CA certificates (PEM) to trust for HTTPS (env OS_CACERT)')
+    .option('--insecure', 'do not verify the HTTPS certificate (env OS_INSECURE)')
     .option('--debug', 'print requests (method, URL, status) on stderr')
     .exitOverride();
 
@@ -63,9 +65,10 @@ export function cliProgram(
   const context: Context = {
     client: () => {
       const options = program.opts<GlobalOptions>();
-      client ??= resolveConfig(options, env).then(
-        (config) => new Client(config, options.debug ? (line) => err(`DEBUG: ${line}`) : undefined),
-      );
+      client ??= resolveConfig(options, env).then(async (config) => {
+        await applyTls(config);
+        return new Client(config, options.debug ? (line) => err(`DEBUG: ${line}`) : undefined);
+      });
       return client;
     },
     out,

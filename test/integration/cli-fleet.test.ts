@@ -110,6 +110,15 @@ describe('metalplane fleet', () => {
     );
     expect(dry.code, dry.stderr).toBe(0);
     expect(JSON.parse(dry.stdout)).toHaveLength(NODES);
+    const table = await cli('fleet', 'manage', '--selector', 'site=fleet-b,name=*-n00*', '--dry-run');
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.trimEnd().split('\n');
+    expect(lines[1]).toMatch(
+      /^\| Conductor Group \| Name +\| UUID +\| Provisioning State \| Power State \| Maintenance \|$/,
+    );
+    // fleet-b-n000 … n009: ten rows between the header's rules and the closing rule.
+    expect(lines).toHaveLength(10 + 4);
+    expect(lines.slice(3, -1).every((line) => line.startsWith('| fleet-b '))).toBe(true);
     for (const verb of ['manage', 'provide']) {
       const run = await cli(
         'fleet',

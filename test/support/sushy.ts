@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../local/moto.ts';
 import { spawnOwned, stopOwned } from '../../local/processes.ts';
+import { selfSignedCert } from './tls.ts';
 
 const projectRoot = join(import.meta.dirname, '..', '..');
 const venvBin = join(projectRoot, '.venv', 'bin');
@@ -145,30 +146,6 @@ function htpasswd(user: string, password: string): string {
   }).toString();
 }
 
-function selfSignedCert(dir: string, names: string): void {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '30',
-      '-subj',
-      '/CN=sushy-test-bmc',
-      '-addext',
-      `subjectAltName=${names}`,
-      '-keyout',
-      join(dir, 'tls.key'),
-      '-out',
-      join(dir, 'tls.crt'),
-    ],
-    { stdio: 'ignore', timeout: 30_000 },
-  );
-}
-
 /** One GET of the service root (certificate not checked): whether it answers 200. */
 function rootAnswers(url: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -199,7 +176,7 @@ export async function startSushy(options: SushyOptions = {}): Promise<SushyEmula
   const systems = systemsOf(options);
   try {
     if (options.auth !== false) writeFileSync(join(dir, 'htpasswd'), htpasswd(username, password));
-    if (options.tls) selfSignedCert(dir, options.certNames ?? 'IP:127.0.0.1');
+    if (options.tls) selfSignedCert(dir, options.certNames ?? 'IP:127.0.0.1', 'sushy-test-bmc');
     // Another process may take the free port before the emulator binds it: a few tries.
     for (let attempt = 1; ; attempt++) {
       try {

@@ -10,6 +10,7 @@ import {
   faultOf,
   negotiateVersion,
   resolveConfig,
+  secureYamlCandidates,
   UsageError,
 } from '../../cli/os-config.ts';
 import { ColumnError, formatList, formatOne, labelOf, renderTable, selectColumns } from '../../cli/output.ts';
@@ -52,6 +53,34 @@ describe('resolveConfig', () => {
       authType: 'token',
       token: 'mpt_yaml',
     });
+  });
+
+  it('merges the cloud of secure.yaml (passwords kept apart) over clouds.yaml', async () => {
+    const secure = join(dir, 'secure.yaml');
+    await writeFile(secure, ['clouds:', '  lab:', '    auth: {password: from-secure}', ''].join('\n'));
+    expect(
+      await resolveConfig({ osCloud: 'lab' }, { ...env(), OS_CLIENT_SECURE_FILE: secure }),
+    ).toMatchObject({
+      username: 'alice',
+      password: 'from-secure',
+      endpoint: 'http://yaml.example:6385',
+    });
+    expect(secureYamlCandidates({}, '/w', '/h')).toStrictEqual([
+      '/w/secure.yaml',
+      '/h/.config/openstack/secure.yaml',
+      '/etc/openstack/secure.yaml',
+    ]);
+  });
+
+  it('reads the TLS settings: option, environment, clouds.yaml', async () => {
+    expect(await resolveConfig({ osCacert: '/ca.pem', insecure: true }, {})).toMatchObject({
+      cacert: '/ca.pem',
+      insecure: true,
+    });
+    expect(await resolveConfig({}, { OS_CACERT: '/env.pem', OS_INSECURE: 'False' })).toStrictEqual(
+      expect.not.objectContaining({ insecure: true }),
+    );
+    expect((await resolveConfig({}, { OS_CACERT: '/env.pem' })).cacert).toBe('/env.pem');
   });
 
   it('option > environment > clouds.yaml', async () => {
