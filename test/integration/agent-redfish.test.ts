@@ -11,7 +11,7 @@
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +29,7 @@ import {
 import type { LoadedDriver } from '../../agent/drivers/types.ts';
 import { createLogger, silentLogger } from '../../agent/log.ts';
 import { freePort } from '../../local/moto.ts';
+import { blackHole as openBlackHole } from '../support/black-hole.ts';
 import { type SushyEmulator, startSushy } from '../support/sushy.ts';
 
 const NODE = '7d3c2f7e-8a55-4c0b-9f3e-2f1b6c1d0a01';
@@ -513,25 +514,11 @@ async function localBmc(handler: Handler): Promise<LocalBmc> {
   return bmc;
 }
 
-/** Accepts TCP connections and never answers: a hung BMC. */
+/** A hung BMC, closed after the test. */
 async function blackHole() {
-  const sockets = new Set<net.Socket>();
-  let connections = 0;
-  const server = net.createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${port}`, connections: () => connections };
+  const hole = await openBlackHole();
+  cleanups.push(() => hole.close());
+  return hole;
 }
 
 const json = (response: http.ServerResponse, status: number, body: unknown, type = 'application/json') => {

@@ -18,11 +18,12 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentProcess } from '../../agent/testing/agent-process.ts';
+import { blackHole as openBlackHole } from '../support/black-hole.ts';
 import { type ChannelStack, startChannel, waitFor } from '../support/channel.ts';
 import { startRedfishAgent } from '../support/redfish-agent.ts';
 import { type SushyEmulator, startSushy } from '../support/sushy.ts';
@@ -170,25 +171,11 @@ async function servedSince(emulator: SushyEmulator, from: number, count: number)
   );
 }
 
-/** Accepts TCP connections and never answers: a hung BMC. */
+/** A hung BMC, closed after the test. */
 async function blackHole() {
-  const sockets = new Set<net.Socket>();
-  let connections = 0;
-  const server = net.createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${port}`, connections: () => connections };
+  const hole = await openBlackHole();
+  closers.push(() => hole.close());
+  return hole;
 }
 
 describe('a BMC that does not answer in time', () => {
