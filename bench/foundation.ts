@@ -2,7 +2,9 @@
  * Foundation figures (printed, never asserted):
  *  - time for `npm start`'s stack (node local/start.ts) to serve /v1, from process spawn;
  *  - the api Lambda bundled as CDK bundles it (esbuild, minified, ESM): size, and cold
- *    init (module load + first invocation of GET /v1) in a fresh Node process each time.
+ *    init (module load + first invocation of GET /v1) in a fresh Node process each time;
+ *    then, in the same process, what the first request needing DynamoDB adds: the AWS SDK's
+ *    DynamoDB packages, loaded at first use since issue 18 (0 when already loaded).
  *
  *   npm run bench -- foundation
  */
@@ -61,8 +63,14 @@ async function bundleApi(dir: string): Promise<string> {
   return outfile;
 }
 
+interface ColdInit {
+  readonly loadMs: number;
+  readonly firstMs: number;
+  readonly dynamoMs: number;
+}
+
 /** Module load + first GET /v1, measured inside a fresh Node process (what a cold start pays). */
-async function timeColdInit(bundle: string, dir: string): Promise<{ loadMs: number; firstMs: number }> {
+async function timeColdInit(bundle: string, dir: string): Promise<ColdInit> {
   const probe = join(dir, 'probe.mjs');
   writeFileSync(
     probe,
@@ -73,7 +81,9 @@ await handler({ version: '2.0', routeKey: '$default', rawPath: '/v1', rawQuerySt
   requestContext: { http: { method: 'GET', path: '/v1' }, domainName: 'x', requestId: 'r' }, isBase64Encoded: false },
   { getRemainingTimeInMillis: () => 29000, awsRequestId: 'r', functionName: 'api' });
 const t2 = performance.now();
-process.stdout.write(JSON.stringify({ loadMs: t1 - t0, firstMs: t2 - t1 }));`,
+await Promise.all([import('@aws-sdk/client-dynamodb'), import('@aws-sdk/lib-dynamodb')]);
+const t3 = performance.now();
+process.stdout.write(JSON.stringify({ loadMs: t1 - t0, firstMs: t2 - t1, dynamoMs: t3 - t2 }));`,
   );
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn(process.execPath, [probe], {
@@ -85,7 +95,7 @@ process.stdout.write(JSON.stringify({ loadMs: t1 - t0, firstMs: t2 - t1 }));`,
     });
     child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`probe exited ${code}`))));
   });
-  return JSON.parse(output) as { loadMs: number; firstMs: number };
+  return JSON.parse(output) as ColdInit;
 }
 
 // Inside the project, so the externalized AWS SDK resolves from node_modules as it
@@ -98,10 +108,12 @@ try {
   const bundle = await bundleApi(dir);
   const loads: number[] = [];
   const firsts: number[] = [];
+  const dynamos: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const { loadMs, firstMs } = await timeColdInit(bundle, dir);
+    const { loadMs, firstMs, dynamoMs } = await timeColdInit(bundle, dir);
     loads.push(loadMs);
     firsts.push(firstMs);
+    dynamos.push(dynamoMs);
   }
   const row = (name: string, samples: number[]) => {
     const s = summarize(samples);
@@ -111,6 +123,7 @@ try {
     row('local stack start → /v1 served', startups),
     row('api bundle: module load (cold)', loads),
     row('api bundle: first GET /v1', firsts),
+    row('api bundle: then DynamoDB SDK load (1st use)', dynamos),
   ]);
   process.stdout.write(
     `\napi bundle size (esbuild, minified, ESM, AWS SDK external as on Lambda): ${(statSync(bundle).size / 1024).toFixed(1)} KiB\n`,

@@ -14,8 +14,9 @@
 
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { commandsTable, connectionsTable, inventoryTable, resourcePrefixEnvVar } from '../infra/resources.ts';
+import { newSqsClient, type Sender } from './adapters/aws-sdk.ts';
 import { type ChannelLogger, CommandQueue } from './adapters/command-queue.ts';
 import { ConnectionNotifier } from './adapters/connection-notifier.ts';
 import { documentClient, tableFromEnv } from './adapters/dynamo/client.ts';
@@ -86,7 +87,7 @@ export interface ControlPlaneOptions {
   readonly config?: ConfigSource;
   /** The inventory store (default: the table named by the environment). */
   readonly store?: InventoryStore;
-  readonly sqs?: SQSClient;
+  readonly sqs?: Sender<SQSClient>;
   readonly logger?: ChannelLogger;
   /** Default: the configuration's `webSocket.managementEndpoint`. */
   readonly managementEndpoint?: string | (() => string | undefined);
@@ -114,7 +115,7 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
   const commands = new CommandRepository(db, table(commandsTable.envVar));
   const sealer = options.sealer ?? sealerFromEnv(config);
   const nodes = new NodeRepository(store, sealer);
-  const sqs = options.sqs ?? new SQSClient({ maxAttempts: 3 });
+  const sqs = options.sqs ?? newSqsClient();
   // The conductor queues its commands through the queue; the queue reports finished
   // commands through the `CommandCompletions` port only (it knows no conductor, writes no
   // node). The port forwards to the conductor built below, before any command exists.

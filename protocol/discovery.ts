@@ -21,6 +21,7 @@
  * This module imports nothing of `lambda/`, `agent/` or `ramdisk/`.
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { lazyValidator } from './lazy-validator.ts';
 import type { Inventory } from './ramdisk.ts';
 
 export const AGENT_SITE_PATH = '/v1/agent/site';
@@ -148,15 +149,28 @@ export const DISCOVERY_ANSWER_SCHEMA = {
   required: ['outcome', 'uuid'],
 } as const;
 
-const ajv = new Ajv2020({ allErrors: false, strict: false });
-export const validateAgentSite: ValidateFunction<AgentSiteView> =
-  ajv.compile<AgentSiteView>(AGENT_SITE_SCHEMA);
-export const validateInventoryShape: ValidateFunction<Inventory> =
-  ajv.compile<Inventory>(INVENTORY_SHAPE_SCHEMA);
-export const validateDiscoveryReport: ValidateFunction<DiscoveryReport> =
-  ajv.compile<DiscoveryReport>(DISCOVERY_REPORT_SCHEMA);
-export const validateDiscoveryAnswer: ValidateFunction<DiscoveryAnswer> =
-  ajv.compile<DiscoveryAnswer>(DISCOVERY_ANSWER_SCHEMA);
+// One Ajv for the four, built and compiling at the first validation (not at import: issue 18).
+let ajv: Ajv2020 | undefined;
+const sharedAjv = (): Ajv2020 => {
+  ajv ??= new Ajv2020({ allErrors: false, strict: false });
+  return ajv;
+};
+export const validateAgentSite: ValidateFunction<AgentSiteView> = lazyValidator<AgentSiteView>(
+  sharedAjv,
+  AGENT_SITE_SCHEMA,
+);
+export const validateInventoryShape: ValidateFunction<Inventory> = lazyValidator<Inventory>(
+  sharedAjv,
+  INVENTORY_SHAPE_SCHEMA,
+);
+export const validateDiscoveryReport: ValidateFunction<DiscoveryReport> = lazyValidator<DiscoveryReport>(
+  sharedAjv,
+  DISCOVERY_REPORT_SCHEMA,
+);
+export const validateDiscoveryAnswer: ValidateFunction<DiscoveryAnswer> = lazyValidator<DiscoveryAnswer>(
+  sharedAjv,
+  DISCOVERY_ANSWER_SCHEMA,
+);
 
 /** The first schema error of `validate`, as `path message` (for error texts). */
 export function schemaError(validate: ValidateFunction): string {

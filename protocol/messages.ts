@@ -361,7 +361,12 @@ export const SERVER_MESSAGE_SCHEMA = {
   ],
 };
 
-const ajv = new Ajv2020({ strict: true, allowUnionTypes: true });
+// Built at the first message, not at import (issue 18: the api Lambda's cold start).
+let sharedAjv: Ajv2020 | undefined;
+const ajv = (): Ajv2020 => {
+  sharedAjv ??= new Ajv2020({ strict: true, allowUnionTypes: true });
+  return sharedAjv;
+};
 let agentValidator: ValidateFunction | undefined;
 let serverValidator: ValidateFunction | undefined;
 
@@ -382,7 +387,7 @@ function parse(text: string | Buffer, validator: ValidateFunction): unknown {
   if (!validator(value)) {
     const kind = (value as { type?: unknown } | null)?.type;
     throw new ProtocolError(
-      `invalid ${typeof kind === 'string' ? kind.slice(0, 32) : 'message'}: ${ajv.errorsText(validator.errors?.slice(0, 1))}`,
+      `invalid ${typeof kind === 'string' ? kind.slice(0, 32) : 'message'}: ${ajv().errorsText(validator.errors?.slice(0, 1))}`,
     );
   }
   return value;
@@ -390,12 +395,12 @@ function parse(text: string | Buffer, validator: ValidateFunction): unknown {
 
 /** An agent's message, validated; throws ProtocolError for anything else. */
 export function parseAgentMessage(text: string | Buffer): AgentMessage {
-  agentValidator ??= ajv.compile(AGENT_MESSAGE_SCHEMA);
+  agentValidator ??= ajv().compile(AGENT_MESSAGE_SCHEMA);
   return parse(text, agentValidator) as AgentMessage;
 }
 
 /** A control-plane message, validated; throws ProtocolError for anything else. */
 export function parseServerMessage(text: string | Buffer): ServerMessage {
-  serverValidator ??= ajv.compile(SERVER_MESSAGE_SCHEMA);
+  serverValidator ??= ajv().compile(SERVER_MESSAGE_SCHEMA);
   return parse(text, serverValidator) as ServerMessage;
 }

@@ -36,6 +36,7 @@
  * This module imports nothing of `lambda/`, `agent/` or `ramdisk/`.
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { lazyValidator } from './lazy-validator.ts';
 
 export const RAMDISK_PROTOCOL_VERSION = 1;
 /** A request or answer larger than this is refused (413): an inventory of a large server fits. */
@@ -369,8 +370,17 @@ export const RAMDISK_ANSWER_SCHEMA = {
   ],
 } as const;
 
-const ajv = new Ajv2020({ allErrors: false, strict: false });
-export const validateRamdiskRequest: ValidateFunction<RamdiskRequest> =
-  ajv.compile<RamdiskRequest>(RAMDISK_REQUEST_SCHEMA);
-export const validateRamdiskAnswer: ValidateFunction<RamdiskAnswer> =
-  ajv.compile<RamdiskAnswer>(RAMDISK_ANSWER_SCHEMA);
+// One Ajv for both, built and compiling at the first validation (not at import: issue 18).
+let ajv: Ajv2020 | undefined;
+const sharedAjv = (): Ajv2020 => {
+  ajv ??= new Ajv2020({ allErrors: false, strict: false });
+  return ajv;
+};
+export const validateRamdiskRequest: ValidateFunction<RamdiskRequest> = lazyValidator<RamdiskRequest>(
+  sharedAjv,
+  RAMDISK_REQUEST_SCHEMA,
+);
+export const validateRamdiskAnswer: ValidateFunction<RamdiskAnswer> = lazyValidator<RamdiskAnswer>(
+  sharedAjv,
+  RAMDISK_ANSWER_SCHEMA,
+);

@@ -20,16 +20,7 @@
  * open) is reported once to the `CommandCompletions` port (the conductor, which writes
  * its node); the queue writes commands and queue messages, never nodes.
  */
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  DeleteQueueCommand,
-  GetQueueUrlCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { commandsDeadLetterQueue, queueName, siteCommandQueue } from '../../infra/resources.ts';
 import { type Command, type CommandStatus, MAX_MESSAGE_BYTES } from '../../protocol/messages.ts';
 import {
@@ -52,6 +43,7 @@ import {
 import type { CommandCompletions } from '../domain/commands/completions.ts';
 import { DomainError } from '../domain/errors.ts';
 import { metrics } from '../observability/metrics.ts';
+import { clientSqs, type Sender } from './aws-sdk.ts';
 import type { ConnectionNotifier } from './connection-notifier.ts';
 import type { CommandRepository } from './dynamo/command-repository.ts';
 import type { ConnectionRepository } from './dynamo/connection-repository.ts';
@@ -66,7 +58,7 @@ export interface ChannelLogger {
 }
 
 export interface CommandQueueOptions {
-  readonly sqs: SQSClient;
+  readonly sqs: Sender<SQSClient>;
   /** Prefix of physical names (`METALPLANE_RESOURCE_PREFIX`), read at first use. */
   readonly prefix: () => string;
   /** The commands' dead-letter queue (`METALPLANE_COMMANDS_DLQ`; default: derived from the prefix). */
@@ -177,7 +169,9 @@ export class CommandQueue {
       try {
         url = (
           await this.options.sqs.send(
-            new GetQueueUrlCommand({ QueueName: queueName(this.options.prefix(), siteCommandQueue(site)) }),
+            new (
+              await clientSqs()
+            ).GetQueueUrlCommand({ QueueName: queueName(this.options.prefix(), siteCommandQueue(site)) }),
           )
         ).QueueUrl;
       } catch (error) {
@@ -208,10 +202,12 @@ export class CommandQueue {
     try {
       url ??= (
         await this.options.sqs.send(
-          new GetQueueUrlCommand({ QueueName: queueName(this.options.prefix(), siteCommandQueue(site)) }),
+          new (
+            await clientSqs()
+          ).GetQueueUrlCommand({ QueueName: queueName(this.options.prefix(), siteCommandQueue(site)) }),
         )
       ).QueueUrl;
-      if (url) await this.options.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+      if (url) await this.options.sqs.send(new (await clientSqs()).DeleteQueueCommand({ QueueUrl: url }));
     } catch (error) {
       if (!isMissingQueue(error)) throw error;
     }
@@ -248,7 +244,7 @@ export class CommandQueue {
     const url = await this.queueUrl(command.site);
     try {
       await this.options.sqs.send(
-        new SendMessageCommand({
+        new (await clientSqs()).SendMessageCommand({
           QueueUrl: url,
           MessageBody: JSON.stringify({ v: 1, id: command.id, node: command.node, action: command.action }),
           MessageGroupId: command.node,
@@ -329,7 +325,7 @@ export class CommandQueue {
     if (!url) return [];
     const visibility = this.options.visibilityTimeoutSeconds;
     const { Messages = [] } = await this.options.sqs.send(
-      new ReceiveMessageCommand({
+      new (await clientSqs()).ReceiveMessageCommand({
         // The SDK retries a receive whose answer was lost with the same input: with one
         // attempt id SQS answers the same messages again, instead of leaving them in
         // flight (their nodes held back) until the visibility timeout.
@@ -410,7 +406,7 @@ export class CommandQueue {
       } else {
         await this.options.sqs
           .send(
-            new ChangeMessageVisibilityCommand({
+            new (await clientSqs()).ChangeMessageVisibilityCommand({
               QueueUrl: url,
               ReceiptHandle: command.receipt,
               VisibilityTimeout: 0,
@@ -501,7 +497,7 @@ export class CommandQueue {
     if (!(remaining > 0)) return;
     try {
       await this.options.sqs.send(
-        new ChangeMessageVisibilityCommand({
+        new (await clientSqs()).ChangeMessageVisibilityCommand({
           QueueUrl: await this.queueUrl(command.site),
           ReceiptHandle: receipt,
           VisibilityTimeout: Math.min(remaining, MAX_VISIBILITY_SECONDS),
@@ -643,7 +639,8 @@ export class CommandQueue {
     let url = this.urls.get(DLQ_KEY);
     if (!url) {
       try {
-        url = (await this.options.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+        url = (await this.options.sqs.send(new (await clientSqs()).GetQueueUrlCommand({ QueueName: name })))
+          .QueueUrl;
       } catch (error) {
         if (isMissingQueue(error)) return 0;
         throw error;
@@ -654,7 +651,11 @@ export class CommandQueue {
     let failed = 0;
     for (let round = 0; round * MAX_RECEIVE < limit; round++) {
       const { Messages = [] } = await this.options.sqs.send(
-        new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: MAX_RECEIVE, WaitTimeSeconds: 0 }),
+        new (await clientSqs()).ReceiveMessageCommand({
+          QueueUrl: url,
+          MaxNumberOfMessages: MAX_RECEIVE,
+          WaitTimeSeconds: 0,
+        }),
       );
       if (Messages.length === 0) break;
       for (const message of Messages) {
@@ -692,7 +693,9 @@ export class CommandQueue {
 
   private async deleteMessage(url: string, receipt: string): Promise<void> {
     try {
-      await this.options.sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: receipt }));
+      await this.options.sqs.send(
+        new (await clientSqs()).DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: receipt }),
+      );
     } catch (error) {
       // A stale or foreign receipt: the message was deleted already, or will be redelivered
       // and then deleted because its command has finished.

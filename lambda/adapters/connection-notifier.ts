@@ -8,11 +8,8 @@
  * caller can forget it. Without an endpoint nothing is pushed (`unavailable`): the agent
  * still drains its queue when it pulls, only later.
  */
-import {
-  ApiGatewayManagementApiClient,
-  DeleteConnectionCommand,
-  PostToConnectionCommand,
-} from '@aws-sdk/client-apigatewaymanagementapi';
+import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { clientApiGatewayManagement } from './aws-sdk.ts';
 
 export type PushOutcome = 'sent' | 'gone' | 'unavailable';
 
@@ -26,9 +23,11 @@ export class ConnectionNotifier {
     this.endpoint = typeof endpoint === 'string' ? () => endpoint : endpoint;
   }
 
-  private api(): ApiGatewayManagementApiClient | undefined {
+  private async api(): Promise<ApiGatewayManagementApiClient | undefined> {
     const endpoint = this.endpoint();
     if (!endpoint) return undefined;
+    // The SDK is loaded at the first push (issue 18); the client is then built synchronously, once per endpoint.
+    const { ApiGatewayManagementApiClient } = await clientApiGatewayManagement();
     if (!this.client || this.clientEndpoint !== endpoint) {
       this.client?.destroy();
       this.client = new ApiGatewayManagementApiClient({
@@ -42,10 +41,15 @@ export class ConnectionNotifier {
   }
 
   async post(connectionId: string, data: string): Promise<PushOutcome> {
-    const api = this.api();
+    const api = await this.api();
     if (!api) return 'unavailable';
     try {
-      await api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+      await api.send(
+        new (await clientApiGatewayManagement()).PostToConnectionCommand({
+          ConnectionId: connectionId,
+          Data: data,
+        }),
+      );
       return 'sent';
     } catch (error) {
       if (isGone(error)) return 'gone';
@@ -54,10 +58,12 @@ export class ConnectionNotifier {
   }
 
   async close(connectionId: string): Promise<PushOutcome> {
-    const api = this.api();
+    const api = await this.api();
     if (!api) return 'unavailable';
     try {
-      await api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+      await api.send(
+        new (await clientApiGatewayManagement()).DeleteConnectionCommand({ ConnectionId: connectionId }),
+      );
       return 'sent';
     } catch (error) {
       if (isGone(error)) return 'gone';

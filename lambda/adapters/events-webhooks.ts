@@ -4,18 +4,11 @@
  * subscriptions under `pk = webhooks`, a webhook's deliveries under `pk = deliveries#<id>`
  * (newest first, a week's TTL).
  */
-import { GetQueueUrlCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import {
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { MetalplaneEvent } from '../domain/events/events.ts';
 import type { Delivery, DeliveryStatus, Webhook } from '../domain/events/webhooks.ts';
-import { type TableName, TableRepository } from './dynamo/client.ts';
+import { clientSqs, libDynamoDB, type Sender } from './aws-sdk.ts';
+import { type DocumentClient, type TableName, TableRepository } from './dynamo/client.ts';
 
 const WEBHOOKS_PK = 'webhooks';
 const webhookSk = (id: string) => `webhook#${id}`;
@@ -31,13 +24,13 @@ export interface DeliveryKey {
 }
 
 export class WebhookRepository extends TableRepository {
-  constructor(db: DynamoDBDocumentClient, table: TableName) {
+  constructor(db: DocumentClient, table: TableName) {
     super(db, table);
   }
 
   async create(webhook: Webhook): Promise<void> {
     await this.db.send(
-      new PutCommand({
+      new (await libDynamoDB()).PutCommand({
         TableName: this.table,
         Item: { pk: WEBHOOKS_PK, sk: webhookSk(webhook.id), doc: webhook },
         ConditionExpression: 'attribute_not_exists(pk)',
@@ -47,7 +40,7 @@ export class WebhookRepository extends TableRepository {
 
   async get(id: string): Promise<Webhook | undefined> {
     const answer = await this.db.send(
-      new GetCommand({
+      new (await libDynamoDB()).GetCommand({
         TableName: this.table,
         Key: { pk: WEBHOOKS_PK, sk: webhookSk(id) },
         ConsistentRead: true,
@@ -62,7 +55,7 @@ export class WebhookRepository extends TableRepository {
     let start: Record<string, unknown> | undefined;
     do {
       const answer = await this.db.send(
-        new QueryCommand({
+        new (await libDynamoDB()).QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'pk = :pk and begins_with(sk, :prefix)',
           ExpressionAttributeValues: { ':pk': WEBHOOKS_PK, ':prefix': 'webhook#' },
@@ -78,7 +71,7 @@ export class WebhookRepository extends TableRepository {
   /** Deletes it; answers whether it existed. Its deliveries expire with their TTL. */
   async delete(id: string): Promise<boolean> {
     const answer = await this.db.send(
-      new DeleteCommand({
+      new (await libDynamoDB()).DeleteCommand({
         TableName: this.table,
         Key: { pk: WEBHOOKS_PK, sk: webhookSk(id) },
         ReturnValues: 'ALL_OLD',
@@ -91,7 +84,7 @@ export class WebhookRepository extends TableRepository {
   async addDelivery(delivery: Delivery, now: Date): Promise<DeliveryKey> {
     const sk = `${delivery.created_at}#${delivery.id}`;
     await this.db.send(
-      new PutCommand({
+      new (await libDynamoDB()).PutCommand({
         TableName: this.table,
         Item: {
           pk: deliveriesPk(delivery.webhook_id),
@@ -115,7 +108,7 @@ export class WebhookRepository extends TableRepository {
     },
   ): Promise<void> {
     await this.db.send(
-      new UpdateCommand({
+      new (await libDynamoDB()).UpdateCommand({
         TableName: this.table,
         Key: { pk: deliveriesPk(key.webhookId), sk: key.sk },
         UpdateExpression:
@@ -136,7 +129,7 @@ export class WebhookRepository extends TableRepository {
   /** The webhook's most recent deliveries, newest first. */
   async deliveries(webhookId: string, limit: number): Promise<Delivery[]> {
     const answer = await this.db.send(
-      new QueryCommand({
+      new (await libDynamoDB()).QueryCommand({
         TableName: this.table,
         KeyConditionExpression: 'pk = :pk',
         ExpressionAttributeValues: { ':pk': deliveriesPk(webhookId) },
@@ -174,18 +167,19 @@ export function isDeliveryMessage(value: unknown): value is DeliveryMessage {
 
 /** Sends to queues known by name (their URLs looked up once). */
 export class NamedQueues {
-  private readonly sqs: () => SQSClient;
+  private readonly sqs: () => Sender<SQSClient>;
   private readonly urls = new Map<string, Promise<string>>();
 
-  constructor(sqs: () => SQSClient) {
+  constructor(sqs: () => Sender<SQSClient>) {
     this.sqs = sqs;
   }
 
   private url(name: string): Promise<string> {
     let url = this.urls.get(name);
     if (!url) {
-      url = this.sqs()
-        .send(new GetQueueUrlCommand({ QueueName: name }))
+      const sqs = this.sqs();
+      url = clientSqs()
+        .then(({ GetQueueUrlCommand }) => sqs.send(new GetQueueUrlCommand({ QueueName: name })))
         .then((answer) => answer.QueueUrl as string);
       url.catch(() => this.urls.delete(name));
       this.urls.set(name, url);
@@ -195,7 +189,7 @@ export class NamedQueues {
 
   async send(name: string, body: unknown, delaySeconds = 0): Promise<void> {
     await this.sqs().send(
-      new SendMessageCommand({
+      new (await clientSqs()).SendMessageCommand({
         QueueUrl: await this.url(name),
         MessageBody: JSON.stringify(body),
         ...(delaySeconds > 0 ? { DelaySeconds: Math.min(900, Math.round(delaySeconds)) } : {}),

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import type { EventBridgeClient, PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { eventBusName } from '../../infra/resources.ts';
 import { type ConfigSource, environmentConfig } from '../config.ts';
 import {
@@ -23,6 +23,7 @@ import {
   type NodeStates,
   nodeStateEvents,
 } from '../domain/events/events.ts';
+import { clientEventBridge, lazyClient, type Sender } from './aws-sdk.ts';
 
 /** PutEvents takes at most 10 entries. */
 const BATCH = 10;
@@ -36,7 +37,7 @@ export interface EventPublisherOptions {
 
 export class EventPublisher {
   private readonly options: EventPublisherOptions;
-  private client: EventBridgeClient | undefined;
+  private client: Sender<EventBridgeClient> | undefined;
   /** Entries that could not be published since the container started. */
   failed = 0;
 
@@ -44,13 +45,16 @@ export class EventPublisher {
     this.options = options;
   }
 
-  private get eventBridge(): EventBridgeClient {
+  private get eventBridge(): Sender<EventBridgeClient> {
     this.client ??=
       this.options.client ??
-      new EventBridgeClient({
-        maxAttempts: 2,
-        requestHandler: { requestTimeout: 3000, connectionTimeout: 1000 },
-      });
+      lazyClient(
+        async () =>
+          new (await clientEventBridge()).EventBridgeClient({
+            maxAttempts: 2,
+            requestHandler: { requestTimeout: 3000, connectionTimeout: 1000 },
+          }),
+      );
     return this.client;
   }
 
@@ -69,7 +73,9 @@ export class EventPublisher {
         Detail: JSON.stringify(event),
       }));
       try {
-        const answer = await this.eventBridge.send(new PutEventsCommand({ Entries: entries }));
+        const answer = await this.eventBridge.send(
+          new (await clientEventBridge()).PutEventsCommand({ Entries: entries }),
+        );
         const failures = answer.FailedEntryCount ?? 0;
         accepted += batch.length - failures;
         if (failures > 0)

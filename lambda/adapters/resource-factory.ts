@@ -5,13 +5,7 @@
  * sites API for each site's command queue, so both create queues the same way. A queue
  * that already exists is left as it is.
  */
-import {
-  CreateQueueCommand,
-  GetQueueAttributesCommand,
-  GetQueueUrlCommand,
-  type QueueAttributeName,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import type { QueueAttributeName, SQSClient } from '@aws-sdk/client-sqs';
 import {
   type QueueDefinition,
   queueName,
@@ -19,6 +13,7 @@ import {
   siteCommandQueue,
   siteTagKeys,
 } from '../../infra/resources.ts';
+import { clientSqs, type Sender } from './aws-sdk.ts';
 
 export interface QueueHandle {
   readonly name: string;
@@ -31,7 +26,7 @@ const queueNamePattern = /^(?:[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo)$/;
 
 /** Creates the queue of `definition` (its dead-letter queue must already exist). */
 export async function ensureQueue(
-  sqs: SQSClient,
+  sqs: Sender<SQSClient>,
   prefix: string,
   definition: QueueDefinition,
   tags: Readonly<Record<string, string>> = {},
@@ -44,13 +39,17 @@ export async function ensureQueue(
 }
 
 /** Creates the FIFO command queue of `site`, dead-lettering to the commands DLQ; returns its URL. */
-export async function createSiteCommandQueue(sqs: SQSClient, prefix: string, site: string): Promise<string> {
+export async function createSiteCommandQueue(
+  sqs: Sender<SQSClient>,
+  prefix: string,
+  site: string,
+): Promise<string> {
   return (await ensureQueue(sqs, prefix, siteCommandQueue(site), { [siteTagKeys.site]: site })).url;
 }
 
 /** The SQS attributes that `definition` stands for; the redrive target is looked up by name. */
 export async function queueAttributes(
-  sqs: SQSClient,
+  sqs: Sender<SQSClient>,
   prefix: string,
   definition: QueueDefinition,
 ): Promise<Partial<Record<QueueAttributeName, string>>> {
@@ -78,7 +77,7 @@ function deadLetterName(prefix: string, definition: QueueDefinition): string {
 }
 
 async function createOrFind(
-  sqs: SQSClient,
+  sqs: Sender<SQSClient>,
   name: string,
   attributes: Partial<Record<QueueAttributeName, string>>,
   tags: Readonly<Record<string, string>>,
@@ -86,7 +85,11 @@ async function createOrFind(
   try {
     // Tagged at creation (sqs:CreateQueue with tags needs sqs:TagQueue, granted with it).
     const created = await sqs.send(
-      new CreateQueueCommand({ QueueName: name, Attributes: attributes, tags: { ...tags } }),
+      new (await clientSqs()).CreateQueueCommand({
+        QueueName: name,
+        Attributes: attributes,
+        tags: { ...tags },
+      }),
     );
     if (created.QueueUrl) return created.QueueUrl;
   } catch (error) {
@@ -96,15 +99,15 @@ async function createOrFind(
   return queueUrl(sqs, name);
 }
 
-export async function queueUrl(sqs: SQSClient, name: string): Promise<string> {
-  const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+export async function queueUrl(sqs: Sender<SQSClient>, name: string): Promise<string> {
+  const { QueueUrl } = await sqs.send(new (await clientSqs()).GetQueueUrlCommand({ QueueName: name }));
   if (!QueueUrl) throw new Error(`queue ${name} has no URL`);
   return QueueUrl;
 }
 
-export async function queueArn(sqs: SQSClient, url: string): Promise<string> {
+export async function queueArn(sqs: Sender<SQSClient>, url: string): Promise<string> {
   const { Attributes } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
+    new (await clientSqs()).GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
   );
   const arn = Attributes?.QueueArn;
   if (!arn) throw new Error(`queue ${url} has no ARN`);

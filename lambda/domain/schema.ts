@@ -9,7 +9,8 @@ import { pythonRepr } from './python-repr.ts';
 
 export type JsonSchema = Record<string, unknown>;
 
-const ajv = new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true });
+// Built at the first validation, not at import (a cold start that validates nothing pays nothing: issue 18).
+let ajv: Ajv2020 | undefined;
 
 export interface Validator<T> {
   (value: unknown): T;
@@ -20,6 +21,7 @@ export interface Validator<T> {
 export function validator<T>(what: string, schema: JsonSchema): Validator<T> {
   let compiled: ValidateFunction | undefined;
   const validate = ((value: unknown): T => {
+    ajv ??= new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true });
     compiled ??= ajv.compile(schema);
     if (!compiled(value)) {
       const [first] = compiled.errors ?? [];

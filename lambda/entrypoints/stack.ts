@@ -17,10 +17,14 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { documentClient } from '../adapters/dynamo/client.ts';
-import { instrument } from '../observability/instrumentation.ts';
+import { decorateDocumentClient } from '../adapters/dynamo/client.ts';
+import { instrument, loadTracing } from '../observability/instrumentation.ts';
 
 type EntrypointMiddleware = MiddlewareObj<unknown, unknown, Error, Context>;
+
+// The Tracer's modules, imported at cold start only where tracing may be on (in Lambda,
+// unless the stack turned it off): elsewhere the import costs nothing (issue 18).
+const powertools = await loadTracing(process.env);
 
 /** The id one invocation's log lines share, from its event (or its Lambda request id). */
 export function correlationIdOf(event: unknown, context: Partial<Context> | undefined): string | undefined {
@@ -65,9 +69,10 @@ export function entrypoint<TEvent, TResult>(
     service,
     // Metrics in Lambda only: the local stack and the tests serve these handlers too.
     metricsEnabled: Boolean(process.env.AWS_LAMBDA_FUNCTION_NAME),
+    ...(powertools ? { powertools } : {}),
     log: { warn: (message) => logger.warn(message) },
   });
-  if (observed.tracer.isTracingEnabled()) observed.capture(documentClient());
+  if (observed.tracer.isTracingEnabled()) decorateDocumentClient((client) => observed.capture(client));
   const handler = middy<TEvent, TResult, Error, Context>()
     .use(injectLambdaContext(logger, { resetKeys: true }) as MiddlewareObj<TEvent, TResult, Error, Context>)
     .use(correlationId(logger) as MiddlewareObj<TEvent, TResult, Error, Context>)

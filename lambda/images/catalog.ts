@@ -14,9 +14,10 @@
  *   image `ready` at the site, the file it serves the deploy ramdisk (`served`);
  * - `wake` with topic `images` to a site's open sockets when what it should hold changes.
  */
-import { GetQueueUrlCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { imageVerifyQueue } from '../../infra/resources.ts';
 import type { ImageAssignment, ImageExtraKind, ImageReport } from '../../protocol/messages.ts';
+import { clientSqs, type Sender } from '../adapters/aws-sdk.ts';
 import type { ChannelLogger } from '../adapters/command-queue.ts';
 import type { ConnectionNotifier } from '../adapters/connection-notifier.ts';
 import type { ConnectionRepository } from '../adapters/dynamo/connection-repository.ts';
@@ -57,7 +58,7 @@ export interface ImageCatalogOptions {
   readonly now: () => string;
   /** Default: in-process in the local stack, else a message on the image-verify queue. */
   readonly scheduler?: VerifyScheduler;
-  readonly sqs?: () => SQSClient;
+  readonly sqs?: () => Sender<SQSClient>;
   /** The local stack (`METALPLANE_LOCAL_STACK`): verify in-process (default false). */
   readonly localStack?: () => boolean;
   /** The image-verify queue's name (`METALPLANE_IMAGE_VERIFY_QUEUE`). */
@@ -168,7 +169,7 @@ export class ImageCatalog {
     if (!sqs) throw new Error('no queue client to schedule an image verification');
     this.verifyQueueUrl ??= await verifyQueueUrl(sqs, this.options.verifyQueueName?.());
     await sqs.send(
-      new SendMessageCommand({
+      new (await clientSqs()).SendMessageCommand({
         QueueUrl: this.verifyQueueUrl,
         MessageBody: JSON.stringify({ image: uuid, role }),
       }),
@@ -337,10 +338,10 @@ function servedOf(image: Image, report: ImageReport): ServedDisk | undefined {
   return { path: served.path, format: served.format, sha256: served.sha256, size: served.size };
 }
 
-async function verifyQueueUrl(sqs: SQSClient, name: string | undefined): Promise<string> {
+async function verifyQueueUrl(sqs: Sender<SQSClient>, name: string | undefined): Promise<string> {
   if (!name)
     throw new Error(`${imageVerifyQueue.envVar} is not set: the queue name comes from the environment`);
-  const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+  const { QueueUrl } = await sqs.send(new (await clientSqs()).GetQueueUrlCommand({ QueueName: name }));
   if (!QueueUrl) throw new Error(`queue ${name} not found`);
   return QueueUrl;
 }

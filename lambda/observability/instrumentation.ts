@@ -10,9 +10,14 @@
  *     `node`, `site`): the trace of the API request that queued a command and the trace of
  *     the agent message that brought its result are found by the same annotation.
  *   - the metrics of `metrics.ts`, written after every invocation, error or not.
+ *
+ * The Tracer (Powertools and the X-Ray SDK under it) is loaded (`loadTracing`, by the entry
+ * points at import) only where Powertools could turn tracing on: in Lambda
+ * (`AWS_EXECUTION_ENV`) without `POWERTOOLS_TRACE_ENABLED=false`. Elsewhere (the stack's
+ * default, the local stack, the tests) its stand-in `TRACING_OFF` answers as a disabled
+ * Tracer does, and a cold start does not load it (issue 18).
  */
-import { Tracer } from '@aws-lambda-powertools/tracer';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import type { Tracer } from '@aws-lambda-powertools/tracer';
 import type { MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type CommandAnnotator, type MetricsRecorder, metrics as sharedMetrics } from './metrics.ts';
@@ -26,14 +31,77 @@ export interface InstrumentationOptions {
   readonly log?: { warn(message: string): void };
   /** Default: the container's recorder (`metrics`). */
   readonly recorder?: MetricsRecorder;
-  /** Default: a Powertools Tracer of `service`. */
-  readonly tracer?: Tracer;
+  /** The Powertools Tracer's modules (`loadTracing`), where tracing may be on. */
+  readonly powertools?: PowertoolsTracing;
+  /** Default: a Powertools Tracer of `service` with `powertools`, else `TRACING_OFF`. */
+  readonly tracer?: TracerLike;
 }
 
 type AnyMiddleware = MiddlewareObj<unknown, unknown, Error, Context>;
+type TracerMiddlewareModule = typeof import('@aws-lambda-powertools/tracer/middleware');
+
+/** What the entry points use of a Tracer. */
+export type TracerLike = Pick<Tracer, 'isTracingEnabled' | 'putAnnotation' | 'captureAWSv3Client'>;
+
+/** A Tracer that is off, as Powertools' is outside Lambda: no segment, no annotation. */
+export const TRACING_OFF: TracerLike = {
+  isTracingEnabled: () => false,
+  putAnnotation: () => undefined,
+  captureAWSv3Client: <T>(client: T): T => client,
+};
+
+/**
+ * Whether Powertools could turn tracing on in this environment: in Lambda
+ * (`AWS_EXECUTION_ENV` set) unless `POWERTOOLS_TRACE_ENABLED` is `false` (Powertools'
+ * own tests, trimmed and case-insensitive). When this is true the real Tracer decides.
+ */
+export function tracingMayBeOn(env: Readonly<Record<string, string | undefined>>): boolean {
+  if ((env.AWS_EXECUTION_ENV ?? '').trim() === '') return false;
+  return (env.POWERTOOLS_TRACE_ENABLED ?? '').trim().toLowerCase() !== 'false';
+}
+
+/** The Powertools Tracer and its middy middleware, as `loadTracing` imports them. */
+export type PowertoolsTracing = readonly [
+  typeof import('@aws-lambda-powertools/tracer'),
+  typeof import('@aws-lambda-powertools/tracer/middleware'),
+];
+
+/** The Tracer's modules where tracing may be on (`tracingMayBeOn`), else nothing loaded. */
+export async function loadTracing(
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<PowertoolsTracing | undefined> {
+  if (!tracingMayBeOn(env)) return undefined;
+  return Promise.all([
+    import('@aws-lambda-powertools/tracer'),
+    import('@aws-lambda-powertools/tracer/middleware'),
+  ]);
+}
+
+/** The X-Ray subsegment per invocation (Powertools' `captureLambdaHandler`); nothing when tracing is off. */
+function captureHandler(
+  tracer: TracerLike,
+  powertools: PowertoolsTracing | undefined,
+): AnyMiddleware | undefined {
+  if (!tracer.isTracingEnabled()) return undefined;
+  // Responses are not recorded in the trace: an API answer may hold what a trace must not.
+  const build = (module: TracerMiddlewareModule) =>
+    module.captureLambdaHandler(tracer as Tracer, { captureResponse: false }) as AnyMiddleware;
+  if (powertools) return build(powertools[1]);
+  // An enabled Tracer given without the modules: the middleware is loaded at the first invocation.
+  let loading: Promise<AnyMiddleware> | undefined;
+  const loaded = () => {
+    loading ??= import('@aws-lambda-powertools/tracer/middleware').then(build);
+    return loading;
+  };
+  return {
+    before: async (request) => (await loaded()).before?.(request),
+    after: async (request) => (await loaded()).after?.(request),
+    onError: async (request) => (await loaded()).onError?.(request),
+  };
+}
 
 /** The annotations a command leaves on the current trace (nothing when tracing is off). */
-export function commandAnnotator(tracer: Tracer): CommandAnnotator {
+export function commandAnnotator(tracer: TracerLike): CommandAnnotator {
   return (command) => {
     if (!tracer.isTracingEnabled()) return;
     tracer.putAnnotation('commandId', command.id);
@@ -51,7 +119,7 @@ export function metricsFlush(recorder: MetricsRecorder): AnyMiddleware {
 }
 
 export interface Instrumentation {
-  readonly tracer: Tracer;
+  readonly tracer: TracerLike;
   /** For the entry point's middy stack, in this order. */
   readonly middlewares: readonly AnyMiddleware[];
   /** Captures an AWS SDK v3 client (no-op when tracing is off). */
@@ -60,7 +128,9 @@ export interface Instrumentation {
 
 /** Configures the container's recorder and gives the entry point its middlewares. */
 export function instrument(options: InstrumentationOptions): Instrumentation {
-  const tracer = options.tracer ?? new Tracer({ serviceName: options.service });
+  const tracer =
+    options.tracer ??
+    (options.powertools ? new options.powertools[0].Tracer({ serviceName: options.service }) : TRACING_OFF);
   const recorder = options.recorder ?? sharedMetrics;
   recorder.configure({
     service: options.service,
@@ -70,11 +140,9 @@ export function instrument(options: InstrumentationOptions): Instrumentation {
   });
   return {
     tracer,
-    // Responses are not recorded in the trace: an API answer may hold what a trace must not.
-    middlewares: [
-      captureLambdaHandler(tracer, { captureResponse: false }) as AnyMiddleware,
-      metricsFlush(recorder),
-    ],
+    middlewares: [captureHandler(tracer, options.powertools), metricsFlush(recorder)].filter(
+      (middleware) => middleware !== undefined,
+    ),
     capture: <T>(client: T): T =>
       tracer.isTracingEnabled() ? (tracer.captureAWSv3Client(client as never) as T) : client,
   };

@@ -4,7 +4,7 @@
  * (`infra/resources.ts`), the secrets opened with the control plane's sealer.
  */
 import { randomUUID } from 'node:crypto';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import {
   queueName,
   resourcePrefixEnvVar,
@@ -13,6 +13,7 @@ import {
   webhookDeliveriesQueue,
   webhooksTable,
 } from '../../infra/resources.ts';
+import { newSqsClient, type Sender } from '../adapters/aws-sdk.ts';
 import { documentClient } from '../adapters/dynamo/client.ts';
 import { NamedQueues, WebhookRepository } from '../adapters/events-webhooks.ts';
 import { sealerFromEnv } from '../adapters/kms/envelope-sealer.ts';
@@ -30,13 +31,13 @@ export interface WebhookWorkerSettings
   extends Partial<Pick<WebhookWorkerOptions, 'maxAttempts' | 'backoffBaseSeconds' | 'fetch' | 'timeoutMs'>> {
   readonly config?: ConfigSource;
   readonly sealer?: SecretSealer;
-  readonly sqs?: SQSClient;
+  readonly sqs?: Sender<SQSClient>;
   readonly logger?: WebhookWorkerOptions['logger'];
 }
 
 export function webhookWorkerFor(settings: WebhookWorkerSettings = {}): WebhookWorker {
   const config = settings.config ?? environmentConfig;
-  const sqs = settings.sqs ?? new SQSClient({ maxAttempts: 3 });
+  const sqs = settings.sqs ?? newSqsClient();
   const { config: _config, sealer, sqs: _sqs, logger, ...tuning } = settings;
   return new WebhookWorker({
     webhooks: webhookRepositoryFor(config),

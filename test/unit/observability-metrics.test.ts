@@ -15,7 +15,12 @@ import { json } from '../../lambda/http/request.ts';
 import { Router } from '../../lambda/http/router.ts';
 import { observeAgents, recordAgentGauges } from '../../lambda/observability/agents.ts';
 import { routeOf, UNMATCHED_ROUTE } from '../../lambda/observability/api.ts';
-import { commandAnnotator, instrument } from '../../lambda/observability/instrumentation.ts';
+import {
+  commandAnnotator,
+  instrument,
+  loadTracing,
+  tracingMayBeOn,
+} from '../../lambda/observability/instrumentation.ts';
 import { METRICS_NAMESPACE, MetricsRecorder, metrics as shared } from '../../lambda/observability/metrics.ts';
 
 interface Emf {
@@ -405,5 +410,21 @@ describe("the entry points' instrumentation", () => {
     const client = { middlewareStack: {} };
     expect(observed.capture(client)).toBe(client);
     expect(errors).not.toHaveBeenCalled();
+  });
+
+  it('loads the Tracer only where Powertools could turn tracing on (issue 18)', async () => {
+    expect(tracingMayBeOn({})).toBe(false);
+    expect(tracingMayBeOn({ AWS_EXECUTION_ENV: ' ' })).toBe(false);
+    expect(
+      tracingMayBeOn({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x', POWERTOOLS_TRACE_ENABLED: ' False ' }),
+    ).toBe(false);
+    expect(tracingMayBeOn({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x' })).toBe(true);
+    expect(
+      tracingMayBeOn({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x', POWERTOOLS_TRACE_ENABLED: 'true' }),
+    ).toBe(true);
+    expect(await loadTracing({})).toBeUndefined();
+    const powertools = await loadTracing({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x' });
+    expect(typeof powertools?.[0].Tracer).toBe('function');
+    expect(typeof powertools?.[1].captureLambdaHandler).toBe('function');
   });
 });

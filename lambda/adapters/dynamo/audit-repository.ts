@@ -13,8 +13,8 @@
  * One partition holds every record: DynamoDB serves ~1,000 writes a second to it, far
  * beyond the rate of API changes a control plane sees.
  */
-import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { type AuditRecord, auditIdBounds, expiresAt } from '../../domain/audit/audit.ts';
+import { libDynamoDB } from '../aws-sdk.ts';
 import { TableRepository } from './client.ts';
 
 const PARTITION = 'audit';
@@ -88,7 +88,7 @@ export class AuditRepository extends TableRepository {
     if (record.resource_type && record.resource_name)
       item.resourceNamePk = `${record.resource_type}#${record.resource_name}`;
     await this.db.send(
-      new PutCommand({
+      new (await libDynamoDB()).PutCommand({
         TableName: this.table,
         Item: item,
         ConditionExpression: 'attribute_not_exists(pk)',
@@ -98,7 +98,11 @@ export class AuditRepository extends TableRepository {
 
   async get(id: string, now = new Date()): Promise<AuditRecord | undefined> {
     const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: { pk: PARTITION, sk: id }, ConsistentRead: true }),
+      new (await libDynamoDB()).GetCommand({
+        TableName: this.table,
+        Key: { pk: PARTITION, sk: id },
+        ConsistentRead: true,
+      }),
     );
     if (!Item || (typeof Item.expiresAt === 'number' && Item.expiresAt <= now.getTime() / 1000))
       return undefined;
@@ -108,7 +112,11 @@ export class AuditRepository extends TableRepository {
   /** The `expiresAt` stored with a record (for tests of the retention). */
   async expiryOf(id: string): Promise<number | undefined> {
     const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: { pk: PARTITION, sk: id }, ConsistentRead: true }),
+      new (await libDynamoDB()).GetCommand({
+        TableName: this.table,
+        Key: { pk: PARTITION, sk: id },
+        ConsistentRead: true,
+      }),
     );
     return Item?.expiresAt as number | undefined;
   }
@@ -138,7 +146,7 @@ export class AuditRepository extends TableRepository {
       : undefined;
     for (let queries = 0; queries < MAX_QUERIES; queries++) {
       const { Items, LastEvaluatedKey } = await this.db.send(
-        new QueryCommand({
+        new (await libDynamoDB()).QueryCommand({
           TableName: this.table,
           ...(query.index ? { IndexName: query.index } : { ConsistentRead: true }),
           KeyConditionExpression: condition,

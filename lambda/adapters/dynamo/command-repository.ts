@@ -20,7 +20,6 @@
  */
 
 import { createHash } from 'node:crypto';
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { environmentConfig } from '../../config.ts';
 import {
   type CommandRecord,
@@ -28,6 +27,7 @@ import {
   FINISHED_STATES,
   statesLeadingTo,
 } from '../../domain/commands/command.ts';
+import { libDynamoDB } from '../aws-sdk.ts';
 import { type TableName, TableRepository } from './client.ts';
 
 /** Partitions of the byOpen index. */
@@ -102,7 +102,7 @@ export class CommandRepository extends TableRepository {
 
   async create(command: CommandRecord): Promise<void> {
     await this.db.send(
-      new PutCommand({
+      new (await libDynamoDB()).PutCommand({
         TableName: this.table,
         Item: {
           ...key(command.id),
@@ -120,7 +120,7 @@ export class CommandRepository extends TableRepository {
 
   async get(id: string): Promise<StoredCommand | undefined> {
     const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: key(id), ConsistentRead: true }),
+      new (await libDynamoDB()).GetCommand({ TableName: this.table, Key: key(id), ConsistentRead: true }),
     );
     return Item ? fromItem(Item) : undefined;
   }
@@ -187,7 +187,7 @@ export class CommandRepository extends TableRepository {
     }
     try {
       const { Attributes } = await this.db.send(
-        new UpdateCommand({
+        new (await libDynamoDB()).UpdateCommand({
           TableName: this.table,
           Key: key(id),
           UpdateExpression: `SET ${sets.join(', ')}${removes}`,
@@ -211,7 +211,7 @@ export class CommandRepository extends TableRepository {
     before?: string,
   ): Promise<{ commands: CommandRecord[]; more: boolean }> {
     const { Items, LastEvaluatedKey } = await this.db.send(
-      new QueryCommand({
+      new (await libDynamoDB()).QueryCommand({
         TableName: this.table,
         IndexName: 'byNode',
         KeyConditionExpression: before ? 'nodePk = :node AND nodeSk < :before' : 'nodePk = :node',
@@ -235,7 +235,7 @@ export class CommandRepository extends TableRepository {
     const finished = Object.fromEntries(FINISHED_STATES.map((state, i) => [`:f${i}`, state]));
     try {
       await this.db.send(
-        new UpdateCommand({
+        new (await libDynamoDB()).UpdateCommand({
           TableName: this.table,
           Key: key(id),
           UpdateExpression: 'REMOVE openPk, openSk',
@@ -254,6 +254,7 @@ export class CommandRepository extends TableRepository {
    * ones past their deadline, and finished ones the conductor has not settled.
    */
   async overdue(now: string, limit = 100): Promise<StoredCommand[]> {
+    const { QueryCommand } = await libDynamoDB();
     const shards = await Promise.all(
       Array.from({ length: OPEN_SHARDS }, (_, shard) =>
         this.db.send(

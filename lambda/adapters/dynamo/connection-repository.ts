@@ -10,7 +10,7 @@
  * so a record whose `$disconnect` was lost does not outlive that by much.
  */
 
-import { BatchWriteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { libDynamoDB } from '../aws-sdk.ts';
 import { TableRepository } from './client.ts';
 
 /** API Gateway's maximum connection duration, plus a margin. */
@@ -52,7 +52,11 @@ export class ConnectionRepository extends TableRepository {
 
   async get(connectionId: string): Promise<AgentConnection | undefined> {
     const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: connectionKey(connectionId), ConsistentRead: true }),
+      new (await libDynamoDB()).GetCommand({
+        TableName: this.table,
+        Key: connectionKey(connectionId),
+        ConsistentRead: true,
+      }),
     );
     return Item ? fromItem(Item) : undefined;
   }
@@ -62,7 +66,7 @@ export class ConnectionRepository extends TableRepository {
     let startKey: Record<string, unknown> | undefined;
     for (let page = 0; page < 10; page++) {
       const { Items, LastEvaluatedKey } = await this.db.send(
-        new QueryCommand({
+        new (await libDynamoDB()).QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'pk = :site AND begins_with(sk, :prefix)',
           ExpressionAttributeValues: { ':site': `site#${site}`, ':prefix': 'connection#' },
@@ -86,6 +90,7 @@ export class ConnectionRepository extends TableRepository {
 
   /** Sets the grace end of the connections that authenticated with `credentialId`. */
   async setCredentialExpiry(connections: readonly AgentConnection[], expiresAt: string): Promise<void> {
+    const { UpdateCommand } = await libDynamoDB();
     await Promise.all(
       connections.flatMap((connection) =>
         [siteKey(connection.site, connection.connectionId), connectionKey(connection.connectionId)].map(
@@ -113,7 +118,7 @@ export class ConnectionRepository extends TableRepository {
     for (let round = 0; pending.length > 0; round++) {
       if (round >= 5) throw new Error('connections table: unprocessed writes after 5 rounds');
       const { UnprocessedItems } = await this.db.send(
-        new BatchWriteCommand({ RequestItems: { [this.table]: pending as never } }),
+        new (await libDynamoDB()).BatchWriteCommand({ RequestItems: { [this.table]: pending as never } }),
       );
       pending = (UnprocessedItems?.[this.table] as Record<string, unknown>[] | undefined) ?? [];
       if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** round));

@@ -8,16 +8,9 @@
  * the index attributes of `infra/resources.ts` (kindPk, listSk, statePk, ...). A unique
  * value is `pk = unique#<scope>#<value>`, `sk = 'unique'`, with the owning id.
  */
-import {
-  DeleteCommand,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  TransactWriteCommand,
-  type TransactWriteCommandInput,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import type { TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { DomainError } from '../../domain/errors.ts';
+import { libDynamoDB } from '../aws-sdk.ts';
 import { TableRepository } from './client.ts';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
@@ -174,7 +167,11 @@ const uniqueKey = (scope: string, value: string) => ({ pk: `unique#${scope}#${va
 export class InventoryStore extends TableRepository {
   async get<T>(kind: string, id: string): Promise<StoredItem<T> | undefined> {
     const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: itemKey(kind, id), ConsistentRead: true }),
+      new (await libDynamoDB()).GetCommand({
+        TableName: this.table,
+        Key: itemKey(kind, id),
+        ConsistentRead: true,
+      }),
     );
     return Item ? toStored<T>(Item) : undefined;
   }
@@ -182,7 +179,11 @@ export class InventoryStore extends TableRepository {
   /** The id that owns a unique value, if any. */
   async lookupUnique(scope: string, value: string): Promise<string | undefined> {
     const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: uniqueKey(scope, value), ConsistentRead: true }),
+      new (await libDynamoDB()).GetCommand({
+        TableName: this.table,
+        Key: uniqueKey(scope, value),
+        ConsistentRead: true,
+      }),
     );
     return Item?.ownerId as string | undefined;
   }
@@ -200,7 +201,9 @@ export class InventoryStore extends TableRepository {
     const [single] = steps;
     if (steps.length === 1 && single && !single.item.ConditionCheck) return this.writeOne(single);
     try {
-      await this.db.send(new TransactWriteCommand({ TransactItems: steps.map((step) => step.item) }));
+      await this.db.send(
+        new (await libDynamoDB()).TransactWriteCommand({ TransactItems: steps.map((step) => step.item) }),
+      );
     } catch (error) {
       throw contentError(error) ?? transactionError(error, steps);
     }
@@ -209,7 +212,11 @@ export class InventoryStore extends TableRepository {
   /** The members a ledger records (strongly consistent), `<kind>#<id>` each. */
   async ledgerMembers(ledger: LedgerRef): Promise<string[]> {
     const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: ledgerKey(ledger), ConsistentRead: true }),
+      new (await libDynamoDB()).GetCommand({
+        TableName: this.table,
+        Key: ledgerKey(ledger),
+        ConsistentRead: true,
+      }),
     );
     const members = Item?.members as Set<string> | string[] | undefined;
     return members ? [...members] : [];
@@ -224,7 +231,7 @@ export class InventoryStore extends TableRepository {
     startKey?: Record<string, unknown>,
   ): Promise<{ children: ChildRef[]; next?: Record<string, unknown> }> {
     const result = await this.db.send(
-      new QueryCommand({
+      new (await libDynamoDB()).QueryCommand({
         TableName: this.table,
         IndexName: 'byParent',
         KeyConditionExpression: 'parentPk = :parent',
@@ -272,7 +279,11 @@ export class InventoryStore extends TableRepository {
   async deleteChild(kind: string, id: string, ledger?: LedgerRef): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const { Item } = await this.db.send(
-        new GetCommand({ TableName: this.table, Key: itemKey(kind, id), ConsistentRead: true }),
+        new (await libDynamoDB()).GetCommand({
+          TableName: this.table,
+          Key: itemKey(kind, id),
+          ConsistentRead: true,
+        }),
       );
       try {
         if (!Item) {
@@ -302,7 +313,7 @@ export class InventoryStore extends TableRepository {
     let startKey: Record<string, unknown> | undefined;
     for (let page = 0; page < MAX_QUERY_PAGES; page++) {
       const result = await this.db.send(
-        new QueryCommand({
+        new (await libDynamoDB()).QueryCommand({
           TableName: this.table,
           IndexName: query.index,
           KeyConditionExpression: keyCondition,
@@ -342,9 +353,9 @@ export class InventoryStore extends TableRepository {
 
   private async writeOne({ item, onConflict }: Step): Promise<void> {
     try {
-      if (item.Put) await this.db.send(new PutCommand(item.Put));
-      else if (item.Delete) await this.db.send(new DeleteCommand(item.Delete));
-      else if (item.Update) await this.db.send(new UpdateCommand(item.Update));
+      if (item.Put) await this.db.send(new (await libDynamoDB()).PutCommand(item.Put));
+      else if (item.Delete) await this.db.send(new (await libDynamoDB()).DeleteCommand(item.Delete));
+      else if (item.Update) await this.db.send(new (await libDynamoDB()).UpdateCommand(item.Update));
     } catch (error) {
       if ((error as Error).name === 'ConditionalCheckFailedException' && onConflict) throw onConflict;
       throw contentError(error) ?? error;

@@ -3,15 +3,9 @@
  * DynamoDB's 1 MB), and rewriting items only if unchanged: for the maintenance passes of `metalplane-admin dbsync`, never for a
  * request path.
  */
-import {
-  type DynamoDBDocumentClient,
-  QueryCommand,
-  type QueryCommandInput,
-  ScanCommand,
-  type ScanCommandInput,
-  UpdateCommand,
-  type UpdateCommandInput,
-} from '@aws-sdk/lib-dynamodb';
+import type { QueryCommandInput, ScanCommandInput, UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { libDynamoDB } from '../aws-sdk.ts';
+import type { DocumentClient } from './client.ts';
 
 const MAX_PAGES = 10_000;
 
@@ -19,7 +13,7 @@ type Item = Record<string, unknown>;
 
 /** Every item `input` (a Query, or a Scan when it names no key condition) reads. */
 export async function* allItems(
-  db: DynamoDBDocumentClient,
+  db: DocumentClient,
   input: QueryCommandInput | ScanCommandInput,
 ): AsyncGenerator<Item> {
   let start: Item | undefined;
@@ -27,8 +21,8 @@ export async function* allItems(
     const paged = { ...input, ...(start ? { ExclusiveStartKey: start } : {}) };
     const { Items = [], LastEvaluatedKey } = await db.send(
       'KeyConditionExpression' in input && input.KeyConditionExpression
-        ? new QueryCommand(paged as QueryCommandInput)
-        : new ScanCommand(paged as ScanCommandInput),
+        ? new (await libDynamoDB()).QueryCommand(paged as QueryCommandInput)
+        : new (await libDynamoDB()).ScanCommand(paged as ScanCommandInput),
     );
     yield* Items;
     if (!LastEvaluatedKey) return;
@@ -37,7 +31,7 @@ export async function* allItems(
 }
 
 /** Every node item of the inventory table (the byKind index, no scan). */
-export function nodeItems(db: DynamoDBDocumentClient, table: string): AsyncGenerator<Item> {
+export function nodeItems(db: DocumentClient, table: string): AsyncGenerator<Item> {
   return allItems(db, {
     TableName: table,
     IndexName: 'byKind',
@@ -47,9 +41,9 @@ export function nodeItems(db: DynamoDBDocumentClient, table: string): AsyncGener
 }
 
 /** Sends a conditional update; answers false when its condition no longer held (written meanwhile). */
-export async function updateIfStill(db: DynamoDBDocumentClient, input: UpdateCommandInput): Promise<boolean> {
+export async function updateIfStill(db: DocumentClient, input: UpdateCommandInput): Promise<boolean> {
   try {
-    await db.send(new UpdateCommand(input));
+    await db.send(new (await libDynamoDB()).UpdateCommand(input));
     return true;
   } catch (error) {
     if ((error as Error).name === 'ConditionalCheckFailedException') return false;

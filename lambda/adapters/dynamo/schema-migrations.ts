@@ -8,14 +8,16 @@
  * with a conditional write on the version it started from: two `dbsync` runs at once
  * cannot both apply the same step.
  */
-import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+
 import { catalogReference } from '../../domain/images/image.ts';
+import { libDynamoDB } from '../aws-sdk.ts';
+import type { DocumentClient } from './client.ts';
 import { nodeItems, updateIfStill } from './item-pages.ts';
 
 export interface Migration {
   readonly version: number;
   readonly description: string;
-  readonly up: (db: DynamoDBDocumentClient, table: string) => Promise<void>;
+  readonly up: (db: DocumentClient, table: string) => Promise<void>;
 }
 
 export interface SchemaState {
@@ -45,7 +47,7 @@ export const MIGRATIONS: readonly Migration[] = [
  * only if the node has not changed since it was read (its `version`): a node written
  * meanwhile has the attribute from its own write.
  */
-async function backfillImageReferences(db: DynamoDBDocumentClient, table: string): Promise<void> {
+async function backfillImageReferences(db: DocumentClient, table: string): Promise<void> {
   for await (const item of nodeItems(db, table)) {
     const doc = item.doc as { instance_info?: { image_source?: unknown } } | undefined;
     const image = catalogReference(doc?.instance_info?.image_source);
@@ -66,8 +68,10 @@ export const LATEST_SCHEMA_VERSION = Math.max(...MIGRATIONS.map((migration) => m
 
 const KEY = { pk: 'meta#schema', sk: 'item' };
 
-export async function schemaState(db: DynamoDBDocumentClient, table: string): Promise<SchemaState> {
-  const { Item } = await db.send(new GetCommand({ TableName: table, Key: KEY, ConsistentRead: true }));
+export async function schemaState(db: DocumentClient, table: string): Promise<SchemaState> {
+  const { Item } = await db.send(
+    new (await libDynamoDB()).GetCommand({ TableName: table, Key: KEY, ConsistentRead: true }),
+  );
   return {
     version: (Item?.version as number | undefined) ?? 0,
     applied: (Item?.applied as SchemaState['applied']) ?? [],
@@ -76,7 +80,7 @@ export async function schemaState(db: DynamoDBDocumentClient, table: string): Pr
 
 /** Applies every pending migration in order; returns the versions it applied. */
 export async function migrate(
-  db: DynamoDBDocumentClient,
+  db: DocumentClient,
   table: string,
   migrations: readonly Migration[] = MIGRATIONS,
   now: () => string = () => new Date().toISOString(),
@@ -89,7 +93,7 @@ export async function migrate(
     const record = { version: migration.version, description: migration.description, applied_at: now() };
     try {
       await db.send(
-        new PutCommand({
+        new (await libDynamoDB()).PutCommand({
           TableName: table,
           Item: { ...KEY, version: migration.version, applied: [...state.applied, record] },
           ConditionExpression: state.version === 0 ? 'attribute_not_exists(pk)' : '#v = :from',

@@ -8,7 +8,7 @@
  * no index of every record; their arguments never change once written). A node written
  * meanwhile was sealed by its own write.
  */
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
 import {
   holdsSealed,
   holdsSecrets,
@@ -16,6 +16,7 @@ import {
   type SecretSealer,
   sealSecrets,
 } from '../../domain/auth/sealing.ts';
+import type { DocumentClient } from './client.ts';
 import { allItems, nodeItems, updateIfStill } from './item-pages.ts';
 
 export interface SealingCounts {
@@ -42,7 +43,7 @@ async function sealed(info: unknown, sealer: SecretSealer, node: string, reseal:
 
 /** Seals the secrets of every node item of the inventory table; answers how many changed. */
 export async function sealNodeSecrets(
-  db: DynamoDBDocumentClient,
+  db: DocumentClient,
   table: string,
   sealer: SecretSealer,
   options: SealingOptions = {},
@@ -76,7 +77,7 @@ export async function sealNodeSecrets(
 
 /** Seals the secrets in the arguments of every command record; answers how many changed. */
 export async function sealCommandSecrets(
-  db: DynamoDBDocumentClient,
+  db: DocumentClient,
   table: string,
   sealer: SecretSealer,
   options: SealingOptions = {},

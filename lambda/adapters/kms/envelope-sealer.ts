@@ -18,7 +18,7 @@
  * so the power sync of a site costs one KMS call, not one per node.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import { secretsKey } from '../../../infra/resources.ts';
 import { type ConfigSource, environmentConfig, required } from '../../config.ts';
 import {
@@ -27,6 +27,7 @@ import {
   SealedSecretError,
   type SecretSealer,
 } from '../../domain/auth/sealing.ts';
+import { clientKms, lazyClient, type Sender } from '../aws-sdk.ts';
 
 /** The environment variable naming the KMS key (id, ARN or `alias/...`) secrets are sealed with. */
 export const SECRETS_KEY_ENV = secretsKey.envVar;
@@ -54,12 +55,12 @@ interface DataKey {
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
 
 export class KmsEnvelopeSealer implements SecretSealer {
-  readonly #kms: KMSClient;
+  readonly #kms: Sender<KMSClient>;
   readonly #options: Required<EnvelopeSealerOptions>;
   #current: Promise<DataKey> | undefined;
   readonly #opened = new Map<string, { readonly key: Promise<Buffer>; readonly until: number }>();
 
-  constructor(kms: KMSClient, options: EnvelopeSealerOptions) {
+  constructor(kms: Sender<KMSClient>, options: EnvelopeSealerOptions) {
     this.#kms = kms;
     this.#options = { maxAgeMs: 300_000, maxUses: 10_000, maxEntries: 1000, now: Date.now, ...options };
   }
@@ -117,7 +118,11 @@ export class KmsEnvelopeSealer implements SecretSealer {
   async #generate(now: number): Promise<DataKey> {
     const keyId = this.#options.keyId();
     const answer = await this.#kms.send(
-      new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: ENCRYPTION_CONTEXT }),
+      new (await clientKms()).GenerateDataKeyCommand({
+        KeyId: keyId,
+        KeySpec: 'AES_256',
+        EncryptionContext: ENCRYPTION_CONTEXT,
+      }),
     );
     if (!answer.Plaintext || !answer.CiphertextBlob) throw new Error(`KMS key ${keyId} gave no data key`);
     const encrypted = b64(answer.CiphertextBlob);
@@ -131,12 +136,14 @@ export class KmsEnvelopeSealer implements SecretSealer {
     const now = this.#options.now();
     const known = this.#opened.get(encrypted);
     if (known && known.until > now) return known.key;
-    const key = this.#kms
-      .send(
-        new DecryptCommand({
-          CiphertextBlob: Buffer.from(encrypted, 'base64url'),
-          EncryptionContext: ENCRYPTION_CONTEXT,
-        }),
+    const key = clientKms()
+      .then(({ DecryptCommand }) =>
+        this.#kms.send(
+          new DecryptCommand({
+            CiphertextBlob: Buffer.from(encrypted, 'base64url'),
+            EncryptionContext: ENCRYPTION_CONTEXT,
+          }),
+        ),
       )
       .then((answer) => {
         if (!answer.Plaintext) throw new SealedSecretError('KMS gave no data key');
@@ -168,8 +175,11 @@ let shared: KmsEnvelopeSealer | undefined;
  * the configuration names (read at first use).
  */
 export function sealerFromEnv(config: ConfigSource = environmentConfig): SecretSealer {
-  shared ??= new KmsEnvelopeSealer(new KMSClient({ maxAttempts: 3 }), {
-    keyId: () => required(config().secretsKey, SECRETS_KEY_ENV, 'refusing to store secrets in clear'),
-  });
+  shared ??= new KmsEnvelopeSealer(
+    lazyClient(async () => new (await clientKms()).KMSClient({ maxAttempts: 3 })),
+    {
+      keyId: () => required(config().secretsKey, SECRETS_KEY_ENV, 'refusing to store secrets in clear'),
+    },
+  );
   return shared;
 }

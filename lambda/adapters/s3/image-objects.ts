@@ -9,21 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  type GetObjectCommandOutput,
-  HeadObjectCommand,
-  ListPartsCommand,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { GetObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { imagesBucket } from '../../../infra/resources.ts';
+import { clientS3, s3RequestPresigner } from '../aws-sdk.ts';
 
 export interface StoredPart {
   readonly partNumber: number;
@@ -43,21 +31,30 @@ export interface PresignedPut {
   readonly headers: Record<string, string>;
 }
 
-let sharedClient: S3Client | undefined;
+let sharedClient: Promise<S3Client> | undefined;
 
-/** One S3 client per container; checksums only where an operation requires one (presigned URLs stay plain). */
-export function s3Client(forcePathStyle = false): S3Client {
-  sharedClient ??= new S3Client({
-    forcePathStyle,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 3,
+/**
+ * One S3 client per container; checksums only where an operation requires one (presigned
+ * URLs stay plain). Built, and the SDK loaded, at its first use (not at import: issue 18).
+ */
+export function s3Client(forcePathStyle = false): Promise<S3Client> {
+  sharedClient ??= clientS3().then(
+    ({ S3Client }) =>
+      new S3Client({
+        forcePathStyle,
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        maxAttempts: 3,
+      }),
+  );
+  sharedClient.catch(() => {
+    sharedClient = undefined;
   });
   return sharedClient;
 }
 
 export class ImageObjects {
-  private readonly client: () => S3Client;
+  private readonly client: () => Promise<S3Client>;
   private readonly bucketName: () => string;
 
   /** `bucket`: its name, or the configuration's (read at first use); `forcePathStyle`: the S3 client's. */
@@ -69,7 +66,8 @@ export class ImageObjects {
     } = {},
   ) {
     const pathStyle = options.forcePathStyle ?? false;
-    this.client = () => options.client ?? s3Client(typeof pathStyle === 'function' ? pathStyle() : pathStyle);
+    this.client = async () =>
+      options.client ?? s3Client(typeof pathStyle === 'function' ? pathStyle() : pathStyle);
     this.bucketName = () => {
       const name = typeof options.bucket === 'function' ? options.bucket() : options.bucket;
       if (!name)
@@ -85,9 +83,9 @@ export class ImageObjects {
    */
   async presignPut(key: string, sha256Hex: string, size: number, expiresIn: number): Promise<PresignedPut> {
     const checksum = Buffer.from(sha256Hex, 'hex').toString('base64');
-    const url = await getSignedUrl(
-      this.client(),
-      new PutObjectCommand({
+    const url = await (await s3RequestPresigner()).getSignedUrl(
+      await this.client(),
+      new (await clientS3()).PutObjectCommand({
         Bucket: this.bucketName(),
         Key: key,
         ChecksumSHA256: checksum,
@@ -99,17 +97,17 @@ export class ImageObjects {
   }
 
   async createMultipart(key: string): Promise<string> {
-    const { UploadId } = await this.client().send(
-      new CreateMultipartUploadCommand({ Bucket: this.bucketName(), Key: key }),
+    const { UploadId } = await (await this.client()).send(
+      new (await clientS3()).CreateMultipartUploadCommand({ Bucket: this.bucketName(), Key: key }),
     );
     if (!UploadId) throw new Error(`S3 answered no upload id for ${key}`);
     return UploadId;
   }
 
   async presignPart(key: string, uploadId: string, partNumber: number, expiresIn: number): Promise<string> {
-    return getSignedUrl(
-      this.client(),
-      new UploadPartCommand({
+    return (await s3RequestPresigner()).getSignedUrl(
+      await this.client(),
+      new (await clientS3()).UploadPartCommand({
         Bucket: this.bucketName(),
         Key: key,
         UploadId: uploadId,
@@ -124,8 +122,8 @@ export class ImageObjects {
     const parts: StoredPart[] = [];
     let marker: string | undefined;
     for (;;) {
-      const page = await this.client().send(
-        new ListPartsCommand({
+      const page = await (await this.client()).send(
+        new (await clientS3()).ListPartsCommand({
           Bucket: this.bucketName(),
           Key: key,
           UploadId: uploadId,
@@ -142,8 +140,8 @@ export class ImageObjects {
   }
 
   async completeMultipart(key: string, uploadId: string, parts: readonly StoredPart[]): Promise<void> {
-    await this.client().send(
-      new CompleteMultipartUploadCommand({
+    await (await this.client()).send(
+      new (await clientS3()).CompleteMultipartUploadCommand({
         Bucket: this.bucketName(),
         Key: key,
         UploadId: uploadId,
@@ -155,8 +153,12 @@ export class ImageObjects {
   /** Aborts an upload; one that is already gone is fine. */
   async abortMultipart(key: string, uploadId: string): Promise<void> {
     try {
-      await this.client().send(
-        new AbortMultipartUploadCommand({ Bucket: this.bucketName(), Key: key, UploadId: uploadId }),
+      await (await this.client()).send(
+        new (await clientS3()).AbortMultipartUploadCommand({
+          Bucket: this.bucketName(),
+          Key: key,
+          UploadId: uploadId,
+        }),
       );
     } catch (error) {
       if (!isMissing(error)) throw error;
@@ -165,7 +167,9 @@ export class ImageObjects {
 
   async head(key: string): Promise<{ size: number; etag: string } | undefined> {
     try {
-      const head = await this.client().send(new HeadObjectCommand({ Bucket: this.bucketName(), Key: key }));
+      const head = await (await this.client()).send(
+        new (await clientS3()).HeadObjectCommand({ Bucket: this.bucketName(), Key: key }),
+      );
       return { size: head.ContentLength ?? 0, etag: head.ETag ?? '' };
     } catch (error) {
       if (isMissing(error)) return undefined;
@@ -181,8 +185,8 @@ export class ImageObjects {
   async digest(key: string, ifMatch?: string): Promise<ObjectDigest | undefined> {
     let response: GetObjectCommandOutput;
     try {
-      response = await this.client().send(
-        new GetObjectCommand({
+      response = await (await this.client()).send(
+        new (await clientS3()).GetObjectCommand({
           Bucket: this.bucketName(),
           Key: key,
           ...(ifMatch ? { IfMatch: ifMatch } : {}),
@@ -204,16 +208,20 @@ export class ImageObjects {
 
   /** A short-lived presigned GET, for an agent. */
   async presignGet(key: string, expiresIn: number): Promise<string> {
-    return getSignedUrl(this.client(), new GetObjectCommand({ Bucket: this.bucketName(), Key: key }), {
-      expiresIn,
-    });
+    return (await s3RequestPresigner()).getSignedUrl(
+      await this.client(),
+      new (await clientS3()).GetObjectCommand({ Bucket: this.bucketName(), Key: key }),
+      {
+        expiresIn,
+      },
+    );
   }
 
   /** Deletes the objects (missing ones are fine). */
   async delete(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
-    const { Errors = [] } = await this.client().send(
-      new DeleteObjectsCommand({
+    const { Errors = [] } = await (await this.client()).send(
+      new (await clientS3()).DeleteObjectsCommand({
         Bucket: this.bucketName(),
         Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
       }),
