@@ -43,6 +43,8 @@ Werkzeug's development server also closes the connection after every answer (it 
 tell where a request body ends), so each AWS SDK call paid a TCP connect and a new
 server thread; the shim keeps connections alive for requests whose body length is known
 (read in full before moto sees it), and closes them as before for any other.
+An S3 GET with a Range reads only that range of the object (moto read all of it, then
+sliced: parallel ranged downloads of a large object crawled).
 Everything else is moto as released.
 Usage: the same arguments as moto_server (local/moto.ts starts it).
 """
@@ -68,6 +70,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.core.responses import ActionResult
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
+import moto.s3.models as s3_models
+from moto.s3.responses import S3Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 from moto.sqs.exceptions import InvalidParameterValue
@@ -436,6 +440,63 @@ Table.sorted_items = _sorted_items
 dynamodb_models.copy = _TableKeepingCopy
 DynamoDBBackend.transact_write_items = _transact_write_items
 
+
+
+# --- S3 ranged GETs -----------------------------------------------------------------------
+
+# moto answers a ranged GET by reading the whole object out of its spooled temporary file,
+# then slicing: each 8 MiB range of a 2 GiB object cost a 2 GiB read and copy (parallel
+# ranged downloads, as `aws s3 cp` and the agent make, crawled at a few MiB/s and held
+# gigabytes). During a ranged GET the key's value is a stand-in that reads only the slice.
+
+_ranged_get = threading.local()
+
+
+class _KeyBytes:
+    """A key's value as moto's range handling uses it: a length, and slices read on demand."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key):
+        self.key = key
+
+    def __len__(self):
+        return self.key.size
+
+    def __getitem__(self, index):
+        start, stop, _ = index.indices(self.key.size)
+        with self.key.lock:
+            self.key._value_buffer.seek(start)
+            return self.key._value_buffer.read(max(0, stop - start))
+
+
+_original_key_value = s3_models.FakeKey.value
+
+
+def _key_value(self):
+    if getattr(_ranged_get, "active", False):
+        return _KeyBytes(self)
+    return _original_key_value.fget(self)
+
+
+s3_models.FakeKey.value = property(_key_value, _original_key_value.fset)
+_original_key_response = S3Response.key_response
+
+
+def _key_response(self, request, full_url, headers):
+    if request.method != "GET" or not request.headers.get("range"):
+        return _original_key_response(self, request, full_url, headers)
+    _ranged_get.active = True
+    try:
+        status, response_headers, content = _original_key_response(self, request, full_url, headers)
+    finally:
+        _ranged_get.active = False
+    if isinstance(content, _KeyBytes):  # not a range moto serves (several, or unparsable): all of it
+        content = content[:]
+    return status, response_headers, content
+
+
+S3Response.key_response = _key_response
 
 
 # --- HTTP keep-alive ----------------------------------------------------------------------

@@ -44,6 +44,7 @@ import {
   downloadFile,
   HttpStatusError,
   hashFile,
+  partialBytes,
   UrlExpiredError,
   writeFileAtomic,
 } from './download.ts';
@@ -587,9 +588,7 @@ export class ImageManager {
         log.info('image download stopped', { reason: errorMessage(signal.reason) });
         return;
       }
-      job.done = await stat(`${join(imageDir(this.dir, uuid), `.${role}.partial`)}`)
-        .then((s) => s.size)
-        .catch(() => 0);
+      job.done = await partialBytes(this.dir, uuid, role).catch(() => 0);
       if (error instanceof UrlExpiredError) {
         job.refusals++;
         if (job.refusals <= MAX_REFUSALS) {
