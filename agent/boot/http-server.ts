@@ -16,16 +16,22 @@
  *   `sanboot` and every boot loader ask for single ranges. `If-Range` is honoured.
  * - Validators: ETag (`"mtime-size"` in hex, as nginx makes it) and Last-Modified;
  *   If-None-Match and If-Modified-Since answer 304.
- * - Streaming: a file up to 64 KiB (or a range that small) is read at once and sent in
- *   one write; larger ones are streamed (fs read stream piped with backpressure), the
- *   file descriptor closed when the stream ends, fails or the client goes away.
+ * - Memory cache: files up to `cacheMaxFileBytes` (16 MiB: iPXE scripts, configs,
+ *   kernels) are read whole, asynchronously, and kept in memory, `cacheBytes` (64 MiB)
+ *   in all, least recently used evicted first, with their response headers precomputed.
+ *   Each request revalidates its entry with one `lstat` of the real path (inode, size,
+ *   mtime, ctime): a file replaced, rewritten or removed is served new (or 404) at once,
+ *   and a file that changed while being read is served but not kept.
+ * - Streaming: larger files are streamed (fs read stream, 1 MiB reads, piped with
+ *   backpressure), the file descriptor closed when the stream ends, fails or the client
+ *   goes away.
  * - Bounds: `maxConnections` sockets at once (more are closed on accept), headers within
  *   `headersTimeoutMs`, the whole request within `requestTimeoutMs`, a socket with no
  *   progress either way for `idleTimeoutMs` is destroyed (a client that stops reading a
  *   kernel mid-way is let go), keep-alive sockets idle at most `keepAliveTimeoutMs` and
  *   serving at most `maxRequestsPerSocket` requests.
  */
-import { closeSync, createReadStream, lstatSync, readSync } from 'node:fs';
+import { closeSync, createReadStream, fstat, lstatSync, read, type Stats } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { extname } from 'node:path';
@@ -48,6 +54,13 @@ export interface HttpBootServerOptions {
   readonly idleTimeoutMs?: number;
   readonly keepAliveTimeoutMs?: number;
   readonly maxRequestsPerSocket?: number;
+  /**
+   * Most bytes of file contents kept in memory (default 64 MiB), least recently used
+   * evicted first; 0 turns the cache off.
+   */
+  readonly cacheBytes?: number;
+  /** Largest file kept in memory (default 16 MiB: a kernel); larger ones are streamed. */
+  readonly cacheMaxFileBytes?: number;
   /** Consulted first for every request; see `ExtraRoutes`. */
   readonly extraRoutes?: ExtraRoutes;
   readonly log?: Logger;
@@ -67,10 +80,9 @@ export interface HttpBootStats {
   readonly bytesSent: number;
 }
 
-/** Files (or ranges) up to this size are read at once and sent in one write. */
-const SMALL_BODY = 64 * 1024;
-/** Most bytes of small files kept in memory (then the cache starts over). */
-const SMALL_CACHE_BYTES = 16 * 1024 * 1024;
+/** Default bound of the memory cache (file contents), and of one file in it. */
+const CACHE_BYTES = 64 * 1024 * 1024;
+const CACHE_MAX_FILE_BYTES = 16 * 1024 * 1024;
 /**
  * Read size when streaming: fewer, larger reads and socket writes. Measured against nginx
  * on a 10 MiB file (bench/boot-serving.ts): 512 KiB 0.69×, 1 MiB 0.80×, 2 MiB 0.78×. At
@@ -94,6 +106,89 @@ interface FileInfo {
   readonly path: string;
   readonly size: number;
   readonly mtimeMs: number;
+}
+
+/** Validators of a file version, as sent (ETag and Last-Modified, as nginx makes them). */
+interface Validators {
+  readonly seconds: number;
+  readonly etag: string;
+  readonly lastModified: string;
+  readonly contentType: string;
+}
+
+/** A file held in memory, with what identifies its version and its precomputed headers. */
+interface CachedFile extends FileInfo, Validators {
+  readonly ctimeMs: number;
+  readonly ino: number;
+  readonly body: Buffer;
+  /** The headers of a full 200 answer, flat (name, value, name, value...). */
+  readonly fullHeaders: string[];
+}
+
+function validators(file: FileInfo): Validators {
+  const seconds = Math.floor(file.mtimeMs / 1000);
+  return {
+    seconds,
+    etag: `"${seconds.toString(16)}-${file.size.toString(16)}"`,
+    lastModified: new Date(seconds * 1000).toUTCString(),
+    contentType: CONTENT_TYPES[extname(file.path).toLowerCase()] ?? 'application/octet-stream',
+  };
+}
+
+function cachedFile(file: OpenedFile, body: Buffer): CachedFile {
+  const v = validators(file);
+  return {
+    path: file.path,
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+    ctimeMs: file.ctimeMs,
+    ino: file.ino,
+    body,
+    ...v,
+    fullHeaders: [
+      'Content-Type',
+      v.contentType,
+      'Last-Modified',
+      v.lastModified,
+      'ETag',
+      v.etag,
+      'Accept-Ranges',
+      'bytes',
+      'Content-Length',
+      String(file.size),
+    ],
+  };
+}
+
+/** Reads `size` bytes from the start of `fd`, through the thread pool. */
+function readWhole(fd: number, size: number): Promise<Buffer> {
+  const body = Buffer.allocUnsafe(size);
+  return new Promise((resolve, reject) => {
+    const step = (offset: number): void => {
+      if (offset >= size) {
+        resolve(body);
+        return;
+      }
+      read(fd, body, offset, size - offset, offset, (error, n) => {
+        if (error) reject(error);
+        // Truncated under us: never promise bytes we do not have.
+        else if (n === 0) reject(new Error('file shrank while being read'));
+        else step(offset + n);
+      });
+    };
+    step(0);
+  });
+}
+
+/** One version of one file, for sharing a cache fill. */
+function loadKey(file: OpenedFile): string {
+  return `${file.path}\0${file.ino}:${file.size}:${file.mtimeMs}:${file.ctimeMs}`;
+}
+
+function fstatAsync(fd: number): Promise<Stats> {
+  return new Promise((resolve, reject) =>
+    fstat(fd, (error, stats) => (error ? reject(error) : resolve(stats))),
+  );
 }
 
 /**
@@ -130,13 +225,24 @@ export class HttpBootServer {
   private boundPort = 0;
   private boundAddress = '';
   private readonly resolver: RootResolver;
-  private readonly small = new Map<string, FileInfo & { ctimeMs: number; ino: number; body: Buffer }>();
-  private smallBytes = 0;
+  /** Real path → file in memory, least recently used first. */
+  private readonly cache = new Map<string, CachedFile>();
+  private cacheBytes = 0;
+  private readonly cacheLimit: number;
+  private readonly cacheMaxFileBytes: number;
+  private readonly loading = new Map<string, Promise<CachedFile>>();
+  /** Bytes being read into memory by cache fills (at most the cache's bound). */
+  private loadingBytes = 0;
 
   private constructor(options: HttpBootServerOptions) {
     this.options = options;
     this.resolver = new RootResolver(options.root);
     this.log = options.log;
+    this.cacheLimit = Math.max(0, options.cacheBytes ?? CACHE_BYTES);
+    this.cacheMaxFileBytes = Math.min(
+      this.cacheLimit,
+      Math.max(0, options.cacheMaxFileBytes ?? CACHE_MAX_FILE_BYTES),
+    );
     const headersTimeout = options.headersTimeoutMs ?? 10_000;
     const requestTimeout = Math.max(headersTimeout, options.requestTimeoutMs ?? 30_000);
     this.server = createServer(
@@ -152,11 +258,12 @@ export class HttpBootServer {
         requireHostHeader: false, // iPXE sends Host, but HTTP/1.0 tools may not
       },
       (req, res) => {
-        this.handle(req, res).catch((error: unknown) => {
-          this.log?.error('http boot server failure', { error: (error as Error).message });
-          if (!res.headersSent) this.reply(res, 500, 'internal error');
-          else res.destroy();
-        });
+        // A cache hit is answered synchronously: no promise on the hot path.
+        try {
+          this.handle(req, res)?.catch((error: unknown) => this.failed(res, error));
+        } catch (error) {
+          this.failed(res, error);
+        }
       },
     );
     this.server.maxConnections = options.maxConnections ?? 256;
@@ -237,74 +344,112 @@ export class HttpBootServer {
     res.end(res.req.method === 'HEAD' ? undefined : body);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private failed(res: ServerResponse, error: unknown): void {
+    this.log?.error('http boot server failure', { error: (error as Error).message });
+    if (!res.headersSent) this.reply(res, 500, 'internal error');
+    else res.destroy();
+  }
+
+  private refuse(res: ServerResponse, target: string, error: unknown): void {
+    if (!(error instanceof RootPathError)) throw error;
+    this.log?.debug('http request refused', { path: target.slice(0, 256), why: error.message });
+    const [status, text] =
+      error.kind === 'invalid'
+        ? [400, 'bad path']
+        : error.kind === 'not-found'
+          ? [404, 'not found']
+          : [403, 'forbidden'];
+    this.reply(res, status, text);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
     this.counters.requests++;
-    if (this.options.extraRoutes && (await this.options.extraRoutes(req, res))) return;
+    const extra = this.options.extraRoutes?.(req, res);
+    if (extra === true) return;
+    if (extra !== undefined && extra !== false) {
+      return extra.then((handled) => (handled ? undefined : this.handleStatic(req, res)));
+    }
+    return this.handleStatic(req, res);
+  }
+
+  private handleStatic(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return this.reply(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
+      this.reply(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
+      return;
     }
     const target = req.url ?? '';
-    if (!target.startsWith('/')) return this.reply(res, 400, 'bad request target');
-    const q = target.search(/[?#]/);
+    if (!target.startsWith('/')) {
+      this.reply(res, 400, 'bad request target');
+      return;
+    }
+    let end = target.indexOf('?');
+    const hash = target.indexOf('#');
+    if (hash >= 0 && (end < 0 || hash < end)) end = hash;
+    const raw = end < 0 ? target : target.slice(0, end);
     let path: string;
     try {
-      path = decodeURIComponent(q < 0 ? target : target.slice(0, q));
+      path = raw.includes('%') ? decodeURIComponent(raw) : raw;
     } catch {
-      return this.reply(res, 400, 'bad percent-encoding');
+      this.reply(res, 400, 'bad percent-encoding');
+      return;
     }
-    const refuse = (error: unknown): void => {
-      if (!(error instanceof RootPathError)) throw error;
-      this.log?.debug('http request refused', { path: target.slice(0, 256), why: error.message });
-      const [status, text] =
-        error.kind === 'invalid'
-          ? [400, 'bad path']
-          : error.kind === 'not-found'
-            ? [404, 'not found']
-            : [403, 'forbidden'];
-      this.reply(res, status, text);
-    };
     let real: string;
     try {
       real = this.resolver.resolve(path);
     } catch (error) {
-      refuse(error);
+      this.refuse(res, target, error);
       return;
     }
-    // Small files (iPXE scripts, configs: the bulk of the requests in a mass boot) are
-    // kept in memory and revalidated with one lstat: same inode, size, mtime and ctime.
-    const st = lstatSync(real, { throwIfNoEntry: false });
-    if (st?.isFile() && st.size <= SMALL_BODY) {
-      const cached = this.small.get(real);
+    // Cached files (iPXE scripts, configs, kernels: the bulk of a mass boot) are served
+    // from memory and revalidated with one lstat: same inode, size, mtime and ctime.
+    const cached = this.cache.get(real);
+    if (cached !== undefined) {
+      const st = lstatSync(real, { throwIfNoEntry: false });
       if (
-        cached &&
+        st !== undefined &&
         cached.ino === st.ino &&
         cached.size === st.size &&
         cached.mtimeMs === st.mtimeMs &&
-        cached.ctimeMs === st.ctimeMs
+        cached.ctimeMs === st.ctimeMs &&
+        st.isFile()
       ) {
+        // Least recently used goes first: move this one to the end.
+        this.cache.delete(real);
+        this.cache.set(real, cached);
         this.serve(req, res, cached, cached.body);
         return;
       }
+      this.forget(real);
     }
+    return this.handleMiss(req, res, path, target);
+  }
+
+  private async handleMiss(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    target: string,
+  ): Promise<void> {
     let file: OpenedFile;
     try {
       file = this.resolver.open(path);
     } catch (error) {
-      refuse(error);
+      this.refuse(res, target, error);
       return;
     }
-    if (file.size <= SMALL_BODY) {
-      let body: Buffer;
+    // Fills in flight stay within the cache's bound too (many distinct files asked for
+    // at once are streamed instead, at most one chunk buffered each).
+    if (
+      file.size <= this.cacheMaxFileBytes &&
+      (this.loadingBytes + file.size <= this.cacheLimit || this.loading.has(loadKey(file)))
+    ) {
+      let entry: CachedFile;
       try {
-        body = Buffer.allocUnsafe(file.size);
-        const n = file.size === 0 ? 0 : readSync(file.fd, body, 0, file.size, 0);
-        // Truncated under us: never promise bytes we do not have.
-        if (n < file.size) throw new Error('file shrank while being read');
+        entry = await this.load(file);
       } finally {
         closeSync(file.fd);
       }
-      this.remember(file, body);
-      this.serve(req, res, file, body);
+      this.serve(req, res, entry, entry.body);
       return;
     }
     let handedOver = false;
@@ -315,48 +460,101 @@ export class HttpBootServer {
     }
   }
 
-  private remember(file: OpenedFile, body: Buffer): void {
-    if (this.smallBytes + body.length > SMALL_CACHE_BYTES) {
-      this.small.clear();
-      this.smallBytes = 0;
-    }
-    const old = this.small.get(file.path);
-    if (old) this.smallBytes -= old.body.length;
-    this.small.set(file.path, {
-      path: file.path,
-      size: file.size,
-      mtimeMs: file.mtimeMs,
-      ctimeMs: file.ctimeMs,
-      ino: file.ino,
-      body,
+  /**
+   * Reads an opened file whole (asynchronously: a large one must not stall the other
+   * requests) and keeps it when it did not change while being read. The caller closes
+   * the descriptor. Concurrent misses of one version share one read.
+   */
+  private load(file: OpenedFile): Promise<CachedFile> {
+    const key = loadKey(file);
+    const pending = this.loading.get(key);
+    if (pending) return pending;
+    this.loadingBytes += file.size;
+    const loaded = readWhole(file.fd, file.size).then(async (body) => {
+      // Changed while being read (rewritten in place): serve what was read, keep nothing.
+      const after = await fstatAsync(file.fd);
+      const entry = cachedFile(file, body);
+      if (
+        after.ino === file.ino &&
+        after.size === file.size &&
+        after.mtimeMs === file.mtimeMs &&
+        after.ctimeMs === file.ctimeMs
+      ) {
+        this.remember(entry);
+      }
+      return entry;
     });
-    this.smallBytes += body.length;
+    this.loading.set(key, loaded);
+    const done = () => {
+      this.loading.delete(key);
+      this.loadingBytes -= file.size;
+    };
+    loaded.then(done, done);
+    return loaded;
+  }
+
+  private forget(real: string): void {
+    const old = this.cache.get(real);
+    if (!old) return;
+    this.cache.delete(real);
+    this.cacheBytes -= old.body.length;
+  }
+
+  private remember(entry: CachedFile): void {
+    this.forget(entry.path);
+    if (entry.body.length > this.cacheLimit) return;
+    // Evict the least recently used until the new one fits.
+    for (const [path] of this.cache) {
+      if (this.cacheBytes + entry.body.length <= this.cacheLimit) break;
+      this.forget(path);
+    }
+    this.cache.set(entry.path, entry);
+    this.cacheBytes += entry.body.length;
+  }
+
+  /** What the memory cache holds (for tests and metrics). */
+  cacheStats(): { readonly files: number; readonly bytes: number; readonly limit: number } {
+    return { files: this.cache.size, bytes: this.cacheBytes, limit: this.cacheLimit };
   }
 
   /**
    * Answers with a file's contents: `body` (the whole file in memory) or an open
    * descriptor to stream from. Resolves true when the descriptor now belongs to a stream.
    */
-  private serve(req: IncomingMessage, res: ServerResponse, file: FileInfo, body: Buffer): false;
+  private serve(req: IncomingMessage, res: ServerResponse, file: CachedFile, body: Buffer): false;
   private serve(req: IncomingMessage, res: ServerResponse, file: FileInfo, fd: number): Promise<boolean>;
   private serve(
     req: IncomingMessage,
     res: ServerResponse,
-    file: FileInfo,
+    file: FileInfo & Partial<CachedFile>,
     source: Buffer | number,
   ): false | Promise<boolean> {
-    const seconds = Math.floor(file.mtimeMs / 1000);
-    const etag = `"${seconds.toString(16)}-${file.size.toString(16)}"`;
-    const lastModified = new Date(seconds * 1000).toUTCString();
+    const h = req.headers;
+    // The common case (a whole file from memory, no conditions): precomputed headers.
+    if (
+      file.fullHeaders !== undefined &&
+      typeof source !== 'number' &&
+      req.method === 'GET' &&
+      h.range === undefined &&
+      h['if-none-match'] === undefined &&
+      h['if-modified-since'] === undefined
+    ) {
+      this.count(200);
+      res.writeHead(200, file.fullHeaders);
+      this.sendBody(res, source);
+      return false;
+    }
+    const { seconds, etag, lastModified, contentType } =
+      file.etag !== undefined ? (file as CachedFile) : validators(file);
     const headers: Record<string, string | number> = {
-      'Content-Type': CONTENT_TYPES[extname(file.path).toLowerCase()] ?? 'application/octet-stream',
+      'Content-Type': contentType,
       'Last-Modified': lastModified,
       ETag: etag,
       'Accept-Ranges': 'bytes',
     };
 
-    const inm = req.headers['if-none-match'];
-    const ims = req.headers['if-modified-since'];
+    const inm = h['if-none-match'];
+    const ims = h['if-modified-since'];
     if (
       (inm !== undefined &&
         (inm === '*' || inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag))) ||
@@ -391,8 +589,7 @@ export class HttpBootServer {
       return false;
     }
     if (typeof source !== 'number') {
-      res.end(range ? source.subarray(start, end + 1) : source);
-      this.counters.bytesSent += length;
+      this.sendBody(res, range ? source.subarray(start, end + 1) : source);
       return false;
     }
     const stream = createReadStream('', {
@@ -413,6 +610,20 @@ export class HttpBootServer {
         return true;
       },
     );
+  }
+
+  /** Sends a body from memory; its bytes count once the response is done. */
+  private sendBody(res: ServerResponse, body: Buffer): void {
+    if (body.length <= 64 * 1024) {
+      // Small: it goes out in one write, almost always at once.
+      this.counters.bytesSent += body.length;
+      res.end(body);
+      return;
+    }
+    res.once('finish', () => {
+      this.counters.bytesSent += body.length;
+    });
+    res.end(body);
   }
 
   /** Stops listening and closes every connection. */

@@ -3,7 +3,8 @@
  * that clients would normalize away).
  */
 import { execFile } from 'node:child_process';
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -273,4 +274,115 @@ describe('HTTP boot server: slow clients', () => {
       await capped.close();
     }
   });
+});
+
+describe('HTTP boot server: memory cache', () => {
+  const get = async (port: number, path: string, headers: Record<string, string> = {}) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers });
+    return { status: res.status, body: Buffer.from(await res.arrayBuffer()), headers: res.headers };
+  };
+
+  it('serves a cached kernel-sized file afresh after an in-place rewrite of the same size', async () => {
+    const cached = await HttpBootServer.start({ root: tree.root, port: 0 });
+    try {
+      const file = join(tree.root, 'initrd.img');
+      const first = randomBytes(1024 * 1024 + 3);
+      writeFileSync(file, first);
+      expect((await get(cached.port, '/initrd.img')).body).toEqual(first);
+      expect((await get(cached.port, '/initrd.img')).body).toEqual(first);
+      expect(cached.cacheStats().files).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const second = randomBytes(first.length);
+      writeFileSync(file, second); // same inode, same size: mtime/ctime tell
+      const after = await get(cached.port, '/initrd.img');
+      expect(after.body).toEqual(second);
+      const range = await get(cached.port, '/initrd.img', { Range: 'bytes=1000-1999' });
+      expect(range.status).toBe(206);
+      expect(range.body).toEqual(second.subarray(1000, 2000));
+      const etag = after.headers.get('etag') ?? '';
+      expect((await get(cached.port, '/initrd.img', { 'If-None-Match': etag })).status).toBe(304);
+      unlinkSync(file);
+      expect((await get(cached.port, '/initrd.img')).status).toBe(404);
+      expect(cached.cacheStats().files).toBe(0);
+    } finally {
+      await cached.close();
+    }
+  });
+
+  it('keeps within its byte bound, evicting the least recently used, and streams files over the per-file cap', async () => {
+    const bounded = await HttpBootServer.start({
+      root: tree.root,
+      port: 0,
+      cacheBytes: 100 * 1024,
+      cacheMaxFileBytes: 40 * 1024,
+    });
+    try {
+      const bodies = [0, 1, 2, 3].map(() => randomBytes(30 * 1024));
+      for (const [i, body] of bodies.entries()) writeFileSync(join(tree.root, `c${i}.cfg`), body);
+      for (const i of [0, 1, 2]) expect((await get(bounded.port, `/c${i}.cfg`)).body).toEqual(bodies[i]);
+      expect(bounded.cacheStats()).toEqual({ files: 3, bytes: 90 * 1024, limit: 100 * 1024 });
+      // c0 used again: c1 is now the least recently used, and goes when c3 comes in.
+      expect((await get(bounded.port, '/c0.cfg')).body).toEqual(bodies[0]);
+      expect((await get(bounded.port, '/c3.cfg')).body).toEqual(bodies[3]);
+      expect(bounded.cacheStats()).toEqual({ files: 3, bytes: 90 * 1024, limit: 100 * 1024 });
+      for (const i of [0, 1, 2, 3]) expect((await get(bounded.port, `/c${i}.cfg`)).body).toEqual(bodies[i]);
+      expect(bounded.cacheStats().bytes).toBeLessThanOrEqual(100 * 1024);
+      // Over the per-file cap: streamed from disk (whole and ranges), never kept.
+      const kernel = await get(bounded.port, '/vmlinuz');
+      expect(kernel.body).toEqual(tree.files.kernel);
+      const tail = await get(bounded.port, '/vmlinuz', { Range: 'bytes=-100' });
+      expect(tail.status).toBe(206);
+      expect(tail.body).toEqual(tree.files.kernel.subarray(tree.files.kernel.length - 100));
+      expect(bounded.cacheStats().bytes).toBeLessThanOrEqual(100 * 1024);
+      expect(bounded.cacheStats().files).toBe(3);
+      // Many first requests at once, of distinct files and of one file: all served whole,
+      // the fills in flight within the bound (the rest streamed), the cache within it.
+      const more = [0, 1, 2, 3, 4, 5].map(() => randomBytes(35 * 1024));
+      for (const [i, body] of more.entries()) writeFileSync(join(tree.root, `m${i}.cfg`), body);
+      const paths = [0, 1, 2, 3, 4, 5, 0, 0, 5];
+      const got = await Promise.all(paths.map((i) => get(bounded.port, `/m${i}.cfg`)));
+      for (const [k, res] of got.entries()) expect(res.body).toEqual(more[paths[k]!]);
+      expect(bounded.cacheStats().bytes).toBeLessThanOrEqual(100 * 1024);
+    } finally {
+      await bounded.close();
+    }
+  });
+
+  it('keeps nothing with cacheBytes 0, and still serves', async () => {
+    const uncached = await HttpBootServer.start({ root: tree.root, port: 0, cacheBytes: 0 });
+    try {
+      expect((await get(uncached.port, '/hello.txt')).body).toEqual(tree.files.hello);
+      expect((await get(uncached.port, '/vmlinuz')).body).toEqual(tree.files.kernel);
+      expect(uncached.cacheStats()).toEqual({ files: 0, bytes: 0, limit: 0 });
+    } finally {
+      await uncached.close();
+    }
+  });
+
+  it('never serves a cached file once a symlink out of the root replaces it', async () => {
+    const file = join(tree.root, 'swapped.ipxe');
+    writeFileSync(file, '#!ipxe\nboot\n');
+    expect((await get(server.port, '/swapped.ipxe')).status).toBe(200);
+    unlinkSync(file);
+    symlinkSync('../secret.txt', file);
+    const res = await get(server.port, '/swapped.ipxe');
+    expect(res.status).toBe(403);
+    expect(res.body.toString()).not.toMatch(/SECRET|boot/);
+    unlinkSync(file);
+  });
+
+  it('lets go of a client that stops reading a streamed (uncached) file', async () => {
+    const slow = await HttpBootServer.start({ root: tree.root, port: 0, idleTimeoutMs: 300, cacheBytes: 0 });
+    const socket = connect(slow.port, '127.0.0.1');
+    try {
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.pause();
+      socket.write('GET /vmlinuz HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(8));
+      expect(await waitFor(() => slow.stats().connections === 1, 2000)).toBe(true);
+      expect(await waitFor(() => slow.stats().connections === 0, 8000)).toBe(true);
+    } finally {
+      socket.destroy();
+      await slow.close();
+    }
+  }, 15_000);
 });
