@@ -58,13 +58,16 @@ export class AgentProcess {
 
   /**
    * Spawns `node agent/cli.ts run --config FILE`; resolves once it logged "agent starting".
-   * `env` is added to this process's environment for the agent alone (`clockSkewEnv`).
+   * `env` is added to this process's environment for the agent alone (`clockSkewEnv`);
+   * `entry` runs another build of the agent (the packaged bundle, in benches).
    */
-  async start(options: { waitForStart?: boolean; env?: Record<string, string> } = {}): Promise<this> {
+  async start(
+    options: { waitForStart?: boolean; env?: Record<string, string>; entry?: string } = {},
+  ): Promise<this> {
     this.logs = [];
     this.raw = '';
     this.exit = undefined;
-    const child = spawn(process.execPath, [CLI, 'run', '--config', this.configFile], {
+    const child = spawn(process.execPath, [options.entry ?? CLI, 'run', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, METALPLANE_AGENT_CONFIG: '', ...options.env },
     });
