@@ -390,14 +390,7 @@ async function downloadWhole(spec: DownloadSpec, options: DownloadOptions): Prom
         const length = batched;
         batch = [];
         batched = 0;
-        let written = 0;
-        while (written < length) {
-          const { bytesWritten } = await handle!.writev(
-            written === 0 ? buffers : [Buffer.concat(buffers).subarray(written)],
-            position + written,
-          );
-          written += bytesWritten;
-        }
+        await writeAllAt(handle!, buffers, length, position);
         position += length;
         options.onProgress?.(position);
       };
@@ -783,14 +776,7 @@ async function downloadRanged(
           const length = batched;
           batch = [];
           batched = 0;
-          let done = 0;
-          while (done < length) {
-            const { bytesWritten } = await handle!.writev(
-              done === 0 ? buffers : [Buffer.concat(buffers).subarray(done)],
-              position + done,
-            );
-            done += bytesWritten;
-          }
+          await writeAllAt(handle!, buffers, length, position);
           position += length;
           written += length;
           options.onProgress?.(written);
@@ -887,5 +873,22 @@ async function downloadRanged(
     clearInterval(watchdog);
     await worker?.terminate();
     await handle?.close().catch(() => {});
+  }
+}
+
+/** Writes `buffers` (`length` bytes in all) at `position`, however short each writev is. */
+async function writeAllAt(
+  handle: FileHandle,
+  buffers: Buffer[],
+  length: number,
+  position: number,
+): Promise<void> {
+  let written = 0;
+  while (written < length) {
+    const { bytesWritten } = await handle.writev(
+      written === 0 ? buffers : [Buffer.concat(buffers).subarray(written)],
+      position + written,
+    );
+    written += bytesWritten;
   }
 }
