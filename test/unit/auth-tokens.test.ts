@@ -64,6 +64,13 @@ describe('minting', () => {
     expect(new Set(minted.map((token) => token.secret)).size).toBe(200);
   });
 
+  it('never starts an id with a dash (ids are typed on command lines)', () => {
+    // 2,000 ids: with the old draw about 31 of them would start with '-'.
+    const ids = Array.from({ length: 2000 }, () => mintToken().id);
+    expect(ids.filter((id) => id.startsWith('-'))).toStrictEqual([]);
+    expect(ids.every((id) => /^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/.test(id))).toBe(true);
+  });
+
   it('hashSecret is hex SHA-256', () => {
     expect(hashSecret('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   });

@@ -60,8 +60,19 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex');
 }
 
+/**
+ * A token id never starts with `-`: ids are typed on command lines (`metalplane token
+ * delete ID`), where a leading dash reads as an option. One id in 64 is drawn again.
+ */
+function mintId(): string {
+  for (;;) {
+    const id = randomBytes(ID_BYTES).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 export function mintToken(kind: CredentialKind = 'user'): MintedToken {
-  const id = randomBytes(ID_BYTES).toString('base64url');
+  const id = mintId();
   const secret = randomBytes(SECRET_BYTES).toString('base64url');
   return { id, secret, token: `${CREDENTIAL_PREFIX[kind]}_${id}_${secret}`, secretHash: hashSecret(secret) };
 }
