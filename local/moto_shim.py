@@ -24,10 +24,18 @@ model-driven serializer, which walks every attribute of every item: about 10 ms 
 node-sized item, a second for a 100-node page. Those answers are already DynamoDB JSON,
 so the shim writes them with json.dumps, as DynamoDB's wire protocol (JSON 1.0) is.
 
-Finally, every Query on an index sorts the whole table, then the matches, comparing
-moto's DynamoType objects (each comparison re-parses the value): 1.3 s for a 100-node
-page with 10,000 nodes stored. The shim sorts by a plain (type, value) key instead —
-the same order DynamoDB defines (strings and binaries bytewise, numbers numerically).
+Every Query on an index sorted the whole table, then the matches, comparing moto's
+DynamoType objects (each comparison re-parses the value): 1.3 s for a 100-node page with
+10,000 nodes stored. The shim sorts by a plain (type, value) key instead — the same
+order DynamoDB defines (strings and binaries bytewise, numbers numerically).
+And moto still walked the whole table for every Query (150-340 ms for one 101-item page
+of an index with 10,000 items). The shim keeps each partition of the table and of every
+secondary index sorted in moto's query order, kept on every write path (Table.put_item
+and Table.delete_item, which PutItem, BatchWriteItem, DeleteItem, transactions and their
+rollback go through; DynamoDBBackend.update_item, which changes items in place), and
+answers a Query from the partition's stretch between the start key and the key
+condition's bounds: O(log n + page), the same answer as moto's item for item
+(test/integration/local-dynamodb-conformance.test.ts compares it with plain moto).
 And one SQS fix: when several in-flight messages of one FIFO group time out together,
 moto releases them one by one while scanning, so the group counts as busy until the
 last of them is reached — and the *last* is delivered first, out of order. The shim
@@ -49,6 +57,7 @@ Everything else is moto as released.
 Usage: the same arguments as moto_server (local/moto.ts starts it).
 """
 
+import bisect
 import copy
 import io
 import json
@@ -67,7 +76,8 @@ import moto.moto_server.werkzeug_app as werkzeug_app
 import moto.server as moto_server_module
 import moto.utilities.aws_headers as aws_headers
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, GlobalSecondaryIndex, Table
 from moto.core.responses import ActionResult
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 import moto.s3.models as s3_models
@@ -196,7 +206,10 @@ _original_dynamo_call_action = DynamoHandler.call_action
 
 def _dynamo_call_action(self):
     with _dynamodb:
-        return _original_dynamo_call_action(self)
+        try:
+            return _original_dynamo_call_action(self)
+        finally:
+            _drop_region_indexes(self)  # an action that may change items unseen (see below)
 
 
 DynamoHandler.call_action = _dynamo_call_action
@@ -439,6 +452,433 @@ Table.all_items = _all_items
 Table.sorted_items = _sorted_items
 dynamodb_models.copy = _TableKeepingCopy
 DynamoDBBackend.transact_write_items = _transact_write_items
+
+
+# --- DynamoDB Query: each partition kept sorted ------------------------------------------
+
+# moto answers a Query by walking every item of the table (filtering by the partition key,
+# then sorting the matches): O(table) per page, 150-340 ms for one 101-item page of an
+# index with 10,000 nodes stored. DynamoDB reads only the partition asked for, from the
+# start key on, in sort-key order: O(log n + page). The shim keeps, per table and per
+# "view" (the table itself, each secondary index), every partition's items in moto's own
+# query order (`_generate_attr_to_sort_by`, compared as `_sort_key` does), and answers a
+# Query by bisecting to the start key and the key condition's range, then running moto's
+# own per-item loop (Limit, the 1 MB page, LastEvaluatedKey, projection, FilterExpression)
+# over just that stretch: the same answer as moto's, item for item.
+#
+# The index is built on a table's first Query and then kept on every write: Table.put_item
+# and Table.delete_item (PutItem, BatchWriteItem, transactions and their rollback, PartiQL)
+# re-place the item they wrote, and DynamoDBBackend.update_item (which changes the stored
+# item in place, index keys included) re-places its item after the update, even a failed
+# one. Any other DynamoDB action that could touch items (UpdateTable, restores, imports,
+# PartiQL ...) drops the indexes of its region's tables: rebuilt by the next Query. A Query
+# the index cannot answer exactly (legacy KeyConditions/QueryFilter, multi-attribute keys,
+# key values of mixed or unusual types) goes to moto's own implementation.
+
+_QUERY_INDEX = "_metalplane_query_index"
+_MAX_ITEM_SIZE = 405000  # moto's bound on one item (dynamo_type.LimitedSizeDict)
+_RANGE_OPERATORS = {"=", "<", "<=", ">", ">=", "BETWEEN", "BEGINS_WITH"}
+_INDEX_KEEPING_ACTIONS = {
+    # Reads, and the writes whose items the hooks below re-place.
+    "Query", "Scan", "GetItem", "BatchGetItem", "TransactGetItems",
+    "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems",
+    # Table-level actions that leave items alone (a new table starts without an index).
+    "CreateTable", "DeleteTable", "DescribeTable", "ListTables", "DescribeTimeToLive",
+    "UpdateTimeToLive", "ListTagsOfResource", "TagResource", "UntagResource",
+    "DescribeContinuousBackups", "DescribeEndpoints",
+}
+
+
+def _key_part(value):
+    """`_sort_key` of a key attribute's value, or None if it is no scalar key (S, N, B)."""
+    if value is None:
+        return None
+    kind, raw = value.type, value.value
+    if kind == "S" or kind == "B":
+        return (kind, raw) if isinstance(raw, str) else None
+    if kind == "N":
+        try:
+            number = Decimal(raw)
+        except Exception:
+            return None
+        return (kind, number) if number.is_finite() else None
+    return None
+
+
+class _Partition:
+    """The items of one partition of a view, in query order (`keys[i]` sorts `items[i]`)."""
+
+    __slots__ = ("keys", "items", "odd")
+
+    def __init__(self):
+        self.keys = []
+        self.items = []
+        self.odd = set()  # primary keys of items with an unorderable sort attribute
+
+
+class _View:
+    """The table, or one secondary index: moto's partition attribute and sort order."""
+
+    def __init__(self, table, index):
+        self.index = index
+        self.partitions = {}
+        if index is None:
+            self.hash_attr = table.hash_key_attr
+            self.range_attr = table.range_key_attr
+            self.required = ()
+            hash_attrs, range_attrs = [table.hash_key_attr], [table.range_key_attr]
+        else:
+            # As Table.query does for a single-attribute index.
+            (self.hash_attr,) = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+            ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"]
+            if ranges:
+                (self.range_attr,) = ranges
+                index_range = self.range_attr
+            else:
+                self.range_attr = None  # moto refuses a range condition here
+                is_global = isinstance(index, GlobalSecondaryIndex)
+                index_range = table.range_key_attr if is_global and table.range_key_attr else table.hash_key_attr
+            self.required = (self.hash_attr, *ranges)
+            hash_attrs = [self.hash_attr, table.hash_key_attr]
+            range_attrs = [index_range, table.range_key_attr]
+        self.sort_attrs = table._generate_attr_to_sort_by(hash_attrs, range_attrs)
+
+    def place(self, item):
+        """(partition, sort key or None if unorderable) of an item, None if not in the view."""
+        attrs = item.attrs
+        if self.index is None:
+            partition = _key_part(item.hash_key)
+        else:
+            for name in self.required:
+                if attrs.get(name) is None:
+                    return None
+            partition = _key_part(attrs[self.hash_attr])
+        if partition is None:
+            return None  # never equal to an S, N or B partition value a query names
+        key = tuple(_key_part(attrs.get(name)) for name in self.sort_attrs)
+        return partition, (None if None in key else key)
+
+
+def _signature(table):
+    return (
+        table.hash_key_attr,
+        table.range_key_attr,
+        tuple((type(i).__name__, i.name, repr(i.schema)) for i in table.all_indexes()),
+    )
+
+
+def _stored_item(table, hash_key, range_key):
+    if table.range_key_attr is None:
+        return table.items.get(hash_key)
+    if range_key is None:
+        return None
+    partition = table.items.get(hash_key)
+    return None if partition is None else partition.get(range_key)
+
+
+class _TableIndex:
+    """Every view of one table, and where each item (by primary key) sits in them."""
+
+    def __init__(self, table, signature):
+        self.signature = signature
+        self.views = {None: _View(table, None)}
+        for index in table.all_indexes():
+            hashes = [k for k in index.schema if k["KeyType"] == "HASH"]
+            ranges = [k for k in index.schema if k["KeyType"] == "RANGE"]
+            if len(hashes) == 1 and len(ranges) <= 1 and index.name not in self.views:
+                self.views[index.name] = _View(table, index)
+        self.placed = {}
+        pending = {}
+        for hash_set in list(table.items.values()):
+            for item in list(hash_set.values()) if table.range_key_attr else [hash_set]:
+                pk = (_sort_key(item.hash_key), _sort_key(item.range_key))
+                entries = []
+                for view in self.views.values():
+                    place = view.place(item)
+                    if place is None:
+                        continue
+                    partition, key = place
+                    part = view.partitions.get(partition)
+                    if part is None:
+                        part = view.partitions[partition] = _Partition()
+                    if key is None:
+                        part.odd.add(pk)
+                    else:
+                        pending.setdefault(id(part), (part, []))[1].append((key, item))
+                    entries.append((view, partition, key))
+                if entries:
+                    self.placed[pk] = entries
+        for part, members in pending.values():
+            members.sort(key=lambda member: member[0])  # keys are unique: items never compared
+            part.keys = [key for key, _ in members]
+            part.items = [item for _, item in members]
+
+    def remove(self, pk):
+        for view, partition, key in self.placed.pop(pk, ()):
+            part = view.partitions[partition]
+            if key is None:
+                part.odd.discard(pk)
+            else:
+                at = bisect.bisect_left(part.keys, key)
+                if at == len(part.keys) or part.keys[at] != key:
+                    raise LookupError(f"query index lost {pk} in {partition}")
+                del part.keys[at]
+                del part.items[at]
+            if not part.keys and not part.odd:
+                del view.partitions[partition]
+
+    def add(self, pk, item):
+        entries = []
+        for view in self.views.values():
+            place = view.place(item)
+            if place is None:
+                continue
+            partition, key = place
+            part = view.partitions.get(partition)
+            if part is None:
+                part = view.partitions[partition] = _Partition()
+            if key is None:
+                part.odd.add(pk)
+            else:
+                at = bisect.bisect_left(part.keys, key)
+                part.keys.insert(at, key)
+                part.items.insert(at, item)
+            entries.append((view, partition, key))
+        if entries:
+            self.placed[pk] = entries
+
+
+def _table_index(table):
+    """The table's index, built now if it has none or its indexes changed since."""
+    signature = _signature(table)
+    index = table.__dict__.get(_QUERY_INDEX)
+    if index is None or index.signature != signature:
+        index = table.__dict__[_QUERY_INDEX] = _TableIndex(table, signature)
+    return index
+
+
+def _drop_query_index(table):
+    table.__dict__.pop(_QUERY_INDEX, None)
+
+
+def _replace(table, hash_key, range_key):
+    """Re-place the item stored under a primary key (gone: only removed) in the table's index."""
+    index = table.__dict__.get(_QUERY_INDEX)
+    if index is None:
+        return
+    try:
+        pk = (_sort_key(hash_key), _sort_key(range_key))
+        index.remove(pk)
+        item = _stored_item(table, hash_key, range_key)
+        if item is not None:
+            index.add(pk, item)
+    except Exception:  # never a wrong answer: rebuilt by the next Query
+        _drop_query_index(table)
+
+
+_original_table_put_item = Table.put_item
+_original_table_delete_item = Table.delete_item
+_original_update_item = DynamoDBBackend.update_item
+_original_query = Table.query
+
+
+def _table_put_item(self, *args, **kwargs):
+    item = _original_table_put_item(self, *args, **kwargs)
+    _replace(self, item.hash_key, item.range_key)
+    return item
+
+
+def _table_delete_item(self, hash_key, range_key):
+    try:
+        return _original_table_delete_item(self, hash_key, range_key)
+    finally:
+        if self.range_key_attr is not None and not range_key:
+            _drop_query_index(self)  # moto popped a whole partition
+        else:
+            _replace(self, hash_key, range_key)
+
+
+def _update_item(self, table_name, key, *args, **kwargs):
+    try:
+        return _original_update_item(self, table_name, key, *args, **kwargs)
+    finally:
+        # The item was changed in place (or created), whether or not the update then failed.
+        try:
+            table = self.get_table(table_name)  # by name or ARN
+        except Exception:
+            table = None
+        if table is not None and _QUERY_INDEX in table.__dict__:
+            try:  # the key as moto's update_item reads it
+                hash_key = DynamoType(key[table.hash_key_attr] if table.hash_key_attr in key else key)
+                range_key = (
+                    DynamoType(key[table.range_key_attr])
+                    if table.hash_key_attr in key and table.range_key_attr in key
+                    else None
+                )
+            except Exception:
+                _drop_query_index(table)
+            else:
+                _replace(table, hash_key, range_key)
+
+
+def _drop_region_indexes(handler):
+    try:
+        if handler._get_action() in _INDEX_KEEPING_ACTIONS:
+            return
+        tables = handler.dynamodb_backend.tables
+    except Exception:
+        return
+    for table in list(tables.values()):
+        _drop_query_index(table)
+
+
+def _window(keys, comparison, bounds):
+    """Positions [lo, hi) of `keys` whose range value (element 1) meets the key condition."""
+    at = lambda key: key[1]  # noqa: E731
+    if comparison == "=":
+        return bisect.bisect_left(keys, bounds[0], key=at), bisect.bisect_right(keys, bounds[0], key=at)
+    if comparison == "<":
+        return 0, bisect.bisect_left(keys, bounds[0], key=at)
+    if comparison == "<=":
+        return 0, bisect.bisect_right(keys, bounds[0], key=at)
+    if comparison == ">":
+        return bisect.bisect_right(keys, bounds[0], key=at), len(keys)
+    if comparison == ">=":
+        return bisect.bisect_left(keys, bounds[0], key=at), len(keys)
+    if comparison == "BETWEEN":
+        lo = bisect.bisect_left(keys, bounds[0], key=at)
+        return lo, max(lo, bisect.bisect_right(keys, bounds[1], key=at))
+    # BEGINS_WITH on strings: a prefix's strings are contiguous in sorted order.
+    kind, prefix = bounds[0]
+    cut = len(prefix)
+    head = lambda key: (key[1][0], key[1][1][:cut])  # noqa: E731
+    return bisect.bisect_left(keys, (kind, prefix), key=head), bisect.bisect_right(keys, (kind, prefix), key=head)
+
+
+def _query_plan(table, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+                index_name, consistent_read, hash_key_conditions, range_key_conditions, filter_kwargs):
+    """What the index answers, or None when only moto's own Query gives the exact answer."""
+    if filter_kwargs or (range_key_conditions and len(range_key_conditions) > 1):
+        return None
+    if limit is not None and (type(limit) is not int or limit < 1):
+        return None
+    index = _table_index(table)
+    if index_name:
+        view = index.views.get(index_name)
+        if view is None or (consistent_read and isinstance(view.index, GlobalSecondaryIndex)):
+            return None  # unknown or multi-attribute index, or a refused read: moto says why
+        if not hash_key_conditions or len(hash_key_conditions) != 1:
+            return None
+        attr, value = hash_key_conditions[0]
+        if attr != view.hash_attr:
+            return None
+        partition_value = _key_part(value)
+    else:
+        view = index.views[None]
+        partition_value = None if hash_key is None else _key_part(hash_key)
+    if partition_value is None:
+        return None
+    part = view.partitions.get(partition_value)
+    if part is None:
+        return view, None, 0, 0, 0, 0
+    if part.odd:
+        return None
+    keys = part.keys
+    n = len(keys)
+    # Types moto would compare: the range value's type must be the partition's one.
+    range_kind = keys[0][1][0] if len(keys[0]) > 1 else None
+    if len(keys[0]) > 1 and keys[-1][1][0] != range_kind:
+        return None
+    lo, hi = 0, n
+    if range_comparison:
+        name = range_key_conditions[-1][0] if range_key_conditions else None
+        if view.range_attr is None or (name or view.range_attr) != view.range_attr:
+            return None
+        if range_comparison not in _RANGE_OPERATORS:
+            return None
+        bounds = [_key_part(obj) for obj in range_objs]
+        if len(bounds) != (2 if range_comparison == "BETWEEN" else 1):
+            return None
+        if any(bound is None or bound[0] != range_kind for bound in bounds):
+            return None
+        if range_comparison == "BEGINS_WITH" and range_kind not in ("S", "B"):
+            return None
+        lo, hi = _window(keys, range_comparison, bounds)
+    start = None
+    if exclusive_start_key is not None:
+        try:
+            start = tuple(_key_part(DynamoType(exclusive_start_key[name])) for name in view.sort_attrs)
+        except Exception:
+            return None  # moto's own Query says what is wrong with it
+        # moto compares the start key attribute by attribute: of the types stored, as here.
+        if any(value is None or value[0] != stored[0] for value, stored in zip(start, keys[0])):
+            return None
+    return view, part, lo, hi, start, n
+
+
+def _query(self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+           projection_expressions, index_name=None, consistent_read=False, filter_expression=None,
+           hash_key_conditions=None, range_key_conditions=None, **filter_kwargs):
+    plan = _query_plan(self, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+                       index_name, consistent_read, hash_key_conditions, range_key_conditions, filter_kwargs)
+    if plan is None:
+        return _original_query(
+            self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+            projection_expressions, index_name, consistent_read, filter_expression,
+            hash_key_conditions=hash_key_conditions, range_key_conditions=range_key_conditions, **filter_kwargs,
+        )
+    view, part, lo, hi, start, n = plan
+    results = []
+    last_evaluated_key = None
+    if part is not None:
+        keys, items = part.keys, part.items
+        # Positions [first, last) remain after the ExclusiveStartKey (moto skips the items
+        # at or before it in the query's direction); [lo, hi) meet the range condition.
+        if scan_index_forward is False:
+            first, last = 0, (n if start is None else bisect.bisect_left(keys, start))
+            matching = range(min(last, hi) - 1, max(first, lo) - 1, -1)
+            after = range(max(first, lo) - 1, first - 1, -1)
+        else:
+            first, last = (0 if start is None else bisect.bisect_right(keys, start)), n
+            matching = range(max(first, lo), min(last, hi))
+            after = range(min(last, hi), last)
+        # moto's loop: Limit and the 1 MB page counted on matching items. The items moto
+        # looks at before the matching stretch change nothing (no result yet, none over
+        # 1 MB); one after it ends the page with a LastEvaluatedKey if the page is full.
+        result_size = 0
+        for position in matching:
+            item = items[position]
+            size = item.size()
+            if len(results) == limit or result_size + size > RESULT_SIZE_LIMIT:
+                last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
+                break
+            results.append(item)
+            result_size += size
+        else:
+            if results and len(after) > 0:
+                if len(results) == limit:
+                    last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
+                elif result_size + _MAX_ITEM_SIZE > RESULT_SIZE_LIMIT:
+                    for position in after:
+                        if result_size + items[position].size() > RESULT_SIZE_LIMIT:
+                            last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
+                            break
+    scanned_count = len(results)
+    results = copy.deepcopy(results)
+    if index_name:
+        index = self.get_index(index_name)
+        results = [index.project(r) for r in results]
+    if filter_expression is not None:
+        results = [item for item in results if filter_expression.expr(item)]
+    if projection_expressions:
+        results = [r.project(projection_expressions) for r in results]
+    return results, scanned_count, last_evaluated_key
+
+
+Table.put_item = _table_put_item
+Table.delete_item = _table_delete_item
+Table.query = _query
+DynamoDBBackend.update_item = _update_item
 
 
 
