@@ -39,10 +39,36 @@ export const MAX_FRAME_BYTES = 32 * 1024;
 export const MAX_PULL = 10;
 /** A pull with no answer after this long no longer holds back the next one. */
 const PULL_ANSWER_TIMEOUT_MS = 5000;
+/**
+ * After a pull for a reason (a wake, a connection, a result, more), the periodic pull keeps
+ * its short interval this long: what a lost answer left in flight comes back after the
+ * queue's visibility timeout (60 s) and is taken then. Later, the site idle, it slows to
+ * `idlePullIntervalMs`.
+ */
+export const ACTIVE_PULL_WINDOW_MS = 180_000;
 /** A connection that stayed up this long resets the backoff when it drops. */
 const STABLE_CONNECTION_MS = 10_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const HTTP_TIMEOUT_MS = 15_000;
+
+/**
+ * Whether the timer's periodic pull (every `intervalMs`) goes out at `now`: always while
+ * the channel is active (a pull for a reason within `ACTIVE_PULL_WINDOW_MS`); once idle,
+ * only when the last pull is about `idleIntervalMs` old (within half a timer period).
+ */
+export function periodicPullDue(o: {
+  readonly now: number;
+  /** When a pull was last asked for a reason (a wake, a connection, a result, more). */
+  readonly activeAt: number;
+  /** When a pull last went out. */
+  readonly lastPullAt: number;
+  readonly intervalMs: number;
+  readonly idleIntervalMs?: number | undefined;
+}): boolean {
+  if (o.idleIntervalMs === undefined || o.idleIntervalMs <= o.intervalMs) return true;
+  if (o.now - o.activeAt <= ACTIVE_PULL_WINDOW_MS) return true;
+  return o.now - o.lastPullAt + o.intervalMs / 2 >= o.idleIntervalMs;
+}
 
 export interface BackoffOptions {
   readonly initialMs: number;
@@ -86,10 +112,18 @@ export interface ChannelOptions {
   readonly heartbeatIntervalMs: number;
   /**
    * A pull this often even without a `wake` (WebSocket only; long polling asks all the
-   * time): what a lost frame left in the queue — a wake, a `commands` answer, a result
-   * whose message SQS hands out again — is picked up within it. Undefined: never.
+   * time): what a lost frame left in the queue — a `commands` answer, a result whose
+   * message SQS hands out again — is picked up within it. Undefined: never. It keeps this
+   * interval for `ACTIVE_PULL_WINDOW_MS` after any other pull, then slows to
+   * `idlePullIntervalMs`.
    */
   readonly pullIntervalMs?: number;
+  /**
+   * The periodic pull's interval once the channel has been idle (no other pull) for
+   * `ACTIVE_PULL_WINDOW_MS`: the bound on a lost `wake` of an idle site. Undefined (or
+   * shorter than `pullIntervalMs`): `pullIntervalMs` always.
+   */
+  readonly idlePullIntervalMs?: number;
   /** Measures the control plane's clock from the `Date` of its HTTPS answers. */
   readonly clock?: ControlPlaneClock;
   readonly pollWaitSeconds: number;
@@ -146,6 +180,10 @@ export class Channel {
   #pullInFlight = false;
   #pullSentAt = 0;
   #pullWanted = false;
+  /** When a pull was last asked for a reason (not by the timer); -Infinity: never. */
+  #activeAt = Number.NEGATIVE_INFINITY;
+  /** Whether this connection's control plane answered `hello` with `welcome`. */
+  #welcomed = false;
   #pollAbort: AbortController | undefined;
   #pollKick: (() => void) | undefined;
   #pollUp = false;
@@ -178,6 +216,16 @@ export class Channel {
 
   get transport(): 'websocket' | 'polling' {
     return this.#transport;
+  }
+
+  /**
+   * Whether the control plane answers every `command_result` with `result_ack` after it
+   * stored the result and deleted its message (every control plane that sends `welcome`
+   * does, on this connection): a pull made on that `result_ack` cannot overtake the
+   * result, so none needs to follow it.
+   */
+  get acknowledgesResults(): boolean {
+    return this.up && this.#welcomed;
   }
 
   /** Can messages be sent now? */
@@ -248,7 +296,8 @@ export class Channel {
    * Asks for work: on `wake`, on connect, after each result, and once more after a burst
    * of results. `wake` always sends a pull; other reasons are coalesced with a pull still
    * waiting for its answer (sent again when it comes). `capacity` only releases a pull
-   * held back because the agent was full.
+   * held back because the agent was full. `periodic` (the timer) is skipped while the
+   * channel is idle and the last pull is younger than `idlePullIntervalMs`.
    */
   requestPull(reason: 'wake' | 'connect' | 'capacity' | 'result' | 'more' | 'drain' | 'periodic'): void {
     if (!this.up) return;
@@ -258,6 +307,17 @@ export class Channel {
       this.#pollKick?.(); // wakes a poll loop that waits for free capacity
       return;
     }
+    const now = performance.now();
+    if (reason === 'periodic') {
+      const due = periodicPullDue({
+        now,
+        activeAt: this.#activeAt,
+        lastPullAt: this.#pullSentAt,
+        intervalMs: this.#o.pullIntervalMs ?? 0,
+        idleIntervalMs: this.#o.idlePullIntervalMs,
+      });
+      if (!due) return;
+    } else if (reason !== 'capacity') this.#activeAt = now;
     // Freed capacity matters only to a pull held back for the lack of it.
     if (reason === 'capacity' && !this.#pullWanted) return;
     const waiting = this.#pullInFlight && performance.now() - this.#pullSentAt < PULL_ANSWER_TIMEOUT_MS;
@@ -339,6 +399,7 @@ export class Channel {
         this.#o.onResultAck?.(msg.command_id);
         break;
       case 'welcome':
+        this.#welcomed = true;
         this.#welcome(msg);
         break;
       case 'error':
@@ -409,6 +470,7 @@ export class Channel {
       this.#pongSeen = false;
       this.#wsFailures = 0;
       this.#pullInFlight = false;
+      this.#welcomed = false;
       this.#setState('websocket');
       this.send(this.#hello()).catch(() => {});
       this.#o.onUp?.();
@@ -583,8 +645,10 @@ export class Channel {
       if (msg.commands.length > 0) this.#o.onCommands(msg.commands);
     } else if (msg.type === 'images') this.#o.onImages?.(msg);
     else if (msg.type === 'result_ack') this.#o.onResultAck?.(msg.command_id);
-    else if (msg.type === 'welcome') this.#welcome(msg);
-    else if (msg.type === 'wake') {
+    else if (msg.type === 'welcome') {
+      this.#welcomed = true;
+      this.#welcome(msg);
+    } else if (msg.type === 'wake') {
       if (msg.topic === 'images') this.#o.onImagesWake?.();
       else this.#pollKick?.();
     } else if (msg.type === 'error') this.#o.log.warn('control plane error', { message: msg.message });
@@ -625,6 +689,7 @@ export class Channel {
     while (this.#polling && this.#state !== 'stopped' && this.#transport === 'polling') {
       try {
         if (!this.#pollUp) {
+          this.#welcomed = false;
           this.#setState('connecting');
           await this.#postDirect(JSON.stringify(this.#hello()));
           if (!this.#polling || this.#transport !== 'polling' || this.#stopped()) break;

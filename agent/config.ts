@@ -39,11 +39,16 @@ export interface AgentConfig {
   readonly logLevel: LogLevel;
   readonly heartbeatIntervalMs: number;
   /**
-   * How often the agent pulls even without a `wake`: a lost wake, a lost `commands`
-   * answer or a lost result (its message comes back after the queue's visibility
-   * timeout) is recovered within this.
+   * How often the agent pulls even without a `wake` while it has work about (for 3
+   * minutes after any other pull): a lost `commands` answer or a lost result (its message
+   * comes back after the queue's visibility timeout) is recovered within this.
    */
   readonly pullIntervalMs: number;
+  /**
+   * The same once idle (no other pull for 3 minutes): the bound on a lost `wake` to an
+   * idle site. Never shorter than `pullIntervalMs`.
+   */
+  readonly idlePullIntervalMs: number;
   /** How long a sent result waits for its `result_ack` before it is sent again. */
   readonly resultResendIntervalMs: number;
   readonly shutdownGraceMs: number;
@@ -151,6 +156,7 @@ export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   heartbeatInterval: '30s',
   pullInterval: '30s',
+  idlePullInterval: '5m',
   resultResendInterval: '10s',
   shutdownGrace: '20s',
   journalRetention: '14d',
@@ -405,6 +411,7 @@ export function validateConfig(
     'log_level',
     'heartbeat_interval',
     'pull_interval',
+    'idle_pull_interval',
     'result_resend_interval',
     'shutdown_grace',
     'journal_retention',
@@ -538,6 +545,14 @@ export function validateConfig(
   if (maxDelayMs < initialDelayMs)
     r.fail('reconnect.max_delay', 'must not be less than reconnect.initial_delay');
 
+  const pullIntervalMs = r.duration(
+    root,
+    'pull_interval',
+    'pull_interval',
+    DEFAULTS.pullInterval,
+    1000,
+    600_000,
+  );
   const config: AgentConfig = {
     file: undefined,
     url,
@@ -555,7 +570,18 @@ export function validateConfig(
       1000,
       540_000,
     ),
-    pullIntervalMs: r.duration(root, 'pull_interval', 'pull_interval', DEFAULTS.pullInterval, 1000, 600_000),
+    pullIntervalMs,
+    idlePullIntervalMs: Math.max(
+      pullIntervalMs,
+      r.duration(
+        root,
+        'idle_pull_interval',
+        'idle_pull_interval',
+        DEFAULTS.idlePullInterval,
+        1000,
+        3_600_000,
+      ),
+    ),
     resultResendIntervalMs: r.duration(
       root,
       'result_resend_interval',

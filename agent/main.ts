@@ -228,6 +228,8 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
   }
   let channel: Channel | undefined;
   let followup: NodeJS.Timeout | undefined;
+  /** Results sent to a control plane that acknowledges them, not acknowledged yet. */
+  const awaitingAck = new Set<string>();
   const reporter = new Reporter({
     outbox,
     resendMs: config.resultResendIntervalMs,
@@ -235,11 +237,19 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     log,
     onSent: (report) => {
       if (report.type !== 'command_result') return;
-      // A result frees its node's next command on the queue: ask for it, and once more a
-      // little later, in case the pull overtook the result on the control plane side.
-      channel?.requestPull('result');
+      // A result frees its node's next command on the queue: ask for it. A control plane
+      // that acknowledges results is asked on the `result_ack` (sent once the message is
+      // gone: no pull can overtake it), and a little later only if an ack is missing (a
+      // lost frame); another is asked now, and once more a little later, in case the pull
+      // overtook the result on the control plane side.
+      const acknowledged = channel?.acknowledgesResults === true;
+      if (acknowledged) awaitingAck.add(report.command_id);
+      else channel?.requestPull('result');
       clearTimeout(followup);
-      followup = setTimeout(() => channel?.requestPull('drain'), DRAIN_FOLLOWUP_MS);
+      followup = setTimeout(() => {
+        if (!acknowledged || awaitingAck.size > 0) channel?.requestPull('drain');
+        awaitingAck.clear();
+      }, DRAIN_FOLLOWUP_MS);
       followup.unref();
     },
   });
@@ -288,6 +298,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     drivers: registry.driverNames(),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     pullIntervalMs: config.pullIntervalMs,
+    idlePullIntervalMs: config.idlePullIntervalMs,
     clock,
     pollWaitSeconds: config.pollWaitSeconds,
     reconnect: config.reconnect,
@@ -303,6 +314,9 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
       reporter
         .acknowledged(commandId)
         .catch((error) => log.warn('acknowledged result not recorded', { error: errorMessage(error) }));
+      // The result is stored and its message deleted: the node's next command is free.
+      awaitingAck.delete(commandId);
+      channel?.requestPull('result');
     },
     onImages: (msg) => images?.onImages(msg),
     onImagesWake: () => {

@@ -31,7 +31,8 @@
  *    transfer out; what a Lambda reads is in-region and free.
  *
  * The agent is a real `metalplane-agent` with the production defaults (heartbeat 30 s,
- * pull 30 s, power sync 60 s, image list refresh 5 min), fake-hardware. The conductor
+ * pull 5 min when idle and 30 s for 3 min after any other pull, power sync 60 s, image
+ * list refresh 5 min), fake-hardware. The conductor
  * tick is invoked here once a minute, as EventBridge does. Workload requests the bench
  * makes to wait for a state (polling GETs) are labelled `bench:` and left out.
  *
@@ -993,7 +994,13 @@ const invocationsOf = (label: RegExp, inPhase: string) =>
 /** Hourly rate of each periodic message of an idle site (agent/config.ts DEFAULTS, the 1-minute tick). */
 const PERIODIC: ReadonlyArray<{ label: RegExp; perHour: number; what: string }> = [
   { label: /^agents:heartbeat$/, perHour: 120, what: 'heartbeat every 30 s' },
-  { label: /^agents:pull$/, perHour: 120, what: 'pull every 30 s' },
+  // Idle: every 5 min (idle_pull_interval); for 3 min after a (re)connection (every 2 h)
+  // every 30 s: 12 + 0.5 × (the connection's pull + 6) = 15.5.
+  {
+    label: /^agents:pull$/,
+    perHour: 15.5,
+    what: 'pull every 5 min idle, every 30 s for 3 min after a connection',
+  },
   { label: /^api:GET \/v1\/agent\/nodes/, perHour: 60, what: 'power sync node list every 60 s' },
   { label: /^agents:power_report$/, perHour: 0, what: 'no power report without nodes' },
   { label: /^agents:images_pull$/, perHour: 12, what: 'image list every 5 min' },

@@ -42,6 +42,11 @@ export interface FakeControlPlaneOptions {
   images?: ImagesSource;
   /** Images per `images` page (default 20, the protocol's maximum). */
   imagesPageSize?: number;
+  /**
+   * Answer `hello` with `welcome` (a control plane of protocol 2, which acknowledges
+   * results once their message is deleted); default: no answer, as a protocol-1 one.
+   */
+  welcome?: boolean;
 }
 
 export type ImagesSource =
@@ -77,7 +82,9 @@ export class FakeControlPlane {
   loseResults = 0;
   /** The next N `commands` answers are lost on the way out (their messages stay in flight). */
   loseCommandAnswers = 0;
-  /** Frames lost by the two counters above. */
+  /** The next N `result_ack` answers are lost on the way out (their results are stored). */
+  loseResultAcks = 0;
+  /** Frames lost by the counters above. */
   lost = 0;
   #imageLists = new Map<string, ImageAssignment[]>();
   #server: Server;
@@ -212,7 +219,15 @@ export class FakeControlPlane {
   }
 
   async #handle(msg: AgentMessage, reply: (m: ServerMessage) => void): Promise<void> {
-    if (msg.type === 'images_pull') reply(await this.#imagesPage(msg.cursor));
+    if (msg.type === 'hello' && this.options.welcome) {
+      reply({
+        v: 1,
+        type: 'welcome',
+        protocol_version: msg.protocol_version ?? 1,
+        oldest_supported_protocol: 1,
+        missing_features: [],
+      });
+    } else if (msg.type === 'images_pull') reply(await this.#imagesPage(msg.cursor));
     else if (msg.type === 'pull') reply({ v: 1, type: 'commands', commands: this.#receive(msg.max) });
     else if (msg.type === 'command_result') {
       const i = this.#queue.findIndex((q) => q.command.id === msg.command_id);
@@ -271,6 +286,11 @@ export class FakeControlPlane {
         void this.#handle(msg, (m) => {
           if (m.type === 'commands' && this.loseCommandAnswers > 0) {
             this.loseCommandAnswers--;
+            this.lost++;
+            return;
+          }
+          if (m.type === 'result_ack' && this.loseResultAcks > 0) {
+            this.loseResultAcks--;
             this.lost++;
             return;
           }

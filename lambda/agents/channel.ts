@@ -85,6 +85,9 @@ export class UnsupportedProtocol extends Error {
   override readonly name = 'UnsupportedProtocol';
 }
 
+/** The protocols whose agents' heartbeats are taken. */
+const SERVED = { oldest: OLDEST_SUPPORTED_PROTOCOL, newest: PROTOCOL_VERSION } as const;
+
 /** The protocol an agent record says its agent speaks (protocol 1 before any `hello` said otherwise). */
 export const recordedProtocol = (record: AgentRecord): number => record.protocol_version ?? LEGACY_PROTOCOL;
 
@@ -162,7 +165,8 @@ async function dispatch(
       );
       const features = message.features ? [...new Set(message.features)].sort() : null;
       // Recorded even when refused: GET /v1/agents shows the agent unsupported (and,
-      // without a heartbeat, not alive: no node is routed to it).
+      // without a heartbeat, not alive: no node is routed to it). The heartbeat item
+      // learns the protocol: its heartbeats are taken only while it is served.
       await touch(runtime, agent, (record, stamp) => ({
         ...record,
         drivers: [...new Set(message.drivers)].sort(),
@@ -195,13 +199,20 @@ async function dispatch(
         },
       };
     }
-    case 'heartbeat':
+    case 'heartbeat': {
+      // One conditional write of the agent's heartbeat item (1 unit, no read), taken while
+      // its protocol is served. Refused (no agent, a protocol no longer served) or not
+      // there yet (a connection older than heartbeat items): the record decides, and the
+      // heartbeat item is written with it.
+      const at = ironicTimestamp(runtime.now());
+      if (await runtime.credentials.agents.beat(agent.hostname, at, SERVED)) return { kind: 'handled' };
       await touch(runtime, agent, (record, stamp) => {
         const refusal = protocolRefusal(record, recordedProtocol(record));
         if (refusal) throw new UnsupportedProtocol(refusal);
         return { ...record, last_heartbeat: stamp };
       });
       return { kind: 'handled' };
+    }
     case 'pull': {
       const commands = await receiveFor(runtime, agent, { max: message.max });
       return { kind: 'handled', reply: { v: 1, type: 'commands', commands } };
@@ -336,6 +347,8 @@ async function touch(
   change: (record: AgentRecord, stamp: string) => AgentRecord,
 ): Promise<void> {
   const stamp = ironicTimestamp(runtime.now());
-  const updated = await runtime.credentials.agents.modify(agent.hostname, (record) => change(record, stamp));
+  const updated = await runtime.credentials.agents.modify(agent.hostname, (record) => change(record, stamp), {
+    heartbeat: recordedProtocol,
+  });
   if (!updated) throw new ChannelRefusal(`agent ${agent.hostname} is not enrolled`);
 }

@@ -107,7 +107,11 @@ export async function runChaos(options: ChaosOptions): Promise<RunReport> {
     const { credential } = (await enrolled.json()) as { credential: string };
     agent.writeConfig(
       // A lost frame (2 % here) is recovered by the agent's periodic pull: often, in a run.
-      testConfig({ url: stack.apiUrl, websocketUrl: ws.url, extra: 'pull_interval: 2s' }),
+      testConfig({
+        url: stack.apiUrl,
+        websocketUrl: ws.url,
+        extra: 'pull_interval: 2s\nidle_pull_interval: 2s',
+      }),
     );
     await agent.writeCredential(credential);
     ws.faults = { drop: 0.02, duplicate: 0.02 };

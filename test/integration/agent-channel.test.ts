@@ -6,6 +6,7 @@
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Command } from '../../protocol/messages.ts';
+import { CURRENT_FEATURES, PROTOCOL_VERSION } from '../../protocol/versions.ts';
 import {
   type AgentSocket,
   type ChannelStack,
@@ -184,6 +185,13 @@ describe('a command, from the API to the agent and back, over the WebSocket', ()
       await waitFor(
         async () => ((await record(nodeA2, queued.id)).status === 'succeeded' ? true : undefined),
         'done',
+      );
+      // The record turns succeeded before the queue message is deleted, and the node's FIFO
+      // group stays closed until then: the next round's pull, made on its wake, would find
+      // nothing (a flake, one run in a few dozen). Wait for the delete first.
+      await waitFor(
+        async () => ((await queueDepth('ch-a')) === 0 ? true : undefined),
+        'the queue to be empty',
       );
     }
     await socket.close();
@@ -495,5 +503,116 @@ describe('HTTPS long polling', () => {
         query,
       ).toBe(400);
     }
+  });
+});
+
+describe('heartbeats', () => {
+  const hello = (hostname: string, protocol = PROTOCOL_VERSION) => ({
+    v: 1,
+    type: 'hello',
+    hostname,
+    agent_version: '9.9.9',
+    drivers: ['fake-hardware'],
+    protocol_version: protocol,
+    features: [...CURRENT_FEATURES],
+  });
+  const heartbeat = () => ({ v: 1, type: 'heartbeat', sent_at: new Date().toISOString() });
+  const stored = (hostname: string) => stack.store!.getWithSides<Record<string, unknown>>('agent', hostname);
+  const LONG_AGO = '2020-01-01T00:00:00.000000+00:00';
+  const setSide = (hostname: string, attributes?: Record<string, unknown>) =>
+    stack.store!.write([
+      {
+        type: 'side',
+        side: { kind: 'agent', id: hostname, name: 'heartbeat' },
+        ...(attributes ? { attributes } : {}),
+      },
+    ]);
+
+  it("a heartbeat writes the agent's heartbeat item only, never its indexed record; reads show the latest", async () => {
+    const agent = await stack.enroll('ch-b', 'ch-b-beating');
+    const socket = await stack.connect(agent.credential);
+    socket.send(hello(agent.hostname));
+    await socket.next('welcome');
+    const welcomed = await stored(agent.hostname);
+    // The hello wrote the record and the heartbeat item, which learned the protocol.
+    expect(welcomed.sides.get('heartbeat')).toMatchObject({
+      protocol_version: PROTOCOL_VERSION,
+      last_heartbeat: welcomed.item?.doc.last_heartbeat,
+    });
+    // An old heartbeat item, so that the heartbeat's write shows.
+    await setSide(agent.hostname, { protocol_version: PROTOCOL_VERSION, last_heartbeat: LONG_AGO });
+    socket.send(heartbeat());
+    const beaten = await waitFor(async () => {
+      const now = await stored(agent.hostname);
+      return now.sides.get('heartbeat')?.last_heartbeat !== LONG_AGO ? now : undefined;
+    }, 'the heartbeat item to be written');
+    // The record (in three indexes) is as the hello left it: same version, same document.
+    expect(beaten.item).toStrictEqual(welcomed.item);
+    const at = beaten.sides.get('heartbeat')?.last_heartbeat as string;
+    expect(Date.parse(at)).toBeGreaterThanOrEqual(Date.parse(welcomed.item?.doc.last_heartbeat as string));
+    // One agent, a listing, the repository: each the heartbeat item's time, alive.
+    const shown = (await stack.api.call('GET', `/v1/agents/${agent.hostname}`)).body;
+    expect(shown).toMatchObject({ alive: true, last_heartbeat: at });
+    const listed = (await stack.api.call('GET', '/v1/agents?site=ch-b')).body;
+    const inList = (listed.agents as Array<Record<string, unknown>>).find(
+      (one) => one.hostname === agent.hostname,
+    );
+    expect(inList).toMatchObject({ alive: true, last_heartbeat: at });
+    expect(
+      (await stack.runtime.credentials.agents.all()).find((one) => one.hostname === agent.hostname),
+    ).toMatchObject({ last_heartbeat: at });
+    await socket.close();
+  });
+
+  it('a heartbeat with no heartbeat item yet (a connection older than them) is taken from the record, which writes the item', async () => {
+    const agent = await stack.enroll('ch-b', 'ch-b-older');
+    const socket = await stack.connect(agent.credential);
+    socket.send(hello(agent.hostname));
+    await socket.next('welcome');
+    await setSide(agent.hostname);
+    const before = await stored(agent.hostname);
+    expect(before.sides.has('heartbeat')).toBe(false);
+    socket.send(heartbeat());
+    const after = await waitFor(async () => {
+      const now = await stored(agent.hostname);
+      return now.sides.has('heartbeat') ? now : undefined;
+    }, 'the heartbeat item to be written');
+    expect(after.item?.version).toBe((before.item?.version ?? 0) + 1);
+    expect(after.sides.get('heartbeat')).toMatchObject({
+      protocol_version: PROTOCOL_VERSION,
+      last_heartbeat: after.item?.doc.last_heartbeat,
+    });
+    await socket.close();
+  });
+
+  it('the heartbeat of an agent whose protocol is not served is refused, and it is not alive', async () => {
+    const agent = await stack.enroll('ch-b', 'ch-b-ancient');
+    const socket = await stack.connect(agent.credential);
+    socket.send(hello(agent.hostname, PROTOCOL_VERSION - 2));
+    await socket.next('error');
+    await waitFor(() => socket.closed, 'the socket to be closed');
+    expect((await stored(agent.hostname)).sides.get('heartbeat')).toMatchObject({
+      protocol_version: PROTOCOL_VERSION - 2,
+    });
+    const refused = await stack.asAgent(agent.credential, 'POST', '/v1/agent/messages', heartbeat());
+    expect(refused.status).toBe(400);
+    expect(refused.fault?.faultstring).toContain('is too old');
+    expect((await stack.api.call('GET', `/v1/agents/${agent.hostname}`)).body).toMatchObject({
+      alive: false,
+      last_heartbeat: null,
+    });
+  });
+
+  it("an agent's deletion takes its heartbeat item with it", async () => {
+    const agent = await stack.enroll('ch-b', 'ch-b-leaving');
+    const socket = await stack.connect(agent.credential);
+    socket.send(hello(agent.hostname));
+    await socket.next('welcome');
+    await socket.close();
+    expect((await stored(agent.hostname)).sides.has('heartbeat')).toBe(true);
+    expect((await stack.api.call('DELETE', `/v1/agents/${agent.hostname}`)).status).toBe(204);
+    const gone = await stored(agent.hostname);
+    expect(gone.item).toBeUndefined();
+    expect(gone.sides.size).toBe(0);
   });
 });

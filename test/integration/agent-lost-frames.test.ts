@@ -27,8 +27,13 @@ const CLOCK_WARNING =
   "the agent's clock is off the control plane's: deadlines are judged on the control plane's time; fix this host's NTP";
 const inMs = (ms: number) => new Date(Date.now() + ms).toISOString();
 
-async function start(options: { visibilityMs?: number; extra?: string; env?: Record<string, string> } = {}) {
-  const cp = await new FakeControlPlane({ visibilityMs: options.visibilityMs ?? 60_000 }).start();
+async function start(
+  options: { visibilityMs?: number; extra?: string; env?: Record<string, string>; welcome?: boolean } = {},
+) {
+  const cp = await new FakeControlPlane({
+    visibilityMs: options.visibilityMs ?? 60_000,
+    welcome: options.welcome ?? false,
+  }).start();
   planes.push(cp);
   const agent = new AgentProcess();
   agents.push(agent);
@@ -69,6 +74,55 @@ describe('lost frames', () => {
     expect(agent.lines('command started').filter((l) => l.command_id === 'c-1')).toHaveLength(1);
     const pulls = agent.lines('pull').map((l) => l.reason);
     expect(pulls).toContain('periodic');
+  });
+});
+
+describe('the pull after a result', () => {
+  /** The reasons of the agent's pulls, in order. */
+  const reasons = (agent: AgentProcess) => agent.lines('pull').map((l) => l.reason as string);
+
+  it("is made on the result_ack of a control plane that acknowledges results, and none follows it: the node's next command comes", async () => {
+    const { cp, agent } = await start({ welcome: true });
+    await waitFor(() => agent.lines('welcomed by the control plane').length === 1, 'the welcome');
+    cp.enqueue(
+      { id: 'a-1', node: 'n-1', action: 'noop', args: {}, deadline: inMs(120_000) },
+      { id: 'a-2', node: 'n-1', action: 'noop', args: {}, deadline: inMs(120_000) },
+    );
+    // a-2 is held behind a-1 (one message of a node in flight): only a pull after a-1's
+    // result can take it, and nothing else (no wake, no periodic pull in 30 s) would.
+    await waitFor(() => cp.results('a-2').length === 1, 'the second command');
+    const pulls = reasons(agent);
+    expect(pulls).not.toContain('drain');
+    expect(pulls).not.toContain('periodic');
+    // Each result's pull came after its result_ack: after the result reached the plane.
+    const sent = cp.received.map((r) => r.msg.type);
+    expect(sent.indexOf('command_result')).toBeLessThan(sent.lastIndexOf('pull'));
+  });
+
+  it('is made a second later when a result_ack is lost, not at the result resend', async () => {
+    const { cp, agent } = await start({ welcome: true });
+    await waitFor(() => agent.lines('welcomed by the control plane').length === 1, 'the welcome');
+    cp.loseResultAcks = 1;
+    cp.enqueue(
+      { id: 'l-1', node: 'n-1', action: 'noop', args: {}, deadline: inMs(120_000) },
+      { id: 'l-2', node: 'n-1', action: 'noop', args: {}, deadline: inMs(120_000) },
+    );
+    await waitFor(() => cp.results('l-2').length === 1, 'the second command');
+    expect(cp.lost).toBe(1);
+    expect(reasons(agent)).toContain('drain');
+    // Taken by that pull: l-1's result was not sent again first (that is 10 s later).
+    expect(cp.results('l-1')).toHaveLength(1);
+  });
+
+  it('is made at once, and once more a little later, with a control plane that does not say welcome', async () => {
+    const { cp, agent } = await start();
+    cp.enqueue(
+      { id: 'b-1', node: 'n-1', action: 'noop', args: {}, deadline: inMs(120_000) },
+      { id: 'b-2', node: 'n-1', action: 'noop', args: {}, deadline: inMs(120_000) },
+    );
+    await waitFor(() => cp.results('b-2').length === 1, 'the second command');
+    await waitFor(() => (reasons(agent).includes('drain') ? true : undefined), 'the follow-up pull');
+    expect(reasons(agent)).toContain('result');
   });
 });
 

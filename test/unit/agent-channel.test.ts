@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { Backoff, type Channel, MAX_FRAME_BYTES, sendText } from '../../agent/channel.ts';
+import {
+  ACTIVE_PULL_WINDOW_MS,
+  Backoff,
+  type Channel,
+  MAX_FRAME_BYTES,
+  periodicPullDue,
+  sendText,
+} from '../../agent/channel.ts';
 import { createLogger, silentLogger } from '../../agent/log.ts';
 import { Reporter } from '../../agent/reporter.ts';
 import { Outbox, type Report } from '../../agent/state.ts';
@@ -51,6 +58,47 @@ describe('backoff', () => {
     // A huge attempt count does not overflow into Infinity/NaN.
     b.attempt = 5000;
     expect(b.ceiling()).toBe(1000);
+  });
+});
+
+describe('the periodic pull', () => {
+  const SHORT = 30_000;
+  const IDLE = 300_000;
+  /** The pulls a timer ticking every SHORT makes over `spanMs`, the last reasoned pull at `activeAt`. */
+  function pullsOver(spanMs: number, activeAt: number, idle: number | undefined): number[] {
+    let lastPullAt = activeAt;
+    const pulls: number[] = [];
+    for (let now = activeAt + SHORT; now <= activeAt + spanMs; now += SHORT) {
+      if (periodicPullDue({ now, activeAt, lastPullAt, intervalMs: SHORT, idleIntervalMs: idle })) {
+        pulls.push(now - activeAt);
+        lastPullAt = now;
+      }
+    }
+    return pulls;
+  }
+
+  it('keeps the short interval for the active window after a pull for a reason (a lost answer comes back after the visibility timeout)', () => {
+    const pulls = pullsOver(ACTIVE_PULL_WINDOW_MS, 0, IDLE);
+    expect(pulls).toStrictEqual([30_000, 60_000, 90_000, 120_000, 150_000, 180_000]);
+    // Past the visibility timeout (60 s) there are pulls left in the window.
+    expect(pulls.filter((at) => at > 60_000).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('slows to the idle interval once idle: an idle hour is 12 pulls, not 120', () => {
+    const hour = 3_600_000;
+    const pulls = pullsOver(hour, 0, IDLE);
+    const idlePulls = pulls.filter((at) => at > ACTIVE_PULL_WINDOW_MS);
+    // About every 5 minutes, never closer together than the idle interval minus a tick.
+    for (let i = 1; i < idlePulls.length; i++) {
+      expect((idlePulls[i] as number) - (idlePulls[i - 1] as number)).toBe(IDLE);
+    }
+    expect(pulls.length).toBeLessThanOrEqual(6 + 12);
+    expect((idlePulls[0] as number) - ACTIVE_PULL_WINDOW_MS).toBeLessThanOrEqual(IDLE);
+  });
+
+  it('without an idle interval (or one not longer), every tick pulls', () => {
+    expect(pullsOver(600_000, 0, undefined)).toHaveLength(20);
+    expect(pullsOver(600_000, 0, SHORT)).toHaveLength(20);
   });
 });
 

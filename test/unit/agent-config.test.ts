@@ -36,6 +36,8 @@ describe('agent config', () => {
       drivers: ['fake-hardware'],
       logLevel: 'info',
       heartbeatIntervalMs: 30_000,
+      pullIntervalMs: 30_000,
+      idlePullIntervalMs: 300_000,
       shutdownGraceMs: 20_000,
       journalRetentionMs: 14 * 86_400_000,
       maxCommands: 8,
@@ -63,6 +65,8 @@ describe('agent config', () => {
         'drivers: [fake-hardware]',
         'log_level: debug',
         'heartbeat_interval: 10',
+        'pull_interval: 1m',
+        'idle_pull_interval: 15m',
         'shutdown_grace: 1m',
         'journal_retention: 2d',
         'concurrency: {max_commands: 32}',
@@ -82,6 +86,8 @@ describe('agent config', () => {
       hostname: 'fra1-agent-1',
       logLevel: 'debug',
       heartbeatIntervalMs: 10_000,
+      pullIntervalMs: 60_000,
+      idlePullIntervalMs: 900_000,
       shutdownGraceMs: 60_000,
       journalRetentionMs: 2 * 86_400_000,
       maxCommands: 32,
@@ -96,6 +102,10 @@ describe('agent config', () => {
       tftp: { enabled: false, root: '/opt/agent/tftp', port: 6969 },
       http: { enabled: true, root: '/srv/http', port: 8081 },
     });
+    // The idle pull is never more frequent than the active one.
+    expect(
+      parseConfig('url: http://localhost:1\npull_interval: 2m\nidle_pull_interval: 1m', '/x.yaml'),
+    ).toMatchObject({ pullIntervalMs: 120_000, idlePullIntervalMs: 120_000 });
     expect(
       parseConfig('url: http://localhost:1\nstatus: {address: "off"}', '/x.yaml').status,
     ).toBeUndefined();

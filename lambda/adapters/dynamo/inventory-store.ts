@@ -103,7 +103,29 @@ export type WriteOp =
       readonly type: 'drop';
       readonly ledger: LedgerRef;
       readonly onConflict: DomainError;
+    }
+  | {
+      /**
+       * Puts an item's side item (`attributes`), or deletes it (no `attributes`),
+       * unconditionally: see `SideRef`.
+       */
+      readonly type: 'side';
+      readonly side: SideRef;
+      readonly attributes?: Readonly<Record<string, unknown>>;
     };
+
+/**
+ * An item's side item: beside the item (`pk` of the item, `sk` = `name`), with no index
+ * attribute, so that a write of it costs its own size only, never an index's copy (an
+ * agent's heartbeat: docs/decisions.md). Read with the item (`getWithSides`, one Query of
+ * the item's partition) or in bulk (`sides`); written alone (`updateSide`) or in the
+ * item's transactions (the `side` op).
+ */
+export interface SideRef {
+  readonly kind: string;
+  readonly id: string;
+  readonly name: string;
+}
 
 /**
  * A parent's ledger of its children: one item beside the parent's (`pk` of the parent,
@@ -150,6 +172,9 @@ const MAX_QUERY_PAGES = 25;
 
 export const itemKey = (kind: string, id: string) => ({ pk: `${kind}#${id}`, sk: 'item' });
 const ledgerKey = (ledger: LedgerRef) => ({ pk: `${ledger.kind}#${ledger.id}`, sk: ledger.name });
+const sideKey = (side: SideRef) => ({ pk: `${side.kind}#${side.id}`, sk: side.name });
+/** BatchGetItem's bound of keys per request. */
+const MAX_BATCH_GET = 100;
 
 /** A child as the byParent index shows it: what deleting it needs. */
 export interface ChildRef {
@@ -174,6 +199,99 @@ export class InventoryStore extends TableRepository {
       }),
     );
     return Item ? toStored<T>(Item) : undefined;
+  }
+
+  /**
+   * The item and its side items (`sk` → attributes): one strongly consistent Query of the
+   * item's partition, as one GetItem would cost while they fit in 4 KB.
+   */
+  async getWithSides<T>(
+    kind: string,
+    id: string,
+  ): Promise<{ item: StoredItem<T> | undefined; sides: Map<string, Record<string, unknown>> }> {
+    const key = itemKey(kind, id);
+    const sides = new Map<string, Record<string, unknown>>();
+    let item: StoredItem<T> | undefined;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result: { Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> } =
+        await this.db.send(
+          new (await libDynamoDB()).QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': key.pk },
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        );
+      for (const raw of result.Items ?? []) {
+        if (raw.sk === key.sk) item = toStored<T>(raw);
+        else sides.set(raw.sk as string, raw);
+      }
+      startKey = result.LastEvaluatedKey;
+    } while (startKey);
+    return { item, sides };
+  }
+
+  /**
+   * The side items `name` of the items `ids` of one kind, by id (eventually consistent:
+   * BatchGetItem, 100 keys a request); an id without one is absent.
+   */
+  async sides(
+    kind: string,
+    ids: readonly string[],
+    name: string,
+  ): Promise<Map<string, Record<string, unknown>>> {
+    const found = new Map<string, Record<string, unknown>>();
+    const prefix = `${kind}#`;
+    const unique = [...new Set(ids)];
+    for (let start = 0; start < unique.length; start += MAX_BATCH_GET) {
+      let keys: Record<string, unknown>[] = unique
+        .slice(start, start + MAX_BATCH_GET)
+        .map((id) => sideKey({ kind, id, name }));
+      // Keys DynamoDB leaves unprocessed (throttling) are asked again, after a backoff.
+      for (let attempt = 0; keys.length > 0; attempt++) {
+        if (attempt >= 8) throw new Error(`${keys.length} side items of ${kind} left unread`);
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
+        const { BatchGetCommand } = await libDynamoDB();
+        const answer = await this.db.send(
+          new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }),
+        );
+        for (const raw of answer.Responses?.[this.table] ?? []) {
+          found.set((raw.pk as string).slice(prefix.length), raw);
+        }
+        keys = (answer.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[];
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Updates a side item (`update`: an UpdateExpression) if `condition` holds: false when
+   * it did not (the side item missing, say), the item unchanged.
+   */
+  async updateSide(
+    side: SideRef,
+    update: string,
+    condition: string,
+    values: Readonly<Record<string, unknown>>,
+  ): Promise<boolean> {
+    try {
+      await this.db.send(
+        new (await libDynamoDB()).UpdateCommand({
+          TableName: this.table,
+          Key: sideKey(side),
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
   }
 
   /** The id that owns a unique value, if any. */
@@ -534,6 +652,10 @@ export class InventoryStore extends TableRepository {
             ConditionExpression: 'attribute_exists(pk)',
           },
         };
+      case 'side':
+        return op.attributes
+          ? { Put: { TableName, Item: { ...op.attributes, ...sideKey(op.side) } } }
+          : { Delete: { TableName, Key: sideKey(op.side) } };
     }
   }
 }
