@@ -14,6 +14,17 @@ export class DomainError extends Error {
   }
 }
 
+/**
+ * A conditional write lost to a concurrent one (the item's version moved between the read
+ * and the write) with no lock in the way: a 409 like any conflict, but one the request
+ * may be run again for, on the item as it is now (`actOnCurrentNode`).
+ */
+export class ConcurrentChange extends DomainError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
+
 export const invalid = (message: string) => new DomainError('invalid', message);
 export const notFound = (message: string) => new DomainError('not-found', message);
 export const conflict = (message: string) => new DomainError('conflict', message);

@@ -6,7 +6,7 @@
  * (docs/decisions.md, "A parent's ledger").
  */
 import { holdsSecrets, type SecretSealer, sealSecrets } from '../../domain/auth/sealing.ts';
-import { conflict, type DomainError, invalid, notFound } from '../../domain/errors.ts';
+import { ConcurrentChange, conflict, type DomainError, invalid, notFound } from '../../domain/errors.ts';
 import { catalogReference } from '../../domain/images/image.ts';
 import type { Node } from '../../domain/nodes/node.ts';
 import { publishNodeChanges } from '../events.ts';
@@ -128,7 +128,9 @@ export function nodeWrite(node: Node): ItemWrite<Node> {
 const nameTaken = (name: string) => conflict(`A node with name ${name} already exists.`);
 const instanceTaken = (uuid: string) => conflict(`Instance ${uuid} is already associated with a node.`);
 const concurrentChange = (uuid: string) =>
-  conflict(`Node ${uuid} was changed by another request at the same time; retry with the current node.`);
+  new ConcurrentChange(
+    `Node ${uuid} was changed by another request at the same time; retry with the current node.`,
+  );
 
 export class NodeRepository {
   private readonly store: InventoryStore;

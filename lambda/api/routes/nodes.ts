@@ -6,7 +6,14 @@
 import { HistoryRepository } from '../../adapters/dynamo/history-repository.ts';
 import type { WriteOp } from '../../adapters/dynamo/inventory-store.ts';
 import { mustExist } from '../../adapters/dynamo/node-repository.ts';
-import { conflict, forbidden, invalid, notAcceptable, notFound } from '../../domain/errors.ts';
+import {
+  ConcurrentChange,
+  conflict,
+  forbidden,
+  invalid,
+  notAcceptable,
+  notFound,
+} from '../../domain/errors.ts';
 import { canonicalUuid, isUuidLike, isValidLogicalName, validateTrait } from '../../domain/identifiers.ts';
 import {
   DELETE_ALLOWED_STATES,
@@ -70,6 +77,30 @@ export async function resolveNode(
   const found = uuid ? await deps.nodes.get(uuid) : undefined;
   if (!found) throw notFound(`Node ${ident} could not be found.`);
   return found;
+}
+
+/** Attempts of `actOnCurrentNode` before a concurrent change is the client's 409. */
+const CURRENT_NODE_ATTEMPTS = 3;
+
+/**
+ * Runs `act` on the node as stored now, and again on a fresh read when its write lost to
+ * a concurrent one that took no lock (the power sync recording a state, a heartbeat's
+ * callback): the request is checked again on the node it now applies to, as if it had come
+ * a moment later. A node locked by a task stays Ironic's 409 NodeLocked at once.
+ */
+export async function actOnCurrentNode<T>(
+  deps: Dependencies,
+  ident: string,
+  act: (found: { node: Node; version: number }) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const found = await resolveNode(deps, ident);
+    try {
+      return await act(found);
+    } catch (error) {
+      if (!(error instanceof ConcurrentChange) || attempt >= CURRENT_NODE_ATTEMPTS) throw error;
+    }
+  }
 }
 
 function nodeUrl(request: ApiRequest, uuid: string): string {

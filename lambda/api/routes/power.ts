@@ -39,7 +39,7 @@ import { authorizeNode } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import { jsonBody } from '../listing.ts';
 import type { OperationDoc } from '../operation-doc.ts';
-import { resolveNode } from './nodes.ts';
+import { actOnCurrentNode, resolveNode } from './nodes.ts';
 import { answered, requester, SYNC_WAIT_MS } from './sync-call.ts';
 
 const POWER_SCHEMA = {
@@ -148,11 +148,12 @@ export function registerPowerRoutes(
 
   router.on('PUT', '/v1/nodes/{node}/states/power', async (request) => {
     const ident = request.params.node as string;
-    const found = await resolveNode(deps, ident);
-    authorizeNode(request, 'node:set_power_state', found.node);
-    const body = objectBody(request);
-    const power = checkPowerRequest(found.node, ident, body, request.version.minor);
-    await conductor().setPowerState(found, power, requester(request));
+    await actOnCurrentNode(deps, ident, async (found) => {
+      authorizeNode(request, 'node:set_power_state', found.node);
+      const body = objectBody(request);
+      const power = checkPowerRequest(found.node, ident, body, request.version.minor);
+      await conductor().setPowerState(found, power, requester(request));
+    });
     return noContent(202, { Location: `${request.baseUrl}/v1/nodes/${ident}/states` });
   });
 

@@ -20,7 +20,7 @@ import { type ConductorAccess, controlPlaneFor } from '../../runtime.ts';
 import { authorizeNode, type Principal } from '../access.ts';
 import type { Dependencies } from '../dependencies.ts';
 import type { OperationDoc } from '../operation-doc.ts';
-import { resolveNode } from './nodes.ts';
+import { actOnCurrentNode } from './nodes.ts';
 
 /**
  * The body as documented in the OpenAPI document (the checks themselves are Ironic's,
@@ -64,11 +64,12 @@ export function registerProvisionRoutes(
     if (problem) throw invalid(problem);
     const body = parseProvisionBody(request.body);
     const ident = request.params.node as string;
-    const found = await resolveNode(deps, ident);
-    authorizeNode(request, 'node:set_provision_state', found.node);
-    const checked = checkProvisionRequest(found.node, body, { minor: request.version.minor });
     const user = (request.principal as Principal | undefined)?.name ?? null;
-    await conductor().changeProvisionState(found, checked, user);
+    await actOnCurrentNode(deps, ident, async (found) => {
+      authorizeNode(request, 'node:set_provision_state', found.node);
+      const checked = checkProvisionRequest(found.node, body, { minor: request.version.minor });
+      await conductor().changeProvisionState(found, checked, user);
+    });
     return noContent(202, { Location: provisionLocation(request.baseUrl, ident) });
   });
 }
