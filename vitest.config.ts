@@ -8,6 +8,12 @@ export default defineConfig({
     globalSetup: ['test/support/engines.ts'],
     // Handlers log JSON lines through Powertools; tests that read logs turn them on.
     env: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    // Files run four at a time. Most of a file's wall time is waiting (agents, BMCs, VMs
+    // booting, TFTP/HTTP peers), so on the 2 cores of CI four workers take the suite from
+    // ~25 to ~13 min; vitest's default (cores - 1) would be one. Test files are isolated from
+    // each other by resource names, free ports and their own temp dirs, and the shared
+    // build caches publish atomically (scripts/cache-entry.ts). docs/performance.md.
+    maxWorkers: 4,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default', './test/support/totals-reporter.ts'],

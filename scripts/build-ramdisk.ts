@@ -27,7 +27,6 @@ import {
   readdirSync,
   readFileSync,
   realpathSync,
-  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -44,6 +43,7 @@ import {
 } from 'node:zlib';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
+import { publishCacheEntry } from './cache-entry.ts';
 
 /** Bump to rebuild every cached ramdisk (the builder's own source is hashed into the key as well). */
 export const BUILDER_VERSION = 1;
@@ -559,8 +559,12 @@ export async function buildRamdisk(options: BuildOptions = {}): Promise<BuildRes
     const staging = mkdtempSync(join(cacheDir, `.${key}.`));
     for (const [name, data] of Object.entries(files)) writeFileSync(join(staging, name), data);
     writeFileSync(join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(staging, dir);
+    if (options.force) rmSync(dir, { recursive: true, force: true });
+    // Another process (a parallel test file) may have built the same key meanwhile: its
+    // entry stands, and is what this call answers.
+    if (!publishCacheEntry(staging, dir, () => readCached(dir) !== undefined)) {
+      return buildRamdisk({ ...options, force: false });
+    }
     return {
       key,
       dir,

@@ -29,7 +29,6 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -46,6 +45,7 @@ import {
   REPO_ROOT,
   resolveModules,
 } from '../../scripts/build-ramdisk.ts';
+import { publishCacheEntry } from '../../scripts/cache-entry.ts';
 
 const run = promisify(execFile);
 const BUILDER_VERSION = 1;
@@ -243,6 +243,15 @@ async function describeFile(path: string): Promise<DiskImageFile> {
   return { path, size: statSync(path).size, sha256: await sha256File(path) };
 }
 
+/** The cached image in `dir`, if its manifest and every file it names are there, whole. */
+function readCachedImage(dir: string): DiskImage | undefined {
+  const manifest = join(dir, 'manifest.json');
+  if (!existsSync(manifest)) return undefined;
+  const found = JSON.parse(readFileSync(manifest, 'utf8')) as DiskImage;
+  const files = [found.raw, found.gzip, found.qcow2].filter((f): f is DiskImageFile => f !== undefined);
+  return files.every((f) => existsSync(f.path) && statSync(f.path).size === f.size) ? found : undefined;
+}
+
 /** Builds (or finds in the cache) the image; see the module's comment. */
 export async function buildDiskImage(options: DiskImageOptions): Promise<DiskImage> {
   const started = performance.now();
@@ -265,14 +274,8 @@ export async function buildDiskImage(options: DiskImageOptions): Promise<DiskIma
   ).slice(0, 24);
   const cache = options.cacheDir ?? DEFAULT_DISK_CACHE;
   const dir = join(cache, key);
-  const manifest = join(dir, 'manifest.json');
-  if (existsSync(manifest)) {
-    const found = JSON.parse(readFileSync(manifest, 'utf8')) as DiskImage;
-    const files = [found.raw, found.gzip, found.qcow2].filter((f): f is DiskImageFile => f !== undefined);
-    if (files.every((f) => existsSync(f.path) && statSync(f.path).size === f.size)) {
-      return { ...found, hit: true, seconds: (performance.now() - started) / 1000 };
-    }
-  }
+  const found = readCachedImage(dir);
+  if (found) return { ...found, hit: true, seconds: (performance.now() - started) / 1000 };
   mkdirSync(cache, { recursive: true });
   const work = await mkdtemp(join(cache, `.${key}-`));
   try {
@@ -401,8 +404,10 @@ export async function buildDiskImage(options: DiskImageOptions): Promise<DiskIma
         : {}),
     };
     writeFileSync(join(work, 'manifest.json'), `${JSON.stringify(result, null, 2)}\n`);
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(work, dir);
+    // Another test file may have built the same key meanwhile: its entry stands, and is
+    // what this call answers (the same inputs, and the sizes and checksums of its files).
+    if (!publishCacheEntry(work, dir, () => readCachedImage(dir) !== undefined))
+      return buildDiskImage(options);
     const seconds = (performance.now() - started) / 1000;
     log(`disk image ${key}: ${sizeMiB} MiB built in ${seconds.toFixed(1)} s`);
     return { ...result, seconds };

@@ -1,6 +1,6 @@
 /**
  * A BMC-driven node with a persistent virtual disk, for the whole-disk deploy e2e test
- * (test/e2e/disk-deploy-vm.test.ts) and its bench (bench/disk-deploy.ts): an `ipmi_sim`
+ * (test/e2e/disk-deploy-vm.ts, one test file per boot mode) and its bench (bench/disk-deploy.ts): an `ipmi_sim`
  * BMC (test/support/bmc.ts) whose `on` hook starts qemu (TCG, e1000 with the node's MAC
  * on slirp, whose DHCP hands out the agent's `boot.ipxe` URL; one virtio-blk disk file
  * that outlives the VM) and whose `off` hook kills qemu by PID.

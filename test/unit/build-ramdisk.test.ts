@@ -66,7 +66,7 @@ describe('build-ramdisk', () => {
     expect(again.hit).toBe(true);
     expect(again.key).toBe(first.key);
     expect(again.files).toEqual(first.files);
-    expect(again.seconds).toBeLessThan(2);
+    // How fast a hit is belongs in a bench, not here: `hit` says the cache answered.
   }, 120_000);
 
   it('a changed init script gives a new key', async () => {

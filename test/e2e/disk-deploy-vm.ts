@@ -64,39 +64,6 @@ let ramdiskImage: string;
 let diskImage: DiskImage;
 let diskImageUuid: string;
 
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'metalplane-e2e-disk-'));
-  const [channel, ramdisk, image] = await Promise.all([
-    startChannel({ syncWaitMs: 20_000 }),
-    buildRamdisk(),
-    buildDiskImage({ token: 'e2e-disk-deploy-7f3a', formats: ['gzip'] }),
-  ]);
-  stack = channel;
-  diskImage = image;
-  expect((await stack.createSite(SITE)).status).toBe(201);
-  ramdiskImage = await uploadKernelRamdisk(
-    stack.api,
-    `mp-ramdisk-${ramdisk.key.slice(0, 12)}`,
-    readFileSync(join(ramdisk.dir, 'vmlinuz')),
-    readFileSync(join(ramdisk.dir, 'initramfs.img')),
-  );
-  diskImageUuid = await uploadDiskImage(stack.api, 'e2e-test-os', diskImage.gzip!.path, 'raw+gzip');
-  httpPort = await freePort();
-  const tftpPort = await freePort();
-  const { credential } = await stack.enroll(SITE, 'e2e-disk-agent');
-  agent = new AgentProcess().writeConfig(
-    diskAgentConfig({ url: stack.api.url, websocketUrl: stack.gateway.url, httpPort, tftpPort }),
-  );
-  await agent.writeCredential(credential);
-  await agent.start();
-}, 600_000);
-
-afterAll(async () => {
-  await agent?.cleanup();
-  await stack?.close();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
-
 async function node(uuid: string) {
   return (await stack.api.call('GET', `/v1/nodes/${uuid}`)).body;
 }
@@ -157,10 +124,48 @@ async function serialShows(vm: DiskVm, text: string, timeoutMs: number) {
 
 const MARKER = (token: string, firmware: Firmware) => `${BOOT_MARKER} token=${token} firmware=${firmware}`;
 
-for (const [firmware, mac] of [
-  ['bios', '52:54:00:d1:5c:b1'],
-  ['uefi', '52:54:00:d1:5c:e1'],
-] as const) {
+/** The VM's MAC per boot mode. */
+export const DISK_VM_MACS = { bios: '52:54:00:d1:5c:b1', uefi: '52:54:00:d1:5c:e1' } as const;
+
+/**
+ * The whole flow for one boot mode. One test file per mode (disk-deploy-vm-bios.test.ts,
+ * disk-deploy-vm-uefi.test.ts), so that parallel workers run the two VMs side by side.
+ */
+export function diskDeployTests(firmware: Firmware): void {
+  const mac = DISK_VM_MACS[firmware];
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'metalplane-e2e-disk-'));
+    const [channel, ramdisk, image] = await Promise.all([
+      startChannel({ syncWaitMs: 20_000 }),
+      buildRamdisk(),
+      buildDiskImage({ token: 'e2e-disk-deploy-7f3a', formats: ['gzip'] }),
+    ]);
+    stack = channel;
+    diskImage = image;
+    expect((await stack.createSite(SITE)).status).toBe(201);
+    ramdiskImage = await uploadKernelRamdisk(
+      stack.api,
+      `mp-ramdisk-${ramdisk.key.slice(0, 12)}`,
+      readFileSync(join(ramdisk.dir, 'vmlinuz')),
+      readFileSync(join(ramdisk.dir, 'initramfs.img')),
+    );
+    diskImageUuid = await uploadDiskImage(stack.api, 'e2e-test-os', diskImage.gzip!.path, 'raw+gzip');
+    httpPort = await freePort();
+    const tftpPort = await freePort();
+    const { credential } = await stack.enroll(SITE, 'e2e-disk-agent');
+    agent = new AgentProcess().writeConfig(
+      diskAgentConfig({ url: stack.api.url, websocketUrl: stack.gateway.url, httpPort, tftpPort }),
+    );
+    await agent.writeCredential(credential);
+    await agent.start();
+  }, 600_000);
+
+  afterAll(async () => {
+    await agent?.cleanup();
+    await stack?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
   describe(`whole-disk deploy, ${firmware.toUpperCase()} VM, ipmi + ramdisk`, () => {
     let vm: DiskVm;
     let uuid: string;

@@ -1,0 +1,4 @@
+// The whole-disk deploy end to end in a UEFI VM: see disk-deploy-vm.ts.
+import { diskDeployTests } from './disk-deploy-vm.ts';
+
+diskDeployTests('uefi');
