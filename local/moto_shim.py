@@ -36,6 +36,18 @@ rollback go through; DynamoDBBackend.update_item, which changes items in place),
 answers a Query from the partition's stretch between the start key and the key
 condition's bounds: O(log n + page), the same answer as moto's item for item
 (test/integration/local-dynamodb-conformance.test.ts compares it with plain moto).
+And the DynamoDB write path, where moto spent most of an UpdateItem (4-5 ms for a
+node-sized item) on avoidable work: it parsed the same UpdateExpression twice per call,
+deep-copied the parse tree through the generic reduce protocol, walked it ten times with
+abstract-class isinstance checks, deep-copied the whole stored item twice (one copy only
+turned into JSON, the other kept for a stream the table does not have), re-copied every
+nested value once per nesting level to make JSON, and re-summed the whole item's size for
+each attribute it built (PutItem: quadratic). The shim caches each UpdateExpression's
+parse tree by its string (moto's validator copies the tree before changing anything, and
+nothing else writes to it; errors are not cached), copies trees and builds JSON with
+code specialised for them, skips the two copies whose contents nothing reads, and adds
+up an item's size as it builds it: the same answers, items and errors as moto's
+(test/integration/local-dynamodb-writes.test.ts compares them with plain moto's).
 And one SQS fix: when several in-flight messages of one FIFO group time out together,
 moto releases them one by one while scanning, so the group counts as busy until the
 last of them is reached — and the *last* is delivered first, out of order. The shim
@@ -57,6 +69,7 @@ Everything else is moto as released.
 Usage: the same arguments as moto_server (local/moto.ts starts it).
 """
 
+import base64
 import bisect
 import copy
 import io
@@ -879,6 +892,263 @@ Table.put_item = _table_put_item
 Table.delete_item = _table_delete_item
 Table.query = _query
 DynamoDBBackend.update_item = _update_item
+
+# --- DynamoDB writes: no re-parsing, no needless copies ----------------------------------
+
+# An UpdateItem cost moto 4-5 ms for a node-sized item (2.4 KB, 30 attributes, nested
+# maps; cProfile, in process): it tokenized and parsed the UpdateExpression twice (handler,
+# backend), deep-copied the parsed tree with the generic copy.deepcopy (__reduce_ex__ and
+# reconstruct per node) for validation, walked the tree ten times (one per validation
+# step) with an isinstance against abstract classes for every node, deep-copied the whole
+# stored item twice (the handler's "old" item, only ever turned into JSON; the backend's
+# copy for a stream record, taken even when the table has no stream), and turned items
+# into JSON by deep-copying every nested value once per nesting level. A PutItem built its
+# Item re-summing the whole item's size for every attribute added (quadratic). The shim:
+# - caches the parsed UpdateExpression tree per expression string (errors are not cached:
+#   a bad expression is parsed again and raises the same error every time). Safe because
+#   nothing writes to the parsed tree: the handlers only search it (find_clauses), and
+#   moto's Validator deep-copies it before its steps replace nodes (validators.Validator);
+# - makes that copy of the tree with a copier specialised for AST nodes (attributes copied
+#   one by one, lists and shared nodes through deepcopy's memo, anything else by
+#   copy.deepcopy): the same copy, without the reduce/reconstruct protocol;
+# - walks the tree for each validation step as DepthFirstTraverser does, with each
+#   isinstance answered once per node class (no Node class is registered virtually);
+# - hands UpdateItem's handler, instead of a deep copy of the stored item, a snapshot of
+#   that item's JSON taken at the same point: the handler only calls to_json on it, at
+#   once, and Item.to_json builds fresh containers all the way down;
+# - skips the backend's stream-record copy of the item when the table has no stream
+#   (moto uses that copy for nothing else);
+# - builds DynamoType.to_regular_json (the nested values of Item.to_json) in one pass
+#   instead of deep-copying the value, then each nested value again: the same JSON;
+# - builds an Item adding up its size as attributes are added: the same 405000 bound,
+#   checked at the same attribute, raising the same ItemSizeTooLarge; and sizes a map
+#   without rebuilding each of its values first (DynamoType.size): the same sizes.
+# test/integration/local-dynamodb-writes.test.ts replays one seeded random sequence of
+# writes (valid and invalid expressions, conditions met and not, ReturnValues, cancelled
+# transactions, projections) against plain moto and this shim and compares every answer,
+# error and the final tables.
+
+from moto.dynamodb.exceptions import ItemSizeTooLarge as _ItemSizeTooLarge
+from moto.dynamodb.models.dynamo_type import Item as _Item
+from moto.dynamodb.models.dynamo_type import LimitedSizeDict as _LimitedSizeDict
+from moto.dynamodb.models.utilities import bytesize as _bytesize
+from moto.dynamodb.parsing import ast_nodes as _ast_nodes
+from moto.dynamodb.parsing import validators as _validators
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser as _UpdateExpressionParser
+import moto.dynamodb.responses as _dynamodb_responses
+
+_PARSED_LIMIT = 1024
+_parsed_updates = {}
+_original_update_make = _UpdateExpressionParser.make.__func__
+
+
+def _update_make(cls, expression_str):
+    if cls is not _UpdateExpressionParser or not isinstance(expression_str, str):
+        return _original_update_make(cls, expression_str)
+    tree = _parsed_updates.get(expression_str)
+    if tree is None:
+        tree = _original_update_make(cls, expression_str)  # raises for a bad expression
+        if len(_parsed_updates) >= _PARSED_LIMIT:
+            _parsed_updates.clear()
+        _parsed_updates[expression_str] = tree
+    return tree
+
+
+_UpdateExpressionParser.make = classmethod(_update_make)
+
+_AstNode = _ast_nodes.Node
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copy_ast(value, memo):
+    """copy.deepcopy(value, memo) for a parsed expression tree, specialised for its nodes."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is list:
+        found = memo.get(id(value))
+        if found is not None:
+            return found
+        result = []
+        memo[id(value)] = result
+        result.extend(_copy_ast(element, memo) for element in value)
+        return result
+    if isinstance(value, _AstNode) and getattr(kind, "__deepcopy__", None) is None:
+        found = memo.get(id(value))
+        if found is not None:
+            return found
+        result = object.__new__(kind)
+        memo[id(value)] = result
+        result.__dict__.update({name: _copy_ast(attr, memo) for name, attr in value.__dict__.items()})
+        return result
+    return copy.deepcopy(value, memo)
+
+
+def _validators_deepcopy(value, memo=None):
+    return _copy_ast(value, {} if memo is None else memo)
+
+
+_validators.deepcopy = _validators_deepcopy
+
+
+_is_node_type = {}  # type -> isinstance(x, Node) for x of that type
+_is_processed = {}  # (the processor's node classes, type) -> isinstance(node, those classes)
+
+
+def _traverse(self, node):
+    """DepthFirstTraverser.traverse: the same walk, each isinstance answered once per type."""
+    targets = self.nodes_to_be_processed()
+    pre_processing = self.pre_processing_of_child
+    hooked = type(self).pre_processing_of_child is not _DepthFirstTraverser.pre_processing_of_child
+
+    def visit(node, child_id):
+        kind = type(node)
+        is_node = _is_node_type.get(kind)
+        if is_node is None:
+            is_node = _is_node_type[kind] = isinstance(node, _AstNode)
+        if is_node:
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    if hooked:
+                        pre_processing(node, i)
+                    visit(child_node, i)
+            processed = _is_processed.get((targets, kind))
+            if processed is None:
+                processed = _is_processed[(targets, kind)] = isinstance(node, targets)
+            if processed:
+                node = self.process(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    return visit(node, -1)
+
+
+_DepthFirstTraverser = _ast_nodes.DepthFirstTraverser
+_DepthFirstTraverser.traverse = _traverse
+
+
+class _ItemJsonSnapshot:
+    """What UpdateItem's handler needs of the item as it was: its JSON."""
+
+    __slots__ = ("_json",)
+
+    def __init__(self, item):
+        self._json = item.to_json()
+
+    def to_json(self, root_attr_name="Attributes"):
+        if root_attr_name == "Attributes":
+            return self._json
+        return {root_attr_name: self._json["Attributes"]}
+
+
+class _ResponsesCopy:
+    """`copy` for moto's DynamoDB handlers (UpdateItem's only deep copy is of the old item)."""
+
+    @staticmethod
+    def deepcopy(value, memo=None):
+        if type(value) is _Item and memo is None:
+            return _ItemJsonSnapshot(value)
+        return copy.deepcopy(value, memo)
+
+    copy = staticmethod(copy.copy)
+
+
+_dynamodb_responses.copy = _ResponsesCopy
+
+_no_stream_copy = threading.local()
+_table_keeping_deepcopy = _TableKeepingCopy.deepcopy
+
+
+def _models_deepcopy(value, memo=None):
+    if type(value) is _Item and getattr(_no_stream_copy, "active", False):
+        return value  # update_item's copy for the stream record, which it then ignores
+    return _table_keeping_deepcopy(value, memo)
+
+
+_TableKeepingCopy.deepcopy = staticmethod(_models_deepcopy)
+
+
+def _update_item_without_stream_copy(self, table_name, key, *args, **kwargs):
+    try:
+        table = self.get_table(table_name)
+    except Exception:
+        table = None
+    outer = getattr(_no_stream_copy, "active", False)
+    _no_stream_copy.active = table is not None and table.stream_shard is None
+    try:
+        return _update_item(self, table_name, key, *args, **kwargs)
+    finally:
+        _no_stream_copy.active = outer
+
+
+DynamoDBBackend.update_item = _update_item_without_stream_copy
+
+
+def _regular_value(value):
+    if isinstance(value, DynamoType):
+        return value.to_regular_json()
+    if type(value) in _IMMUTABLE or type(value) is bytes:
+        return value
+    return copy.deepcopy(value)
+
+
+def _to_regular_json(self):
+    """DynamoType.to_regular_json in one pass (moto deep-copies each level again)."""
+    value = self.value
+    if isinstance(value, dict):
+        value = {key: _regular_value(nested) for key, nested in value.items()}
+    elif isinstance(value, list):
+        value = [_regular_value(nested) for nested in value]
+    else:
+        value = copy.deepcopy(value)
+    if self.is_binary() and isinstance(value, str):
+        value = base64.b64decode(value)
+    return {self.type: value}
+
+
+DynamoType.to_regular_json = _to_regular_json
+
+
+def _item_init(self, hash_key, range_key, attrs):
+    """Item.__init__ with the item size summed as it grows (moto re-sums the whole item for
+    every attribute added: quadratic). The same bound (405000), checked at the same points."""
+    self.hash_key = hash_key
+    self.range_key = range_key
+    limited = _LimitedSizeDict()
+    size = 0
+    for key, value in attrs.items():  # distinct keys: nothing is replaced
+        value = DynamoType(value)
+        added = _bytesize(key) + value.size()
+        if size + added > 405000:
+            raise _ItemSizeTooLarge
+        dict.__setitem__(limited, key, value)
+        size += added
+    self.attrs = limited
+
+
+_Item.__init__ = _item_init
+
+
+_original_size = DynamoType.size
+
+
+def _dynamo_size(self):
+    """DynamoType.size without re-wrapping every map value: moto sized a map's value as
+    DynamoType(value).size(), which rebuilds the value's whole subtree first; a value that
+    is already a DynamoType (always, as DynamoType wraps nested values) has the same size."""
+    if self.type == "M":
+        return sum(
+            _bytesize(key) + (nested.size() if type(nested) is DynamoType else DynamoType(nested).size())
+            for key, nested in self.value.items()
+        )
+    return _original_size(self)
+
+
+DynamoType.size = _dynamo_size
+
 
 
 
