@@ -33,12 +33,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import {
-  commandsDeadLetterQueue,
-  queues as queueDefinitions,
-  queueName,
-  siteCommandQueue,
-} from './resources.ts';
+import { commandsDeadLetterQueue, queues as queueDefinitions, SITE_QUEUE_ID_PREFIX } from './resources.ts';
 
 /** The namespace of the Lambdas' EMF metrics (`lambda/observability/metrics.ts`). */
 export const METRICS_NAMESPACE = 'Metalplane';
@@ -236,7 +231,7 @@ export class Observability extends Construct {
         label: metricName,
       });
     // Site queues are made by the sites API, not by the stack: found by their names' prefix.
-    const [siteQueuePrefix] = queueName(this.prefix, siteCommandQueue('\u0000')).split('\u0000');
+    const siteQueuePrefix = `${this.prefix}-${SITE_QUEUE_ID_PREFIX}`;
 
     this.dashboard.addWidgets(
       new cloudwatch.TextWidget({

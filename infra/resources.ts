@@ -8,6 +8,7 @@
  * `lambda/` imports them from here and `infra/` imports nothing from `lambda/`.
  * This module is pure data: no aws-cdk-lib and no AWS SDK imports.
  */
+import { createHash } from 'node:crypto';
 
 export type AttributeType = 'S' | 'N' | 'B';
 
@@ -235,10 +236,29 @@ export const queues: readonly QueueDefinition[] = [
  */
 export const siteTagKeys = { stack: 'metalplane:stack', site: 'metalplane:site' } as const;
 
+/** The start of every site command queue's id: IAM and the dashboard find them by it. */
+export const SITE_QUEUE_ID_PREFIX = 'SiteCommands-';
+/** The longest site name a queue id keeps as it is (see `siteQueueKey`). */
+const SITE_QUEUE_KEY_MAX = 32;
+
+/**
+ * A site's part of its command queue's name. SQS names hold letters, digits, '-' and '_',
+ * 80 characters with `.fifo`; site names may also hold '.', and run to 64 characters. A
+ * name SQS can hold, up to 32 characters, is kept as it is (so `fra1` gives
+ * `<stack>-SiteCommands-fra1.fifo`); any other gets its first 19 characters made safe and
+ * 12 hex digits of its SHA-256: distinct names give distinct queues, and the whole name
+ * fits for stack names up to 29 characters.
+ */
+export function siteQueueKey(site: string): string {
+  if (site.length <= SITE_QUEUE_KEY_MAX && /^[A-Za-z0-9_-]+$/.test(site)) return site;
+  const digest = createHash('sha256').update(site).digest('hex').slice(0, 12);
+  return `${site.slice(0, 19).replace(/[^A-Za-z0-9_-]/g, '_')}-${digest}`;
+}
+
 /** The command queue of one site: group = node, deduplication id = command id. */
 export function siteCommandQueue(site: string): QueueDefinition {
   return {
-    id: `SiteCommands-${site}`,
+    id: `${SITE_QUEUE_ID_PREFIX}${siteQueueKey(site)}`,
     fifo: true,
     visibilityTimeoutSeconds: 60,
     retentionSeconds: 14 * 24 * 3600,
@@ -266,6 +286,11 @@ export function tableName(prefix: string, table: TableDefinition): string {
 
 export function queueName(prefix: string, queue: QueueDefinition): string {
   return `${prefix}-${queue.id}${queue.fifo ? '.fifo' : ''}`;
+}
+
+/** Every site's command queue name, as an IAM wildcard: `<prefix>-SiteCommands-*.fifo`. */
+export function siteQueueNameWildcard(prefix: string): string {
+  return `${prefix}-${SITE_QUEUE_ID_PREFIX}*.fifo`;
 }
 
 export function bucketName(prefix: string, bucket: BucketDefinition): string {

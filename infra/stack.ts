@@ -54,6 +54,7 @@ import {
   resourcePrefixEnvVar,
   secretsKey,
   siteCommandQueue,
+  siteQueueNameWildcard,
   type TableDefinition,
   tableName,
   tables,
@@ -562,9 +563,7 @@ export class MetalplaneStack extends Stack {
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         actions: [...actions],
-        resources: [
-          this.formatArn({ service: 'sqs', resource: queueName(this.stackName, siteCommandQueue('*')) }),
-        ],
+        resources: [this.formatArn({ service: 'sqs', resource: siteQueueNameWildcard(this.stackName) })],
       }),
     );
   }

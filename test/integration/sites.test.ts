@@ -53,6 +53,39 @@ describe('create', () => {
     expect(shown.body).toStrictEqual(created.body);
   });
 
+  it('gives every valid site name a valid queue: 64 characters, dots (found by schemathesis: a 500)', async () => {
+    const long = 'z'.repeat(63) + '0';
+    const names = [long, `${'z'.repeat(63)}1`, 'dc.fra-1', 'dc_fra-1'];
+    const queues = new Set<string>();
+    for (const name of names) {
+      const created = await call('POST', '/v1/sites', { body: { name } });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      const queue = queueName(stack.api.prefix, siteCommandQueue(name));
+      expect(queue.length).toBeLessThanOrEqual(80);
+      expect(queue).toMatch(/^[A-Za-z0-9_-]+\.fifo$/);
+      expect(created.body.queue_url).toMatch(new RegExp(`/${queue.replace('.', '\\.')}$`));
+      queues.add(queue);
+    }
+    expect(queues.size).toBe(names.length); // near names stay apart
+    // A command reaches the agent through the hashed queue, and the site deletes cleanly.
+    const node = await call('POST', '/v1/nodes', {
+      body: { driver: 'fake-hardware', conductor_group: long },
+    });
+    expect(node.status).toBe(201);
+    expect(
+      (await call('PUT', `/v1/nodes/${node.body.uuid}/states/power`, { body: { target: 'power on' } }))
+        .status,
+    ).toBe(202);
+    const agent = await stack.enroll(long, 'long-site-agent');
+    const socket = await stack.connect(agent.credential);
+    const [command] = await socket.pull();
+    expect(command?.node).toBe(node.body.uuid);
+    await socket.close();
+    expect(queueName(stack.api.prefix, siteCommandQueue('fra1'))).toBe(
+      `${stack.api.prefix}-SiteCommands-fra1.fifo`,
+    );
+  });
+
   it('makes it the default site when asked', async () => {
     const created = await call('POST', '/v1/sites', { body: { name: 'ams1', default: true } });
     expect(created.status).toBe(201);
