@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/support/sequencer.ts';
 
 export default defineConfig({
   test: {
@@ -14,6 +15,8 @@ export default defineConfig({
     // each other by resource names, free ports and their own temp dirs, and the shared
     // build caches publish atomically (scripts/cache-entry.ts). docs/performance.md.
     maxWorkers: 4,
+    // The longest files first, even on a cold cache (test/support/sequencer.ts).
+    sequence: { sequencer: LongestFirst },
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default', './test/support/totals-reporter.ts'],

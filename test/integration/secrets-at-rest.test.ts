@@ -194,8 +194,12 @@ describe('secrets at rest', () => {
       return command?.status === 'failed' ? command : undefined;
     }, 'the command to fail');
     expect(failed.error).toContain("The command's secrets could not be decrypted");
-    const shown = await stack.api.call('GET', `/v1/nodes/${thief}`);
-    expect(shown.body.last_error).toContain('could not be decrypted');
-    expect(shown.body.power_state).not.toBe('power on');
+    // The command's record turns failed first, then its task ends on the node: wait for that.
+    const shown = await waitFor(async () => {
+      const current = (await stack.api.call('GET', `/v1/nodes/${thief}`)).body;
+      return current.reservation === null && current.last_error !== null ? current : undefined;
+    }, "the node's task to end");
+    expect(shown.last_error).toContain('could not be decrypted');
+    expect(shown.power_state).not.toBe('power on');
   });
 });
