@@ -71,6 +71,11 @@ export interface MotoOptions {
   readonly signal?: AbortSignal;
   /** Where its pid file goes (the local stack's `.local/run`); none without it. */
   readonly runDir?: string;
+  /**
+   * moto as released, without local/moto_shim.py: the reference the shim's conformance
+   * tests compare its answers with.
+   */
+  readonly plain?: boolean;
 }
 
 export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> {
@@ -82,12 +87,18 @@ export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> 
   // the readiness probe and pass for the one started here.
   if (options.port) await assertPortFree('127.0.0.1', options.port, 'moto server', '--moto-port');
   const port = options.port || (await freePort());
-  const child = spawnOwned('moto', venvPython, [motoShim, '-H', '127.0.0.1', '-p', String(port)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'false' },
-    ...(options.runDir ? { runDir: options.runDir } : {}),
-    ports: [port],
-  });
+  const listen = ['-H', '127.0.0.1', '-p', String(port)];
+  const child = spawnOwned(
+    options.plain ? 'moto-plain' : 'moto',
+    options.plain ? motoBinary : venvPython,
+    options.plain ? listen : [motoShim, ...listen],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'false' },
+      ...(options.runDir ? { runDir: options.runDir } : {}),
+      ports: [port],
+    },
+  );
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);

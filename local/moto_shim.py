@@ -604,23 +604,7 @@ class _TableIndex:
         pending = {}
         for hash_set in list(table.items.values()):
             for item in list(hash_set.values()) if table.range_key_attr else [hash_set]:
-                pk = (_sort_key(item.hash_key), _sort_key(item.range_key))
-                entries = []
-                for view in self.views.values():
-                    place = view.place(item)
-                    if place is None:
-                        continue
-                    partition, key = place
-                    part = view.partitions.get(partition)
-                    if part is None:
-                        part = view.partitions[partition] = _Partition()
-                    if key is None:
-                        part.odd.add(pk)
-                    else:
-                        pending.setdefault(id(part), (part, []))[1].append((key, item))
-                    entries.append((view, partition, key))
-                if entries:
-                    self.placed[pk] = entries
+                self.add((_sort_key(item.hash_key), _sort_key(item.range_key)), item, pending)
         for part, members in pending.values():
             members.sort(key=lambda member: member[0])  # keys are unique: items never compared
             part.keys = [key for key, _ in members]
@@ -640,7 +624,9 @@ class _TableIndex:
             if not part.keys and not part.odd:
                 del view.partitions[partition]
 
-    def add(self, pk, item):
+    def add(self, pk, item, pending=None):
+        """Places an item in every view it belongs to. With `pending` (the first build), its
+        sorted entries are gathered there, to be sorted once, instead of inserted one by one."""
         entries = []
         for view in self.views.values():
             place = view.place(item)
@@ -652,6 +638,8 @@ class _TableIndex:
                 part = view.partitions[partition] = _Partition()
             if key is None:
                 part.odd.add(pk)
+            elif pending is not None:
+                pending.setdefault(id(part), (part, []))[1].append((key, item))
             else:
                 at = bisect.bisect_left(part.keys, key)
                 part.keys.insert(at, key)

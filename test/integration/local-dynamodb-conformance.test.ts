@@ -11,7 +11,6 @@
  * directions, each range condition, Limit with ExclusiveStartKey to the end, filters,
  * start keys made up as the audit log makes them, and pages cut at 1 MB.
  */
-import type { ChildProcess } from 'node:child_process';
 import {
   type AttributeValue,
   BatchWriteItemCommand,
@@ -30,8 +29,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { emulatorEnvironment, freePort, motoBinary } from '../../local/moto.ts';
-import { spawnOwned, stopOwned } from '../../local/processes.ts';
+import { emulatorEnvironment, type MotoServer, startMoto } from '../../local/moto.ts';
 import { between, type Random, seeded } from '../chaos/random.ts';
 
 type Item = Record<string, AttributeValue>;
@@ -45,44 +43,15 @@ const SEED = 20_261_204;
 const OPERATIONS = 240;
 const MAX_PAGES = 400;
 
-let plain: ChildProcess | undefined;
+let plain: MotoServer | undefined;
 let shim: DynamoDBClient;
 let reference: DynamoDBClient;
-
-/** A plain moto server (no shim) on a free port, ready when it answers. */
-async function startPlainMoto(): Promise<string> {
-  const port = await freePort();
-  let stderr = '';
-  const child = spawnOwned('moto-plain', motoBinary, ['-H', '127.0.0.1', '-p', String(port)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'false' },
-    ports: [port],
-  });
-  plain = child;
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  const endpoint = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (let attempt = 0; Date.now() < deadline; attempt++) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(`plain moto exited with ${child.exitCode ?? child.signalCode}\n${stderr}`);
-    try {
-      const response = await fetch(`${endpoint}/moto-api/data.json`, { signal: AbortSignal.timeout(2000) });
-      if (response.ok) return endpoint;
-    } catch {
-      // not listening yet
-    }
-    // Back-off between probes of a server still starting; the loop ends on the probe's answer.
-    await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 500)));
-  }
-  throw new Error(`plain moto not ready on port ${port}\n${stderr}`);
-}
 
 beforeAll(async () => {
   Object.assign(process.env, emulatorEnvironment(inject('awsEndpoint')));
   shim = new DynamoDBClient({ endpoint: inject('awsEndpoint'), maxAttempts: 1 });
-  reference = new DynamoDBClient({ endpoint: await startPlainMoto(), maxAttempts: 1 });
+  plain = await startMoto({ plain: true, readyTimeoutMs: 60_000 });
+  reference = new DynamoDBClient({ endpoint: plain.endpoint, maxAttempts: 1 });
   await both((db) => db.send(new CreateTableCommand(invTable())));
   await both((db) => db.send(new CreateTableCommand(flatTable())));
 }, 90_000);
@@ -90,7 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   shim?.destroy();
   reference?.destroy();
-  if (plain) await stopOwned(plain);
+  await plain?.stop();
 });
 
 // --- the tables: Metalplane's shapes (pk/sk with GSIs) and the other kinds of index ------
