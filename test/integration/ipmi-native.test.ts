@@ -125,7 +125,6 @@ describe('native RMCP+ power status against ipmi_sim', () => {
     const proxy = await countingProxy(bmc.port);
     const attemptTimeoutMs = 5000;
     const probe = new NativePowerProbe({ attemptTimeoutMs, retries: 2, fallback: null });
-    const started = performance.now();
     const error = await probe
       .powerState({ ...target(bmc, { ipmi_password: 'wrong-password' }), ipmi_port: proxy.port })
       .catch((e: unknown) => e)
@@ -140,7 +139,6 @@ describe('native RMCP+ power status against ipmi_sim', () => {
       'open session',
       'rakp 1',
     ]);
-    expect(performance.now() - started).toBeLessThan(attemptTimeoutMs); // seconds of margin
     expect((error as IpmiError).message).not.toContain('wrong-password');
     // Refused handshakes do not leak BMC session slots (RAKP 3 with an error status tells
     // the BMC to drop them): more refusals than ipmi_sim's 63 slots, then a good read.
@@ -244,16 +242,19 @@ describe('power sweep', () => {
       })),
       ...bmcs.map((bmc, i) => ({ nodeId: `node-${i}`, driverInfo: target(bmc) })),
     ];
-    // Seconds between "one timeout" and "two", and between either and a read: what the
-    // test tells apart never depends on how busy the machine is.
+    // Seconds between a read and a deadline: the order of the ends this test checks never
+    // depends on how busy the machine is.
     const timeoutMs = 3000;
     // The probe alone would try for 3 × 5000 ms: the sweep's per-BMC deadline ends it first.
     const probe = new NativePowerProbe({ attemptTimeoutMs: 5000, retries: 2, fallback: null });
     // Every end of a read, in order: the good BMCs' answers and the silent BMCs' deadlines.
     const ends: string[] = [];
+    // Every start of a read, with how many reads had ended by then.
+    const starts: { id: string; endsSoFar: number }[] = [];
     const recording = {
       powerState: (info: SweepTarget['driverInfo'], signal?: AbortSignal) => {
         const id = targets.find((t) => t.driverInfo.ipmi_port === info.ipmi_port)?.nodeId ?? '?';
+        starts.push({ id, endsSoFar: ends.length });
         signal?.addEventListener('abort', () => ends.push(`deadline ${id}`));
         return probe.powerState(info, signal).then((state) => {
           ends.push(`answer ${id}`);
@@ -261,12 +262,10 @@ describe('power sweep', () => {
         });
       },
     };
-    const started = performance.now();
     // Concurrency 3: each silent BMC holds one worker, the three others go through the third.
     const results = await sweepPowerStates(targets, { probe: recording, concurrency: 3, timeoutMs }).finally(
       () => probe.close(),
     );
-    const wall = performance.now() - started;
     const [first, second, ...rest] = results;
     for (const [i, result] of [first, second].entries()) {
       expect(result).toMatchObject({ nodeId: `silent-${i}`, ok: false, kind: 'timeout' });
@@ -278,7 +277,11 @@ describe('power sweep', () => {
     // The good BMCs all answered before either silent BMC's deadline.
     expect(ends.slice(0, 3).sort()).toEqual(['answer node-0', 'answer node-1', 'answer node-2']);
     expect(ends.slice(3).sort()).toEqual(['deadline silent-0', 'deadline silent-1']);
-    expect(wall).toBeLessThan(2 * timeoutMs); // one timeout, not one per silent BMC
+    // One timeout, not one per silent BMC: both silent reads began before anything ended.
+    expect(starts.filter((s) => s.id.startsWith('silent-'))).toEqual([
+      { id: 'silent-0', endsSoFar: 0 },
+      { id: 'silent-1', endsSoFar: 0 },
+    ]);
   });
 
   it('reports each failure with its kind and keeps going', async () => {

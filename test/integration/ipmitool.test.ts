@@ -62,13 +62,12 @@ describe('ipmitool against ipmi_sim', () => {
     // ipmitool says the same words for a refusal and for silence; only a refusal comes back
     // before its per-try timeout (-N). Made 5 s here, so telling them apart needs no quick machine.
     const patient = new Ipmitool({ timeoutMs: 20_000, retryTimeoutSeconds: 5 });
-    const started = Date.now();
     const error = await powerStatus(patient, { ...target(), ipmi_password: 'wrong-password' }).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(IpmiError);
+    // 'auth', not 'unreachable': the driver saw the answer come back before a per-try timeout.
     expect((error as IpmiError).kind).toBe('auth');
-    expect(Date.now() - started).toBeLessThan(5000); // not one per-try timeout
     expect((error as IpmiError).message).not.toContain('wrong-password');
   });
 
