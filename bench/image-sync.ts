@@ -2,9 +2,23 @@
  * Image sync throughput: one image (2 GiB by default) from moto S3 into the agent's
  * images tree, by the real agent process (presigned URL served by the fake control
  * plane), against `aws s3 cp` from the same endpoint in the same run, as a ratio; the
- * agent's RSS during the sync (sampled every 50 ms, and VmHWM, the peak over the process's
- * life, start-up included); and what an interruption costs: a ranged GET cut half way
- * through at about 50 % of the file (through a counting proxy). Figures, not asserts.
+ * agent's RSS before and during the sync (sampled every 50 ms; the growth is the
+ * download's own), VmHWM (the peak over the process's life, start-up included), and its
+ * CPU seconds (user + system, all threads) per GiB during the sync; and what an
+ * interruption costs: a ranged GET cut half way through at about 50 % of the file
+ * (through a counting proxy). Figures, not asserts.
+ *
+ * The agent runs twice: as shipped (agent/cli.ts bundled by esbuild into one ES module,
+ * as scripts/package-agent.ts does: what the RSS goal is about) and from its TypeScript
+ * sources (as the tests run it: Node's type stripping holds ≈ 50 MiB more before any
+ * download; the figure earlier runs reported). BENCH_BASELINE_AGENT=/other/checkout/
+ * agent/cli.ts adds a run of another checkout's agent (from its sources) in the same run,
+ * for a before/after; BENCH_ROUNDS=N repeats the aws and agent runs N times (interleaved).
+ *
+ * The agent's time ends once the file is verified, fsync'd and renamed into place; `aws
+ * s3 cp` leaves its copy in the page cache. On a machine whose disk writes more slowly than
+ * loopback delivers, that is the difference: the bench also reports aws's copy followed by
+ * an fsync of it (the same durability), and TMPDIR=/dev/shm takes the disk out of both.
  *
  *   npm run bench -- image-sync        (BENCH_IMAGE_MIB=2048)
  *
@@ -21,9 +35,19 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomFillSync, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
@@ -56,8 +80,44 @@ function awsCli(): string | undefined {
   return probe.status === 0 ? (probe.stdout || probe.stderr).trim().split(' ')[0] : undefined;
 }
 
-/** VmHWM (peak over the process's life) or VmRSS (now) of a process, in MiB. */
-function rssMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
+const root = join(import.meta.dirname, '..');
+
+/** The agent as the package ships it: one ES module bundled by esbuild (scripts/package-agent.ts). */
+async function bundleAgent(): Promise<string> {
+  const { build } = await import('esbuild');
+  const outfile = join(mkdtempSync(join(tmpdir(), 'metalplane-agent-bundle-')), 'agent.mjs');
+  await build({
+    entryPoints: [join(root, 'agent', 'cli.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    external: ['bufferutil', 'utf-8-validate'],
+    banner: {
+      js: "import { createRequire as __mpCreateRequire } from 'node:module'; const require = __mpCreateRequire(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+/** CPU seconds (user + system, every thread) a process has used. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * VmHWM (peak over the process's life), VmRSS (now) or RssAnon (now, the process's own
+ * memory: VmRSS less the executable's and libraries' pages) of a process, in MiB.
+ */
+function rssMiB(pid: number, field: 'VmHWM' | 'VmRSS' | 'RssAnon'): number {
   try {
     const line = readFileSync(`/proc/${pid}/status`, 'utf8')
       .split('\n')
@@ -99,47 +159,57 @@ try {
 
   // aws s3 cp, same endpoint: its defaults (ranged GETs) and one GET.
   const cli = awsCli();
-  const awsRuns: Array<{ what: string; seconds: number }> = [];
-  if (!cli) {
+  /** `durable`: the copy and an fsync of it, as the agent's time includes (it fsyncs before the rename). */
+  const awsRuns: Array<{ what: string; seconds: number; durable: number }> = [];
+  if (!cli)
     process.stdout.write('aws CLI not found: install it (apt-get install -y awscli) for the comparison\n');
-  } else {
-    const dest = join(work, 'aws-copy.iso');
-    const config = join(work, 'aws-config');
-    writeFileSync(config, '[default]\ns3 =\n  multipart_threshold = 64GB\n');
-    const modes = [
-      ...(process.env.BENCH_AWS_DEFAULTS === '1'
-        ? [{ what: `${cli} s3 cp (defaults: ranged GETs)`, single: false }]
-        : []),
-      { what: `${cli} s3 cp (one GET)`, single: true },
-    ];
-    for (const mode of modes) {
-      process.stdout.write(`${mode.what}...\n`);
-      const started = performance.now();
-      const copy = spawnSync(
-        AWS,
-        ['--endpoint-url', moto.endpoint, 's3', 'cp', '--only-show-errors', `s3://${bucket}/${key}`, dest],
-        {
-          env: {
-            ...process.env,
-            AWS_ACCESS_KEY_ID: 'testing',
-            AWS_SECRET_ACCESS_KEY: 'testing',
-            AWS_DEFAULT_REGION: 'us-east-1',
-            ...(mode.single ? { AWS_CONFIG_FILE: config } : { AWS_CONFIG_FILE: join(work, 'none') }),
-          },
-          stdio: 'inherit',
-          timeout: 5 * 60_000,
+  const dest = join(work, 'aws-copy.iso');
+  const config = join(work, 'aws-config');
+  writeFileSync(config, '[default]\ns3 =\n  multipart_threshold = 64GB\n');
+  const awsModes = cli
+    ? [
+        ...(process.env.BENCH_AWS_DEFAULTS === '1'
+          ? [{ what: `${cli} s3 cp (defaults: ranged GETs)`, single: false }]
+          : []),
+        { what: `${cli} s3 cp (one GET)`, single: true },
+      ]
+    : [];
+  const runAws = (mode: { what: string; single: boolean }) => {
+    process.stdout.write(`${mode.what}...\n`);
+    const started = performance.now();
+    const copy = spawnSync(
+      AWS,
+      ['--endpoint-url', moto.endpoint, 's3', 'cp', '--only-show-errors', `s3://${bucket}/${key}`, dest],
+      {
+        env: {
+          ...process.env,
+          AWS_ACCESS_KEY_ID: 'testing',
+          AWS_SECRET_ACCESS_KEY: 'testing',
+          AWS_DEFAULT_REGION: 'us-east-1',
+          ...(mode.single ? { AWS_CONFIG_FILE: config } : { AWS_CONFIG_FILE: join(work, 'none') }),
         },
-      );
-      const seconds = (performance.now() - started) / 1000;
-      if (copy.status === 0 && statSync(dest).size === SIZE) awsRuns.push({ what: mode.what, seconds });
-      else
-        process.stdout.write(`${mode.what}: failed or stalled (${copy.signal ?? `exit ${copy.status}`})\n`);
-      rmSync(dest, { force: true });
-    }
-  }
+        stdio: 'inherit',
+        timeout: 5 * 60_000,
+      },
+    );
+    const seconds = (performance.now() - started) / 1000;
+    if (copy.status === 0 && statSync(dest).size === SIZE) {
+      const fd = openSync(dest, 'r');
+      fsyncSync(fd);
+      closeSync(fd);
+      awsRuns.push({ what: mode.what, seconds, durable: (performance.now() - started) / 1000 });
+    } else
+      process.stdout.write(`${mode.what}: failed or stalled (${copy.signal ?? `exit ${copy.status}`})\n`);
+    rmSync(dest, { force: true });
+  };
 
   // The agent, twice: straight, and through a proxy that cuts the connection at 50 %.
-  const runAgent = async (endpoint: string, cuts: number[] = [], proxy?: S3Proxy) => {
+  const runAgent = async (
+    endpoint: string,
+    entry: string | undefined,
+    cuts: number[] = [],
+    proxy?: S3Proxy,
+  ) => {
     const signer = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials });
     const uuid = randomUUID();
     const cp = await new FakeControlPlane({
@@ -173,13 +243,21 @@ try {
     await agent.writeCredential(cp.credential);
     let sampler: NodeJS.Timeout | undefined;
     try {
-      await agent.start();
+      await agent.start(entry ? { entry } : {});
       let rssDuringSync = 0;
       let rssBefore = rssMiB(agent.pid, 'VmRSS');
+      let anonBefore = rssMiB(agent.pid, 'RssAnon');
+      let anonDuringSync = 0;
+      let cpuAtStart: number | undefined;
       sampler = setInterval(() => {
-        if (agent.lines('image download starting').length > 0)
+        if (agent.lines('image download starting').length > 0) {
+          cpuAtStart ??= cpuSeconds(agent.pid);
           rssDuringSync = Math.max(rssDuringSync, rssMiB(agent.pid, 'VmRSS'));
-        else rssBefore = rssMiB(agent.pid, 'VmRSS');
+          anonDuringSync = Math.max(anonDuringSync, rssMiB(agent.pid, 'RssAnon'));
+        } else {
+          rssBefore = rssMiB(agent.pid, 'VmRSS');
+          anonBefore = rssMiB(agent.pid, 'RssAnon');
+        }
       }, 50);
       const done = await waitFor(
         () => agent.lines('image file ready (downloaded)')[0] ?? agent.lines('image file failed')[0],
@@ -190,7 +268,15 @@ try {
       const started = agent.lines('image download starting')[0]!;
       const seconds = (Date.parse(String(done.time)) - Date.parse(String(started.time))) / 1000;
       clearInterval(sampler);
-      return { seconds, rss: rssDuringSync, before: rssBefore, hwm: rssMiB(agent.pid, 'VmHWM') };
+      const cpu = cpuSeconds(agent.pid) - (cpuAtStart ?? Number.NaN);
+      return {
+        seconds,
+        rss: rssDuringSync,
+        before: rssBefore,
+        anonGrowth: anonDuringSync - anonBefore,
+        hwm: rssMiB(agent.pid, 'VmHWM'),
+        cpuPerGiB: cpu / (SIZE / 1024 / MiB),
+      };
     } finally {
       clearInterval(sampler);
       await agent.kill('SIGTERM').catch(() => undefined);
@@ -200,46 +286,87 @@ try {
     }
   };
 
-  process.stdout.write('agent sync...\n');
-  const straight = await runAgent(moto.endpoint);
+  const bundle = await bundleAgent();
+  const builds: Array<{ what: string; entry: string | undefined }> = [
+    { what: 'agent, bundled (as shipped)', entry: bundle },
+    { what: 'agent, from sources', entry: undefined },
+    ...(process.env.BENCH_BASELINE_AGENT
+      ? [
+          {
+            what: `baseline agent (${process.env.BENCH_BASELINE_AGENT})`,
+            entry: process.env.BENCH_BASELINE_AGENT,
+          },
+        ]
+      : []),
+  ];
+  const agentRuns: Array<{ what: string; run: Awaited<ReturnType<typeof runAgent>> }> = [];
+  // Rounds of aws then each build of the agent, so that a noisy moment touches all alike.
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const mode of awsModes) runAws(mode);
+    for (const build of builds) {
+      process.stdout.write(`${build.what}: sync...\n`);
+      agentRuns.push({ what: build.what, run: await runAgent(moto.endpoint, build.entry) });
+    }
+  }
   const proxy = await new S3Proxy(moto.endpoint).start();
-  process.stdout.write('agent sync, one part cut half way at about 50 %...\n');
+  process.stdout.write('agent (bundled) sync, one part cut half way at about 50 %...\n');
   // The proxy cuts responses in the order they come: let the first half pass whole.
   const cutAfterParts = Math.floor(SIZE / 2 / AGENT_PART);
   const cut = await runAgent(
     proxy.url,
+    bundle,
     [...Array(cutAfterParts).fill(Number.POSITIVE_INFINITY), AGENT_PART / 2],
     proxy,
   );
   const gets = proxy.gets(key);
   await proxy.close();
+  rmSync(dirname(bundle), { recursive: true, force: true });
 
   const mibps = (seconds: number) => SIZE / MiB / seconds;
-  const reference = awsRuns.at(-1);
+  const single = awsRuns.filter((run) => run.what === awsRuns.at(-1)?.what);
+  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
   printTable(`image sync, ${SIZE / MiB} MiB from moto S3 (same machine; figures are noisy)`, [
-    {
-      what: 'agent (metalplane images)',
-      seconds: straight.seconds,
-      'MiB/s': mibps(straight.seconds),
-      'RSS MiB before sync': straight.before,
-      'RSS MiB during sync': straight.rss,
-      'VmHWM MiB': straight.hwm,
-    },
-    ...awsRuns.map((run) => ({
-      what: run.what,
+    ...agentRuns.map(({ what, run }) => ({
+      what,
       seconds: run.seconds,
       'MiB/s': mibps(run.seconds),
-      'RSS MiB before sync': '-',
-      'RSS MiB during sync': '-',
-      'VmHWM MiB': '-',
+      'CPU s/GiB': run.cpuPerGiB,
+      'RSS MiB before sync': run.before,
+      'RSS MiB during sync': run.rss,
+      'growth MiB': run.rss - run.before,
+      'of which RssAnon': run.anonGrowth,
+      'VmHWM MiB': run.hwm,
     })),
+    ...awsRuns
+      .flatMap((run) => [
+        { what: run.what, seconds: run.seconds },
+        { what: `${run.what}, then fsync`, seconds: run.durable },
+      ])
+      .map(({ what, seconds }) => ({
+        what,
+        seconds,
+        'MiB/s': mibps(seconds),
+        'CPU s/GiB': '-',
+        'RSS MiB before sync': '-',
+        'RSS MiB during sync': '-',
+        'growth MiB': '-',
+        'of which RssAnon': '-',
+        'VmHWM MiB': '-',
+      })),
   ]);
-  for (const run of awsRuns)
+  if (single.length > 0) {
+    const reference = mean(single.map((run) => run.seconds));
+    const durable = mean(single.map((run) => run.durable));
     process.stdout.write(
-      `\nagent / ${run.what} throughput ratio: ${(run.seconds / straight.seconds).toFixed(2)}${run === reference ? ' (the reference)' : ''}`,
+      `\nagent / ${single[0]!.what} throughput ratio, against its mean over the rounds (${mibps(reference).toFixed(1)} MiB/s; the reference) and against the copy then fsync'd (${mibps(durable).toFixed(1)} MiB/s: the agent's time includes writing the file to disk):`,
     );
+    for (const { what, run } of agentRuns)
+      process.stdout.write(
+        `\n  ${what}: ${(reference / run.seconds).toFixed(2)}, ${(durable / run.seconds).toFixed(2)} (fsync'd)`,
+      );
+  }
   process.stdout.write('\n');
-  printTable('one ranged GET cut half way, at about 50 %', [
+  printTable('one ranged GET cut half way, at about 50 % (the bundled agent)', [
     {
       requests: gets.length,
       'cut responses': gets.filter((g) => g.cut).length,

@@ -4,9 +4,12 @@
  * Files larger than one part (`partSize`, 8 MiB) are fetched as ranged GETs in parallel,
  * as `aws s3 cp` does (`downloadRanged`):
  *
- * - `concurrency` (8) parts in flight, each streamed into the partial file at its offset
- *   with positional writes in batches of WRITE_BATCH bytes: memory stays bounded at about
- *   `concurrency` × WRITE_BATCH whatever the size;
+ * - `concurrency` (8) parts in flight over kept-alive connections of a lean HTTP/1.1
+ *   client (agent/images/range-get.ts: one reused read buffer per connection, no
+ *   allocation per read, a strict response parser), each part's bytes copied into staging
+ *   buffers of STAGE bytes and written at their offsets (agent/images/part-writer.ts):
+ *   memory stays bounded at about `concurrency` × (2 × STAGE + 2 × READ_SIZE) whatever
+ *   the size, and the CPU per byte near what copying it costs;
  * - SHA-256 over every byte, in order, overlapped with the download: a reader follows the
  *   contiguous prefix of written parts and hashes it back from the file (the page cache);
  * - resumable: `.<role>.partial.json` records the completed parts (written after the
@@ -28,8 +31,11 @@
  * (ENOSPC/EDQUOT) removes the partial and fails with DiskFullError. All downloads share
  * the optional TokenBucket (bandwidth cap).
  *
- * It uses node:http(s) rather than fetch: no transparent decompression (an object stored
- * with `Content-Encoding: gzip` must land byte for byte), and plain stream backpressure.
+ * The one-GET path uses node:http(s) rather than fetch: no transparent decompression (an
+ * object stored with `Content-Encoding: gzip` must land byte for byte), and plain stream
+ * backpressure; it also takes what the ranged client refuses (a 200 to a ranged GET,
+ * which may be chunked). The ranged client asks for `Accept-Encoding: identity` and
+ * never decodes either.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -40,7 +46,11 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { ImageFileRole } from '../../protocol/messages.ts';
+import { ChecksumError, DiskFullError, DownloadError, HttpStatusError, UrlExpiredError } from './errors.ts';
+import { HttpProtocolError, parseContentRange } from './http-response.ts';
+import { PartWriter, STAGE, StagePool } from './part-writer.ts';
 import { imageFile, partialFile, partialMeta } from './paths.ts';
+import { type Exchange, HttpClient } from './range-get.ts';
 import type { TokenBucket } from './throttle.ts';
 
 const MiB = 1024 * 1024;
@@ -52,8 +62,9 @@ export const PART_SIZE = 8 * MiB;
 export const PART_CONCURRENCY = 8;
 /** Attempts per part (the first and the retries) before the download fails. */
 export const PART_ATTEMPTS = 4;
-/** Bytes read back per read by the in-order hasher. */
-const HASH_READ = 4 * MiB;
+/** Bytes read back per read by the in-order hasher (from the page cache: 1 MiB reads cost
+ *  little more CPU than 4 MiB ones, and hold less memory). */
+const HASH_READ = MiB;
 /**
  * The in-order hasher as a worker thread (plain JavaScript, evaluated: no file to ship):
  * reads the partial file up to the `limit` it is told and hashes it, off the event loop.
@@ -82,30 +93,7 @@ parentPort.on('message', (message) => {
 });
 `;
 
-export class DownloadError extends Error {
-  override readonly name: string = 'DownloadError';
-}
-/** The presigned URL was refused (expired or no longer valid): ask for a new one. */
-export class UrlExpiredError extends DownloadError {
-  override readonly name = 'UrlExpiredError';
-}
-/** Size or SHA-256 differ from what the control plane registered: not worth retrying soon. */
-export class ChecksumError extends DownloadError {
-  override readonly name = 'ChecksumError';
-}
-/** No space left on the images' file system. */
-export class DiskFullError extends DownloadError {
-  override readonly name = 'DiskFullError';
-}
-/** A response status that a retry may or may not fix (404, 5xx...). */
-export class HttpStatusError extends DownloadError {
-  override readonly name = 'HttpStatusError';
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
+export { ChecksumError, DiskFullError, DownloadError, HttpStatusError, UrlExpiredError };
 
 export interface DownloadSpec {
   readonly root: string;
@@ -509,13 +497,23 @@ const isFatal = (error: unknown): boolean =>
   isCode(error, 'ENOSPC', 'EDQUOT');
 
 /** 403/400 → UrlExpiredError or HttpStatusError, anything else → HttpStatusError. */
-async function statusError(res: IncomingMessage): Promise<DownloadError> {
-  const status = res.statusCode ?? 0;
-  const { code, text } = s3Error(await smallBody(res));
+async function statusError(res: Exchange, signal: AbortSignal): Promise<DownloadError> {
+  const status = res.head.status;
+  const { code, text } = s3Error(await res.text(signal));
   const message = `HTTP ${status}${text ? ` ${text}` : ''}`;
   if (status === 403 || (status === 400 && (code === 'ExpiredToken' || code === 'TokenRefreshRequired')))
     return new UrlExpiredError(message);
   return new HttpStatusError(status, message);
+}
+
+/** A part's attempt failed with `cause`; the bytes written before it end at `writtenEnd`. */
+class PartAttemptError extends Error {
+  override readonly cause: unknown;
+  writtenEnd = 0;
+  constructor(cause: unknown) {
+    super('part attempt failed');
+    this.cause = cause;
+  }
 }
 
 /**
@@ -710,17 +708,122 @@ async function downloadRanged(
     }
   };
 
+  // The parts' GETs: connections kept alive between parts, staging buffers shared.
+  const client = new HttpClient();
+  const stages = new StagePool(STAGE, 2 * Math.max(1, options.concurrency ?? PART_CONCURRENCY));
+
+  /**
+   * The 206 response to a GET of bytes `[position, end)` of part `i`, into the partial file.
+   * Resolves with the part's end; rejects with a PartAttemptError saying where the bytes
+   * written so far end (where a retry starts).
+   */
+  const receivePart = async (
+    res: Exchange,
+    i: number,
+    position: number,
+    end: number,
+    slot: { lastData: number; cut: AbortController },
+    partSignal: AbortSignal,
+  ): Promise<number> => {
+    checkPartHead(res, i, position, end);
+    let writer: PartWriter | undefined;
+    // The bandwidth cap: bytes received are paid for after the fact, reading paused meanwhile.
+    let owed = 0;
+    let throttled: Promise<void> | undefined;
+    try {
+      writer = new PartWriter(handle!.fd, stages, position, end, {
+        onWritten: (bytes) => {
+          written += bytes;
+          options.onProgress?.(written);
+        },
+        onError: (error) => slot.cut.abort(error),
+        onDrain: () => {
+          if (!throttled && !writer!.congested) res.resume();
+        },
+      });
+      const pay = async () => {
+        while (owed > 0) {
+          const bytes = owed;
+          owed = 0;
+          await options.bucket!.take(bytes, partSignal);
+        }
+        throttled = undefined;
+        if (!writer!.congested) res.resume();
+      };
+      await res.body((buffer, from, to) => {
+        slot.lastData = performance.now();
+        writer!.accept(buffer, from, to);
+        transferred += to - from;
+        options.onBytes?.(to - from);
+        if (options.bucket) {
+          owed += to - from;
+          throttled ??= pay();
+          res.pause();
+        }
+        if (writer!.congested) res.pause();
+      }, partSignal);
+      await throttled;
+      await writer.finish();
+      if (partSignal.aborted) throw partSignal.reason;
+      if (writer.next < end)
+        throw new DownloadError(`part ${i}: connection ended after ${writer.next - partStart(i)} bytes`);
+      return end;
+    } catch (error) {
+      res.destroy();
+      const kept = await writer?.abandon();
+      throw Object.assign(new PartAttemptError(error), { writtenEnd: kept ?? position });
+    }
+  };
+
+  /** Refuses a part's response head that is not the 206 of the bytes asked for. */
+  const checkPartHead = (res: Exchange, i: number, position: number, end: number) => {
+    const status = res.head.status;
+    if (status === 200) {
+      res.destroy();
+      throw new RangeIgnored('the server ignored Range');
+    }
+    if (status !== 206) return; // the caller's statusError below
+    const range = parseContentRange(res.header('content-range'));
+    if (range?.total !== undefined && range.total !== spec.size) {
+      res.destroy();
+      discard = true;
+      throw new ChecksumError(`size mismatch: the object has ${range.total} bytes, expected ${spec.size}`);
+    }
+    const framing = res.head.framing;
+    const problem =
+      !range || range.first !== position || range.last !== end - 1
+        ? `unexpected Content-Range ${JSON.stringify(res.header('content-range') ?? '(none)')}`
+        : framing.kind === 'chunked'
+          ? 'a chunked 206 response (image data must come with a Content-Length)'
+          : framing.kind === 'length' && framing.length !== end - position
+            ? `Content-Length ${framing.length}`
+            : undefined;
+    if (problem) {
+      res.destroy();
+      throw new HttpProtocolError(`part ${i}: ${problem} for bytes ${position}-${end - 1}`);
+    }
+    const tag = res.header('etag');
+    if (tag) {
+      if (etag && etag !== tag) {
+        // The object changed under the same key: what we have belongs to another version.
+        res.destroy();
+        discard = true;
+        throw new ObjectChangedError('the object changed since the partial download began: restarting');
+      }
+      etag = tag;
+    }
+  };
+
   const fetchPart = async (i: number): Promise<void> => {
-    const start = partStart(i);
     const end = partEnd(i);
-    let position = start;
+    let position = partStart(i);
     for (let attempt = 1; ; attempt++) {
       const cut = new AbortController();
       const slot = { lastData: performance.now(), cut };
       active.set(i, slot);
       const partSignal = AbortSignal.any([signal, cut.signal]);
       try {
-        const res = await get(
+        const res = await client.get(
           spec.url,
           {
             'Accept-Encoding': 'identity',
@@ -729,83 +832,25 @@ async function downloadRanged(
           },
           partSignal,
         );
-        const tag = typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
-        if (res.statusCode === 200) {
-          res.destroy();
-          throw new RangeIgnored('the server ignored Range');
-        }
-        if (res.statusCode === 416) {
-          await smallBody(res);
+        if (res.head.status === 416) {
+          await res.text(partSignal);
           discard = true;
           throw new ChecksumError(`size mismatch: the object has fewer than the expected ${spec.size} bytes`);
         }
-        if (res.statusCode !== 206) throw await statusError(res);
-        const range = contentRange(res.headers['content-range']);
-        if (range && !Number.isNaN(range.total) && range.total !== spec.size) {
-          res.destroy();
-          discard = true;
-          throw new ChecksumError(
-            `size mismatch: the object has ${range.total} bytes, expected ${spec.size}`,
-          );
-        }
-        const length = res.headers['content-length'];
-        if (
-          !range ||
-          range.start !== position ||
-          (length !== undefined && Number(length) !== end - position)
-        ) {
-          res.destroy();
-          throw new DownloadError(
-            `unexpected Content-Range ${res.headers['content-range'] ?? '(none)'} for bytes ${position}-${end - 1}`,
-          );
-        }
-        if (tag) {
-          if (etag && etag !== tag) {
-            // The object changed under the same key: what we have belongs to another version.
-            res.destroy();
-            discard = true;
-            throw new ObjectChangedError('the object changed since the partial download began: restarting');
-          }
-          etag = tag;
-        }
-        let batch: Buffer[] = [];
-        let batched = 0;
-        const flush = async () => {
-          if (batched === 0) return;
-          const buffers = batch;
-          const length = batched;
-          batch = [];
-          batched = 0;
-          await writeAllAt(handle!, buffers, length, position);
-          position += length;
-          written += length;
-          options.onProgress?.(written);
-        };
-        for await (const data of res) {
-          const chunk = data as Buffer;
-          slot.lastData = performance.now();
-          if (position + batched + chunk.length > end) {
-            res.destroy();
-            throw new DownloadError(`part ${i}: more bytes than asked for`);
-          }
-          if (options.bucket) await options.bucket.take(chunk.length, partSignal);
-          transferred += chunk.length;
-          options.onBytes?.(chunk.length);
-          batch.push(chunk);
-          batched += chunk.length;
-          if (batched >= WRITE_BATCH) await flush();
-        }
-        await flush();
-        if (partSignal.aborted) throw partSignal.reason;
-        if (position < end)
-          throw new DownloadError(`part ${i}: connection ended after ${position - start} bytes`);
+        if (res.head.status !== 206 && res.head.status !== 200) throw await statusError(res, partSignal);
+        position = await receivePart(res, i, position, end, slot, partSignal);
         active.delete(i);
         done[i] = 1;
         notify();
         checkpoint();
         return;
-      } catch (error) {
+      } catch (caught) {
         active.delete(i);
+        let error = caught;
+        if (caught instanceof PartAttemptError) {
+          position = caught.writtenEnd;
+          error = caught.cause;
+        }
         if (signal.aborted) throw signal.reason;
         const reason = cut.signal.aborted ? cut.signal.reason : error;
         if (isFatal(reason) || attempt >= attempts) throw reason;
@@ -871,6 +916,7 @@ async function downloadRanged(
     throw reason;
   } finally {
     clearInterval(watchdog);
+    client.close();
     await worker?.terminate();
     await handle?.close().catch(() => {});
   }
