@@ -24,7 +24,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inventoryTable, tableName } from '../infra/resources.ts';
+import { auditTable, inventoryTable, tableName } from '../infra/resources.ts';
 import { freePort } from '../local/moto.ts';
 import { ironicUnavailable, startIronicAnchor } from './ironic-anchor.ts';
 import { describeFailures, type LoadRequest, type LoadResult, runLoad } from './load.ts';
@@ -130,7 +130,7 @@ interface Target {
   readonly processes: ReadonlyArray<{ readonly label: string; readonly pid: number }>;
   readonly createBody: (i: number) => Record<string, unknown>;
   /** Metalplane only: the AWS emulator behind it. */
-  readonly emulator?: { readonly endpoint: string; readonly table: string };
+  readonly emulator?: { readonly endpoint: string; readonly table: string; readonly auditTable: string };
   /** Metalplane only: the username every request authenticates as (one user lookup each). */
   readonly username?: string;
   /** Resolves once the target serves (again): after a pause, Ironic's conductor must heartbeat. */
@@ -233,7 +233,11 @@ async function startMetalplane(): Promise<Target> {
         name: `bench-${i}`,
         ...(SITE ? { conductor_group: SITE } : {}),
       }),
-      emulator: { endpoint: motoUrl, table: tableName('metalplane-local', inventoryTable) },
+      emulator: {
+        endpoint: motoUrl,
+        table: tableName('metalplane-local', inventoryTable),
+        auditTable: tableName('metalplane-local', auditTable),
+      },
       ...(credentials ? { username: credentials.slice(0, credentials.indexOf(':')) } : {}),
       ready: () =>
         pollUntil('Metalplane serving /v1', async () => Boolean(await getJson(`${apiUrl}/v1`)), 30_000),
@@ -447,7 +451,7 @@ async function timedPhase(workload: Exclude<Workload, 'create'>, running: Runnin
 
 // --- the AWS emulator alone ------------------------------------------------------------------
 
-type RawCall = 'get' | 'transact' | 'put' | 'query';
+type RawCall = 'get' | 'transact' | 'put' | 'audit' | 'query';
 
 interface EmulatorFigures {
   /** Per raw call: p50 at c=1 (ms) and throughput at BENCH_CONCURRENCY (calls/s). */
@@ -572,6 +576,34 @@ async function timeEmulator(target: Target, uuids: readonly string[]): Promise<E
         ExpressionAttributeValues: { ':expected': item.version },
       });
     },
+    // create and patch: the audit trail's record of the change, written before the answer
+    audit: (i) =>
+      raw('PutItem', {
+        TableName: emulator.auditTable,
+        Item: {
+          pk: { S: 'audit' },
+          sk: { S: `bench-probe-${String(i).padStart(10, '0')}` },
+          id: { S: `bench-probe-${i}` },
+          created_at: { S: '2026-12-05T00:00:00.000Z' },
+          actor: { M: { name: { S: 'admin' }, project: { NULL: true }, roles: { L: [{ S: 'admin' }] } } },
+          actorPk: { S: 'admin' },
+          source_ip: { S: '127.0.0.1' },
+          user_agent: { S: 'bench' },
+          request_id: { S: `req-${i}` },
+          gateway_request_id: { NULL: true },
+          method: { S: 'PATCH' },
+          route: { S: '/v1/nodes/{node}' },
+          path: { S: `/v1/nodes/${sample[i % sample.length]}` },
+          status: { N: '200' },
+          resource_type: { S: 'node' },
+          resource: { S: `${sample[i % sample.length]}` },
+          resourcePk: { S: `node#${sample[i % sample.length]}` },
+          resource_name: { NULL: true },
+          change: { M: { patch: { L: [{ M: { op: { S: 'add' }, path: { S: '/extra/bench' } } }] } } },
+          expiresAt: { N: '1830000000' },
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
     // list: the creation-order index, one page of limit + 1
     query: () =>
       raw('Query', {
@@ -614,9 +646,9 @@ async function timeEmulator(target: Target, uuids: readonly string[]): Promise<E
   return {
     calls,
     mix: {
-      create: [...auth, ...(SITE ? [] : (['get'] as RawCall[])), 'transact'],
+      create: [...auth, ...(SITE ? [] : (['get'] as RawCall[])), 'transact', 'audit'],
       show: [...auth, 'get'],
-      patch: [...auth, 'get', 'put'],
+      patch: [...auth, 'get', 'put', 'audit'],
       list: [...auth, 'query'],
     },
   };
@@ -701,6 +733,7 @@ function report(runs: TargetRun[], ironicSkipped: string | undefined, startedAt:
           get: 'GetItem (node / user / default site)',
           transact: 'TransactWriteItems: node + name claim + site check',
           put: 'PutItem conditional on version (patch)',
+          audit: 'PutItem audit record (create, patch)',
           query: 'Query byKind, Limit 101 (list page)',
         }[name],
         'p50 ms (c=1)': fmt(emulator.calls[name].p50, 2),
