@@ -20,7 +20,7 @@
  *
  * This module imports nothing of `lambda/`, `agent/` or `ramdisk/`.
  */
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { lazyValidator } from './lazy-validator.ts';
 import type { Inventory } from './ramdisk.ts';
 
@@ -149,26 +149,25 @@ export const DISCOVERY_ANSWER_SCHEMA = {
   required: ['outcome', 'uuid'],
 } as const;
 
-// One Ajv for the four, built and compiling at the first validation (not at import: issue 18).
-let ajv: Ajv2020 | undefined;
-const sharedAjv = (): Ajv2020 => {
-  ajv ??= new Ajv2020({ allErrors: false, strict: false });
-  return ajv;
-};
+// Compiled at the first validation (not at import: issue 18); precompiled in the agent bundle.
 export const validateAgentSite: ValidateFunction<AgentSiteView> = lazyValidator<AgentSiteView>(
-  sharedAjv,
+  'discovery.agent-site',
+  { strict: false },
   AGENT_SITE_SCHEMA,
 );
 export const validateInventoryShape: ValidateFunction<Inventory> = lazyValidator<Inventory>(
-  sharedAjv,
+  'discovery.inventory-shape',
+  { strict: false },
   INVENTORY_SHAPE_SCHEMA,
 );
 export const validateDiscoveryReport: ValidateFunction<DiscoveryReport> = lazyValidator<DiscoveryReport>(
-  sharedAjv,
+  'discovery.report',
+  { strict: false },
   DISCOVERY_REPORT_SCHEMA,
 );
 export const validateDiscoveryAnswer: ValidateFunction<DiscoveryAnswer> = lazyValidator<DiscoveryAnswer>(
-  sharedAjv,
+  'discovery.answer',
+  { strict: false },
   DISCOVERY_ANSWER_SCHEMA,
 );
 

@@ -13,8 +13,9 @@
  *
  * This module imports nothing of `lambda/` or `agent/`; both import it.
  */
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { POWER_STATES } from './actions.ts';
+import { errorsText, lazyValidator } from './lazy-validator.ts';
 import { WIRE_VERSION } from './versions.ts';
 
 /** `v` is the envelope's version; the protocol (feature level) is `hello.protocol_version` (versions.ts). */
@@ -361,14 +362,18 @@ export const SERVER_MESSAGE_SCHEMA = {
   ],
 };
 
-// Built at the first message, not at import (issue 18: the api Lambda's cold start).
-let sharedAjv: Ajv2020 | undefined;
-const ajv = (): Ajv2020 => {
-  sharedAjv ??= new Ajv2020({ strict: true, allowUnionTypes: true });
-  return sharedAjv;
-};
-let agentValidator: ValidateFunction | undefined;
-let serverValidator: ValidateFunction | undefined;
+// Compiled at the first message, not at import (issue 18: the api Lambda's cold start);
+// precompiled in the agent bundle (lazy-validator.ts).
+const validateAgentMessage = lazyValidator<AgentMessage>(
+  'protocol.agent-message',
+  { strict: true, allowUnionTypes: true },
+  AGENT_MESSAGE_SCHEMA,
+);
+const validateServerMessage = lazyValidator<ServerMessage>(
+  'protocol.server-message',
+  { strict: true, allowUnionTypes: true },
+  SERVER_MESSAGE_SCHEMA,
+);
 
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
@@ -387,7 +392,7 @@ function parse(text: string | Buffer, validator: ValidateFunction): unknown {
   if (!validator(value)) {
     const kind = (value as { type?: unknown } | null)?.type;
     throw new ProtocolError(
-      `invalid ${typeof kind === 'string' ? kind.slice(0, 32) : 'message'}: ${ajv().errorsText(validator.errors?.slice(0, 1))}`,
+      `invalid ${typeof kind === 'string' ? kind.slice(0, 32) : 'message'}: ${errorsText(validator.errors?.slice(0, 1))}`,
     );
   }
   return value;
@@ -395,12 +400,10 @@ function parse(text: string | Buffer, validator: ValidateFunction): unknown {
 
 /** An agent's message, validated; throws ProtocolError for anything else. */
 export function parseAgentMessage(text: string | Buffer): AgentMessage {
-  agentValidator ??= ajv().compile(AGENT_MESSAGE_SCHEMA);
-  return parse(text, agentValidator) as AgentMessage;
+  return parse(text, validateAgentMessage) as AgentMessage;
 }
 
 /** A control-plane message, validated; throws ProtocolError for anything else. */
 export function parseServerMessage(text: string | Buffer): ServerMessage {
-  serverValidator ??= ajv().compile(SERVER_MESSAGE_SCHEMA);
-  return parse(text, serverValidator) as ServerMessage;
+  return parse(text, validateServerMessage) as ServerMessage;
 }

@@ -35,7 +35,7 @@
  *
  * This module imports nothing of `lambda/`, `agent/` or `ramdisk/`.
  */
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { lazyValidator } from './lazy-validator.ts';
 
 export const RAMDISK_PROTOCOL_VERSION = 1;
@@ -370,17 +370,14 @@ export const RAMDISK_ANSWER_SCHEMA = {
   ],
 } as const;
 
-// One Ajv for both, built and compiling at the first validation (not at import: issue 18).
-let ajv: Ajv2020 | undefined;
-const sharedAjv = (): Ajv2020 => {
-  ajv ??= new Ajv2020({ allErrors: false, strict: false });
-  return ajv;
-};
+// Compiled at the first validation (not at import: issue 18); precompiled in the agent bundle.
 export const validateRamdiskRequest: ValidateFunction<RamdiskRequest> = lazyValidator<RamdiskRequest>(
-  sharedAjv,
+  'ramdisk.request',
+  { strict: false },
   RAMDISK_REQUEST_SCHEMA,
 );
 export const validateRamdiskAnswer: ValidateFunction<RamdiskAnswer> = lazyValidator<RamdiskAnswer>(
-  sharedAjv,
+  'ramdisk.answer',
+  { strict: false },
   RAMDISK_ANSWER_SCHEMA,
 );

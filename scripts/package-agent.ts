@@ -6,11 +6,13 @@
  *
  * What goes in (packaging/ holds the hand-written parts):
  * - /usr/lib/metalplane-agent/agent.mjs: agent/cli.ts and everything it imports bundled by
- *   esbuild into one ES module (the agent's npm dependencies are pure JavaScript; ws's
- *   optional native helpers, bufferutil and utf-8-validate, stay out: ws runs without them);
+ *   esbuild into one ES module, its schema validators precompiled (scripts/agent-bundle.ts;
+ *   the agent's npm dependencies are pure JavaScript; ws's optional native helpers,
+ *   bufferutil and utf-8-validate, stay out: ws runs without them);
  * - /usr/lib/metalplane-agent/node: the Node.js runtime the tests run on (npm package
  *   `node`, pinned by package-lock.json), so the host needs no Node.js;
- * - /usr/bin/metalplane-agent: a wrapper running the two;
+ * - /usr/bin/metalplane-agent: a wrapper running the two, with the runtime's memory settings
+ *   (packaging/metalplane-agent.sh; docs/agent.md, "Footprint");
  * - /lib/systemd/system/metalplane-agent.service: agent/metalplane-agent.service with the
  *   installed paths;
  * - /etc/metalplane-agent/config.yaml (a conffile), the docs;
@@ -21,11 +23,20 @@
  * package's path, size and build time; the last line of stdout is the path.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
+import { bundleAgent } from './agent-bundle.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PACKAGING = join(ROOT, 'packaging');
@@ -84,6 +95,32 @@ function duBytes(dir: string): number {
   return Number(execFileSync('du', ['-sb', '--exclude=DEBIAN', dir], { encoding: 'utf8' }).split('\t')[0]);
 }
 
+/**
+ * The agent's runtime under the filesystem root `stage`: /usr/lib/metalplane-agent/agent.mjs
+ * (the bundle), /usr/lib/metalplane-agent/node and the wrapper /usr/bin/metalplane-agent,
+ * whose path is returned. `linkNode`: Node.js as a symbolic link, not a copy (benches run
+ * the agent as the package launches it: bench/dispatch.ts).
+ */
+export async function stageAgentRuntime(
+  stage: string,
+  options: { linkNode?: boolean } = {},
+): Promise<string> {
+  const lib = join(stage, 'usr', 'lib', PACKAGE_NAME);
+  const bin = join(stage, 'usr', 'bin');
+  for (const dir of [lib, bin]) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  await bundleAgent(join(lib, 'agent.mjs'));
+  chmodSync(join(lib, 'agent.mjs'), 0o644);
+  rmSync(join(lib, 'node'), { force: true });
+  if (options.linkNode) symlinkSync(nodeRuntime(), join(lib, 'node'));
+  else {
+    copyFileSync(nodeRuntime(), join(lib, 'node'));
+    chmodSync(join(lib, 'node'), 0o755);
+  }
+  copyFileSync(join(PACKAGING, 'metalplane-agent.sh'), join(bin, PACKAGE_NAME));
+  chmodSync(join(bin, PACKAGE_NAME), 0o755);
+  return join(bin, PACKAGE_NAME);
+}
+
 export interface BuiltPackage {
   readonly path: string;
   readonly version: string;
@@ -113,27 +150,7 @@ export async function buildAgentPackage(
     mkdirSync(dir, { recursive: true, mode: 0o755 });
   }
 
-  await build({
-    entryPoints: [join(ROOT, 'agent', 'cli.ts')],
-    outfile: join(lib, 'agent.mjs'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    // ws loads these optional native helpers inside try/catch; without them it uses JS.
-    external: ['bufferutil', 'utf-8-validate'],
-    // The CommonJS dependencies (commander, ajv, yaml, ws) call require() for Node built-ins.
-    banner: {
-      js: "import { createRequire as __mpCreateRequire } from 'node:module'; const require = __mpCreateRequire(import.meta.url);",
-    },
-    legalComments: 'none',
-    logLevel: 'warning',
-  });
-  chmodSync(join(lib, 'agent.mjs'), 0o644);
-  copyFileSync(nodeRuntime(), join(lib, 'node'));
-  chmodSync(join(lib, 'node'), 0o755);
-  copyFileSync(join(PACKAGING, 'metalplane-agent.sh'), join(stage, 'usr', 'bin', PACKAGE_NAME));
-  chmodSync(join(stage, 'usr', 'bin', PACKAGE_NAME), 0o755);
+  await stageAgentRuntime(stage);
   writeFileSync(
     join(stage, 'lib', 'systemd', 'system', `${PACKAGE_NAME}.service`),
     installedUnit(readFileSync(join(ROOT, 'agent', 'metalplane-agent.service'), 'utf8')),
@@ -149,7 +166,7 @@ export async function buildAgentPackage(
     join(doc, 'copyright'),
     'Metalplane site agent\nLicense: Apache-2.0 (/usr/share/common-licenses/Apache-2.0)\n' +
       'Bundles Node.js (MIT, https://github.com/nodejs/node/blob/main/LICENSE) and npm packages ' +
-      'commander, ws, yaml (MIT/ISC), ajv (MIT).\n',
+      "commander, ws, yaml (MIT/ISC), ajv's runtime and fast-deep-equal (MIT).\n",
   );
 
   const control = readFileSync(join(PACKAGING, 'debian', 'control.in'), 'utf8')

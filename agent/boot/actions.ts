@@ -6,8 +6,8 @@
  */
 import { realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import { BOOT_MODES } from '../../protocol/actions.ts';
+import { errorsText, lazyValidator } from '../../protocol/lazy-validator.ts';
 import { type Action, ActionFailure, type CatalogAction } from '../drivers/types.ts';
 import { dhcpHostFiles } from './dhcp-hosts.ts';
 import { BootPathError, BootTree, type PlannedFile, type StagedImage, type TreeRoot } from './files.ts';
@@ -86,9 +86,8 @@ export const CLEAN_ARGS_SCHEMA = {
   additionalProperties: false,
 } as const;
 
-const ajv = new Ajv2020({ strict: true, allErrors: false });
-const validatePrepareShape = ajv.compile(PREPARE_ARGS_SCHEMA);
-const validateCleanShape = ajv.compile(CLEAN_ARGS_SCHEMA);
+const validatePrepareShape = lazyValidator('boot.prepare-args', { strict: true }, PREPARE_ARGS_SCHEMA);
+const validateCleanShape = lazyValidator('boot.clean-args', { strict: true }, CLEAN_ARGS_SCHEMA);
 
 interface PrepareArgs {
   nodeUuid: string;
@@ -108,7 +107,7 @@ function shapeError(action: string, errors: typeof validatePrepareShape.errors):
   if (e.keyword === 'pattern' && /node_uuid|kernel|ramdisk|iso/.test(e.instancePath)) {
     return `${action}: args${e.instancePath.replace(/\//g, '.')} must be a UUID`;
   }
-  return `${action}: ${ajv.errorsText([e], { dataVar: 'args' }).replace(/\//g, '.')}`;
+  return `${action}: ${errorsText([e], { dataVar: 'args' }).replace(/\//g, '.')}`;
 }
 
 /** Checks `boot.prepare`'s args; returns them typed, or an error message. */

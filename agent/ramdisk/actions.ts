@@ -17,8 +17,9 @@
  * one-time token and appends `mp.url=<agent>/ramdisk/v1 mp.token=<token>` to the kernel
  * command line; the token is kept out of the result and the logs.
  */
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { ACTIONS } from '../../protocol/actions.ts';
+import { errorsText, lazyValidator } from '../../protocol/lazy-validator.ts';
 import {
   RAMDISK_KERNEL_PARAMS,
   RAMDISK_STEP_ARGS_SCHEMAS,
@@ -34,9 +35,11 @@ import { type RamdiskWritesOptions, writeActions } from './writes.ts';
 /** The path of the protocol's endpoint on the agent's HTTP boot server. */
 export const RAMDISK_PATH = '/ramdisk/v1';
 
-const ajv = new Ajv2020({ strict: false, allErrors: false });
 const STEP_ARGS: Record<RamdiskStepName, ValidateFunction> = Object.fromEntries(
-  RAMDISK_STEPS.map((name) => [name, ajv.compile(RAMDISK_STEP_ARGS_SCHEMAS[name])]),
+  RAMDISK_STEPS.map((name) => [
+    name,
+    lazyValidator(`ramdisk.step-args.${name}`, { strict: false }, RAMDISK_STEP_ARGS_SCHEMAS[name]),
+  ]),
 ) as Record<RamdiskStepName, ValidateFunction>;
 
 function validateRunStep(args: Record<string, unknown>): string | undefined {
@@ -44,7 +47,7 @@ function validateRunStep(args: Record<string, unknown>): string | undefined {
   if (shape) return shape;
   const check = STEP_ARGS[args.step as RamdiskStepName];
   if (!check(args.step_args)) {
-    return `ramdisk.run_step: args.step_args for ${String(args.step)}: ${ajv.errorsText(check.errors, { dataVar: 'step_args' })}`;
+    return `ramdisk.run_step: args.step_args for ${String(args.step)}: ${errorsText(check.errors, { dataVar: 'step_args' })}`;
   }
   return undefined;
 }

@@ -14,8 +14,9 @@
  * Each grant lives exactly as long as its step: revoked when the step ends whatever the
  * outcome (and by the grants themselves when the node's session ends first).
  */
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { ACTIONS } from '../../protocol/actions.ts';
+import { errorsText, lazyValidator } from '../../protocol/lazy-validator.ts';
 import type { ServedDiskImage } from '../../protocol/messages.ts';
 import { RAMDISK_STEP_ARGS_SCHEMAS, type RootDeviceHints } from '../../protocol/ramdisk.ts';
 import { type Action, type ActionContext, ActionFailure, type CatalogAction } from '../drivers/types.ts';
@@ -45,14 +46,17 @@ export interface RamdiskWritesOptions {
   readonly configdrive?: Omit<ConfigdriveOptions, 'signal'>;
 }
 
-const ajv = new Ajv2020({ strict: false, allErrors: false });
 const writeImageSchema = RAMDISK_STEP_ARGS_SCHEMAS.write_image as { properties: { root_device: object } };
 /** The step's own check of the hints, so that a bad hint fails before anything is granted. */
-const checkHints: ValidateFunction = ajv.compile(writeImageSchema.properties.root_device);
+const checkHints: ValidateFunction = lazyValidator(
+  'ramdisk.root-device-hints',
+  { strict: false },
+  writeImageSchema.properties.root_device,
+);
 
 function hintsProblem(action: string, hints: unknown): string | undefined {
   if (hints === undefined || checkHints(hints)) return undefined;
-  return `${action}: args.root_device: ${ajv.errorsText(checkHints.errors, { dataVar: 'root_device' })}`;
+  return `${action}: args.root_device: ${errorsText(checkHints.errors, { dataVar: 'root_device' })}`;
 }
 
 function validateWriteImage(args: Record<string, unknown>): string | undefined {

@@ -59,15 +59,20 @@ export class AgentProcess {
   /**
    * Spawns `node agent/cli.ts run --config FILE`; resolves once it logged "agent starting".
    * `env` is added to this process's environment for the agent alone (`clockSkewEnv`);
-   * `entry` runs another build of the agent (the packaged bundle, in benches).
+   * `entry` runs another build of the agent (the packaged bundle, in benches); `launcher`
+   * runs an executable instead of `node ENTRY` (the package's /usr/bin/metalplane-agent,
+   * which execs Node.js with its flags: the PID is the agent's).
    */
   async start(
-    options: { waitForStart?: boolean; env?: Record<string, string>; entry?: string } = {},
+    options: { waitForStart?: boolean; env?: Record<string, string>; entry?: string; launcher?: string } = {},
   ): Promise<this> {
     this.logs = [];
     this.raw = '';
     this.exit = undefined;
-    const child = spawn(process.execPath, [options.entry ?? CLI, 'run', '--config', this.configFile], {
+    const [command, ...prefix] = options.launcher
+      ? [options.launcher]
+      : [process.execPath, options.entry ?? CLI];
+    const child = spawn(command as string, [...prefix, 'run', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, METALPLANE_AGENT_CONFIG: '', ...options.env },
     });
