@@ -8,10 +8,12 @@
  * interruption costs: a ranged GET cut half way through at about 50 % of the file
  * (through a counting proxy). Figures, not asserts.
  *
- * The agent runs twice: as shipped (agent/cli.ts bundled by esbuild into one ES module,
- * as scripts/package-agent.ts does: what the RSS goal is about) and from its TypeScript
- * sources (as the tests run it: Node's type stripping holds ≈ 50 MiB more before any
- * download; the figure earlier runs reported). BENCH_BASELINE_AGENT=/other/checkout/
+ * The agent runs three times: as shipped (the package's runtime tree staged by
+ * scripts/package-agent.ts: the esbuild bundle with its precompiled validators, run by the
+ * package's launcher with its memory settings: what the RSS goal is about), the same
+ * bundle run by plain `node` (what the launcher's settings change), and from its
+ * TypeScript sources (as the tests run it: Node's type stripping holds ≈ 30–50 MiB more
+ * before any download; the figure earlier runs reported). BENCH_BASELINE_AGENT=/other/checkout/
  * agent/cli.ts adds a run of another checkout's agent (from its sources) in the same run,
  * for a before/after; BENCH_ROUNDS=N repeats the aws and agent runs N times (interleaved).
  *
@@ -47,7 +49,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import {
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
@@ -62,6 +64,7 @@ import { PART_SIZE } from '../agent/images/download.ts';
 import { AgentProcess, testConfig, waitFor } from '../agent/testing/agent-process.ts';
 import { FakeControlPlane } from '../agent/testing/fake-control-plane.ts';
 import { startMoto } from '../local/moto.ts';
+import { stageAgentRuntime } from '../scripts/package-agent.ts';
 import { S3Proxy } from '../test/support/s3-images.ts';
 import { printTable } from './support.ts';
 
@@ -80,28 +83,10 @@ function awsCli(): string | undefined {
   return probe.status === 0 ? (probe.stdout || probe.stderr).trim().split(' ')[0] : undefined;
 }
 
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
-const root = join(import.meta.dirname, '..');
+/** How the bench starts an agent (AgentProcess.start): from sources, another entry, or a launcher. */
+type AgentLaunch = { entry?: string; launcher?: string };
 
-/** The agent as the package ships it: one ES module bundled by esbuild (scripts/package-agent.ts). */
-async function bundleAgent(): Promise<string> {
-  const { build } = await import('esbuild');
-  const outfile = join(mkdtempSync(join(tmpdir(), 'metalplane-agent-bundle-')), 'agent.mjs');
-  await build({
-    entryPoints: [join(root, 'agent', 'cli.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    external: ['bufferutil', 'utf-8-validate'],
-    banner: {
-      js: "import { createRequire as __mpCreateRequire } from 'node:module'; const require = __mpCreateRequire(import.meta.url);",
-    },
-    logLevel: 'warning',
-  });
-  return outfile;
-}
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 
 /** CPU seconds (user + system, every thread) a process has used. */
 function cpuSeconds(pid: number): number {
@@ -204,12 +189,7 @@ try {
   };
 
   // The agent, twice: straight, and through a proxy that cuts the connection at 50 %.
-  const runAgent = async (
-    endpoint: string,
-    entry: string | undefined,
-    cuts: number[] = [],
-    proxy?: S3Proxy,
-  ) => {
+  const runAgent = async (endpoint: string, launch: AgentLaunch, cuts: number[] = [], proxy?: S3Proxy) => {
     const signer = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials });
     const uuid = randomUUID();
     const cp = await new FakeControlPlane({
@@ -243,7 +223,7 @@ try {
     await agent.writeCredential(cp.credential);
     let sampler: NodeJS.Timeout | undefined;
     try {
-      await agent.start(entry ? { entry } : {});
+      await agent.start(launch);
       let rssDuringSync = 0;
       let rssBefore = rssMiB(agent.pid, 'VmRSS');
       let anonBefore = rssMiB(agent.pid, 'RssAnon');
@@ -286,15 +266,19 @@ try {
     }
   };
 
-  const bundle = await bundleAgent();
-  const builds: Array<{ what: string; entry: string | undefined }> = [
-    { what: 'agent, bundled (as shipped)', entry: bundle },
-    { what: 'agent, from sources', entry: undefined },
+  // The package's runtime tree (bundle + launcher with its memory settings), as shipped.
+  const stage = mkdtempSync(join(tmpdir(), 'metalplane-agent-stage-'));
+  const launcher = await stageAgentRuntime(stage, { linkNode: true });
+  const bundle = join(stage, 'usr', 'lib', 'metalplane-agent', 'agent.mjs');
+  const builds: Array<{ what: string; launch: AgentLaunch }> = [
+    { what: 'agent, as shipped (bundle + launcher)', launch: { launcher } },
+    { what: 'agent, bundle without the launcher', launch: { entry: bundle } },
+    { what: 'agent, from sources', launch: {} },
     ...(process.env.BENCH_BASELINE_AGENT
       ? [
           {
             what: `baseline agent (${process.env.BENCH_BASELINE_AGENT})`,
-            entry: process.env.BENCH_BASELINE_AGENT,
+            launch: { entry: process.env.BENCH_BASELINE_AGENT },
           },
         ]
       : []),
@@ -305,22 +289,22 @@ try {
     for (const mode of awsModes) runAws(mode);
     for (const build of builds) {
       process.stdout.write(`${build.what}: sync...\n`);
-      agentRuns.push({ what: build.what, run: await runAgent(moto.endpoint, build.entry) });
+      agentRuns.push({ what: build.what, run: await runAgent(moto.endpoint, build.launch) });
     }
   }
   const proxy = await new S3Proxy(moto.endpoint).start();
-  process.stdout.write('agent (bundled) sync, one part cut half way at about 50 %...\n');
+  process.stdout.write('agent (as shipped) sync, one part cut half way at about 50 %...\n');
   // The proxy cuts responses in the order they come: let the first half pass whole.
   const cutAfterParts = Math.floor(SIZE / 2 / AGENT_PART);
   const cut = await runAgent(
     proxy.url,
-    bundle,
+    { launcher },
     [...Array(cutAfterParts).fill(Number.POSITIVE_INFINITY), AGENT_PART / 2],
     proxy,
   );
   const gets = proxy.gets(key);
   await proxy.close();
-  rmSync(dirname(bundle), { recursive: true, force: true });
+  rmSync(stage, { recursive: true, force: true });
 
   const mibps = (seconds: number) => SIZE / MiB / seconds;
   const single = awsRuns.filter((run) => run.what === awsRuns.at(-1)?.what);
@@ -366,7 +350,7 @@ try {
       );
   }
   process.stdout.write('\n');
-  printTable('one ranged GET cut half way, at about 50 % (the bundled agent)', [
+  printTable('one ranged GET cut half way, at about 50 % (the agent as shipped)', [
     {
       requests: gets.length,
       'cut responses': gets.filter((g) => g.cut).length,
