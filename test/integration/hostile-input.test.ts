@@ -325,17 +325,16 @@ async function snapshot(c: Pick<Case, 'pattern'>, path: string | undefined): Pro
  */
 function snapshots() {
   let last: { path: string | undefined; as: string; value: string | undefined } | undefined;
+  /** Who reads: an agent route's object is read as its agent. */
+  const reader = (c: Pick<Case, 'pattern'>) => (AGENT_ROUTE.test(c.pattern) ? 'agent' : 'admin');
   const read = async (c: Pick<Case, 'pattern'>, path: string | undefined) => {
-    const as = AGENT_ROUTE.test(c.pattern) ? 'agent' : 'admin';
     const value = await snapshot(c, path);
-    last = { path, as, value };
+    last = { path, as: reader(c), value };
     return value;
   };
   return {
-    before: (c: Pick<Case, 'pattern'>, path: string | undefined) => {
-      const as = AGENT_ROUTE.test(c.pattern) ? 'agent' : 'admin';
-      return last && last.path === path && last.as === as ? Promise.resolve(last.value) : read(c, path);
-    },
+    before: (c: Pick<Case, 'pattern'>, path: string | undefined) =>
+      last && last.path === path && last.as === reader(c) ? Promise.resolve(last.value) : read(c, path),
     after: read,
     /** After a case that got no answer: what it did to its object is unknown. */
     forget: () => {

@@ -18,7 +18,7 @@ import {
   type CreateTableCommandInput,
   DeleteItemCommand,
   DeleteTableCommand,
-  DynamoDBClient,
+  type DynamoDBClient,
   PutItemCommand,
   QueryCommand,
   type QueryCommandInput,
@@ -28,9 +28,9 @@ import {
   UpdateTableCommand,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { emulatorEnvironment, type MotoServer, startMoto } from '../../local/moto.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { between, type Random, seeded } from '../chaos/random.ts';
+import { shimBesidePlainMoto } from '../support/aws.ts';
 
 type Item = Record<string, AttributeValue>;
 
@@ -43,24 +43,17 @@ const SEED = 20_261_204;
 const OPERATIONS = 240;
 const MAX_PAGES = 400;
 
-let plain: MotoServer | undefined;
 let shim: DynamoDBClient;
 let reference: DynamoDBClient;
+let stopPlain: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  Object.assign(process.env, emulatorEnvironment(inject('awsEndpoint')));
-  shim = new DynamoDBClient({ endpoint: inject('awsEndpoint'), maxAttempts: 1 });
-  plain = await startMoto({ plain: true, readyTimeoutMs: 60_000 });
-  reference = new DynamoDBClient({ endpoint: plain.endpoint, maxAttempts: 1 });
+  ({ shim, reference, stop: stopPlain } = await shimBesidePlainMoto());
   await both((db) => db.send(new CreateTableCommand(invTable())));
   await both((db) => db.send(new CreateTableCommand(flatTable())));
 }, 90_000);
 
-afterAll(async () => {
-  shim?.destroy();
-  reference?.destroy();
-  await plain?.stop();
-});
+afterAll(() => stopPlain?.());
 
 // --- the tables: Metalplane's shapes (pk/sk with GSIs) and the other kinds of index ------
 

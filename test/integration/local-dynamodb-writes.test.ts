@@ -17,7 +17,7 @@ import {
   type AttributeValue,
   CreateTableCommand,
   DeleteItemCommand,
-  DynamoDBClient,
+  type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   ScanCommand,
@@ -25,9 +25,9 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { emulatorEnvironment, type MotoServer, startMoto } from '../../local/moto.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { between, type Random, seeded } from '../chaos/random.ts';
+import { shimBesidePlainMoto } from '../support/aws.ts';
 
 type Item = Record<string, AttributeValue>;
 
@@ -39,15 +39,12 @@ const SEED = 20_261_205;
 const OPERATIONS = 500;
 const KEYS = 10;
 
-let plain: MotoServer | undefined;
 let shim: DynamoDBClient;
 let reference: DynamoDBClient;
+let stopPlain: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  Object.assign(process.env, emulatorEnvironment(inject('awsEndpoint')));
-  shim = new DynamoDBClient({ endpoint: inject('awsEndpoint'), maxAttempts: 1 });
-  plain = await startMoto({ plain: true, readyTimeoutMs: 60_000 });
-  reference = new DynamoDBClient({ endpoint: plain.endpoint, maxAttempts: 1 });
+  ({ shim, reference, stop: stopPlain } = await shimBesidePlainMoto());
   for (const db of [shim, reference]) {
     await db.send(
       new CreateTableCommand({
@@ -74,11 +71,7 @@ beforeAll(async () => {
   }
 }, 90_000);
 
-afterAll(async () => {
-  shim?.destroy();
-  reference?.destroy();
-  await plain?.stop();
-});
+afterAll(() => stopPlain?.());
 
 // --- what is sent: a few expression strings, reused with ever different values ----------
 
