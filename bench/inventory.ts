@@ -25,6 +25,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { auditTable, inventoryTable, tableName } from '../infra/resources.ts';
+import { lockoutId } from '../lambda/domain/auth/lockout.ts';
 import { freePort } from '../local/moto.ts';
 import { ironicUnavailable, startIronicAnchor } from './ironic-anchor.ts';
 import { describeFailures, type LoadRequest, type LoadResult, runLoad } from './load.ts';
@@ -451,7 +452,7 @@ async function timedPhase(workload: Exclude<Workload, 'create'>, running: Runnin
 
 // --- the AWS emulator alone ------------------------------------------------------------------
 
-type RawCall = 'get' | 'transact' | 'put' | 'audit' | 'query';
+type RawCall = 'auth' | 'get' | 'transact' | 'put' | 'audit' | 'query';
 
 interface EmulatorFigures {
   /** Per raw call: p50 at c=1 (ms) and throughput at BENCH_CONCURRENCY (calls/s). */
@@ -533,7 +534,18 @@ async function timeEmulator(target: Target, uuids: readonly string[]): Promise<E
     headers: headers(operation),
     body: JSON.stringify(body),
   });
+  const user = target.username ?? 'admin';
   const makers: Record<RawCall, (i: number) => LoadRequest> = {
+    // a password check: the user and its name's failed logins, one strongly consistent read
+    auth: () =>
+      raw('BatchGetItem', {
+        RequestItems: {
+          [table]: {
+            Keys: [key(`user#${user}`, 'item'), key(`login#${lockoutId(user)}`, 'item')],
+            ConsistentRead: true,
+          },
+        },
+      }),
     get: (i) =>
       raw('GetItem', {
         TableName: table,
@@ -642,7 +654,7 @@ async function timeEmulator(target: Target, uuids: readonly string[]): Promise<E
     if (failed) log(`  emulator ${name}: ${failed}: ${serial.failures[0] ?? loaded.failures[0] ?? ''}`);
     calls[name] = { p50: serial.p50, rps: loaded.rps, failed };
   }
-  const auth: RawCall[] = target.username ? ['get'] : [];
+  const auth: RawCall[] = target.username ? ['auth'] : [];
   return {
     calls,
     mix: {
@@ -730,7 +742,8 @@ function report(runs: TargetRun[], ironicSkipped: string | undefined, startedAt:
       'The emulator alone: raw DynamoDB calls (p50 at c=1, calls/s at the workload concurrency)',
       (Object.keys(emulator.calls) as RawCall[]).map((name) => ({
         call: {
-          get: 'GetItem (node / user / default site)',
+          auth: 'BatchGetItem user + failed logins (auth)',
+          get: 'GetItem (node / default site)',
           transact: 'TransactWriteItems: node + name claim + site check',
           put: 'PutItem conditional on version (patch)',
           audit: 'PutItem audit record (create, patch)',

@@ -102,9 +102,12 @@ export class AgentProcess {
       }),
     );
     if (options.waitForStart !== false) {
+      // A bound for a hung start only: loading the agent from sources on a machine busy
+      // with three other test files took over 10 s (provision.test.ts, 2026-12-05).
       await waitFor(
         () => this.exit !== undefined || this.logs.some((l) => l.msg === 'agent starting'),
         'the agent to start',
+        60_000,
       );
       if (this.exit)
         throw new Error(`agent exited at start (${JSON.stringify(this.exit)}): ${this.stderr}${this.raw}`);

@@ -47,6 +47,7 @@ import { clientSqs, type Sender } from './aws-sdk.ts';
 import type { ConnectionNotifier } from './connection-notifier.ts';
 import type { CommandRepository } from './dynamo/command-repository.ts';
 import type { ConnectionRepository } from './dynamo/connection-repository.ts';
+import type { WriteOp } from './dynamo/inventory-store.ts';
 import type { SiteRepository } from './dynamo/site-repository.ts';
 import { createSiteCommandQueue } from './resource-factory.ts';
 
@@ -224,9 +225,28 @@ export class CommandQueue {
    * Writes the command's record (open, in the tick's index until its deadline), its
    * secrets sealed. Not queued yet: `dispatch` does it, or `abandon` ends it unqueued.
    * A caller that writes something naming the command (a node's lock) writes the record
-   * first, so that no failure between the two leaves a lock naming no record.
+   * with it instead (`prepare`).
    */
   async record(input: EnqueueInput): Promise<CommandRecord> {
+    const command = await this.#build(input);
+    await this.options.commands.create(command);
+    return command;
+  }
+
+  /**
+   * The command's record and the write that stores it, for the caller's own transaction
+   * (the node's lock that names the command): both are written or neither, so there is
+   * never a lock naming no record, nor a record of a lock that was refused. Not queued
+   * yet: `dispatch` does it once the transaction is written.
+   */
+  async prepare(input: EnqueueInput): Promise<{ command: CommandRecord; write: WriteOp }> {
+    const command = await this.#build(input);
+    const duplicate = new DomainError('conflict', `Command ${command.id} is already recorded.`);
+    return { command, write: this.options.commands.createOp(command, duplicate) };
+  }
+
+  /** The record of a new command, its secrets sealed; its site must have a queue. */
+  async #build(input: EnqueueInput): Promise<CommandRecord> {
     const id = input.id ?? this.options.newId();
     const sealer = this.options.sealer;
     const args =
@@ -235,7 +255,6 @@ export class CommandQueue {
         : input.args;
     const command = createCommand({ ...input, id, ...(args ? { args } : {}) }, this.now());
     await this.queueUrl(command.site);
-    await this.options.commands.create(command);
     return command;
   }
 

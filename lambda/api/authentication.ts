@@ -17,9 +17,9 @@
  * - failed-password backoff per claimed user name, in DynamoDB so that every container
  *   and every restart sees it (`domain/auth/lockout.ts` for the numbers): a locked name
  *   is refused with 401 and the time to retry, its password not even checked; unknown
- *   names count and lock exactly as known ones. The failure record is read beside the
- *   user (in parallel), and written only on a failure, or on the success that ends a
- *   run of failures: a plain successful login costs no write.
+ *   names count and lock exactly as known ones. The failure record is read with the
+ *   user (one BatchGetItem), and written only on a failure, or on the success that ends
+ *   a run of failures: a plain successful login costs no write.
  * - a token bucket per principal in this container (`domain/auth/rate-limit.ts`,
  *   `METALPLANE_RATE_LIMIT_RPS`/`_BURST`): over it, 429 with `Retry-After`.
  * Bearer tokens get no backoff: their 256-bit secrets cannot be guessed online, and a
@@ -134,7 +134,7 @@ export function credentialAuthenticator(
   };
 
   const basic = async (username: string, password: string): Promise<Principal> => {
-    const [found, failures] = await Promise.all([users.get(username), users.getLoginFailures(username)]);
+    const { user: found, failures } = await users.getWithLoginFailures(username);
     const now = clock();
     const locked = lockedUntil(failures?.record, now, policy);
     if (locked !== undefined) {

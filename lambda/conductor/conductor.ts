@@ -31,6 +31,7 @@ import {
 } from '../domain/commands/command.ts';
 import type { CommandCompletions } from '../domain/commands/completions.ts';
 import { isAlive } from '../domain/conductors.ts';
+import { DomainError } from '../domain/errors.ts';
 import type { Node, NodeTask } from '../domain/nodes/node.ts';
 import { checkNotLocked } from '../domain/power/power.ts';
 import { ironicTimestamp } from '../domain/time.ts';
@@ -44,7 +45,7 @@ export interface ConductorLogger {
 export interface ConductorDeps {
   readonly nodes: NodeRepository;
   /** Where the conductor queues its commands (it is told of their end through `finished`). */
-  readonly queue: Pick<CommandQueue, 'enqueue' | 'record' | 'dispatch' | 'abandon'>;
+  readonly queue: Pick<CommandQueue, 'prepare' | 'dispatch' | 'abandon'>;
   readonly agents: AgentRepository;
   readonly commands: CommandRepository;
   readonly logger: ConductorLogger;
@@ -106,6 +107,20 @@ export interface TaskSpec extends TaskStep {
   readonly apply?: (node: Node) => Node;
   /** Writes in the same transaction as the lock (history events). */
   readonly ops?: readonly WriteOp[];
+}
+
+/** Who asks for a task's next command. */
+const STEP_REQUESTER = 'conductor';
+/** Writes of a task's outcome tried before a concurrent change is the caller's error. */
+const MODIFY_ATTEMPTS = 5;
+
+/** A task's next command: recorded with the task's write, or why it could not be. */
+interface PreparedStep {
+  readonly id: string;
+  readonly action: string;
+  readonly command?: CommandRecord;
+  readonly write?: WriteOp;
+  readonly unrecorded?: string;
 }
 
 const isResult = (value: Node | TaskResult): value is TaskResult =>
@@ -211,9 +226,10 @@ export class Conductor implements CommandCompletions {
       task: taskOf(commandId, spec, at),
       updated_at: at,
     };
-    // The record first: a failure after it leaves the tick something to end the task by
-    // (an open record expires at its deadline), never a lock naming no command.
-    const command = await this.#deps.queue.record({
+    // The record in the lock's transaction: a lock never names a missing record, and a
+    // refused lock leaves no record. Once written, the open record is what the tick ends
+    // the task by (at its deadline) should anything below fail.
+    const { command, write } = await this.#deps.queue.prepare({
       id: commandId,
       node: node.uuid,
       site: node.conductor_group,
@@ -224,11 +240,16 @@ export class Conductor implements CommandCompletions {
       maxArgsBytes: MAX_TASK_ARGS_BYTES,
     });
     try {
-      await this.#deps.nodes.update(node, locked, version, spec.ops ?? []);
+      await this.#deps.nodes.update(node, locked, version, [...(spec.ops ?? []), write]);
     } catch (error) {
-      await this.#deps.queue
-        .abandon(command, `the node's lock was not taken: ${(error as Error).message}`)
-        .catch(() => undefined);
+      // A refused condition wrote nothing. Any other failure may have been applied (an
+      // answer lost after DynamoDB took the write): the record, if it is there, ends
+      // failed and stays in the tick's index, which then ends the task its lock names.
+      if (!(error instanceof DomainError)) {
+        await this.#deps.queue
+          .abandon(command, `the node's lock was not taken: ${(error as Error).message}`)
+          .catch(() => undefined);
+      }
       throw error;
     }
     try {
@@ -396,55 +417,102 @@ export class Conductor implements CommandCompletions {
     decide: (node: Node, task: NodeTask, at: string) => Node | TaskResult | undefined,
   ): Promise<boolean> {
     const at = ironicTimestamp(this.#deps.now());
-    let next: { id: string; step: TaskStep; requestedBy: string | null } | undefined;
-    const written = await this.#deps.nodes.modify(uuid, (node) => {
-      next = undefined;
-      const task = node.task;
-      if (!task || !matches(task)) return undefined;
-      const decided = decide(node, task, at);
-      if (decided === undefined) return undefined;
-      const result = isResult(decided) ? decided : { node: decided };
-      const ops = result.ops ?? [];
-      if (result.next) {
-        const id = this.#deps.newId();
-        next = { id, step: result.next, requestedBy: 'conductor' };
-        return { node: { ...result.node, task: taskOf(id, result.next, at), updated_at: at }, ops };
+    for (let attempt = 1; ; attempt++) {
+      const found = await this.#deps.nodes.get(uuid);
+      const task = found?.node.task;
+      if (!found || !task || !matches(task)) return false;
+      const decided = decide(found.node, task, at);
+      if (decided === undefined) return false;
+      const change = this.#taskChange(task, isResult(decided) ? decided : { node: decided }, at);
+      // The next command's record goes in the write of the task that names it. Should the
+      // record not be made (no queue for the site, arguments too large), the task is
+      // written without it and then fails as if the command had.
+      const next = change.next && (await this.#prepareStep(change.node, change.next));
+      const ops = next?.write ? [...change.ops, next.write] : change.ops;
+      try {
+        await this.#deps.nodes.update(found.node, change.node, found.version, ops);
+      } catch (error) {
+        if (next?.command && !(error instanceof DomainError)) {
+          // Perhaps applied (an answer lost): a record written unqueued ends failed, and the
+          // tick then ends the task that names it.
+          await this.#deps.queue
+            .abandon(next.command, `the task's write failed: ${(error as Error).message}`)
+            .catch(() => undefined);
+        }
+        if (attempt >= MODIFY_ATTEMPTS || (error as DomainError).kind !== 'conflict') throw error;
+        continue;
       }
-      if (result.hold) {
-        const held: NodeTask = {
-          command: '',
-          action: 'hold',
-          kind: task.kind ?? task.action,
-          started_at: at,
-          args: result.hold,
-        };
-        return { node: { ...result.node, task: held, updated_at: at }, ops };
-      }
-      return { node: { ...result.node, reservation: null, task: null, updated_at: at }, ops };
-    });
-    if (!written) return false;
-    if (next) await this.#enqueueStep(written, next.id, next.step, next.requestedBy);
-    return true;
+      if (next) await this.#dispatchStep(change.node, next);
+      return true;
+    }
   }
 
-  /** Queues a task's next command; if that fails the task fails as if the command had. */
-  async #enqueueStep(node: Node, id: string, step: TaskStep, requestedBy: string | null): Promise<void> {
+  /** What a decided outcome writes: the node with its task moved on, held or ended. */
+  #taskChange(
+    task: NodeTask,
+    result: TaskResult,
+    at: string,
+  ): { node: Node; ops: readonly WriteOp[]; next?: { id: string; step: TaskStep } } {
+    const ops = result.ops ?? [];
+    if (result.next) {
+      const id = this.#deps.newId();
+      return {
+        node: { ...result.node, task: taskOf(id, result.next, at), updated_at: at },
+        ops,
+        next: { id, step: result.next },
+      };
+    }
+    if (result.hold) {
+      const held: NodeTask = {
+        command: '',
+        action: 'hold',
+        kind: task.kind ?? task.action,
+        started_at: at,
+        args: result.hold,
+      };
+      return { node: { ...result.node, task: held, updated_at: at }, ops };
+    }
+    return { node: { ...result.node, reservation: null, task: null, updated_at: at }, ops };
+  }
+
+  /** A task's next command, recorded in the task's write; or why it could not be. */
+  async #prepareStep(node: Node, next: { id: string; step: TaskStep }): Promise<PreparedStep> {
+    const { id, step } = next;
     try {
-      await this.#deps.queue.enqueue({
+      const { command, write } = await this.#deps.queue.prepare({
         id,
         node: node.uuid,
         site: node.conductor_group,
         action: step.action,
         args: step.commandArgs,
         deadlineSeconds: step.deadlineSeconds,
-        requestedBy,
+        requestedBy: STEP_REQUESTER,
         maxArgsBytes: MAX_TASK_ARGS_BYTES,
       });
+      return { id, action: step.action, command, write };
     } catch (error) {
-      const at = ironicTimestamp(this.#deps.now());
-      const failed = unqueued({ id, node, action: step.action, requestedBy }, (error as Error).message, at);
-      await this.commandFinished(failed);
+      return { id, action: step.action, unrecorded: (error as Error).message };
     }
+  }
+
+  /** Queues a task's next command; if it cannot be, the task fails as if the command had. */
+  async #dispatchStep(node: Node, next: PreparedStep): Promise<void> {
+    let reason = next.unrecorded;
+    if (next.command) {
+      try {
+        await this.#deps.queue.dispatch(next.command);
+        return;
+      } catch (error) {
+        reason = (error as Error).message;
+      }
+    }
+    const at = ironicTimestamp(this.#deps.now());
+    const failed = unqueued(
+      { id: next.id, node, action: next.action, requestedBy: STEP_REQUESTER },
+      reason ?? 'not queued',
+      at,
+    );
+    await this.commandFinished(failed);
   }
 
   /**

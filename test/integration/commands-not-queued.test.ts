@@ -139,7 +139,7 @@ function failNextNodeUpdate(applied: boolean): void {
 }
 
 describe('a task command whose lock write failed', () => {
-  it('not applied: the record ends failed, unqueued, the node stays free and blameless', async () => {
+  it('not applied: no record is left, the node stays free and blameless', async () => {
     const node = await stack.createNode('unqueued', { name: 'unqueued-lock-lost' });
     failNextNodeUpdate(false);
     const answer = await stack.api.call('PUT', `/v1/nodes/${node}/states/power`, {
@@ -147,12 +147,38 @@ describe('a task command whose lock write failed', () => {
     });
     expect(answer.status).toBeGreaterThanOrEqual(500);
     expect((await stored(node)).reservation).toBeNull();
-    const command = await lastCommand(node);
-    expect(command.status).toBe('failed');
-    expect(command.error).toContain("the node's lock was not taken");
+    // The record is written in the lock's transaction: neither was.
+    expect((await stack.runtime.commands.ofNode(node, 10)).commands).toEqual([]);
     await tickAfterRecheck();
     expect((await stored(node)).last_error).toBeNull();
-    expect(await inTickIndex(command.id)).toBe(false);
+  });
+
+  it('refused (a concurrent change at every try): a 409, and no lock nor record is written', async () => {
+    const node = await stack.createNode('unqueued', { name: 'unqueued-lock-refused' });
+    const nodes = stack.runtime.provisioning.nodes;
+    const update = nodes.update.bind(nodes);
+    let changes = 0;
+    // Someone changes the node between the conductor's read and its lock, every time.
+    nodes.update = async (...args: Parameters<typeof update>) => {
+      changes++;
+      const current = await nodes.get(node);
+      if (!current) throw new Error(`node ${node} is gone`);
+      await update(current.node, { ...current.node, extra: { touched: changes } }, current.version);
+      return update(...args);
+    };
+    try {
+      const answer = await stack.api.call('PUT', `/v1/nodes/${node}/states/power`, {
+        body: { target: 'power on' },
+      });
+      expect(answer.status).toBe(409);
+    } finally {
+      nodes.update = update;
+    }
+    expect(changes).toBeGreaterThan(1);
+    const after = await stored(node);
+    expect(after.reservation).toBeNull();
+    expect(after.extra).toEqual({ touched: changes });
+    expect((await stack.runtime.commands.ofNode(node, 10)).commands).toEqual([]);
   });
 
   it('applied, its answer lost: the tick ends the task the lock names, with last_error', async () => {

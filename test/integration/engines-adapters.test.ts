@@ -258,6 +258,23 @@ describe.each(dynamoEngines)('DynamoDB adapters on $name', (engine) => {
       expect(await store.get(kind, id)).toBeUndefined();
     });
 
+    it('getMany reads several items in one request, in the order asked, the missing as undefined', async () => {
+      const [a, b] = [unique(), unique()];
+      await store.write([{ type: 'create', item: write(a, { name: 'a' }), onConflict: conflict }]);
+      await store.write([{ type: 'create', item: write(b, { name: 'b' }), onConflict: conflict }]);
+      await store.write([
+        { type: 'replace', item: write(b, { name: 'b2' }), expectedVersion: 1, onConflict: conflict },
+      ]);
+      const found = await store.getMany([
+        { kind, id: b },
+        { kind, id: unique() },
+        { kind, id: a },
+      ]);
+      expect(found).toEqual([await store.get(kind, b), undefined, await store.get(kind, a)]);
+      expect(found.map((item) => item?.version)).toEqual([2, undefined, 1]);
+      expect(await store.getMany([])).toEqual([]);
+    });
+
     // An engine without transactions (dynalite) gets the second case instead: nothing skipped.
     if (engine.transactions) {
       it('a transaction is all or nothing: a taken name leaves no item behind', async () => {
@@ -282,6 +299,37 @@ describe.each(dynamoEngines)('DynamoDB adapters on $name', (engine) => {
         await expect(
           store.write([claim(a), { type: 'exists', kind, id: unique(), onConflict: taken }]),
         ).rejects.toBe(taken);
+      });
+
+      it("a command's record joins a transaction: written with it, or not at all", async () => {
+        const [a, b] = [unique(), unique()];
+        const duplicate = new DomainError('conflict', 'command recorded twice');
+        const first = command(`n-${a}`, 's1', 60);
+        await store.write([
+          { type: 'create', item: write(a, { name: a }), onConflict: conflict },
+          commands.createOp(first, duplicate),
+        ]);
+        expect((await commands.get(first.id))?.command).toEqual(first);
+        // The node's write refused: the record is not written either.
+        const second = command(`n-${a}`, 's1', 60);
+        await expect(
+          store.write([
+            { type: 'replace', item: write(a, { name: a }), expectedVersion: 9, onConflict: conflict },
+            commands.createOp(second, duplicate),
+          ]),
+        ).rejects.toBe(conflict);
+        expect(await commands.get(second.id)).toBeUndefined();
+        // The record's id taken: its own error, and the other write is not applied.
+        await expect(
+          store.write([
+            { type: 'create', item: write(b, { name: b }), onConflict: conflict },
+            commands.createOp(first, duplicate),
+          ]),
+        ).rejects.toBe(duplicate);
+        expect(await store.get(kind, b)).toBeUndefined();
+        // In the tick's index as `create` puts it.
+        const overdue = await commands.overdue(new Date(Date.now() + 3_600_000).toISOString(), 1000);
+        expect(overdue.map(({ command }) => command.id)).toContain(first.id);
       });
     } else {
       it('an engine without transactions refuses a multi-record write, and nothing is written', async () => {

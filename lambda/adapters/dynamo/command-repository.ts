@@ -27,8 +27,10 @@ import {
   FINISHED_STATES,
   statesLeadingTo,
 } from '../../domain/commands/command.ts';
+import type { DomainError } from '../../domain/errors.ts';
 import { libDynamoDB } from '../aws-sdk.ts';
 import { type TableName, TableRepository } from './client.ts';
+import type { ForeignPut, WriteOp } from './inventory-store.ts';
 
 /** Partitions of the byOpen index. */
 export const OPEN_SHARDS = 4;
@@ -101,21 +103,31 @@ export class CommandRepository extends TableRepository {
   }
 
   async create(command: CommandRecord): Promise<void> {
-    await this.db.send(
-      new (await libDynamoDB()).PutCommand({
-        TableName: this.table,
-        Item: {
-          ...key(command.id),
-          ...command,
-          nodePk: `node#${command.node}`,
-          nodeSk: `${command.created_at}#${command.id}`,
-          openPk: `open#${openShard(command.id)}`,
-          openSk: `${command.deadline}#${command.id}`,
-          expiresAt: commandExpiresAt(command.deadline, this.#retentionDays()),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
+    await this.db.send(new (await libDynamoDB()).PutCommand({ ...this.createPut(command) }));
+  }
+
+  /**
+   * The record's creation as a write of another repository's transaction (the node's
+   * lock that names the command): both are written, or neither.
+   */
+  createOp(command: CommandRecord, onConflict: DomainError): WriteOp {
+    return { type: 'foreign', put: this.createPut(command), onConflict };
+  }
+
+  private createPut(command: CommandRecord): ForeignPut {
+    return {
+      TableName: this.table,
+      Item: {
+        ...key(command.id),
+        ...command,
+        nodePk: `node#${command.node}`,
+        nodeSk: `${command.created_at}#${command.id}`,
+        openPk: `open#${openShard(command.id)}`,
+        openSk: `${command.deadline}#${command.id}`,
+        expiresAt: commandExpiresAt(command.deadline, this.#retentionDays()),
+      },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    };
   }
 
   async get(id: string): Promise<StoredCommand | undefined> {

@@ -106,6 +106,16 @@ export type WriteOp =
     }
   | {
       /**
+       * Creates a record in another table of the control plane, in the same transaction
+       * (a command's record beside the node's lock that names it: `CommandQueue.prepare`).
+       * Its repository builds the Put, conditional on no record having its key.
+       */
+      readonly type: 'foreign';
+      readonly put: ForeignPut;
+      readonly onConflict: DomainError;
+    }
+  | {
+      /**
        * Puts an item's side item (`attributes`), or deletes it (no `attributes`),
        * unconditionally: see `SideRef`.
        */
@@ -113,6 +123,13 @@ export type WriteOp =
       readonly side: SideRef;
       readonly attributes?: Readonly<Record<string, unknown>>;
     };
+
+/** A Put into another table, as its own repository builds it (always conditional). */
+export interface ForeignPut {
+  readonly TableName: string;
+  readonly Item: Readonly<Record<string, unknown>>;
+  readonly ConditionExpression: string;
+}
 
 /**
  * An item's side item: beside the item (`pk` of the item, `sk` = `name`), with no index
@@ -234,6 +251,25 @@ export class InventoryStore extends TableRepository {
   }
 
   /**
+   * Several items, strongly consistent, in one BatchGetItem (up to 100): what `get` answers
+   * for each, in the order asked. For reads a request needs together (a user and the
+   * failed logins of its name): one round trip instead of one per item.
+   */
+  async getMany<T>(
+    keys: ReadonlyArray<{ readonly kind: string; readonly id: string }>,
+  ): Promise<Array<StoredItem<T> | undefined>> {
+    if (keys.length > MAX_BATCH_GET) throw new Error(`getMany reads at most ${MAX_BATCH_GET} items`);
+    const found = await this.batchGet(
+      keys.map(({ kind, id }) => itemKey(kind, id)),
+      true,
+    );
+    return keys.map(({ kind, id }) => {
+      const raw = found.get(itemKey(kind, id).pk);
+      return raw ? toStored<T>(raw) : undefined;
+    });
+  }
+
+  /**
    * The side items `name` of the items `ids` of one kind, by id (eventually consistent:
    * BatchGetItem, 100 keys a request); an id without one is absent.
    */
@@ -246,23 +282,31 @@ export class InventoryStore extends TableRepository {
     const prefix = `${kind}#`;
     const unique = [...new Set(ids)];
     for (let start = 0; start < unique.length; start += MAX_BATCH_GET) {
-      let keys: Record<string, unknown>[] = unique
-        .slice(start, start + MAX_BATCH_GET)
-        .map((id) => sideKey({ kind, id, name }));
-      // Keys DynamoDB leaves unprocessed (throttling) are asked again, after a backoff.
-      for (let attempt = 0; keys.length > 0; attempt++) {
-        if (attempt >= 8) throw new Error(`${keys.length} side items of ${kind} left unread`);
-        if (attempt > 0)
-          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
-        const { BatchGetCommand } = await libDynamoDB();
-        const answer = await this.db.send(
-          new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }),
-        );
-        for (const raw of answer.Responses?.[this.table] ?? []) {
-          found.set((raw.pk as string).slice(prefix.length), raw);
-        }
-        keys = (answer.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[];
-      }
+      const keys = unique.slice(start, start + MAX_BATCH_GET).map((id) => sideKey({ kind, id, name }));
+      for (const [pk, raw] of await this.batchGet(keys, false)) found.set(pk.slice(prefix.length), raw);
+    }
+    return found;
+  }
+
+  /** One BatchGetItem of up to 100 keys of distinct partitions, by `pk`; unprocessed keys asked again. */
+  private async batchGet(
+    keys: Record<string, unknown>[],
+    consistent: boolean,
+  ): Promise<Map<string, Record<string, unknown>>> {
+    const found = new Map<string, Record<string, unknown>>();
+    let pending = keys;
+    // Keys DynamoDB leaves unprocessed (throttling) are asked again, after a backoff.
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt >= 8) throw new Error(`${pending.length} items left unread after ${attempt} tries`);
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
+      const { BatchGetCommand } = await libDynamoDB();
+      const answer = await this.db.send(
+        new BatchGetCommand({
+          RequestItems: { [this.table]: { Keys: pending, ...(consistent ? { ConsistentRead: true } : {}) } },
+        }),
+      );
+      for (const raw of answer.Responses?.[this.table] ?? []) found.set(raw.pk as string, raw);
+      pending = (answer.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[];
     }
     return found;
   }
@@ -652,6 +696,8 @@ export class InventoryStore extends TableRepository {
             ConditionExpression: 'attribute_exists(pk)',
           },
         };
+      case 'foreign':
+        return { Put: { ...op.put, Item: { ...op.put.Item } } };
       case 'side':
         return op.attributes
           ? { Put: { TableName, Item: { ...op.attributes, ...sideKey(op.side) } } }

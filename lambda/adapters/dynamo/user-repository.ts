@@ -102,6 +102,24 @@ export class UserRepository {
     return (await this.tokens.page({ partition: byParent(tokenParent(user)), limit: 1000 })).items;
   }
 
+  /**
+   * The user of a name and the failed-login record of that name, in one strongly
+   * consistent read (what every password check needs, on every request).
+   */
+  async getWithLoginFailures(name: string): Promise<{
+    user: { user: User; version: number } | undefined;
+    failures: { record: LoginFailures; version: number } | undefined;
+  }> {
+    const [user, failures] = await this.store.getMany<unknown>([
+      { kind: 'user', id: name },
+      { kind: LOGIN_KIND, id: lockoutId(name) },
+    ]);
+    return {
+      user: user && { user: user.doc as User, version: user.version },
+      failures: failures && { record: failures.doc as LoginFailures, version: failures.version },
+    };
+  }
+
   /** The failed-login record of a claimed user name (present or not as a user). */
   async getLoginFailures(name: string): Promise<{ record: LoginFailures; version: number } | undefined> {
     const item = await this.store.get<LoginFailures>(LOGIN_KIND, lockoutId(name));
