@@ -30,6 +30,7 @@ import {
 import { CURRENT_FEATURES, PROTOCOL_VERSION } from '../protocol/versions.ts';
 import type { ControlPlaneClock } from './clock.ts';
 import type { Transport } from './config.ts';
+import { HttpClient, type HttpRequestOptions, type HttpResponse } from './http-client.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { AGENT_VERSION } from './version.ts';
 
@@ -166,6 +167,8 @@ export class Channel {
   readonly #o: ChannelOptions;
   readonly #backoff: Backoff;
   readonly #stop = new AbortController();
+  /** The HTTPS exchanges (long polling, the agent routes, the clock's sample): kept-alive connections. */
+  readonly #http = new HttpClient();
   #state: ChannelState = 'offline';
   #transport: 'websocket' | 'polling';
   #ws: WebSocket | undefined;
@@ -279,6 +282,7 @@ export class Channel {
         ws.close(1000, 'agent stopping');
       });
     } else ws?.terminate();
+    this.#http.close();
   }
 
   /** Sends one message; rejects when the channel is down or the send fails. */
@@ -553,11 +557,12 @@ export class Channel {
    */
   async getJson(path: string, timeoutMs = HTTP_TIMEOUT_MS): Promise<unknown> {
     if (!path.startsWith('/v1/agent/')) throw new Error(`not an agent route: ${path}`);
-    const res = await this.#fetch(`${this.#o.url}${path}`, {
+    const res = await this.#request(`${this.#o.url}${path}`, {
       headers: this.#headers(),
-      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)]),
+      signal: this.#stop.signal,
+      timeoutMs,
     });
-    const body = await res.text();
+    const body = res.text;
     if (!res.ok)
       throw new HttpError(res.status, `GET ${path.split('?')[0]}: HTTP ${res.status} ${body.slice(0, 200)}`);
     return JSON.parse(body) as unknown;
@@ -573,34 +578,35 @@ export class Channel {
     timeoutMs = HTTP_TIMEOUT_MS,
   ): Promise<{ status: number; body: unknown }> {
     if (!path.startsWith('/v1/agent/')) throw new Error(`not an agent route: ${path}`);
-    const res = await this.#fetch(`${this.#o.url}${path}`, {
+    const res = await this.#request(`${this.#o.url}${path}`, {
       method: 'POST',
       headers: this.#headers({ 'Content-Type': 'application/json' }),
       body: JSON.stringify(body),
-      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)]),
+      signal: this.#stop.signal,
+      timeoutMs,
     });
-    const text = await res.text();
+    const text = res.text;
     if (!res.ok)
       throw new HttpError(res.status, `POST ${path.split('?')[0]}: HTTP ${res.status} ${text.slice(0, 300)}`);
     return { status: res.status, body: text.trim() ? (JSON.parse(text) as unknown) : null };
   }
 
-  /** `fetch`, with the answer's `Date` header fed to the clock. */
-  async #fetch(url: string, init: RequestInit): Promise<Response> {
+  /** One HTTP exchange (agent/http-client.ts), with the answer's `Date` header fed to the clock. */
+  async #request(url: string, options: HttpRequestOptions): Promise<HttpResponse> {
     const sentAt = Date.now();
-    const res = await fetch(url, init);
-    this.#o.clock?.sample(res.headers.get('date'), sentAt, Date.now());
+    const res = await this.#http.request(url, options);
+    this.#o.clock?.sample(res.headers.date, sentAt, Date.now());
     return res;
   }
 
   /** One unauthenticated GET of the version document, for its `Date` (never throws). */
   async #sampleClock(): Promise<void> {
     try {
-      const res = await this.#fetch(`${this.#o.url}/v1`, {
+      await this.#request(`${this.#o.url}/v1`, {
         headers: { 'User-Agent': `metalplane-agent/${AGENT_VERSION}` },
-        signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(5000)]),
+        signal: this.#stop.signal,
+        timeoutMs: 5000,
       });
-      await res.arrayBuffer();
     } catch (error) {
       this.#o.log.debug('clock not measured', { error: errorMessage(error) });
     }
@@ -618,13 +624,14 @@ export class Channel {
   }
 
   async #post(text: string): Promise<void> {
-    const res = await this.#fetch(`${this.#o.url}/v1/agent/messages`, {
+    const res = await this.#request(`${this.#o.url}/v1/agent/messages`, {
       method: 'POST',
       headers: this.#headers({ 'Content-Type': 'application/json' }),
       body: text,
-      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(HTTP_TIMEOUT_MS)]),
+      signal: this.#stop.signal,
+      timeoutMs: HTTP_TIMEOUT_MS,
     });
-    const body = await res.text();
+    const body = res.text;
     if (!res.ok) {
       if (res.status === 401 || res.status === 403) this.#markPollDown();
       throw new HttpError(res.status, `POST /v1/agent/messages: HTTP ${res.status} ${body.slice(0, 200)}`);
@@ -669,13 +676,16 @@ export class Channel {
   }
 
   async #sleep(ms: number): Promise<void> {
+    const stop = this.#stop.signal;
     await new Promise<void>((resolve) => {
       const t = setTimeout(done, ms);
       function done() {
         clearTimeout(t);
+        // Else each sleep would leave a listener on the channel's lifelong signal.
+        stop.removeEventListener('abort', done);
         resolve();
       }
-      this.#stop.signal.addEventListener('abort', done, { once: true });
+      stop.addEventListener('abort', done, { once: true });
       this.#pollKick = done;
     });
     this.#pollKick = undefined;
@@ -704,17 +714,15 @@ export class Channel {
           continue;
         }
         this.#pollAbort = new AbortController();
-        const res = await this.#fetch(
+        const res = await this.#request(
           `${this.#o.url}/v1/agent/commands?wait=${this.#o.pollWaitSeconds}&max=${max}`,
           {
             headers: this.#headers(),
-            signal: AbortSignal.any([
-              this.#pollAbort.signal,
-              AbortSignal.timeout(this.#o.pollWaitSeconds * 1000 + HTTP_TIMEOUT_MS),
-            ]),
+            signal: this.#pollAbort.signal,
+            timeoutMs: this.#o.pollWaitSeconds * 1000 + HTTP_TIMEOUT_MS,
           },
         );
-        const body = await res.text();
+        const body = res.text;
         if (res.status === 204) continue;
         if (!res.ok)
           throw new HttpError(res.status, `GET /v1/agent/commands: HTTP ${res.status} ${body.slice(0, 200)}`);
@@ -739,13 +747,14 @@ export class Channel {
 
   /** A POST that does not depend on the channel state (the `hello` that brings polling up). */
   async #postDirect(text: string): Promise<void> {
-    const res = await this.#fetch(`${this.#o.url}/v1/agent/messages`, {
+    const res = await this.#request(`${this.#o.url}/v1/agent/messages`, {
       method: 'POST',
       headers: this.#headers({ 'Content-Type': 'application/json' }),
       body: text,
-      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(HTTP_TIMEOUT_MS)]),
+      signal: this.#stop.signal,
+      timeoutMs: HTTP_TIMEOUT_MS,
     });
-    const body = await res.text();
+    const body = res.text;
     if (!res.ok)
       throw new HttpError(res.status, `POST /v1/agent/messages: HTTP ${res.status} ${body.slice(0, 200)}`);
     if (body.trim()) this.#receiveHttp(body); // the hello's `welcome`

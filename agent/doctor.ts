@@ -19,6 +19,7 @@ import { delimiter, join } from 'node:path';
 import WebSocket from 'ws';
 import { BOOT_ISO_DEFAULTS } from './boot/boot-iso.ts';
 import { type AgentConfig, deriveWebSocketUrl, loadConfig } from './config.ts';
+import { type HttpRequestOptions, type HttpResponse, httpClient } from './http-client.ts';
 import { DEFAULT_SERVICE_USER, type PosixUser, realInstallDeps } from './install.ts';
 import { errorMessage } from './log.ts';
 import { readCredential, readEnrollment, STATE_FILES } from './state.ts';
@@ -34,7 +35,8 @@ export interface CheckResult {
 export const MAX_CLOCK_SKEW_MS = 5000;
 
 export interface DoctorDeps {
-  fetch: typeof fetch;
+  /** One HTTP exchange (agent/http-client.ts). */
+  request(url: string, options: HttpRequestOptions): Promise<HttpResponse>;
   now(): number;
   /** Opens and closes a WebSocket; resolves with undefined when it opened, else the reason. */
   openWebSocket(url: string, headers: Record<string, string>, timeoutMs: number): Promise<string | undefined>;
@@ -80,7 +82,7 @@ async function socketInodes(proto: 'udp' | 'tcp', port: number): Promise<Set<str
 }
 
 export const realDoctorDeps: DoctorDeps = {
-  fetch: (...args) => fetch(...args),
+  request: (url, options) => httpClient.request(url, options),
   now: () => Date.now(),
   openWebSocket: (url, headers, timeoutMs) =>
     new Promise((resolve) => {
@@ -194,13 +196,12 @@ async function checkControlPlane(
 ): Promise<CheckResult[]> {
   const url = config.url!;
   const sent = deps.now();
-  let res: Response;
+  let res: HttpResponse;
   try {
-    res = await deps.fetch(`${url}/`, {
+    res = await deps.request(`${url}/`, {
       headers: { Accept: 'application/json', 'User-Agent': `metalplane-agent/${AGENT_VERSION} doctor` },
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
     });
-    await res.arrayBuffer();
   } catch (error) {
     const cause = (error as Error).cause ? String((error as Error).cause) : errorMessage(error);
     return [
@@ -223,7 +224,7 @@ async function checkControlPlane(
   } else {
     results.push(ok('control plane', `GET ${url}/: HTTP ${res.status} in ${received - sent} ms`));
   }
-  const date = res.headers.get('date');
+  const { date } = res.headers;
   const serverMs = date ? Date.parse(date) : Number.NaN;
   if (!Number.isFinite(serverMs)) {
     results.push(warn('clock', 'the control plane sent no Date header: skew not measured'));

@@ -21,6 +21,7 @@
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import type { AgentConfig } from './config.ts';
+import { type HttpResponse, httpClient } from './http-client.ts';
 import { credentialExists, ensureStateDir, STATE_FILES, writeCredential, writeEnrollment } from './state.ts';
 import { AGENT_VERSION } from './version.ts';
 
@@ -104,9 +105,9 @@ export async function enroll(options: {
   }
   await ensureStateDir(config.stateDir);
   const url = `${options.url.replace(/\/+$/, '')}${ENROLL_PATH}`;
-  let res: Response;
+  let res: HttpResponse;
   try {
-    res = await fetch(url, {
+    res = await httpClient.request(url, {
       method: 'POST',
       headers: {
         'Content-Type': 'application/json',
@@ -114,14 +115,12 @@ export async function enroll(options: {
         'User-Agent': `metalplane-agent/${AGENT_VERSION}`,
       },
       body: JSON.stringify(buildEnrollRequest(options.token, config)),
-      signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+      timeoutMs: options.timeoutMs ?? 30_000,
     });
   } catch (error) {
-    throw new Error(
-      `POST ${url}: ${(error as Error).cause ? String((error as Error).cause) : String(error)}`,
-    );
+    throw new Error(`POST ${url}: ${String(error)}`);
   }
-  const text = await res.text();
+  const { text } = res;
   if (!res.ok) throw new Error(`POST ${url}: HTTP ${res.status}: ${errorReason(text)}`);
   let body: unknown;
   try {

@@ -25,6 +25,7 @@ import { type AgentConfig, deriveWebSocketUrl } from './config.ts';
 import { type ActionRegistry, createRegistry, hardwareModules } from './drivers/registry.ts';
 import type { DriverContext, HardwareModule } from './drivers/types.ts';
 import { Executor } from './executor.ts';
+import { httpClient, parseJsonBody } from './http-client.ts';
 import { ImageManager } from './images/manager.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { listSiteNodes } from './power/nodes.ts';
@@ -461,13 +462,16 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
 
   let current = credential;
   const rotateCredential = async (): Promise<void> => {
-    const response = await fetch(`${url}/v1/agents/${encodeURIComponent(config.hostname)}/credentials`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${current}`, Accept: 'application/json' },
-      signal: AbortSignal.timeout(15_000),
-    });
+    const response = await httpClient.request(
+      `${url}/v1/agents/${encodeURIComponent(config.hostname)}/credentials`,
+      {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${current}`, Accept: 'application/json' },
+        timeoutMs: 15_000,
+      },
+    );
     if (!response.ok) throw new Error(`credential rotation refused: HTTP ${response.status}`);
-    const body = (await response.json()) as { credential?: unknown };
+    const body = (parseJsonBody(response) ?? {}) as { credential?: unknown };
     if (typeof body.credential !== 'string')
       throw new Error('credential rotation: no credential in the answer');
     log.addSecret(body.credential);

@@ -1,7 +1,7 @@
 /**
  * The site agent as shipped: agent/cli.ts and everything it imports bundled by esbuild into
  * one ES module (scripts/package-agent.ts puts it in the Debian package; bench/dispatch.ts
- * measures it). Two things differ from running the sources, both for the agent's idle
+ * measures it). Three things differ from running the sources, all for the agent's idle
  * memory (docs/agent.md, "Footprint"):
  *
  * - the schema validators are Ajv standalone code generated here, at bundle time, from the
@@ -10,8 +10,13 @@
  *   neither loads Ajv nor compiles a schema at run time. Never checked in, so never stale;
  * - whitespace and comments are left out (names are kept, for stack traces): V8 holds the
  *   bundle's source text for the life of the process, and a single non-ASCII character
- *   (a `→` in a comment) made all of it a two-byte string.
+ *   (a `→` in a comment) made all of it a two-byte string;
+ * - Node's built-in modules are taken with `process.getBuiltinModule` at the first read of
+ *   one of their exports, not with an ES `import` (`builtinsWithoutImport`): an `import`
+ *   of a built-in reads every export of it, and node:http's include getters that load
+ *   undici, Node's `fetch` (15–17 MiB resident), which the agent does not use.
  */
+import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type BuildOptions, build, type Plugin } from 'esbuild';
@@ -133,6 +138,60 @@ function replaceLazyValidator(contents: string): Plugin {
   };
 }
 
+const BUILTIN_NAMESPACE = 'metalplane-builtin';
+const BUILTINS = new Set(builtinModules);
+
+/**
+ * A CommonJS module standing for the built-in `specifier`: an object with a getter for each
+ * of its exports (their names taken here, from the Node.js that bundles, the one the
+ * package ships) that loads it with `process.getBuiltinModule` at the first read. A
+ * built-in whose exports the agent reads only in some commands or actions (worker_threads,
+ * dns/promises, timers/promises…) is then not loaded by an idle agent at all.
+ */
+function lazyBuiltinSource(specifier: string): string {
+  const module = process.getBuiltinModule(specifier) as object;
+  // A module that is a function (node:events, node:stream) is taken as it is, at once.
+  if (typeof module === 'function')
+    return `module.exports = process.getBuiltinModule(${JSON.stringify(specifier)});`;
+  const names = Object.keys(module).filter((name) => name !== 'default');
+  return [
+    'let m;',
+    `const load = () => (m ??= process.getBuiltinModule(${JSON.stringify(specifier)}));`,
+    'const lazy = {};',
+    `for (const name of ${JSON.stringify(names)})`,
+    '  Object.defineProperty(lazy, name, { get: () => load()[name], enumerable: true });',
+    'module.exports = lazy;',
+  ].join('\n');
+}
+
+/**
+ * esbuild plugin: an `import` of a Node built-in (`node:http`, `fs`, `node:fs/promises`) is
+ * bundled as a CommonJS module (`lazyBuiltinSource`) whose exports are getters over
+ * `process.getBuiltinModule('node:http')`, so that its named imports become property reads
+ * at their use. Left as an ES `import` (esbuild's default for a built-in), Node links
+ * every named export of the module at start: node:http's `WebSocket`, `CloseEvent` and `MessageEvent` are getters that load
+ * undici (`internal/deps/undici/undici`), Node's `fetch`, 15–17 MiB resident for the life
+ * of the process (docs/agent.md, "Footprint"). `require()` of a built-in (the CommonJS
+ * dependencies) reads nothing and is left as it is.
+ */
+export function builtinsWithoutImport(): Plugin {
+  return {
+    name: 'metalplane-builtins-without-import',
+    setup(b) {
+      b.onResolve({ filter: /^(node:)?[a-z_][a-z0-9_/]*$/ }, (args) => {
+        if (args.kind !== 'import-statement' && args.kind !== 'dynamic-import') return undefined;
+        const name = args.path.replace(/^node:/, '');
+        if (!BUILTINS.has(name) && !BUILTINS.has(args.path)) return undefined;
+        return { path: `node:${name}`, namespace: BUILTIN_NAMESPACE };
+      });
+      b.onLoad({ filter: /.*/, namespace: BUILTIN_NAMESPACE }, (args) => ({
+        contents: lazyBuiltinSource(args.path),
+        loader: 'js',
+      }));
+    },
+  };
+}
+
 /** Writes the agent's bundle to `outfile`. */
 export async function bundleAgent(outfile: string): Promise<void> {
   await build({
@@ -142,7 +201,7 @@ export async function bundleAgent(outfile: string): Promise<void> {
     minifyWhitespace: true,
     minifySyntax: true,
     charset: 'ascii',
-    plugins: [replaceLazyValidator(await precompiledValidatorsSource(ENTRY))],
+    plugins: [builtinsWithoutImport(), replaceLazyValidator(await precompiledValidatorsSource(ENTRY))],
   });
 }
 

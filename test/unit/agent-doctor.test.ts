@@ -12,6 +12,7 @@ import {
   runDoctor,
   writableBy,
 } from '../../agent/doctor.ts';
+import type { HttpResponse } from '../../agent/http-client.ts';
 import { EXIT_NOT_STARTED, type InstallDeps, install, parseTokenFile } from '../../agent/install.ts';
 
 let dir: string;
@@ -49,11 +50,20 @@ function writeConfig(extra: string[] = []): void {
   );
 }
 
+/** An answer of the control plane, as agent/http-client.ts gives it. */
+function answer(status: number, date?: number): HttpResponse {
+  return {
+    status,
+    ok: status >= 200 && status < 300,
+    headers: date === undefined ? {} : { date: new Date(date).toUTCString() },
+    text: '{}',
+  };
+}
+
 function fakes(over: Partial<DoctorDeps> = {}): DoctorDeps {
   const now = Date.parse('2026-12-04T12:00:00.000Z');
   return {
-    fetch: (async () =>
-      new Response('{}', { status: 200, headers: { Date: new Date(now).toUTCString() } })) as typeof fetch,
+    request: async () => answer(200, now),
     now: () => now,
     openWebSocket: async () => undefined,
     which: () => true,
@@ -105,28 +115,25 @@ describe('doctor', () => {
   });
 
   it('an unreachable control plane fails with what to check; the clock is then not measured', async () => {
-    const fetch = (async () => {
-      throw Object.assign(new TypeError('fetch failed'), { cause: new Error('getaddrinfo ENOTFOUND') });
-    }) as typeof globalThis.fetch;
-    const results = await runDoctor({ configFile }, fakes({ fetch }));
+    const request = async (): Promise<HttpResponse> => {
+      throw Object.assign(new Error('getaddrinfo ENOTFOUND control.example'), { code: 'ENOTFOUND' });
+    };
+    const results = await runDoctor({ configFile }, fakes({ request }));
     expect(byName(results, 'control plane')).toMatchObject({ status: 'FAIL' });
     expect(byName(results, 'control plane').detail).toContain('ENOTFOUND');
     expect(byName(results, 'control plane').detail).toContain('firewall');
     expect(byName(results, 'clock').status).toBe('warn');
-    const down = (async () => new Response('', { status: 503 })) as typeof globalThis.fetch;
-    expect(byName(await runDoctor({ configFile }, fakes({ fetch: down })), 'control plane').status).toBe(
+    const down = async () => answer(503);
+    expect(byName(await runDoctor({ configFile }, fakes({ request: down })), 'control plane').status).toBe(
       'FAIL',
     );
   });
 
   it('clock skew: under 5 s is ok, over fails with the fix', async () => {
-    const at = (offsetMs: number) =>
-      (async () =>
-        new Response('{}', {
-          headers: { Date: new Date(Date.parse('2026-12-04T12:00:00.000Z') + offsetMs).toUTCString() },
-        })) as typeof fetch;
-    expect(byName(await runDoctor({ configFile }, fakes({ fetch: at(3000) })), 'clock').status).toBe('ok');
-    const skewed = byName(await runDoctor({ configFile }, fakes({ fetch: at(-9000) })), 'clock');
+    const at = (offsetMs: number) => async () =>
+      answer(200, Date.parse('2026-12-04T12:00:00.000Z') + offsetMs);
+    expect(byName(await runDoctor({ configFile }, fakes({ request: at(3000) })), 'clock').status).toBe('ok');
+    const skewed = byName(await runDoctor({ configFile }, fakes({ request: at(-9000) })), 'clock');
     expect(skewed.status).toBe('FAIL');
     expect(skewed.detail).toMatch(/ahead of the control plane by 8\.5 s.*NTP/);
   });
