@@ -4,7 +4,11 @@
  *
  *  - TFTP: a 50 MB file fetched by curl (`tftp://`), default 512-byte blocks and
  *    `--tftp-blksize 1468`, from the agent's server and from Debian's tftpd-hpa
- *    (`in.tftpd --foreground --listen --address 127.0.0.1:PORT --secure DIR`). Goal ≥ 1.0×.
+ *    (`in.tftpd --foreground --listen --address 127.0.0.1:PORT --secure DIR`); and by
+ *    atftp asking `blksize 1468` and `windowsize 8` (RFC 7440: curl cannot ask it), which
+ *    the agent grants and tftpd-hpa 5.2 leaves out of its OACK (it has no windowsize: it
+ *    answers the same request in lock-step). Goal ≥ 1.0× for each. The agent's server CPU
+ *    per block (utime + stime of its process over its transfers) is printed beside.
  *  - HTTP: wrk (1 thread, 8 connections) on a 10 MiB "kernel" and on a 2 KiB iPXE script,
  *    against the agent's server and nginx (a private config: one worker, sendfile on,
  *    access log off, on a loopback port, started and stopped by PID). Goals ≥ 0.8× for
@@ -12,19 +16,22 @@
  *    per file), as nginx's come from the page cache.
  *
  * Needs (bench only, not in scripts/debian-packages.txt):
- *   apt-get install -y wrk nginx-light tftpd-hpa curl
+ *   apt-get install -y wrk nginx-light tftpd-hpa curl atftp
  *
  * The machine is shared and noisy: compare the ratios of one run, not figures across runs.
  *
- * The agent's servers run in a child Node process (as in the agent), not in this one.
+ * The agent's servers run in a child Node process (as in the agent), not in this one, with
+ * the runtime settings of the package's launcher (packaging/metalplane-agent.sh: its Node
+ * flags and MALLOC_ARENA_MAX), as shipped; the code is the sources (type stripping), the
+ * same JavaScript as the bundle's. BENCH_BOOT=tftp or BENCH_BOOT=http runs one half.
  * A missing reference (tftpd-hpa, nginx, wrk) is reported and its rows skipped.
  *
- *   npm run bench -- boot-serving          # BENCH_ROUNDS=3, BENCH_WRK_SECONDS=5
+ *   npm run bench -- boot-serving          # BENCH_ROUNDS=3, BENCH_WRK_SECONDS=5, BENCH_BOOT=tftp,http
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,6 +41,7 @@ import { printTable, summarize } from './support.ts';
 const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WRK_SECONDS = Number(process.env.BENCH_WRK_SECONDS ?? 5);
+const PARTS = (process.env.BENCH_BOOT ?? 'tftp,http').split(',');
 
 // Child mode: serve ROOT with the agent's servers, print the ports, wait for SIGTERM.
 if (process.argv[2] === '--serve') {
@@ -76,10 +84,22 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** The Node flags and environment the package's launcher runs the agent with. */
+function launcherSettings(): { flags: string[]; env: Record<string, string> } {
+  const script = readFileSync(join(import.meta.dirname, '..', 'packaging', 'metalplane-agent.sh'), 'utf8');
+  const exec = /^exec "\$lib\/node" (.*)"\$lib\/agent\.mjs" "\$@"$/m.exec(script);
+  const arena = /^MALLOC_ARENA_MAX="\$\{MALLOC_ARENA_MAX:-(\d+)\}"$/m.exec(script);
+  if (!exec || !arena) throw new Error('packaging/metalplane-agent.sh: launcher line not understood');
+  return { flags: exec[1]!.trim().split(/\s+/).filter(Boolean), env: { MALLOC_ARENA_MAX: arena[1]! } };
+}
+
 async function startOurs(root: string): Promise<{ child: ChildProcess; tftp: number; http: number }> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'boot-serving.ts'), '--serve', root], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const { flags, env } = launcherSettings();
+  const child = spawn(
+    process.execPath,
+    [...flags, join(import.meta.dirname, 'boot-serving.ts'), '--serve', root],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } },
+  );
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -122,15 +142,45 @@ async function waitHttp(port: number): Promise<void> {
   throw new Error(`nothing answers HTTP on ${port}`);
 }
 
-async function curlSeconds(port: number, file: string, extra: string[]): Promise<number> {
-  const started = performance.now();
-  await run(
-    'curl',
-    ['-sS', '--max-time', '300', ...extra, '-o', '/dev/null', `tftp://127.0.0.1:${port}/${file}`],
-    {
-      timeout: 310_000,
+/** CPU time (user + system) a process has used so far, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ)
+}
+
+interface Client {
+  label: string;
+  blksize: number;
+  fetch: (port: number) => Promise<void>;
+}
+
+function curlClient(label: string, blksize: number): Client {
+  return {
+    label,
+    blksize,
+    fetch: async (port) => {
+      const extra = blksize === 512 ? [] : ['--tftp-blksize', String(blksize)];
+      const url = `tftp://127.0.0.1:${port}/big.img`;
+      await run('curl', ['-sS', '--max-time', '300', ...extra, '-o', '/dev/null', url], { timeout: 310_000 });
     },
-  );
+  };
+}
+
+function atftpClient(label: string, blksize: number, windowsize: number): Client {
+  return {
+    label,
+    blksize,
+    fetch: async (port) => {
+      const options = ['--option', `blksize ${blksize}`, '--option', `windowsize ${windowsize}`];
+      const args = ['--get', ...options, '-r', 'big.img', '-l', '/dev/null', '127.0.0.1', String(port)];
+      await run('atftp', args, { timeout: 310_000 });
+    },
+  };
+}
+
+async function seconds(fetch: () => Promise<void>): Promise<number> {
+  const started = performance.now();
+  await fetch();
   return (performance.now() - started) / 1000;
 }
 
@@ -144,6 +194,55 @@ async function wrk(port: number, path: string): Promise<{ rps: number; mbps: num
   const t = /Transfer\/sec:\s*([\d.]+)(\w+)/.exec(stdout);
   const unit = { B: 1 / 2 ** 20, KB: 1 / 1024, MB: 1, GB: 1024 }[t?.[2] ?? 'MB'] ?? 1;
   return { rps, mbps: Number(t?.[1] ?? Number.NaN) * unit };
+}
+
+async function tftpRounds(
+  ours: { child: ChildProcess; tftp: number },
+  root: string,
+  children: ChildProcess[],
+  missing: string[],
+): Promise<void> {
+  let hpaPort: number | undefined;
+  if (await has('in.tftpd')) {
+    hpaPort = await freeUdpPort();
+    const hpa = spawn(
+      'in.tftpd',
+      ['--foreground', '--listen', '--address', `127.0.0.1:${hpaPort}`, '--secure', root],
+      { stdio: 'ignore' },
+    );
+    children.push(hpa);
+    await waitTftp(hpaPort);
+  } else missing.push('tftpd-hpa (apt-get install tftpd-hpa): TFTP ratios skipped');
+  const clients = [curlClient('curl, 512-byte blocks', 512), curlClient('curl, --tftp-blksize 1468', 1468)];
+  if (await has('atftp')) clients.push(atftpClient('atftp, blksize 1468, windowsize 8', 1468, 8));
+  else missing.push('atftp (apt-get install atftp): windowsize row skipped');
+  const tftpRows: Array<Record<string, string | number>> = [];
+  for (const client of clients) {
+    const oursS: number[] = [];
+    const hpaS: number[] = [];
+    let cpu = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const before = cpuSeconds(ours.child.pid!);
+      oursS.push(await seconds(() => client.fetch(ours.tftp)));
+      cpu += cpuSeconds(ours.child.pid!) - before;
+      if (hpaPort !== undefined) hpaS.push(await seconds(() => client.fetch(hpaPort)));
+    }
+    const o = summarize(oursS).p50;
+    const h = hpaPort !== undefined ? summarize(hpaS).p50 : Number.NaN;
+    const blocks = Math.floor(50_000_000 / client.blksize) + 1;
+    tftpRows.push({
+      '50 MB': client.label,
+      'agent s (p50)': o,
+      'tftpd-hpa s (p50)': h,
+      'agent MB/s': 50 / o,
+      'tftpd-hpa MB/s': Number.isNaN(h) ? 'n/a' : 50 / h,
+      'ratio (agent / tftpd-hpa)': Number.isNaN(h) ? 'n/a' : (h / o).toFixed(2),
+      'agent CPU µs/block': ((cpu / ROUNDS / blocks) * 1e6).toFixed(1),
+      'agent s (all)': oursS.map((x) => x.toFixed(2)).join(' '),
+      'tftpd-hpa s (all)': hpaS.map((x) => x.toFixed(2)).join(' '),
+    });
+  }
+  printTable(`TFTP, ${ROUNDS} rounds each, interleaved`, tftpRows);
 }
 
 async function main(): Promise<void> {
@@ -168,46 +267,12 @@ async function main(): Promise<void> {
     await waitHttp(ours.http);
 
     // ---- TFTP ----
-    let hpaPort: number | undefined;
-    if (await has('in.tftpd')) {
-      hpaPort = await freeUdpPort();
-      const hpa = spawn(
-        'in.tftpd',
-        ['--foreground', '--listen', '--address', `127.0.0.1:${hpaPort}`, '--secure', root],
-        { stdio: 'ignore' },
-      );
-      children.push(hpa);
-      await waitTftp(hpaPort);
-    } else missing.push('tftpd-hpa (apt-get install tftpd-hpa): TFTP ratios skipped');
-    const tftpRows: Array<Record<string, string | number>> = [];
-    for (const [label, extra] of [
-      ['512-byte blocks (curl default)', []],
-      ['--tftp-blksize 1468', ['--tftp-blksize', '1468']],
-    ] as Array<[string, string[]]>) {
-      const oursS: number[] = [];
-      const hpaS: number[] = [];
-      for (let round = 0; round < ROUNDS; round++) {
-        oursS.push(await curlSeconds(ours.tftp, 'big.img', extra));
-        if (hpaPort !== undefined) hpaS.push(await curlSeconds(hpaPort, 'big.img', extra));
-      }
-      const o = summarize(oursS).p50;
-      const h = hpaPort !== undefined ? summarize(hpaS).p50 : Number.NaN;
-      tftpRows.push({
-        'curl, 50 MB': label,
-        'agent s (p50)': o,
-        'tftpd-hpa s (p50)': h,
-        'agent MB/s': 50 / o,
-        'throughput ratio (agent / tftpd-hpa)': Number.isNaN(h) ? 'n/a' : (h / o).toFixed(2),
-        'agent s (all)': oursS.map((s) => s.toFixed(2)).join(' '),
-        'tftpd-hpa s (all)': hpaS.map((s) => s.toFixed(2)).join(' '),
-      });
-    }
-    printTable(`TFTP, ${ROUNDS} rounds each, interleaved`, tftpRows);
+    if (PARTS.includes('tftp')) await tftpRounds(ours, root, children, missing);
 
     // ---- HTTP ----
     let nginxPort: number | undefined;
-    const haveWrk = await has('wrk');
-    if (!haveWrk) missing.push('wrk (apt-get install wrk): HTTP rows skipped');
+    const haveWrk = PARTS.includes('http') && (await has('wrk'));
+    if (!haveWrk && PARTS.includes('http')) missing.push('wrk (apt-get install wrk): HTTP rows skipped');
     if (haveWrk && (await has('nginx'))) {
       nginxPort = await freePort();
       const prefix = join(dir, 'nginx');

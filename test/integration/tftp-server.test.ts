@@ -128,6 +128,44 @@ describe('TFTP server with real clients', () => {
     expect(server.stats().completed).toBe(before + 1);
   }, 90_000);
 
+  it('serves files ending exactly on a block or read-ahead chunk boundary, and empty ones', async () => {
+    // Read-ahead chunks are 256 KiB rounded up to whole blocks: 512 blocks of 512 bytes,
+    // 179 blocks of 1468 (262,772 bytes). A file ending on a block boundary ends with an
+    // empty block. Windows of 8 cross chunk boundaries.
+    const sizes = [512, 262_144, 262_145, 2 * 262_772, 2 * 262_772 + 1, 3 * 262_144];
+    for (const size of [0, ...sizes]) {
+      writeFileSync(join(tree.root, `edge-${size}.bin`), randomBytes(size));
+    }
+    const file = (size: number) => readFileSync(join(tree.root, `edge-${size}.bin`));
+    for (const size of sizes) {
+      for (const blksize of [512, 1468]) {
+        const got = out(`edge-${size}-${blksize}`);
+        const extra = blksize === 512 ? [] : ['--tftp-blksize', String(blksize)];
+        expect((await curl([...extra, '-o', got, url(`edge-${size}.bin`)])).code).toBe(0);
+        expect(readFileSync(got).equals(file(size))).toBe(true);
+      }
+      const windowed = out(`edge-${size}-w8`);
+      const options = ['--option', 'blksize 1468', '--option', 'windowsize 8'];
+      await run(
+        'atftp',
+        ['--get', ...options, '-r', `edge-${size}.bin`, '-l', windowed, '127.0.0.1', String(server.port)],
+        {
+          timeout: 30_000,
+        },
+      );
+      expect(readFileSync(windowed).equals(file(size))).toBe(true);
+    }
+    // curl 7.88 fails on any empty TFTP file (tftpd-hpa's too): tftp-hpa's client then.
+    await run(
+      'tftp',
+      ['127.0.0.1', String(server.port), '-m', 'binary', '-c', 'get', 'edge-0.bin', out('edge-0')],
+      {
+        timeout: 30_000,
+      },
+    );
+    expect(readFileSync(out('edge-0')).length).toBe(0);
+  });
+
   it('serves tftp-hpa in binary and netascii modes', async () => {
     await run('tftp', ['127.0.0.1', String(server.port), '-m', 'binary', '-c', 'get', 'vmlinuz', out('h1')], {
       timeout: 60_000,
@@ -171,6 +209,27 @@ describe('TFTP server with real clients', () => {
     });
     expect(readFileSync(out('a2'))).toEqual(tree.files.hello);
   });
+
+  it('rolls over past 65535 blocks in a window too (atftp, windowsize 8, 512-byte blocks)', async () => {
+    await run(
+      'atftp',
+      [
+        '--get',
+        '-r',
+        'big.img',
+        '-l',
+        out('a3'),
+        '--option',
+        'blksize 512',
+        '--option',
+        'windowsize 8',
+        '127.0.0.1',
+        String(server.port),
+      ],
+      { timeout: 90_000 },
+    );
+    expect(readFileSync(out('a3')).equals(big)).toBe(true);
+  }, 90_000);
 
   it('answers a missing file with "file not found" (curl exit 68)', async () => {
     const result = await curl(['-o', out('missing'), url('no-such-file')]);
@@ -359,6 +418,154 @@ describe('TFTP server: protocol details and bounds', () => {
   });
 });
 
+describe('TFTP server: lost and duplicated packets', () => {
+  /** DATA packets until one of `block` arrives; returns the block numbers seen before it. */
+  async function until(peer: RawPeer, block: number): Promise<number[]> {
+    const seen: number[] = [];
+    for (;;) {
+      const { msg } = await peer.next(5000);
+      expect(opcode(msg)).toBe(3);
+      const got = msg.readUInt16BE(2);
+      if (got === block) return seen;
+      seen.push(got);
+    }
+  }
+
+  it("ignores a duplicated ACK in lock-step (no Sorcerer's Apprentice)", async () => {
+    const slow = await TftpServer.start({ root: tree.root, port: 0, retransmitTimeoutMs: 5000 });
+    const peer = await RawPeer.open();
+    try {
+      peer.send(rrq('vmlinuz'), slow.port);
+      const first = await peer.next();
+      expect(first.msg.readUInt16BE(2)).toBe(1);
+      const port = first.rinfo.port;
+      peer.send(ack(1), port);
+      expect(await until(peer, 2)).toEqual([]);
+      // ACK 1 again (a delayed duplicate), then ACK 2. Had the duplicate been answered,
+      // a second DATA 2 would arrive before DATA 3 (same socket, in order on loopback);
+      // only a timer retransmission (a stalled machine) may explain one.
+      const retransmitsBefore = slow.stats().retransmits;
+      peer.send(ack(1), port);
+      peer.send(ack(2), port);
+      const between = await until(peer, 3);
+      expect(between.length).toBeLessThanOrEqual(slow.stats().retransmits - retransmitsBefore);
+      peer.send(Buffer.from([0, 5, 0, 0, 0x62, 0x79, 0x65, 0]), port);
+      expect(await waitFor(() => slow.stats().active === 0, 3000)).toBe(true);
+      expect(slow.stats()).toMatchObject({ failed: 1, completed: 0 });
+    } finally {
+      peer.close();
+      await slow.close();
+    }
+  });
+
+  it('resends the block whose ACK was lost, then goes on to the end', async () => {
+    const quick = await TftpServer.start({ root: tree.root, port: 0, retransmitTimeoutMs: 50 });
+    const peer = await RawPeer.open();
+    try {
+      // hello.txt in 8-byte blocks: 1, 2, 3 full, 4 short.
+      peer.send(rrq('hello.txt', 'octet', { blksize: '8' }), quick.port);
+      const oack = await peer.next();
+      expect(opcode(oack.msg)).toBe(6);
+      const port = oack.rinfo.port;
+      peer.send(ack(0), port);
+      const blocks: Buffer[] = [];
+      let withheld = false;
+      let resent = 0;
+      for (let i = 0; i < 100; i++) {
+        const { msg } = await peer.next(5000);
+        expect(opcode(msg)).toBe(3);
+        const block = msg.readUInt16BE(2);
+        if (block === blocks.length) {
+          // A resend of the block last received: ACK it again, as a client does (the
+          // server must not answer that duplicate ACK with yet another copy).
+          resent++;
+          peer.send(ack(block), port);
+          continue;
+        }
+        expect(block).toBe(blocks.length + 1);
+        blocks.push(msg.subarray(4));
+        // The first ACK of block 2 is "lost": the server resends block 2 on its timeout.
+        if (block === 2 && !withheld) withheld = true;
+        else peer.send(ack(block), port);
+        if (msg.length - 4 < 8) break;
+      }
+      expect(Buffer.concat(blocks)).toEqual(tree.files.hello);
+      expect(resent).toBeGreaterThanOrEqual(1);
+      expect(await waitFor(() => quick.stats().active === 0, 3000)).toBe(true);
+      expect(quick.stats()).toMatchObject({ completed: 1, failed: 0 });
+      expect(quick.stats().retransmits).toBeGreaterThanOrEqual(1);
+    } finally {
+      peer.close();
+      await quick.close();
+    }
+  });
+});
+
+describe('TFTP server: a lossy client across read-ahead chunks', () => {
+  for (const windowsize of [1, 4]) {
+    it(`gets the file byte-exact though DATA and ACKs get lost (windowsize ${windowsize})`, async () => {
+      const quick = await TftpServer.start({
+        root: tree.root,
+        port: 0,
+        retransmitTimeoutMs: 50,
+        maxRetries: 20,
+      });
+      const peer = await RawPeer.open();
+      try {
+        // 8192-byte blocks: read-ahead chunks of 32 blocks, 385 blocks in all, so resends
+        // cross chunk boundaries. Every 23rd DATA and every 29th ACK are "lost".
+        const options: Record<string, string> = { blksize: '8192' };
+        if (windowsize > 1) options.windowsize = String(windowsize);
+        peer.send(rrq('vmlinuz', 'octet', options), quick.port);
+        const oack = await peer.next();
+        expect(opcode(oack.msg)).toBe(6);
+        const port = oack.rinfo.port;
+        let acks = 0;
+        const sendAck = (block: number) => {
+          if (++acks % 29 !== 0) peer.send(ack(block & 0xffff), port);
+        };
+        sendAck(0);
+        const blocks: Buffer[] = [];
+        let datas = 0;
+        let sinceAck = 0;
+        let gapAcked = -1;
+        for (let i = 0; i < 20_000; i++) {
+          const { msg } = await peer.next(5000);
+          if (opcode(msg) === 6) {
+            sendAck(0); // our ACK of the OACK was lost: the OACK came again
+            continue;
+          }
+          expect(opcode(msg)).toBe(3);
+          if (++datas % 23 === 0) continue; // lost on the way
+          const block = msg.readUInt16BE(2);
+          const expected = (blocks.length + 1) & 0xffff;
+          if (block !== expected) {
+            // A resend of what we have (our ACK was lost) or a gap (a DATA was lost):
+            // acknowledge the last block received in order, once per gap (RFC 7440).
+            if (gapAcked !== blocks.length) sendAck(blocks.length);
+            gapAcked = blocks.length;
+            sinceAck = 0;
+            continue;
+          }
+          blocks.push(msg.subarray(4));
+          gapAcked = -1;
+          const last = msg.length - 4 < 8192;
+          if (last || ++sinceAck === windowsize) {
+            sendAck(blocks.length);
+            sinceAck = 0;
+          }
+          if (last) break;
+        }
+        expect(Buffer.concat(blocks).equals(tree.files.kernel)).toBe(true);
+        expect(quick.stats().retransmits).toBeGreaterThan(0);
+      } finally {
+        peer.close();
+        await quick.close();
+      }
+    }, 60_000);
+  }
+});
+
 describe('TFTP server: exhaustion', () => {
   it('retransmits to a silent client, then gives up and frees the transfer', async () => {
     const quick = await TftpServer.start({
@@ -400,6 +607,52 @@ describe('TFTP server: exhaustion', () => {
       await quick.close();
     }
   });
+
+  it('serves 17 transfers at once byte-exact (the 17th reads ahead in smaller chunks)', async () => {
+    // The first 16 transfers running at once read ahead 256 KiB at a time, later ones 64 KiB.
+    const wide = await TftpServer.start({
+      root: tree.root,
+      port: 0,
+      maxTransfersPerClient: 32,
+      retransmitTimeoutMs: 10_000,
+    });
+    const peers: RawPeer[] = [];
+    try {
+      const started: Array<{ peer: RawPeer; port: number; blksize: number }> = [];
+      for (let i = 0; i < 17; i++) {
+        const peer = await RawPeer.open();
+        peers.push(peer);
+        const blksize = i % 2 === 0 ? 1468 : 8192;
+        peer.send(rrq('vmlinuz', 'octet', { blksize: String(blksize) }), wide.port);
+        const oack = await peer.next();
+        expect(opcode(oack.msg)).toBe(6);
+        started.push({ peer, port: oack.rinfo.port, blksize });
+      }
+      expect(wide.stats().active).toBe(17);
+      const files = await Promise.all(
+        started.map(async ({ peer, port, blksize }) => {
+          const blocks: Buffer[] = [];
+          peer.send(ack(0), port);
+          for (;;) {
+            const { msg } = await peer.next(30_000);
+            if (opcode(msg) === 6) continue; // the OACK resent (a slow start)
+            expect(opcode(msg)).toBe(3);
+            const block = msg.readUInt16BE(2);
+            if (block !== ((blocks.length + 1) & 0xffff)) continue; // a timer resend
+            blocks.push(msg.subarray(4));
+            peer.send(ack(block), port);
+            if (msg.length - 4 < blksize) return Buffer.concat(blocks);
+          }
+        }),
+      );
+      for (const file of files) expect(file.equals(tree.files.kernel)).toBe(true);
+      expect(await waitFor(() => wide.stats().active === 0, 3000)).toBe(true);
+      expect(wide.stats()).toMatchObject({ completed: 17, failed: 0 });
+    } finally {
+      for (const peer of peers) peer.close();
+      await wide.close();
+    }
+  }, 120_000);
 
   it('caps transfers server-wide and per client', async () => {
     const capped = await TftpServer.start({
