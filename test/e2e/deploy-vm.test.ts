@@ -193,6 +193,9 @@ async function reaches(uuid: string, state: string, timeoutMs = 30_000) {
     },
     `node ${uuid} to reach ${state}`,
     timeoutMs,
+    // Every 250 ms, not 20: each read is an API call through moto, and the deploy waits
+    // for a TCG VM that needs the CPU more (disk-deploy-vm.ts, NODE_POLL_MS).
+    250,
   );
 }
 

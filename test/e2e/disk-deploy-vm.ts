@@ -63,6 +63,8 @@ let httpPort: number;
 let ramdiskImage: string;
 let diskImage: DiskImage;
 let diskImageUuid: string;
+/** The image the first test writes by hand, with its config drive (built in `beforeAll`). */
+let byHandImage: DiskImage;
 
 async function node(uuid: string) {
   return (await stack.api.call('GET', `/v1/nodes/${uuid}`)).body;
@@ -76,6 +78,12 @@ async function provision(uuid: string, target: string, extra: Record<string, unk
 }
 
 const SUFFIX_FAILED = / failed$|^error$/;
+/**
+ * How often `reaches` reads the node. Each read is an API call through moto; a phase waits
+ * tens of seconds for a TCG VM, so every 20 ms would be thousands of reads per file taking
+ * CPU from the VMs (CI runs four files on two cores), for at most this much earlier news.
+ */
+const NODE_POLL_MS = 250;
 
 /** Waits for `state` with nothing in flight; fails at once in a failed state, with everything to debug it. */
 async function reaches(vm: DiskVm, uuid: string, state: string, timeoutMs: number) {
@@ -99,6 +107,7 @@ async function reaches(vm: DiskVm, uuid: string, state: string, timeoutMs: numbe
       },
       `node ${uuid} to reach ${state}`,
       timeoutMs,
+      NODE_POLL_MS,
     );
   } catch (error) {
     if ((error as Error).message.startsWith(`node ${uuid} failed`)) throw error;
@@ -122,6 +131,7 @@ async function serialShows(vm: DiskVm, text: string, timeoutMs: number) {
   });
 }
 
+const byHandToken = (firmware: Firmware) => `by-hand-${firmware}`;
 const MARKER = (token: string, firmware: Firmware) => `${BOOT_MARKER} token=${token} firmware=${firmware}`;
 
 /** The VM's MAC per boot mode. */
@@ -135,21 +145,32 @@ export function diskDeployTests(firmware: Firmware): void {
   const mac = DISK_VM_MACS[firmware];
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'metalplane-e2e-disk-'));
-    const [channel, ramdisk, image] = await Promise.all([
+    // Every build at once: on a cold cache (CI's fresh clone) the by-hand image is built
+    // while the ramdisk is, not after it inside the first test.
+    const [channel, ramdisk, image, byHand] = await Promise.all([
       startChannel({ syncWaitMs: 20_000 }),
       buildRamdisk(),
       buildDiskImage({ token: 'e2e-disk-deploy-7f3a', formats: ['gzip'] }),
+      buildDiskImage({
+        token: byHandToken(firmware),
+        formats: [],
+        configDrive: { userData: `user data by hand, ${firmware}`, metaData: { uuid: 'by-hand' } },
+      }),
     ]);
     stack = channel;
     diskImage = image;
+    byHandImage = byHand;
     expect((await stack.createSite(SITE)).status).toBe(201);
-    ramdiskImage = await uploadKernelRamdisk(
-      stack.api,
-      `mp-ramdisk-${ramdisk.key.slice(0, 12)}`,
-      readFileSync(join(ramdisk.dir, 'vmlinuz')),
-      readFileSync(join(ramdisk.dir, 'initramfs.img')),
-    );
-    diskImageUuid = await uploadDiskImage(stack.api, 'e2e-test-os', diskImage.gzip!.path, 'raw+gzip');
+    // Two independent images: uploaded at once.
+    [ramdiskImage, diskImageUuid] = await Promise.all([
+      uploadKernelRamdisk(
+        stack.api,
+        `mp-ramdisk-${ramdisk.key.slice(0, 12)}`,
+        readFileSync(join(ramdisk.dir, 'vmlinuz')),
+        readFileSync(join(ramdisk.dir, 'initramfs.img')),
+      ),
+      uploadDiskImage(stack.api, 'e2e-test-os', diskImage.gzip!.path, 'raw+gzip'),
+    ]);
     httpPort = await freePort();
     const tftpPort = await freePort();
     const { credential } = await stack.enroll(SITE, 'e2e-disk-agent');
@@ -189,13 +210,8 @@ export function diskDeployTests(firmware: Firmware): void {
     it(
       'the image boots from the disk (config drive added by hand); the BMC powers the VM and picks its boot device',
       async () => {
-        const token = `by-hand-${firmware}`;
-        const image = await buildDiskImage({
-          token,
-          formats: [],
-          configDrive: { userData: `user data by hand, ${firmware}`, metaData: { uuid: 'by-hand' } },
-        });
-        await writeRawToDisk(image.raw.path, vm.disk);
+        const token = byHandToken(firmware);
+        await writeRawToDisk(byHandImage.raw.path, vm.disk);
         await vm.ipmitool('chassis', 'bootdev', 'disk');
         expect(vm.bmc.boot()).toBe('default');
         await vm.ipmitool('power', 'on');

@@ -57,25 +57,37 @@ async function setFault(uuid: string, fault: string | undefined): Promise<void> 
 beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'mp-fleet-'));
   stack = await startChannel();
-  for (const site of SITES) {
-    expect((await stack.createSite(site)).status).toBe(201);
-    const { credential } = await stack.enroll(site, `${site}-agent`);
-    const agent = new AgentProcess().writeConfig(
-      testConfig({
-        url: stack.api.url,
-        websocketUrl: stack.gateway.url,
-        extra: 'power_sync:\n  enabled: false',
-      }).replace('hostname: test-agent', `hostname: ${site}-agent`),
-    );
-    await agent.writeCredential(credential);
-    await agent.start();
-    agents.push(agent);
+  // The three sites and their agents are independent: set up side by side.
+  await Promise.all(
+    SITES.map(async (site) => {
+      expect((await stack.createSite(site)).status).toBe(201);
+      const { credential } = await stack.enroll(site, `${site}-agent`);
+      const agent = new AgentProcess().writeConfig(
+        testConfig({
+          url: stack.api.url,
+          websocketUrl: stack.gateway.url,
+          extra: 'power_sync:\n  enabled: false',
+        }).replace('hostname: test-agent', `hostname: ${site}-agent`),
+      );
+      agents.push(agent);
+      await agent.writeCredential(credential);
+      await agent.start();
+    }),
+  );
+  // The nodes, ten requests at a time; each site's list stays in name order (the order
+  // rollouts launch them in: by site, then by name), whatever order they are created in.
+  const uuids: string[] = new Array(NODES);
+  const create = async (i: number) => {
+    const site = SITES[i % SITES.length] as string;
+    const name = `${site}-n${String(Math.floor(i / SITES.length)).padStart(3, '0')}`;
+    uuids[i] = await stack.createNode(site, { name });
+  };
+  for (let start = 0; start < NODES; start += 10) {
+    await Promise.all(Array.from({ length: Math.min(10, NODES - start) }, (_, k) => create(start + k)));
   }
   for (let i = 0; i < NODES; i++) {
     const site = SITES[i % SITES.length] as string;
-    const name = `${site}-n${String(Math.floor(i / SITES.length)).padStart(3, '0')}`;
-    const uuid = await stack.createNode(site, { name });
-    nodesBySite.set(site, [...(nodesBySite.get(site) ?? []), uuid]);
+    nodesBySite.set(site, [...(nodesBySite.get(site) ?? []), uuids[i] as string]);
   }
 }, 180_000);
 

@@ -61,10 +61,16 @@ async function call(endpoint: string, operation: string, body: unknown): Promise
 
 const counts: Record<string, number> = {};
 
-/** Sends one request to both servers; their answers must be the same bytes. */
+/**
+ * Sends one request to both servers at once (two processes, each with its own store: neither
+ * answer depends on the other); their answers must be the same bytes. Each server still
+ * gets the requests one at a time, in the sequence's order.
+ */
 async function same(operation: string, body: unknown, what: string): Promise<Answer> {
-  const reference = await call((plain as MotoServer).endpoint, operation, body);
-  const answer = await call(shimEndpoint, operation, body);
+  const [reference, answer] = await Promise.all([
+    call((plain as MotoServer).endpoint, operation, body),
+    call(shimEndpoint, operation, body),
+  ]);
   expect(answer, `${what}: ${operation} ${JSON.stringify(body).slice(0, 600)}`).toEqual(reference);
   const outcome = `${operation} ${reference.status === 200 ? 'ok' : 'error'}`;
   counts[outcome] = (counts[outcome] ?? 0) + 1;
