@@ -650,7 +650,9 @@ async function downloadRanged(
       worker = new Worker(HASH_WORKER, {
         eval: true,
         workerData: { path: partial, size: spec.size, chunk: HASH_READ },
-        resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 16 },
+        // It allocates one read buffer and nothing per chunk: a small young generation
+        // keeps the sync's RSS down (docs/performance.md, "Image sync").
+        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
       });
       worker.unref();
       worker.on('message', (message: { digest: string }) => resolve(message.digest));
