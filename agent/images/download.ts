@@ -62,9 +62,9 @@ export const PART_SIZE = 8 * MiB;
 export const PART_CONCURRENCY = 8;
 /** Attempts per part (the first and the retries) before the download fails. */
 export const PART_ATTEMPTS = 4;
-/** Bytes read back per read by the in-order hasher (from the page cache: 1 MiB reads cost
- *  little more CPU than 4 MiB ones, and hold less memory). */
-const HASH_READ = MiB;
+/** Bytes read back per read by the in-order hasher (from the page cache: 256 KiB reads cost
+ *  little more CPU than 4 MiB ones, and hold less memory: the sync's RSS goal is 100 MiB). */
+const HASH_READ = 256 * 1024;
 /**
  * The in-order hasher as a worker thread (plain JavaScript, evaluated: no file to ship):
  * reads the partial file up to the `limit` it is told and hashes it, off the event loop.
