@@ -13,8 +13,12 @@
 import { write } from 'node:fs';
 import { HttpProtocolError } from './http-response.ts';
 
-/** Staging buffers of this many bytes (one positional write each; 256 KiB cost 2 MiB more RSS and was not measurably faster). */
-export const STAGE = 128 * 1024;
+/**
+ * Staging buffers of this many bytes (one positional write each). 128 KiB was tried for
+ * the sync's RSS: no measurable saving, and the shipped agent ran slower (209–441 MiB/s
+ * against 428–613 in the same week's rounds; docs/performance.md, "Image sync").
+ */
+export const STAGE = 256 * 1024;
 
 /** Staging buffers shared by a download's parts, kept for reuse up to `limit`. */
 export class StagePool {
