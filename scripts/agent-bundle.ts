@@ -159,7 +159,13 @@ function lazyBuiltinSource(specifier: string): string {
     `const load = () => (m ??= process.getBuiltinModule(${JSON.stringify(specifier)}));`,
     'const lazy = {};',
     `for (const name of ${JSON.stringify(names)})`,
-    '  Object.defineProperty(lazy, name, { get: () => load()[name], enumerable: true });',
+    // The first read replaces the getter by the value: later reads (a `fs.write` per
+    // staging buffer, a `read` per TFTP chunk) are plain property reads.
+    '  Object.defineProperty(lazy, name, { configurable: true, enumerable: true, get() {',
+    '    const value = load()[name];',
+    '    Object.defineProperty(lazy, name, { value, enumerable: true });',
+    '    return value;',
+    '  } });',
     'module.exports = lazy;',
   ].join('\n');
 }
@@ -169,9 +175,9 @@ function lazyBuiltinSource(specifier: string): string {
  * bundled as a CommonJS module (`lazyBuiltinSource`) whose exports are getters over
  * `process.getBuiltinModule('node:http')`, so that its named imports become property reads
  * at their use. Left as an ES `import` (esbuild's default for a built-in), Node links
- * every named export of the module at start: node:http's `WebSocket`, `CloseEvent` and `MessageEvent` are getters that load
- * undici (`internal/deps/undici/undici`), Node's `fetch`, 15–17 MiB resident for the life
- * of the process (docs/agent.md, "Footprint"). `require()` of a built-in (the CommonJS
+ * every named export of the module at start: node:http's `WebSocket`, `CloseEvent` and
+ * `MessageEvent` are getters that load undici (`internal/deps/undici/undici`), Node's
+ * `fetch`, 15–17 MiB resident for the life of the process (docs/agent.md, "Footprint"). `require()` of a built-in (the CommonJS
  * dependencies) reads nothing and is left as it is.
  */
 export function builtinsWithoutImport(): Plugin {

@@ -21,7 +21,12 @@ import type { CommandQueue } from '../adapters/command-queue.ts';
 import type { AgentRepository } from '../adapters/dynamo/agent-repository.ts';
 import type { CommandRepository } from '../adapters/dynamo/command-repository.ts';
 import type { WriteOp } from '../adapters/dynamo/inventory-store.ts';
-import type { NodeChange, NodeRepository, VersionedNode } from '../adapters/dynamo/node-repository.ts';
+import {
+  NODE_WRITE_ATTEMPTS,
+  type NodeChange,
+  type NodeRepository,
+  type VersionedNode,
+} from '../adapters/dynamo/node-repository.ts';
 import {
   type CommandRecord,
   isFinished,
@@ -111,8 +116,6 @@ export interface TaskSpec extends TaskStep {
 
 /** Who asks for a task's next command. */
 const STEP_REQUESTER = 'conductor';
-/** Writes of a task's outcome tried before a concurrent change is the caller's error. */
-const MODIFY_ATTEMPTS = 5;
 
 /** A task's next command: recorded with the task's write, or why it could not be. */
 interface PreparedStep {
@@ -439,7 +442,7 @@ export class Conductor implements CommandCompletions {
             .abandon(next.command, `the task's write failed: ${(error as Error).message}`)
             .catch(() => undefined);
         }
-        if (attempt >= MODIFY_ATTEMPTS || (error as DomainError).kind !== 'conflict') throw error;
+        if (attempt >= NODE_WRITE_ATTEMPTS || (error as DomainError).kind !== 'conflict') throw error;
         continue;
       }
       if (next) await this.#dispatchStep(change.node, next);

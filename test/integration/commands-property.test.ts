@@ -594,6 +594,11 @@ describe('a pull that loses the expiry race', () => {
     expect(await pulling.receive(run.site, { max: 1 })).toStrictEqual([]);
     expect((await runtime.commands.get(first.id))?.command.status).toBe('expired');
     const next = await runtime.queue.receive(run.site, { max: 10 });
-    expect(next.map((command) => command.id)).toStrictEqual([second.id]);
+    // Failed twice with four files at once on a loaded machine, never alone: the queue's
+    // warnings (a delete refused?) say what happened if it fails again.
+    expect(
+      next.map((command) => command.id),
+      JSON.stringify(logs.slice(-6)),
+    ).toStrictEqual([second.id]);
   });
 });

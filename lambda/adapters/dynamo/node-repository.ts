@@ -132,6 +132,9 @@ const concurrentChange = (uuid: string) =>
     `Node ${uuid} was changed by another request at the same time; retry with the current node.`,
   );
 
+/** Tries of a read-change-write of a node before a concurrent change is the caller's error. */
+export const NODE_WRITE_ATTEMPTS = 5;
+
 export class NodeRepository {
   private readonly store: InventoryStore;
   private readonly sealer: SecretSealer | undefined;
@@ -245,7 +248,7 @@ export class NodeRepository {
   async modify(
     uuid: string,
     change: (node: Node) => Node | NodeChange | undefined,
-    attempts = 5,
+    attempts = NODE_WRITE_ATTEMPTS,
   ): Promise<Node | undefined> {
     for (let attempt = 1; ; attempt++) {
       const found = await this.get(uuid);

@@ -19,6 +19,7 @@ import { byParent, VersionedRecords } from './versioned-repository.ts';
 
 const tokenParent = (user: string) => `token@user#${user}`;
 const userMissing = (name: string) => notFound(`User ${name} could not be found.`);
+const USER_KIND = 'user';
 const LOGIN_KIND = 'login';
 /** Attempts at recording one failure when other containers record theirs at the same time. */
 const FAILURE_WRITE_ATTEMPTS = 8;
@@ -31,7 +32,7 @@ export class UserRepository {
   constructor(store: InventoryStore) {
     this.store = store;
     this.users = new VersionedRecords(store, {
-      kind: 'user',
+      kind: USER_KIND,
       id: (user) => user.name,
       indexes: (user) => ({ kindPk: 'user', nameSk: user.name }),
       exists: (name) => conflict(`A user with name ${name} already exists.`),
@@ -83,7 +84,7 @@ export class UserRepository {
       this.tokens.createOp(token),
       {
         type: 'exists',
-        kind: 'user',
+        kind: USER_KIND,
         id: token.user,
         onConflict: notFound(`User ${token.user} could not be found.`),
       },
@@ -111,7 +112,7 @@ export class UserRepository {
     failures: { record: LoginFailures; version: number } | undefined;
   }> {
     const [user, failures] = await this.store.getMany<unknown>([
-      { kind: 'user', id: name },
+      { kind: USER_KIND, id: name },
       { kind: LOGIN_KIND, id: lockoutId(name) },
     ]);
     return {
