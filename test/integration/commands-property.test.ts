@@ -517,15 +517,25 @@ describe('the command channel and node locks under random interleavings', () => 
     'never reach a forbidden state',
     async () => {
       const started = Date.now();
+      // A run is a few hundred ms of moto calls (up to a second on a busy machine): the
+      // budget keeps the file well under a minute, shrinking of a failure included. Runs
+      // past it pass without running. Not fast-check's `interruptAfterTimeLimit`: it
+      // abandons the run in flight, which goes on in the background (moving the shared
+      // clock, expiring every site's commands in its ticks) while the next test runs; that
+      // made "a pull that loses the expiry race" fail on a loaded machine.
+      const budgetEnds =
+        started + Number(process.env.METALPLANE_PROPERTY_BUDGET_MS ?? Math.max(30_000, RUNS * 1000));
       await fc.assert(
         fc.asyncProperty(runArb, async (batches) => {
+          if (Date.now() > budgetEnds) {
+            count('runs left out (time budget)');
+            return;
+          }
           const run = await newRun();
           for (const ops of batches) await run.runBatch(ops);
           await run.drain();
         }),
-        // A run is a few hundred ms of moto calls (up to a second on a busy machine): the
-        // time limit keeps the file well under a minute, shrinking of a failure included.
-        { numRuns: RUNS, interruptAfterTimeLimit: Math.max(30_000, RUNS * 1000) },
+        { numRuns: RUNS },
       );
       const errors = logs.filter((line) => line.level === 'error');
       expect(errors, JSON.stringify(errors.slice(0, 3))).toStrictEqual([]);
@@ -594,8 +604,8 @@ describe('a pull that loses the expiry race', () => {
     expect(await pulling.receive(run.site, { max: 1 })).toStrictEqual([]);
     expect((await runtime.commands.get(first.id))?.command.status).toBe('expired');
     const next = await runtime.queue.receive(run.site, { max: 10 });
-    // Failed twice with four files at once on a loaded machine, never alone: the queue's
-    // warnings (a delete refused?) say what happened if it fails again.
+    // The queue's last warnings, should this ever fail (it failed on loaded machines while
+    // the property's abandoned run went on beside it: see the time budget above).
     expect(
       next.map((command) => command.id),
       JSON.stringify(logs.slice(-6)),
