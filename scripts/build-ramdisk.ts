@@ -43,7 +43,7 @@ import {
 } from 'node:zlib';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { publishCacheEntry } from './cache-entry.ts';
+import { publishCacheEntry, withBuildLock } from './cache-entry.ts';
 
 /** Bump to rebuild every cached ramdisk (the builder's own source is hashed into the key as well). */
 export const BUILDER_VERSION = 1;
@@ -507,7 +507,18 @@ function readCached(dir: string): Manifest | undefined {
   }
 }
 
+/**
+ * The ramdisk for `options`, from the cache or built. One build at a time per cache
+ * directory, across processes (`withBuildLock`): on a cold cache, parallel callers wait
+ * for the first build and then find it in the cache.
+ */
 export async function buildRamdisk(options: BuildOptions = {}): Promise<BuildResult> {
+  const cacheDir = resolve(options.cacheDir ?? DEFAULT_CACHE_DIR);
+  mkdirSync(cacheDir, { recursive: true });
+  return withBuildLock(join(cacheDir, '.build.lock'), () => buildHoldingLock(options));
+}
+
+async function buildHoldingLock(options: BuildOptions): Promise<BuildResult> {
   const started = performance.now();
   const log = options.log ?? (() => {});
   const cacheDir = resolve(options.cacheDir ?? DEFAULT_CACHE_DIR);
@@ -563,7 +574,7 @@ export async function buildRamdisk(options: BuildOptions = {}): Promise<BuildRes
     // Another process (a parallel test file) may have built the same key meanwhile: its
     // entry stands, and is what this call answers.
     if (!publishCacheEntry(staging, dir, () => readCached(dir) !== undefined)) {
-      return buildRamdisk({ ...options, force: false });
+      return buildHoldingLock({ ...options, force: false });
     }
     return {
       key,
