@@ -8,8 +8,8 @@
  * that do not delete are pinned (an `enum`) to real objects, so that generated bodies reach
  * the handlers' validation instead of stopping at a 404 (deletes keep free parameters).
  * The run is schemathesis's `examples` and `coverage` phases (the schema's own examples,
- * then the boundary and wrong-type values it derives from each schema: ≈ 5,400 requests,
- * ≈ 40 s alone), with a seed: the same work on every run, however busy the machine. It
+ * then the boundary and wrong-type values it derives from each schema: 4,000–5,500
+ * requests, ≈ 40 s alone), with a seed: the same work on every run, however busy the machine. It
  * prints how many requests it made, from its HAR report. The `fuzzing` phase is left
  * out: it runs until its time limit whatever `--max-examples` says, so the work it did
  * (and whether the coverage phase even finished first) depended on the machine's load;
