@@ -9,11 +9,11 @@
  * the handlers' validation instead of stopping at a 404 (deletes keep free parameters).
  * The run is schemathesis's `examples` and `coverage` phases (the schema's own examples,
  * then the boundary and wrong-type values it derives from each schema: 4,000–5,500
- * requests, ≈ 40 s alone), with a seed: the same work on every run, however busy the machine. It
- * prints how many requests it made, from its HAR report. The `fuzzing` phase is left
- * out: it runs until its time limit whatever `--max-examples` says, so the work it did
- * (and whether the coverage phase even finished first) depended on the machine's load;
- * `SCHEMATHESIS_PHASES=examples,coverage,fuzzing` runs it by hand.
+ * requests, ≈ 40 s alone), with a seed: the same work on every run, however busy the
+ * machine. It prints how many requests it made, from its HAR report. The `fuzzing` phase
+ * is left out: it runs until its time limit whatever `--max-examples` says, so the work
+ * it did (and whether the coverage phase even finished first) depended on the machine's
+ * load; `SCHEMATHESIS_PHASES=examples,coverage,fuzzing` runs it by hand.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -91,6 +91,8 @@ function run(args: string[]): Promise<{ code: number | null; output: string }> {
   });
 }
 
+const HTTP_METHODS = new Set(['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace']);
+
 /** The document's operations (but the excluded ones) that no request in the HAR reached. */
 function unexercised(
   document: Record<string, any>,
@@ -107,6 +109,7 @@ function unexercised(
     if (excluded.test(pattern)) continue;
     const path = pattern.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+');
     for (const method of Object.keys(operations)) {
+      if (!HTTP_METHODS.has(method)) continue; // a path item's `parameters`, `summary` ...
       const operation = new RegExp(`^${method.toUpperCase()} ${path}$`);
       if (!sent.some((line) => operation.test(line))) missing.push(`${method.toUpperCase()} ${pattern}`);
     }
