@@ -74,6 +74,13 @@ and all at once by any action that might), and sends DynamoDB calls from moto's 
 straight to moto's DynamoHandler, past Flask, answering in one send
 (test/integration/local-dynamodb-reads.test.ts compares every answer, byte for byte,
 errors included, with plain moto's).
+And two costs that grew with the run or came with every request: an event delivered
+to a queue walked the queue three times, reading the clock per message, and built a PLY
+parser per JSONPath of the target's template (half of moto's CPU in the API tests: the
+webhook events queue is never drained there); and every request's headers went through
+the email package's feed parser. The shim counts with one clock read, caches parsed
+paths, and reads plain header blocks itself (local-events-sqs.test.ts and
+local-moto-headers.test.ts compare both with moto's and http.client's answers).
 An S3 GET with a Range reads only that range of the object (moto read all of it, then
 sliced: parallel ranged downloads of a large object crawled).
 Everything else is moto as released.
@@ -83,8 +90,11 @@ Usage: the same arguments as moto_server (local/moto.ts starts it).
 import base64
 import bisect
 import copy
+import email.parser
+import http.client
 import io
 import json
+import re
 import socket
 import sys
 import threading
@@ -462,6 +472,56 @@ for _name, _notify in (
 ):
     setattr(SQSBackend, _name, _sqs_locked(getattr(SQSBackend, _name), _notify))
 
+# --- EventBridge to SQS: each event in time independent of the queue ---------------------
+
+# Half of moto's CPU in the API-heavy test files went to PutEvents (py-spy --gil over
+# hostile-input, cli-fleet, authz-matrix and nodes: 49 %), for two reasons.
+# 1. Delivering an event to a queue target sends it through SQSBackend.send_message,
+#    which reads `queue.attributes` for one flag, and that computes every attribute: the
+#    three approximate message counts each walk the whole queue, reading the clock
+#    (utcnow, a datetime, a subtraction) once per message per count. The webhook events
+#    queue grows by one message per event wherever no webhook worker drains it (the api
+#    tests), so each event cost more than the last. The shim reads the clock once per
+#    count (or per `messages` list) and compares each message's two times with it: the
+#    same predicates as Message.visible and Message.delayed, whose answers could only
+#    differ for a message whose time falls within the few microseconds of one walk.
+# 2. The target's input template is filled through jsonpath_ng, whose `parse` builds a
+#    new PLY parser, tables and all, for each of the template's eight paths, per event.
+#    Parsed paths are cached by their text (a parsed path is only read by `find`).
+from functools import lru_cache as _lru_cache  # noqa: E402
+
+import jsonpath_ng.ext as _jsonpath_ext  # noqa: E402
+from moto.sqs.models import unix_time_millis as _sqs_clock  # noqa: E402
+
+_jsonpath_ext.parse = _lru_cache(maxsize=256)(_jsonpath_ext.parse)
+
+
+def _queue_messages(self):
+    now = _sqs_clock()
+    return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+
+def _queue_count_ready(self):
+    now = _sqs_clock()
+    return sum(1 for m in self._messages if now > m.visible_at and not now < m.delayed_until)
+
+
+def _queue_count_not_visible(self):
+    now = _sqs_clock()
+    return sum(1 for m in self._messages if not now > m.visible_at)
+
+
+def _queue_count_delayed(self):
+    now = _sqs_clock()
+    return sum(1 for m in self._messages if now < m.delayed_until)
+
+
+Queue.messages = property(_queue_messages)
+Queue.approximate_number_of_messages = property(_queue_count_ready)
+Queue.approximate_number_of_messages_not_visible = property(_queue_count_not_visible)
+Queue.approximate_number_of_messages_delayed = property(_queue_count_delayed)
+
+
 # --- moto server's per-request overhead --------------------------------------------------
 
 _moto_modules = tuple(moto_backends.list_of_moto_modules())
@@ -514,6 +574,36 @@ def _request_id(headerdict=None):
 
 aws_headers.gen_amzn_requestid_long = _request_id
 moto_responses.gen_amzn_requestid_long = _request_id
+
+
+# http.server reads a request's headers with http.client.parse_headers, which hands them
+# to the email package's feed parser: a sixth of moto's CPU under a stream of SDK calls
+# (py-spy, GetItem/BatchGetItem/UpdateItem), for ten plain ASCII lines. A block whose
+# every line is a plain `Name: value` line (a token name, printable ASCII or tab in the
+# value, one line ending) is turned into the same message the feed parser makes: the
+# same class, fields as compat32 stores them (the value without the blanks after the
+# colon or the line ending), an empty payload. Any other block (folded lines, bytes
+# past ASCII, a bare CR, a missing name, no blank line at the end) goes to the feed
+# parser, as before. The lines are read by http.client itself, with its limits.
+_SIMPLE_HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:[\t\x20-\x7e]*\r?\n\Z")
+_original_parse_headers = http.client.parse_headers
+
+
+def _parse_headers(fp, _class=http.client.HTTPMessage):
+    lines = http.client._read_headers(fp)
+    fields, end = lines[:-1], lines[-1]
+    if end not in (b"\r\n", b"\n") or not all(_SIMPLE_HEADER_LINE.match(line) for line in fields):
+        return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+    message = _class()
+    for line in fields:
+        name, _, value = line.partition(b":")
+        message.set_raw(name.decode("ascii"), value.lstrip(b" \t").rstrip(b"\r\n").decode("ascii"))
+    message.set_payload("")
+    return message
+
+
+http.client.parse_headers = _parse_headers
+
 Table.all_items = _all_items
 Table.sorted_items = _sorted_items
 dynamodb_models.copy = _TableKeepingCopy
