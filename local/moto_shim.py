@@ -585,19 +585,20 @@ moto_responses.gen_amzn_requestid_long = _request_id
 # colon or the line ending), an empty payload. Any other block (folded lines, bytes
 # past ASCII, a bare CR, a missing name, no blank line at the end) goes to the feed
 # parser, as before. The lines are read by http.client itself, with its limits.
-_SIMPLE_HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:[\t\x20-\x7e]*\r?\n\Z")
+_SIMPLE_HEADER_BLOCK = re.compile(rb"(?:[\x21-\x39\x3b-\x7e]+:[\t\x20-\x7e]*\r?\n)*")
 _original_parse_headers = http.client.parse_headers
 
 
 def _parse_headers(fp, _class=http.client.HTTPMessage):
     lines = http.client._read_headers(fp)
-    fields, end = lines[:-1], lines[-1]
-    if end not in (b"\r\n", b"\n") or not all(_SIMPLE_HEADER_LINE.match(line) for line in fields):
+    block = b"".join(lines[:-1])
+    if lines[-1] not in (b"\r\n", b"\n") or not _SIMPLE_HEADER_BLOCK.fullmatch(block):
         return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
     message = _class()
-    for line in fields:
-        name, _, value = line.partition(b":")
-        message.set_raw(name.decode("ascii"), value.lstrip(b" \t").rstrip(b"\r\n").decode("ascii"))
+    # splitlines drops each line's ending; the block holds no other line break character.
+    for line in block.decode("ascii").splitlines():
+        name, _, value = line.partition(":")
+        message.set_raw(name, value.lstrip(" \t"))
     message.set_payload("")
     return message
 
@@ -1603,6 +1604,16 @@ class _KeepAliveRequestHandler(werkzeug_app.MotoRequestHandler):
             if self._quiet:
                 answer, self.wfile, self._quiet = self.wfile.getvalue(), wfile, False
                 wfile.write(answer)
+
+    def make_environ(self):
+        # moto's override walks the headers twice more to keep the spelling of underscored
+        # S3 metadata names (x-amz-meta-my_key); with no underscore in any header name it
+        # adds only an empty map of them (the SDK's calls: every DynamoDB and SQS request).
+        if any("_" in name for name in self.headers.keys()):
+            return super().make_environ()
+        environ = werkzeug_app.WSGIRequestHandler.make_environ(self)
+        environ[werkzeug_app.PRESERVED_HEADER_NAMES_ENVIRON_KEY] = {}
+        return environ
 
     def log_request(self, *args, **kwargs):
         if not self._quiet:

@@ -1,14 +1,17 @@
 /**
  * local/moto_shim.py reads a request's header block itself when every line is a plain
  * `Name: value` line, instead of handing it to the email package's feed parser
- * (docs/local-aws.md, "Request headers"). The message it builds must be the feed
+ * (docs/local-aws.md, "Events to a queue, and request headers"). The message it builds must be the feed
  * parser's, field for field, for every block, and any block it does not take must go to
  * the feed parser unchanged. This runs the shim's parser and http.client's own over
  * seeded random header blocks (plain lines, folded lines, bytes past ASCII, bare CRs,
  * NULs, missing names, `From ` lines, no blank line at the end, too many headers, a line
  * too long, SDK-like blocks) in moto's Python and compares the messages (class, fields,
  * payload, every attribute, the kinds of defects) or the errors, and what is left unread
- * in the stream.
+ * in the stream. The shim's request handler also skips moto's second and third walk of the
+ * headers when no header name has an underscore (moto keeps such names' spelling for S3
+ * metadata): for each parsed block, with and without underscored S3 metadata names, its
+ * WSGI environ must be the one moto's handler makes.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -73,12 +76,30 @@ def outcome(parse, data):
     attributes = {key: value for key, value in vars(message).items() if key != "defects"}
     return ["message", type(message).__name__, repr(attributes), [type(d).__name__ for d in message.defects], stream.read()]
 
+class Server:
+    ssl_context = None
+    multithread = True
+    multiprocess = False
+    server_address = ("127.0.0.1", 4566)
+
+def environ(handler_class, data):
+    """What a request handler of this class makes of the request's headers for WSGI."""
+    handler = handler_class.__new__(handler_class)
+    handler.headers = reference(io.BytesIO(data))
+    handler.server, handler.client_address = Server, ("127.0.0.1", 40000)
+    handler.rfile, handler.connection = SHARED_INPUT, SHARED_SOCKET
+    handler.command, handler.path, handler.request_version = "POST", "/?a=b", "HTTP/1.1"
+    return handler.make_environ()
+
+SHARED_INPUT, SHARED_SOCKET = io.BytesIO(b""), object()
 blocks = int(sys.argv[3])
 differences = []
+environs = 0
 for _ in range(blocks):
     data = block()
+    if rng.random() < 0.1:  # S3 metadata whose name moto keeps, alone or beside its dashed twin
+        data = rng.choice([b"x-amz-meta-my_key: v\r\n", b"x-amz-meta-my_key: v\r\nX-Amz-Meta-My-Key: w\r\n"]) + data
     expected = outcome(reference, data)
-    fed_before = fed[0]
     email.parser.Parser = CountingParser
     try:
         actual = outcome(moto_shim._parse_headers, data)
@@ -86,7 +107,13 @@ for _ in range(blocks):
         email.parser.Parser = CountingParser.__mro__[1]
     if actual != expected and len(differences) < 5:
         differences.append({"block": repr(data), "expected": repr(expected), "actual": repr(actual)})
-print(json.dumps({"blocks": blocks, "fedToEmailParser": fed[0], "differences": differences}))
+    if expected[0] == "message":
+        environs += 1
+        want = environ(moto_shim.werkzeug_app.MotoRequestHandler, data)
+        got = environ(moto_shim._KeepAliveRequestHandler, data)
+        if want != got and len(differences) < 5:
+            differences.append({"block": repr(data), "expected environ": repr(want), "actual environ": repr(got)})
+print(json.dumps({"blocks": blocks, "environs": environs, "fedToEmailParser": fed[0], "differences": differences}))
 `;
 
 async function compare(seed: number, blocks: number) {
@@ -101,18 +128,21 @@ async function compare(seed: number, blocks: number) {
   );
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
     blocks: number;
+    environs: number;
     fedToEmailParser: number;
     differences: unknown[];
   };
 }
 
 describe('the shim reads request headers as http.client does', () => {
-  it('gives the same message, error and unread rest for every header block', async () => {
+  it('gives the same message, error, unread rest and WSGI environ for every header block', async () => {
     const result = await compare(20_261_205, 20_000);
     expect(result.differences).toEqual([]);
     expect(result.blocks).toBe(20_000);
     // Both paths were taken: some blocks the shim read itself, some it handed on.
     expect(result.fedToEmailParser).toBeGreaterThan(2_000);
     expect(result.fedToEmailParser).toBeLessThan(18_000);
+    // Each parsed block's WSGI environ, as moto's request handler makes it.
+    expect(result.environs).toBeGreaterThan(10_000);
   });
 });
