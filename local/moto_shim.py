@@ -577,14 +577,14 @@ moto_responses.gen_amzn_requestid_long = _request_id
 
 
 # http.server reads a request's headers with http.client.parse_headers, which hands them
-# to the email package's feed parser: a sixth of moto's CPU under a stream of SDK calls
-# (py-spy, GetItem/BatchGetItem/UpdateItem), for ten plain ASCII lines. A block whose
-# every line is a plain `Name: value` line (a token name, printable ASCII or tab in the
-# value, one line ending) is turned into the same message the feed parser makes: the
-# same class, fields as compat32 stores them (the value without the blanks after the
-# colon or the line ending), an empty payload. Any other block (folded lines, bytes
-# past ASCII, a bare CR, a missing name, no blank line at the end) goes to the feed
-# parser, as before. The lines are read by http.client itself, with its limits.
+# to the email package's feed parser: 28.5 µs for an SDK call's dozen plain ASCII lines
+# (8 µs this way), of the 0.5 ms moto spends on a GetItem. A block whose every line is a
+# plain `Name: value` line (a name of printable ASCII without a colon, printable ASCII
+# or tab in the value, one line ending) is turned into the same message the feed parser
+# makes: the same class, fields as compat32 stores them (the value without the blanks
+# after the colon or the line ending), an empty payload. Any other block (folded lines,
+# bytes past ASCII, a bare CR, a missing name, no blank line at the end) goes to the
+# feed parser, as before. The lines are read by http.client itself, with its limits.
 _SIMPLE_HEADER_BLOCK = re.compile(rb"(?:[\x21-\x39\x3b-\x7e]+:[\t\x20-\x7e]*\r?\n)*")
 _original_parse_headers = http.client.parse_headers
 
