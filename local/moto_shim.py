@@ -501,11 +501,6 @@ def _queue_messages(self):
     return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
 
 
-def _queue_count_ready(self):
-    now = _sqs_clock()
-    return sum(1 for m in self._messages if now > m.visible_at and not now < m.delayed_until)
-
-
 def _queue_count_not_visible(self):
     now = _sqs_clock()
     return sum(1 for m in self._messages if not now > m.visible_at)
@@ -516,8 +511,8 @@ def _queue_count_delayed(self):
     return sum(1 for m in self._messages if now < m.delayed_until)
 
 
+# moto's approximate_number_of_messages is len(self.messages): it counts through this one.
 Queue.messages = property(_queue_messages)
-Queue.approximate_number_of_messages = property(_queue_count_ready)
 Queue.approximate_number_of_messages_not_visible = property(_queue_count_not_visible)
 Queue.approximate_number_of_messages_delayed = property(_queue_count_delayed)
 

@@ -93,9 +93,9 @@ function run(args: string[]): Promise<{ code: number | null; output: string }> {
 
 const HTTP_METHODS = new Set(['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace']);
 
-/** The document's operations (but the excluded ones) that no request in the HAR reached. */
+/** The document's operations (its `paths`, but the excluded ones) that no request in the HAR reached. */
 function unexercised(
-  document: Record<string, any>,
+  paths: Record<string, Record<string, unknown>>,
   entries: ReadonlyArray<{ request: { method: string; url: string } }>,
 ): string[] {
   const excluded = new RegExp(EXCLUDED_PATHS);
@@ -103,9 +103,7 @@ function unexercised(
     ({ request }) => `${request.method.toUpperCase()} ${new URL(request.url).pathname}`,
   );
   const missing: string[] = [];
-  for (const [pattern, operations] of Object.entries(
-    document.paths as Record<string, Record<string, unknown>>,
-  )) {
+  for (const [pattern, operations] of Object.entries(paths)) {
     if (excluded.test(pattern)) continue;
     const path = pattern.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+');
     for (const method of Object.keys(operations)) {
@@ -183,6 +181,6 @@ describe('schemathesis over /v1/openapi.json', () => {
     expect(serverErrors).toEqual([]);
     expect(code, output).toBe(0);
     // Every operation was sent requests: the phases ran to their end, whatever the load.
-    expect(unexercised(document, entries)).toStrictEqual([]);
+    expect(unexercised(document.paths, entries)).toStrictEqual([]);
   }, 300_000);
 });
