@@ -7,7 +7,6 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
@@ -22,13 +21,13 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { commandsDeadLetterQueue, siteCommandQueue } from '../../infra/resources.ts';
 import { buildQueue, MetalplaneStack } from '../../infra/stack.ts';
 import { bootstrapResources, createSiteCommandQueue, s3Client } from '../../local/bootstrap.ts';
 import { emulatorEnvironment } from '../../local/moto.ts';
+import { removeTestApps, testApp } from '../support/cdk.ts';
 
 // The stack name is the prefix, so physical names must match exactly on both sides.
 const prefix = `t-${randomBytes(4).toString('hex')}`;
@@ -54,12 +53,12 @@ beforeAll(async () => {
 
 afterAll(() => {
   for (const client of [dynamodb, sqs, s3]) client?.destroy();
+  removeTestApps();
 });
 
 /** The stack, plus one site queue built as the stack builds queues, to compare redrive. */
 function synthesize(): Resources {
-  const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8'));
-  const stack = new MetalplaneStack(new App({ context: cdkJson.context }), prefix, { stackName: prefix });
+  const stack = new MetalplaneStack(testApp(), prefix, { stackName: prefix });
   buildQueue(stack, prefix, siteCommandQueue(site), stack.queues.get(commandsDeadLetterQueue.id));
   return Template.fromStack(stack).toJSON().Resources as Resources;
 }

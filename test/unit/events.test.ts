@@ -3,10 +3,8 @@
  * write emits, the signature, the backoff, the validation of a subscription; and the
  * `MetalplaneEvents` construct (infra/events.ts) on the synthesized stack.
  */
-import { readFileSync } from 'node:fs';
-import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { webhookDeliveriesQueue, webhookEventsQueue } from '../../infra/resources.ts';
 import { MetalplaneStack } from '../../infra/stack.ts';
 import {
@@ -26,6 +24,7 @@ import {
   type Webhook,
 } from '../../lambda/domain/events/webhooks.ts';
 import { eventOf } from '../../lambda/webhooks/worker.ts';
+import { removeTestApps, testApp } from '../support/cdk.ts';
 
 let counter = 0;
 const context = { newId: () => `id-${++counter}`, now: () => new Date('2026-01-02T03:04:05.000Z') };
@@ -169,11 +168,8 @@ describe('webhook subscriptions', () => {
 });
 
 describe('MetalplaneEvents (infra/events.ts)', () => {
-  const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
-    context: Record<string, unknown>;
-  };
-  const app = new App({ context: cdkJson.context });
-  const stack = new MetalplaneStack(app, 'Metalplane', { stackName: 'Metalplane' });
+  const stack = new MetalplaneStack(testApp(), 'Metalplane', { stackName: 'Metalplane' });
+  afterAll(removeTestApps);
   // The stack builds its events itself (infra/stack.ts).
   const built = stack.events;
   const template = Template.fromStack(stack);

@@ -1,8 +1,6 @@
 /** The image catalog's pure logic and its infrastructure (IAM scoped to images/, the verify Lambda). */
-import { readFileSync } from 'node:fs';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageVerifyQueue, queueName } from '../../infra/resources.ts';
 import { MetalplaneStack } from '../../infra/stack.ts';
 import {
@@ -16,6 +14,7 @@ import {
   newImage,
   partPlan,
 } from '../../lambda/domain/images/image.ts';
+import { removeTestApps, testApp } from '../support/cdk.ts';
 
 const MiB = 1024 * 1024;
 const sha = 'a'.repeat(64);
@@ -122,12 +121,9 @@ describe('infrastructure', () => {
     statementsOf(prefix).filter((s) => list(s.Action).some((action) => action.startsWith('s3:')));
 
   beforeAll(() => {
-    const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
-      context: Record<string, unknown>;
-    };
-    const app = new App({ context: cdkJson.context });
-    template = Template.fromStack(new MetalplaneStack(app, 'Metalplane', { stackName: 'Metalplane' }));
+    template = Template.fromStack(new MetalplaneStack(testApp(), 'Metalplane', { stackName: 'Metalplane' }));
   });
+  afterAll(removeTestApps);
 
   it('grants object actions on images/* only; the agents Lambda only reads (to presign GETs)', () => {
     for (const fn of ['ApiFunction', 'AgentsFunction', 'ImageVerifyFunction']) {

@@ -5,17 +5,13 @@
  * ignored below, each with its reason.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetalplaneStack } from '../../infra/stack.ts';
+import { removeTestApps, testApp } from '../support/cdk.ts';
 
-const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
-  context: Record<string, unknown>;
-};
 const cfnLint = new URL('../../.venv/bin/cfn-lint', import.meta.url).pathname;
 const run = promisify(execFile);
 
@@ -38,13 +34,11 @@ const variants: Record<string, Record<string, string>> = {
   },
 };
 
-let outdir: string;
 const templates: string[] = [];
 
 beforeAll(() => {
-  outdir = mkdtempSync(join(tmpdir(), 'metalplane-cfn-lint-'));
   for (const [name, context] of Object.entries(variants)) {
-    const app = new App({ outdir: join(outdir, name), context: { ...cdkJson.context, ...context } });
+    const app = testApp(context);
     const stackName = `Metalplane-${name}`;
     new MetalplaneStack(app, stackName, { stackName });
     const assembly = app.synth();
@@ -52,9 +46,7 @@ beforeAll(() => {
   }
 }, 120_000);
 
-afterAll(() => {
-  if (outdir) rmSync(outdir, { recursive: true, force: true });
-});
+afterAll(removeTestApps);
 
 describe('cfn-lint over the synthesized templates', () => {
   it('is installed in .venv (bash scripts/setup-venv.sh installs scripts/requirements-dev.txt)', () => {

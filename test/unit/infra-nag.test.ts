@@ -4,22 +4,19 @@
  * suppressed in `infra/security.ts` (`suppressNagFindings`), each with its written reason,
  * so the suppressions are part of every synth, not of this test.
  */
-import { readFileSync } from 'node:fs';
-import { App, Aspects } from 'aws-cdk-lib';
+import { Aspects } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetalplaneStack } from '../../infra/stack.ts';
+import { removeTestApps, testApp } from '../support/cdk.ts';
 
-const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
-  context: Record<string, unknown>;
-};
+afterAll(removeTestApps);
 
 const certificateArn = 'arn:aws:acm:eu-west-1:123456789012:certificate/0f6c2a64-1b7e-4c55-9a3b-2f1e9c7d8a10';
 
 function nagged(context: Record<string, unknown>): { stack: MetalplaneStack; annotations: Annotations } {
-  const app = new App({ context: { ...cdkJson.context, ...context } });
-  const stack = new MetalplaneStack(app, 'Metalplane', { stackName: 'Metalplane' });
+  const stack = new MetalplaneStack(testApp(context), 'Metalplane', { stackName: 'Metalplane' });
   Aspects.of(stack).add(new AwsSolutionsChecks({ verbose: true }));
   return { stack, annotations: Annotations.fromStack(stack) };
 }
@@ -70,9 +67,8 @@ describe('suppressions', () => {
 
   /** cdk-nag's suppressions, as written into each resource's metadata. */
   function collect(): Suppression[] {
-    const app = new App({ context: cdkJson.context });
     const template = Template.fromStack(
-      new MetalplaneStack(app, 'Metalplane', { stackName: 'Metalplane' }),
+      new MetalplaneStack(testApp(), 'Metalplane', { stackName: 'Metalplane' }),
     ).toJSON() as {
       Resources: Record<string, { Metadata?: { cdk_nag?: { rules_to_suppress: never[] } } }>;
     };

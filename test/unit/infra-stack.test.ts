@@ -1,10 +1,16 @@
 /**
- * The CDK stack, synthesized in-process (offline, local esbuild bundling, no Docker).
+ * The CDK stack, synthesized in-process (offline, local esbuild bundling, no Docker). The
+ * first synth bundles the Lambdas as a deploy does, and the bundles are checked below;
+ * the others skip bundling (test/support/cdk.ts).
  */
-import { readFileSync } from 'node:fs';
-import { App } from 'aws-cdk-lib';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bucketName,
   commandsDeadLetterQueue,
@@ -16,18 +22,20 @@ import {
   tables,
 } from '../../infra/resources.ts';
 import { MetalplaneStack } from '../../infra/stack.ts';
+import { removeTestApps, testApp } from '../support/cdk.ts';
 
 const stackName = 'Metalplane';
-const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
-  context: Record<string, unknown>;
-};
 
 let template: Template;
+let bundledApp: App;
 
 beforeAll(() => {
-  const app = new App({ context: cdkJson.context });
-  template = Template.fromStack(new MetalplaneStack(app, stackName, { stackName }));
-});
+  // Inside the project, so a bundle's external AWS SDK resolves from node_modules as it
+  // resolves from the Lambda runtime.
+  bundledApp = testApp({}, { bundle: true, parent: new URL('../../.local', import.meta.url).pathname });
+  template = Template.fromStack(new MetalplaneStack(bundledApp, stackName, { stackName }));
+}, 120_000);
+afterAll(removeTestApps);
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
 
@@ -482,8 +490,7 @@ describe('audit trail table', () => {
 
 /** The template of the stack synthesized with `context` over cdk.json's. */
 function synthesize(context: Record<string, unknown>, name = stackName): Template {
-  const app = new App({ context: { ...cdkJson.context, ...context } });
-  return Template.fromStack(new MetalplaneStack(app, name, { stackName: name }));
+  return Template.fromStack(new MetalplaneStack(testApp(context), name, { stackName: name }));
 }
 
 const certificateArn = 'arn:aws:acm:eu-west-1:123456789012:certificate/0f6c2a64-1b7e-4c55-9a3b-2f1e9c7d8a10';
@@ -660,6 +667,68 @@ describe('per-site queues: tracked by tag', () => {
           TagFilters: [{ Key: 'metalplane:stack', Values: [stackName] }],
         },
       },
+    });
+  });
+});
+
+describe('Lambda bundles (esbuild, as `cdk deploy` makes them)', () => {
+  /** Each function's logical id → its bundle's directory in the cloud assembly. */
+  function bundles(): Map<string, string> {
+    const found = new Map<string, string>();
+    for (const [id, fn] of resources('AWS::Lambda::Function')) {
+      const key = (fn.Properties.Code as { S3Key?: string }).S3Key;
+      if (key?.endsWith('.zip')) found.set(id, join(bundledApp.outdir, `asset.${key.slice(0, -4)}`));
+    }
+    return found;
+  }
+
+  it('bundles each of the five functions into one ESM file that imports only Node and the runtime’s AWS SDK', () => {
+    const found = bundles();
+    expect([...found.keys()].map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'AgentsFunction',
+      'ApiFunction',
+      'ConductorFunction',
+      'EventsWebhooksFunction',
+      'ImageVerifyFunction',
+    ]);
+    const builtins = new Set(builtinModules);
+    for (const [id, dir] of found) {
+      expect(readdirSync(dir).sort(), id).toEqual(['index.mjs', 'index.mjs.map']);
+      const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
+      // Static and dynamic imports of the minified module: what the runtime must provide.
+      const imported = new Set(
+        [...code.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["']([^"'\s]+)["']/g)].map((match) => match[1]!),
+      );
+      const foreign = [...imported].filter(
+        (name) => !name.startsWith('@aws-sdk/') && !builtins.has(name.replace(/^node:/, '')),
+      );
+      expect(foreign, `${id} imports what its zip does not hold`).toEqual([]);
+      expect(code, id).toMatch(/export\s*\{[^}]*\bas handler\b/);
+    }
+  });
+
+  it('the api bundle loads in a fresh Node.js and answers GET /v1', async () => {
+    const api = [...bundles()].find(([id]) => id.startsWith('ApiFunction'))?.[1];
+    expect(api && existsSync(join(api, 'index.mjs'))).toBe(true);
+    const probe = join(bundledApp.outdir, 'probe.mjs');
+    writeFileSync(
+      probe,
+      `const { handler } = await import(${JSON.stringify(join(api!, 'index.mjs'))});
+const answer = await handler({ version: '2.0', routeKey: '$default', rawPath: '/v1', rawQueryString: '',
+  headers: { host: 'x' }, requestContext: { http: { method: 'GET', path: '/v1', sourceIp: '127.0.0.1' },
+  domainName: 'x', requestId: 'r' }, isBase64Encoded: false },
+  { getRemainingTimeInMillis: () => 29000, awsRequestId: 'r', functionName: 'api' });
+process.stdout.write(JSON.stringify(answer));`,
+    );
+    const { stdout } = await promisify(execFile)(process.execPath, [probe], {
+      env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+      timeout: 30_000,
+    });
+    const answer = JSON.parse(stdout) as { statusCode: number; body: string };
+    expect(answer.statusCode).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({
+      id: 'v1',
+      media_types: { type: 'application/vnd.openstack.ironic.v1+json' },
     });
   });
 });

@@ -3,7 +3,7 @@
  * the real MetalplaneStack, which builds its own (infra/stack.ts).
  */
 import { readFileSync } from 'node:fs';
-import { App, Aspects, Stack } from 'aws-cdk-lib';
+import { Aspects, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { HttpApi, WebSocketApi } from 'aws-cdk-lib/aws-apigatewayv2';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -11,7 +11,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AGENT_SILENT_MINUTES_ENV,
   IMAGE_VERIFICATION_FAILED_MESSAGE,
@@ -28,12 +28,14 @@ import {
 } from '../../infra/resources.ts';
 import { MetalplaneStack } from '../../infra/stack.ts';
 import * as lambdaMetrics from '../../lambda/observability/metrics.ts';
+import { removeTestApps, testApp } from '../support/cdk.ts';
+
+afterAll(removeTestApps);
 
 type Resource = { Type: string; Properties: Record<string, any> };
 
 function smallStack(context: Record<string, unknown> = {}, overrides: Partial<ObservabilityProps> = {}) {
-  const app = new App({ context });
-  const stack = new Stack(app, 'Obs', { stackName: 'Obs' });
+  const stack = new Stack(testApp(context, { cdkJson: false }), 'Obs', { stackName: 'Obs' });
   const fn = (id: string) =>
     new lambda.Function(stack, id, {
       runtime: lambda.Runtime.NODEJS_24_X,
@@ -322,13 +324,8 @@ describe('the names infra and lambda share', () => {
 });
 
 function onMetalplaneStack(context: Record<string, unknown> = {}) {
-  const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
-    context: Record<string, unknown>;
-  };
-  const app = new App({ context: { ...cdkJson.context, ...context } });
   // The stack builds its Observability itself (infra/stack.ts).
-  const stack = new MetalplaneStack(app, 'Metalplane', { stackName: 'Metalplane' });
-  return stack;
+  return new MetalplaneStack(testApp(context), 'Metalplane', { stackName: 'Metalplane' });
 }
 
 describe('Observability on the MetalplaneStack', () => {
