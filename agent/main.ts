@@ -13,6 +13,7 @@
  */
 import { join } from 'node:path';
 import type { Command } from '../protocol/messages.ts';
+import { DeferredAcks } from './acks.ts';
 import { bootActions } from './boot/actions.ts';
 import { CallbackTokens, callbackRoute, withCallbackUrls } from './boot/callback.ts';
 import { BootTree } from './boot/files.ts';
@@ -254,11 +255,11 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
       followup.unref();
     },
   });
-  const acknowledge = (command: Command) => {
+  const acks = new DeferredAcks((command: Command) => {
     channel
       ?.send({ v: 1, type: 'command_ack', command_id: command.id, receipt: command.receipt })
       .catch((error) => log.debug('ack not sent', { command_id: command.id, error: errorMessage(error) }));
-  };
+  });
   // Deadlines are the control plane's time; the channel measures it (agent/clock.ts).
   const clock = new ControlPlaneClock({ log });
   const executor: Executor = new Executor({
@@ -267,9 +268,12 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     journal,
     registry,
     log,
-    onStart: (command) => acknowledge(command),
-    onRedeliveredRunning: (command) => acknowledge(command),
-    onResult: (report) => reporter.add(report),
+    onStart: (command) => acks.started(command),
+    onRedeliveredRunning: (command) => acks.now(command),
+    onResult: (report) => {
+      if (report.type === 'command_result') acks.finished(report.command_id);
+      return reporter.add(report);
+    },
     onCapacity: () => channel?.requestPull('capacity'),
   });
 
@@ -440,6 +444,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
       log.info('agent stopping', { reason, running: executor.running, queued: executor.queued });
       await powerSync?.stop();
       await executor.stop(config.shutdownGraceMs);
+      acks.clear();
       // After the sync and the commands: nothing uses a driver any more.
       registry.close();
       ramdiskSessions.close();

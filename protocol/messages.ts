@@ -7,8 +7,10 @@
  * node). The control plane sends `wake` when one is queued; the agent answers `pull`;
  * the control plane receives from the queue for it (FIFO order per node; a node's next
  * command stays hidden until the previous one is deleted) and answers `commands`. The
- * agent sends `command_ack` when it starts one and `command_result` when it ends; the
- * result deletes the queue message. A redelivered command (same id) is answered from
+ * agent sends `command_result` when a command ends, and `command_ack` when one is still
+ * running a moment after it started (a quarter of a second: the control plane then marks
+ * it running and keeps its message hidden until its deadline); a command that ends
+ * sooner is acknowledged by its result alone. The result deletes the queue message. A redelivered command (same id) is answered from
  * the agent's journal, never run twice.
  *
  * This module imports nothing of `lambda/` or `agent/`; both import it.

@@ -68,6 +68,7 @@ export class FakeControlPlane {
   readonly credential: string;
   readonly enrollToken: string;
   readonly received: Received[] = [];
+  readonly #receipts = new Map<string, string[]>();
   readonly enrollRequests: unknown[] = [];
   readonly connections = new Set<WebSocket>();
   upgradesRefused = 0;
@@ -175,6 +176,11 @@ export class FakeControlPlane {
     return this.messages('command_result').filter((r) => id === undefined || r.command_id === id);
   }
 
+  /** The receipts handed out with command `id`, one per delivery, in order. */
+  receipts(id: string): string[] {
+    return this.#receipts.get(id) ?? [];
+  }
+
   /** Messages still queued or in flight. */
   get backlog(): number {
     return this.#queue.length;
@@ -193,6 +199,7 @@ export class FakeControlPlane {
       if (q.receipt !== undefined && q.invisibleUntil > now) continue;
       q.attempt++;
       q.receipt = `rcpt-${randomUUID()}`;
+      this.#receipts.set(q.command.id, [...this.receipts(q.command.id), q.receipt]);
       q.invisibleUntil = now + (this.options.visibilityMs ?? 30_000);
       out.push({ ...q.command, attempt: q.attempt, receipt: q.receipt });
     }
