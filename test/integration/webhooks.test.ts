@@ -7,9 +7,19 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventBusName, queueName, webhookDeadLetterQueue } from '../../infra/resources.ts';
+import {
+  eventBusName,
+  queueName,
+  webhookDeadLetterQueue,
+  webhookEventsQueue,
+} from '../../infra/resources.ts';
 import { ImageRepository } from '../../lambda/adapters/dynamo/image-repository.ts';
 import { EventPublisher } from '../../lambda/adapters/events.ts';
 import { EVENT_TYPES, makeEvent, verifySignature } from '../../lambda/domain/events/events.ts';
@@ -30,6 +40,8 @@ let receiver: Server;
 let receiverUrl: string;
 const received: Received[] = [];
 let poller: QueuePoller;
+/** The body of every message the poller handed to the worker, from both queues. */
+const handled: string[] = [];
 const sqs = new SQSClient({});
 
 beforeAll(async () => {
@@ -52,7 +64,14 @@ beforeAll(async () => {
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   // The webhooks Lambda, fed by its two queues as the local stack feeds it; quick retries.
   const worker = webhookWorkerFor({ sealer: api.deps.sealer, sqs, maxAttempts: 3, backoffBaseSeconds: 1 });
-  poller = pollWebhookQueues(api.prefix, (event) => worker.handle(event), { sqs });
+  poller = pollWebhookQueues(
+    api.prefix,
+    (event) => {
+      handled.push(...event.Records.map((record) => record.body));
+      return worker.handle(event);
+    },
+    { sqs },
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -281,6 +300,39 @@ describe('webhooks', () => {
     expect((await admin('GET', '/v1/webhooks/not-a-webhook')).status).toBe(404);
     expect((await admin('GET', '/v1/webhooks/00000000-0000-4000-8000-000000000000/deliveries')).status).toBe(
       404,
+    );
+  });
+});
+
+describe('the local event source (pollWebhookQueues)', () => {
+  it('deletes every event the worker handled: the events queue drains, nothing left in flight', async () => {
+    const node = await newNode('webhook-drain');
+    expect((await admin('PUT', `/v1/nodes/${node}/states/provision`, { target: 'manage' })).status).toBe(202);
+    await waitFor(
+      () => handled.some((body) => JSON.parse(body).detail?.detail?.node_uuid === node),
+      'the worker to handle the node’s event',
+      20_000,
+    );
+    const url = (
+      await sqs.send(new GetQueueUrlCommand({ QueueName: queueName(api.prefix, webhookEventsQueue) }))
+    ).QueueUrl;
+    // A message handled but not deleted stays in flight for the queue's 60 s visibility
+    // timeout, longer than this wait.
+    await waitFor(
+      async () => {
+        const { Attributes } = await sqs.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: url,
+            AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+          }),
+        );
+        return (
+          Attributes?.ApproximateNumberOfMessages === '0' &&
+          Attributes.ApproximateNumberOfMessagesNotVisible === '0'
+        );
+      },
+      'the events queue to drain',
+      20_000,
     );
   });
 });

@@ -34,12 +34,14 @@ import { type CallResult, startApi, type TestApi } from './api.ts';
 export const WAIT_MS = 5000;
 
 /**
- * Polls until `probe` answers something other than undefined, every `intervalMs` (20 ms by
- * default); fails after `timeoutMs`. A probe that costs requests (an API read through moto)
- * over a wait of minutes is better polled less often: every poll takes CPU from the rest.
+ * Polls until `probe` answers something other than undefined or false, every `intervalMs`
+ * (20 ms by default); fails after `timeoutMs`. (A `false` ended the wait at once before, so
+ * a boolean probe passed without waiting; agent/testing's waitFor already waited.) A probe
+ * that costs requests (an API read through moto) over a wait of minutes is better polled
+ * less often: every poll takes CPU from the rest.
  */
 export async function waitFor<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
   what: string,
   timeoutMs = WAIT_MS,
   intervalMs = 20,
@@ -47,7 +49,7 @@ export async function waitFor<T>(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
-    if (value !== undefined) return value;
+    if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
