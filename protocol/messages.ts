@@ -10,8 +10,8 @@
  * agent sends `command_result` when a command ends, and `command_ack` when one is still
  * running a moment after it started (a quarter of a second: the control plane then marks
  * it running and keeps its message hidden until its deadline); a command that ends
- * sooner is acknowledged by its result alone. The result deletes the queue message. A redelivered command (same id) is answered from
- * the agent's journal, never run twice.
+ * sooner is acknowledged by its result alone. The result deletes the queue message. A
+ * redelivered command (same id) is answered from the agent's journal, never run twice.
  *
  * This module imports nothing of `lambda/` or `agent/`; both import it.
  */
