@@ -680,7 +680,7 @@ describe('TFTP server: exhaustion', () => {
       maxTransfers: 2,
       retransmitTimeoutMs: 5000,
     });
-    const more = await Promise.all([RawPeer.open(), RawPeer.open(), RawPeer.open()]);
+    const more = await Promise.all([RawPeer.open(), RawPeer.open(), RawPeer.open(), RawPeer.open()]);
     try {
       more[0]!.send(rrq('vmlinuz'), wide.port);
       more[1]!.send(rrq('vmlinuz'), wide.port);
@@ -691,9 +691,12 @@ describe('TFTP server: exhaustion', () => {
       expect(refused).toMatchObject({ op: 5, code: 0 });
       expect(refused.text).toMatch(/busy/);
       expect(wide.stats().active).toBe(2);
-      // A duplicated RRQ (same client port) does not start a second transfer.
+      // A duplicated RRQ (same client port) does not start a second transfer. The server
+      // reads its port's datagrams in order: once a later RRQ is answered (refused: busy),
+      // the duplicate has been handled.
       more[0]!.send(rrq('vmlinuz'), wide.port);
-      await waitFor(() => false, 200);
+      more[3]!.send(rrq('vmlinuz'), wide.port);
+      expect(errorOf((await more[3]!.next()).msg).text).toMatch(/busy/);
       expect(wide.stats().started).toBe(2);
     } finally {
       for (const peer of more) peer.close();
