@@ -178,7 +178,7 @@ export class FakeControlPlane {
 
   /** The receipts handed out with command `id`, one per delivery, in order. */
   receipts(id: string): string[] {
-    return this.#receipts.get(id) ?? [];
+    return [...(this.#receipts.get(id) ?? [])];
   }
 
   /** Messages still queued or in flight. */
@@ -199,7 +199,9 @@ export class FakeControlPlane {
       if (q.receipt !== undefined && q.invisibleUntil > now) continue;
       q.attempt++;
       q.receipt = `rcpt-${randomUUID()}`;
-      this.#receipts.set(q.command.id, [...this.receipts(q.command.id), q.receipt]);
+      const receipts = this.#receipts.get(q.command.id) ?? [];
+      receipts.push(q.receipt);
+      this.#receipts.set(q.command.id, receipts);
       q.invisibleUntil = now + (this.options.visibilityMs ?? 30_000);
       out.push({ ...q.command, attempt: q.attempt, receipt: q.receipt });
     }

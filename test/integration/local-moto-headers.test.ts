@@ -1,9 +1,9 @@
 /**
  * local/moto_shim.py reads a request's header block itself when every line is a plain
  * `Name: value` line, instead of handing it to the email package's feed parser
- * (docs/local-aws.md, "Events to a queue, and request headers"). The message it builds must be the feed
- * parser's, field for field, for every block, and any block it does not take must go to
- * the feed parser unchanged. This runs the shim's parser and http.client's own over
+ * (docs/local-aws.md, "Events to a queue, and request headers"). The message it builds
+ * must be the feed parser's, field for field, for every block, and any block it does not
+ * take must go to the feed parser unchanged. This runs the shim's parser and http.client's own over
  * seeded random header blocks (plain lines, folded lines, bytes past ASCII, bare CRs,
  * NULs, missing names, `From ` lines, no blank line at the end, too many headers, a line
  * too long, SDK-like blocks) in moto's Python and compares the messages (class, fields,
