@@ -2,6 +2,7 @@
 import { GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandsDeadLetterQueue, queueName, siteCommandQueue } from '../../infra/resources.ts';
+import { SiteRepository } from '../../lambda/adapters/dynamo/site-repository.ts';
 import { type ChannelStack, startChannel } from '../support/channel.ts';
 
 let stack: ChannelStack;
@@ -221,6 +222,63 @@ describe('delete', () => {
     expect((await call('DELETE', '/v1/sites/del3')).status).toBe(204);
     const node = await call('POST', '/v1/nodes', { body: { driver: 'fake-hardware' } });
     expect(node.status).toBe(400);
+    await call('PATCH', '/v1/sites/ams1', { body: [{ op: 'replace', path: '/default', value: true }] });
+  });
+});
+
+describe('the default site of a new node', () => {
+  // The API remembers the default site it last read and has the creating transaction check
+  // it is still the default. `elsewhere` is another container's repository on the same table.
+  const siteRecord = (name: string) => ({
+    name,
+    description: null,
+    location: null,
+    created_at: stack.api.deps.now(),
+    updated_at: null,
+  });
+
+  it('is the default as it is now, though this API last read another', async () => {
+    const elsewhere = new SiteRepository(stack.api.deps.store);
+    expect((await call('POST', '/v1/sites', { body: { name: 'dflt-a', default: true } })).status).toBe(201);
+    const first = await call('POST', '/v1/nodes', { body: { driver: 'fake-hardware', name: 'dflt-n1' } });
+    expect(first.body.conductor_group).toBe('dflt-a');
+
+    await elsewhere.create(siteRecord('dflt-b'), { makeDefault: true });
+    const second = await call('POST', '/v1/nodes', { body: { driver: 'fake-hardware', name: 'dflt-n2' } });
+    expect(second.status).toBe(201);
+    expect(second.body.conductor_group).toBe('dflt-b');
+    expect((await call('GET', '/v1/nodes/dflt-n2')).body.conductor_group).toBe('dflt-b');
+
+    // No default any more: refused, and nothing written.
+    await elsewhere.clearDefault('dflt-b');
+    const third = await call('POST', '/v1/nodes', { body: { driver: 'fake-hardware', name: 'dflt-n3' } });
+    expect(third.status).toBe(400);
+    expect(third.fault?.faultstring).toMatch(/no default site is set/);
+    expect((await call('GET', '/v1/nodes/dflt-n3')).status).toBe(404);
+
+    // The default comes back elsewhere: the next create finds it.
+    await elsewhere.setDefault('dflt-a');
+    const fourth = await call('POST', '/v1/nodes', { body: { driver: 'fake-hardware', name: 'dflt-n4' } });
+    expect(fourth.body.conductor_group).toBe('dflt-a');
+
+    for (const name of ['dflt-n1', 'dflt-n2', 'dflt-n4'])
+      expect((await call('DELETE', `/v1/nodes/${name}`)).status).toBe(204);
+    await call('PATCH', '/v1/sites/ams1', { body: [{ op: 'replace', path: '/default', value: true }] });
+  });
+
+  it('is read again when it went away with its site', async () => {
+    const elsewhere = new SiteRepository(stack.api.deps.store);
+    expect((await call('POST', '/v1/sites', { body: { name: 'dflt-c', default: true } })).status).toBe(201);
+    const first = await call('POST', '/v1/nodes', { body: { driver: 'fake-hardware', name: 'dflt-n5' } });
+    expect(first.body.conductor_group).toBe('dflt-c');
+    expect((await call('DELETE', '/v1/nodes/dflt-n5')).status).toBe(204);
+
+    const found = await elsewhere.getVersioned('dflt-c');
+    await elsewhere.delete('dflt-c', found?.version ?? -1);
+    const refused = await call('POST', '/v1/nodes', { body: { driver: 'fake-hardware', name: 'dflt-n6' } });
+    expect(refused.status).toBe(400);
+    expect(refused.fault?.faultstring).toMatch(/no default site is set/);
+    expect((await call('GET', '/v1/nodes/dflt-n6')).status).toBe(404);
     await call('PATCH', '/v1/sites/ams1', { body: [{ op: 'replace', path: '/default', value: true }] });
   });
 });

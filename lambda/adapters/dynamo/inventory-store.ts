@@ -67,6 +67,14 @@ export type WriteOp =
   | { readonly type: 'release'; readonly scope: string; readonly value: string; readonly ownerId: string }
   | { readonly type: 'exists'; readonly kind: string; readonly id: string; readonly onConflict: DomainError }
   | {
+      /** Checks, without writing it, that `ownerId` holds the unique value (a claim of `claim`). */
+      readonly type: 'owns';
+      readonly scope: string;
+      readonly value: string;
+      readonly ownerId: string;
+      readonly onConflict: DomainError;
+    }
+  | {
       /**
        * Records a child in its parent's ledger: the parent item must exist (`onMissing`)
        * and its ledger must not be closed for deletion (`onClosed`). With `member`, the
@@ -694,6 +702,15 @@ export class InventoryStore extends TableRepository {
             TableName,
             Key: itemKey(op.kind, op.id),
             ConditionExpression: 'attribute_exists(pk)',
+          },
+        };
+      case 'owns':
+        return {
+          ConditionCheck: {
+            TableName,
+            Key: uniqueKey(op.scope, op.value),
+            ConditionExpression: 'ownerId = :owner',
+            ExpressionAttributeValues: { ':owner': op.ownerId },
           },
         };
       case 'foreign':

@@ -184,11 +184,13 @@ export class NodeRepository {
   /** The ops of `create`, for a caller's transaction (a discovered node with its port and inventory). */
   async createOps(node: Node, checks: readonly WriteOp[] = []): Promise<WriteOp[]> {
     const counted: Node = { ...(await this.sealed(node)), counted_in_site: node.conductor_group };
+    // The caller's checks before the site's: a stale default site (`defaultForNewNode`),
+    // gone with its site, must read as stale, so that the caller looks again.
     return [
       { type: 'create', item: nodeWrite(counted), onConflict: conflict(`Node ${node.uuid} already exists.`) },
       ...this.claims(node),
-      joinSite(node.conductor_group),
       ...checks,
+      joinSite(node.conductor_group),
     ];
   }
 

@@ -15,9 +15,14 @@ export const siteHasNodes = (name: string) =>
   conflict(`Site ${name} still has nodes: move them to another conductor_group or delete them first.`);
 const DEFAULT_SCOPE = 'site-default';
 
+/** A create's default site (`defaultForNewNode`) stopped being the default before it was written. */
+export const staleDefault = conflict('The default site changed while the node was being created; retry.');
+
 export class SiteRepository {
   private readonly store: InventoryStore;
   private readonly records: VersionedRecords<Site>;
+  /** The default site as last read here (undefined: none, or not read yet). */
+  private lastDefault: string | undefined;
 
   constructor(store: InventoryStore) {
     this.store = store;
@@ -73,11 +78,13 @@ export class SiteRepository {
       ops.push({ type: 'release', scope: DEFAULT_SCOPE, value: 'default', ownerId: name });
     }
     await this.store.write(ops);
+    this.lastDefault = undefined;
   }
 
   /** Makes no site the default (if `name` is the default now). */
   async clearDefault(name: string): Promise<void> {
     await this.store.write([{ type: 'release', scope: DEFAULT_SCOPE, value: 'default', ownerId: name }]);
+    this.lastDefault = undefined;
   }
 
   async create(site: Site, options: { makeDefault?: boolean } = {}): Promise<void> {
@@ -87,7 +94,31 @@ export class SiteRepository {
 
   /** The default site's name, if one is set. */
   async defaultSite(): Promise<string | undefined> {
-    return this.store.lookupUnique(DEFAULT_SCOPE, 'default');
+    const name = await this.store.lookupUnique(DEFAULT_SCOPE, 'default');
+    this.lastDefault = name;
+    return name;
+  }
+
+  /**
+   * The default site for a node created without `conductor_group`, and the op that checks,
+   * in the creating transaction, that it is still the default. The name is the one this
+   * container last read unless `fresh`: the default changes rarely, and the check makes a
+   * stale name a failed transaction (`staleDefault`: read again and retry), never a node in
+   * a site that stopped being the default. Saves a read per create (issue 18).
+   */
+  async defaultForNewNode(fresh: boolean): Promise<{ name: string; check: WriteOp } | undefined> {
+    const name = fresh || this.lastDefault === undefined ? await this.defaultSite() : this.lastDefault;
+    if (name === undefined) return undefined;
+    return {
+      name,
+      check: {
+        type: 'owns',
+        scope: DEFAULT_SCOPE,
+        value: 'default',
+        ownerId: name,
+        onConflict: staleDefault,
+      },
+    };
   }
 
   async setDefault(name: string): Promise<void> {
@@ -104,5 +135,6 @@ export class SiteRepository {
       { type: 'exists', kind: KIND, id: name, onConflict: conflict(`Site ${name} does not exist.`) },
     ];
     await this.store.write(ops);
+    this.lastDefault = name;
   }
 }

@@ -6,6 +6,7 @@
 import { HistoryRepository } from '../../adapters/dynamo/history-repository.ts';
 import type { WriteOp } from '../../adapters/dynamo/inventory-store.ts';
 import { mustExist } from '../../adapters/dynamo/node-repository.ts';
+import { staleDefault } from '../../adapters/dynamo/site-repository.ts';
 import {
   ConcurrentChange,
   conflict,
@@ -115,15 +116,26 @@ function render(request: ApiRequest, node: Node, fields?: readonly string[]) {
   });
 }
 
-async function siteForNewNode(deps: Dependencies, given: unknown): Promise<string> {
-  if (given !== undefined && given !== null && given !== '') return normalizeSiteName(given);
-  const fallback = await deps.sites.defaultSite();
+/**
+ * The site a new node joins, and the checks its creating transaction needs for it: an
+ * explicit conductor_group is checked by the repository (the site must exist); the
+ * default site, as this container last read it unless `fresh`, must still be the default.
+ */
+async function siteForNewNode(
+  deps: Dependencies,
+  given: unknown,
+  fresh: boolean,
+): Promise<{ site: string; checks: WriteOp[] }> {
+  if (given !== undefined && given !== null && given !== '') {
+    return { site: normalizeSiteName(given), checks: [] };
+  }
+  const fallback = await deps.sites.defaultForNewNode(fresh);
   if (!fallback) {
     throw invalid(
       'No conductor_group (site) was given and no default site is set: give conductor_group, or set a default site.',
     );
   }
-  return fallback;
+  return { site: fallback.name, checks: [fallback.check] };
 }
 
 function listQuery(request: ApiRequest) {
@@ -253,23 +265,34 @@ export function registerNodeRoutes(router: Router, deps: Dependencies): void {
   router.on('POST', '/v1/nodes', async (request) => {
     authorize(request, 'node:create');
     const body = validateNodeCreate(jsonBody(request));
-    const site = await siteForNewNode(deps, body.conductor_group);
     const uuid = body.uuid === undefined || body.uuid === null ? deps.newUuid() : String(body.uuid);
     if (!isUuidLike(uuid)) throw invalid(`Expected a UUID but received ${uuid}.`);
-    const node = createNode(body, {
-      uuid: canonicalUuid(uuid),
-      now: deps.now(),
-      minor: request.version.minor,
-      site,
-    });
-    // The site's existence is checked by the repository, in the creating transaction.
-    const checks: WriteOp[] = [];
-    if (node.chassis_uuid)
-      checks.push(
-        mustExist('chassis', node.chassis_uuid, invalid(`Chassis ${node.chassis_uuid} could not be found.`)),
-      );
-    await deps.nodes.create(node, checks);
-    return json(render(request, node), 201, { Location: nodeUrl(request, node.uuid) });
+    // A second attempt only when the remembered default site was stale: read it afresh.
+    for (let attempt = 1; ; attempt++) {
+      const { site, checks } = await siteForNewNode(deps, body.conductor_group, attempt > 1);
+      const node = createNode(body, {
+        uuid: canonicalUuid(uuid),
+        now: deps.now(),
+        minor: request.version.minor,
+        site,
+      });
+      // The site's existence is checked by the repository, in the creating transaction.
+      if (node.chassis_uuid)
+        checks.push(
+          mustExist(
+            'chassis',
+            node.chassis_uuid,
+            invalid(`Chassis ${node.chassis_uuid} could not be found.`),
+          ),
+        );
+      try {
+        await deps.nodes.create(node, checks);
+      } catch (error) {
+        if (error === staleDefault && attempt < 2) continue;
+        throw error;
+      }
+      return json(render(request, node), 201, { Location: nodeUrl(request, node.uuid) });
+    }
   });
 
   router.on('GET', '/v1/nodes/{node}', async (request) => {
