@@ -24,6 +24,7 @@ import {
   nodeStateEvents,
 } from '../domain/events/events.ts';
 import { clientEventBridge, lazyClient, type Sender } from './aws-sdk.ts';
+import { defer } from './pending-work.ts';
 
 /** PutEvents takes at most 10 entries. */
 const BATCH = 10;
@@ -118,19 +119,26 @@ export function publishEvents(events: readonly MetalplaneEvent[]): Promise<numbe
   return eventPublisher().publish(events);
 }
 
-/** One event of `type` about `site`, published. */
+/**
+ * One event of `type` about `site`, published before the invocation ends, beside its next
+ * calls (`defer`); outside an invocation, before this resolves.
+ */
 export function publishEvent(
   type: EventType,
   site: string | null,
   detail: Readonly<Record<string, unknown>>,
-): Promise<number> {
-  return publishEvents([makeEvent(eventContext, type, site, detail)]);
+): Promise<void> {
+  const event = makeEvent(eventContext, type, site, detail);
+  return defer(() => publishEvents([event]));
 }
 
-/** The node's provision and power state changes between two versions, published (the node repository's writes). */
+/**
+ * The node's provision and power state changes between two versions (the node
+ * repository's writes), published as `publishEvent` publishes.
+ */
 export async function publishNodeChanges(before: NodeStates, after: NodeStates): Promise<void> {
   const events = nodeStateEvents(eventContext, before, after);
-  if (events.length > 0) await publishEvents(events);
+  if (events.length > 0) await defer(() => publishEvents(events));
 }
 
 /** What a `command.finished` event says of a command (no arguments, no result: they may be large or secret). */

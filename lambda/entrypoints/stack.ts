@@ -10,6 +10,8 @@
  *   tracer, metrics     → Powertools Tracer (X-Ray, when the stack turns it on) and the
  *                         invocation's EMF metrics, written after it, error or not
  *                         (`lambda/observability/`; metrics only in Lambda)
+ *   withPendingWork     → the core's deferred work (events: `adapters/pending-work.ts`)
+ *                         finished before the invocation returns
  * What each Lambda does with its requests stays in its core (`createApi`, the agents'
  * handler, the tick, the verify handler), built by the entry point from the configuration.
  */
@@ -18,6 +20,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { decorateDocumentClient } from '../adapters/dynamo/client.ts';
+import { withPendingWork } from '../adapters/pending-work.ts';
 import { instrument, loadTracing } from '../observability/instrumentation.ts';
 
 type EntrypointMiddleware = MiddlewareObj<unknown, unknown, Error, Context>;
@@ -80,7 +83,8 @@ export function entrypoint<TEvent, TResult>(
   for (const middleware of observed.middlewares) {
     handler.use(middleware as MiddlewareObj<TEvent, TResult, Error, Context>);
   }
-  return handler.handler(core);
+  // Innermost, so that the logs and metrics of an invocation include its deferred work.
+  return handler.handler((event, context) => withPendingWork(() => core(event, context)));
 }
 
 /** A value built at the first call, not at import (the local stack imports before it configures). */
