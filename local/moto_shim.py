@@ -83,6 +83,11 @@ paths, and reads plain header blocks itself (local-events-sqs.test.ts and
 local-moto-headers.test.ts compare both with moto's and http.client's answers).
 An S3 GET with a Range reads only that range of the object (moto read all of it, then
 sliced: parallel ranged downloads of a large object crawled).
+And moto's request parsing and conditions: every request's JSON walked against the
+botocore model after json.loads, every condition lexed and parsed again at each stage of
+a request. The shim takes the JSON as the parameters where the walk would change nothing,
+keeps each condition's tokens, and reuses a request's parse within that request
+(local-dynamodb-writes.test.ts compares the answers with plain moto's).
 Everything else is moto as released.
 Usage: the same arguments as moto_server (local/moto.ts starts it).
 """
@@ -282,6 +287,7 @@ _original_dynamo_call_action = DynamoHandler.call_action
 
 def _dynamo_call_action(self):
     with _dynamodb:
+        _request_conditions.clear()  # the previous request's parses (see _condition_parse)
         try:
             return _original_dynamo_call_action(self)
         finally:
@@ -1091,6 +1097,102 @@ def _update_make(cls, expression_str):
 
 
 _UpdateExpressionParser.make = classmethod(_update_make)
+
+# Request parameters: moto parses every request body with json.loads and then walks the
+# result against the operation's botocore model (`RequestParser._parse_shape`), about a
+# quarter of moto's time for a small DynamoDB write. For the data-plane actions the walk
+# changes nothing but three things: it base64-decodes blobs (`B`, `BS`), drops members
+# whose value is null, and drops members the model does not know. The shim takes
+# json.loads's answer as the parameters when none of those can occur: a JSON object with
+# no `"B"`/`"BS"` string and no `null` in its text (a conservative test: such text in an
+# attribute's value or name also takes moto's walk), from a client that sends only
+# modelled members, as the AWS SDKs do. Anything else (blobs, nulls, an empty or
+# malformed body, control-plane actions with timestamps) goes through moto's parser.
+_JSON_PARAMETER_ACTIONS = frozenset({
+    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
+    "BatchWriteItem", "TransactGetItems", "TransactWriteItems",
+})
+_original_dynamo_parse_parameters = DynamoHandler.parse_parameters
+
+
+def _dynamo_parse_parameters(self, request):
+    body = request.data
+    if (
+        isinstance(body, bytes)
+        and body.startswith(b"{")
+        and b"null" not in body
+        and b'"B"' not in body
+        and b'"BS"' not in body
+        and self._get_action() in _JSON_PARAMETER_ACTIONS
+    ):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            self.params = parsed
+            return
+    _original_dynamo_parse_parameters(self, request)
+
+
+DynamoHandler.parse_parameters = _dynamo_parse_parameters
+
+# Condition expressions: moto lexes each one from its text on every use, and a
+# transaction's conditional Put uses it three times (validation, the transaction, the
+# table's put). The lexer's answer depends only on the text, and its nodes are immutable
+# tuples the later stages read but never change: the shim keeps each text's nodes (a
+# bad expression raises as before and is not kept) and hands out a fresh deque of them.
+from moto.dynamodb.comparisons import ConditionExpressionParser as _ConditionExpressionParser  # noqa: E402
+from collections import deque as _deque  # noqa: E402
+
+_lexed_conditions = {}
+_original_lex_condition = _ConditionExpressionParser._lex_condition_expression
+
+
+def _lex_condition_expression(self):
+    text = self.condition_expression
+    nodes = _lexed_conditions.get(text)
+    if nodes is None:
+        nodes = tuple(_original_lex_condition(self))
+        if len(_lexed_conditions) >= _PARSED_LIMIT:
+            _lexed_conditions.clear()
+        _lexed_conditions[text] = nodes
+    return _deque(nodes)
+
+
+_ConditionExpressionParser._lex_condition_expression = _lex_condition_expression
+
+# And within one request, moto parses the same condition again at each stage (a
+# transaction's conditional Put: validation, the transaction, the table's put), each
+# time with the same text and the same names and values objects of the request. The
+# shim keeps the request's parses, keyed by the text and the identity of those objects
+# (an empty mapping counts as none: such an expression uses no names or values), and
+# answers a repeat with the same tree: its nodes are set once, at construction, and only
+# read when evaluated. What a parse found (`expr_attr_names_found`, which moto's callers
+# extend in place) is copied into each parser. `_dynamo_call_action` empties the memo
+# at the start of every DynamoDB request, under the lock that runs them one at a time.
+_request_conditions = {}
+_original_condition_parse = _ConditionExpressionParser.parse
+
+
+def _condition_parse(self):
+    names = self.expression_attribute_names or None
+    values = self.expression_attribute_values or None
+    key = (self.condition_expression, id(names), id(values))
+    known = _request_conditions.get(key)
+    if known is not None and known[0] is names and known[1] is values:
+        _, _, tree, names_found, values_found = known
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return tree
+    tree = _original_condition_parse(self)  # raises for a bad expression: nothing kept
+    _request_conditions[key] = (
+        names, values, tree, list(self.expr_attr_names_found), list(self.expr_attr_values_found),
+    )
+    return tree
+
+
+_ConditionExpressionParser.parse = _condition_parse
 
 _AstNode = _ast_nodes.Node
 _IMMUTABLE = (str, int, float, bool, type(None))
