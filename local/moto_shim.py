@@ -87,7 +87,10 @@ And moto's request parsing and conditions: every request's JSON walked against t
 botocore model after json.loads, every condition lexed and parsed again at each stage of
 a request. The shim takes the JSON as the parameters where the walk would change nothing,
 keeps each condition's tokens, and reuses a request's parse within that request
-(local-dynamodb-writes.test.ts compares the answers with plain moto's).
+(local-dynamodb-writes.test.ts compares the answers with plain moto's). And SQS: each
+message built its queue's attributes several times, converting every attribute's name
+from CamelCase character by character; the conversions are kept, and the receive's
+retention check reads the one field it needs.
 Everything else is moto as released.
 Usage: the same arguments as moto_server (local/moto.ts starts it).
 """
@@ -521,6 +524,30 @@ def _queue_count_delayed(self):
 Queue.messages = property(_queue_messages)
 Queue.approximate_number_of_messages_not_visible = property(_queue_count_not_visible)
 Queue.approximate_number_of_messages_delayed = property(_queue_count_delayed)
+
+# And every message sent builds `queue.attributes` three to five times (its own checks,
+# and the retention check through get_queue_attributes, which builds the whole dict twice
+# per name asked), each time turning every attribute's CamelCase name into the
+# snake_case of the Queue's field character by character (camelcase_to_underscores: 8 %
+# of moto's CPU over the deploy bench, cProfile). That conversion is a pure function of
+# its string: the shim keeps its answers. The retention check reads the one field it
+# needs (`message_retention_period`, what the attribute holds; an unknown queue raises
+# QueueDoesNotExist from get_queue, as before).
+import moto.core.responses as _core_responses  # noqa: E402
+import moto.core.utils as _core_utils  # noqa: E402
+import moto.sqs.models as _sqs_models  # noqa: E402
+
+_camel_to_snake = _lru_cache(maxsize=1024)(_core_utils.camelcase_to_underscores)
+for _module in (_core_utils, _core_responses, _sqs_models):
+    _module.camelcase_to_underscores = _camel_to_snake
+
+
+def _retained(self, queue_name, message):
+    retention_period = self.get_queue(queue_name).message_retention_period
+    return retention_period + message.sent_timestamp / 1000 > _sqs_models.unix_time()
+
+
+SQSBackend.is_message_valid_based_on_retention_period = _retained
 
 
 # --- moto server's per-request overhead --------------------------------------------------
