@@ -3,7 +3,7 @@
  * when it is created without `conductor_group` (the local stack makes `local` the
  * default; on AWS an operator chooses). No site is hard-coded.
  */
-import { conflict, notFound } from '../../domain/errors.ts';
+import { conflict, DomainError, notFound } from '../../domain/errors.ts';
 import type { Site } from '../../domain/sites/site.ts';
 import type { InventoryStore, WriteOp } from './inventory-store.ts';
 import { siteNodes } from './node-repository.ts';
@@ -16,7 +16,11 @@ export const siteHasNodes = (name: string) =>
 const DEFAULT_SCOPE = 'site-default';
 
 /** A create's default site (`defaultForNewNode`) stopped being the default before it was written. */
-export const staleDefault = conflict('The default site changed while the node was being created; retry.');
+export class StaleDefaultSite extends DomainError {
+  constructor() {
+    super('conflict', 'The default site changed while the node was being created; retry.');
+  }
+}
 
 export class SiteRepository {
   private readonly store: InventoryStore;
@@ -103,7 +107,7 @@ export class SiteRepository {
    * The default site for a node created without `conductor_group`, and the op that checks,
    * in the creating transaction, that it is still the default. The name is the one this
    * container last read unless `fresh`: the default changes rarely, and the check makes a
-   * stale name a failed transaction (`staleDefault`: read again and retry), never a node in
+   * stale name a failed transaction (`StaleDefaultSite`: read again and retry), never a node in
    * a site that stopped being the default. Saves a read per create (issue 18).
    */
   async defaultForNewNode(fresh: boolean): Promise<{ name: string; check: WriteOp } | undefined> {
@@ -116,7 +120,7 @@ export class SiteRepository {
         scope: DEFAULT_SCOPE,
         value: 'default',
         ownerId: name,
-        onConflict: staleDefault,
+        onConflict: new StaleDefaultSite(),
       },
     };
   }

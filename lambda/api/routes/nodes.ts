@@ -6,7 +6,7 @@
 import { HistoryRepository } from '../../adapters/dynamo/history-repository.ts';
 import type { WriteOp } from '../../adapters/dynamo/inventory-store.ts';
 import { mustExist } from '../../adapters/dynamo/node-repository.ts';
-import { staleDefault } from '../../adapters/dynamo/site-repository.ts';
+import { StaleDefaultSite } from '../../adapters/dynamo/site-repository.ts';
 import {
   ConcurrentChange,
   conflict,
@@ -288,7 +288,7 @@ export function registerNodeRoutes(router: Router, deps: Dependencies): void {
       try {
         await deps.nodes.create(node, checks);
       } catch (error) {
-        if (error === staleDefault && attempt < 2) continue;
+        if (error instanceof StaleDefaultSite && attempt < 2) continue;
         throw error;
       }
       return json(render(request, node), 201, { Location: nodeUrl(request, node.uuid) });
